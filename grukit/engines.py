@@ -1,0 +1,89 @@
+"""Which engine runs a GRU call.
+
+``"reference"`` is the plain-PyTorch loop in reference.py, differentiated by
+autograd. ``"cpu"`` is the fused compiled engine; it is built by the install
+step, never at import. ``"auto"`` picks the fastest engine that supports the
+call. When a compiled engine is asked for but missing, grukit warns once and
+runs on the reference engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any, Callable, Optional
+
+import torch
+
+from . import reference
+
+ENGINES = ("auto", "reference", "cpu")
+
+_compiled: Optional[Any] = None
+_compiled_error: Optional[str] = None
+_loaded = False
+_warned = False
+
+
+def compiled_cpu() -> Optional[Any]:
+    """The compiled CPU extension module, or None when it was not built."""
+    global _compiled, _compiled_error, _loaded
+    if not _loaded:
+        _loaded = True
+        try:
+            _compiled = importlib.import_module("grukit._C")
+        except ImportError as exc:  # not built: the reference engine runs instead
+            _compiled, _compiled_error = None, str(exc)
+    return _compiled
+
+
+def resolve(engine: str, x: torch.Tensor) -> str:
+    """The engine that will actually run for ``engine`` requested on input x."""
+    if engine == "reference":
+        return "reference"
+    cpu_ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    if compiled_cpu() is not None and cpu_ok:
+        return "cpu"
+    if engine == "cpu":
+        _warn_missing("the compiled CPU engine is not built" if cpu_ok else
+                      f"the CPU engine does not run {x.dtype} on {x.device}")
+    return "reference"
+
+
+def layer_fn(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """The function that runs one layer-direction on the named engine."""
+    if name == "cpu":
+        from . import function  # needs the compiled extension
+
+        return function.gru_layer
+    return reference.gru_layer
+
+
+def _warn_missing(why: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(
+            f"grukit: engine='cpu' was requested but {why}; running on the reference "
+            "engine (run 'make install' or 'pip install -e .' to build it)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def engine_info() -> dict[str, Any]:
+    """What is built and what runs: engine names, availability, threads."""
+    compiled = compiled_cpu()
+    return {
+        "engines": {
+            "reference": {"built": True, "runs": "plain PyTorch ops, autograd"},
+            "cpu": {
+                "built": compiled is not None,
+                "runs": "fused C++ kernels, hand-written backward"
+                if compiled is not None
+                else f"not built ({_compiled_error})",
+            },
+        },
+        "auto": "cpu" if compiled is not None else "reference",
+        "threads": torch.get_num_threads(),
+    }

@@ -1,0 +1,379 @@
+"""GRUCell and GRU: torch.nn's names, layout and initialisation, both reset conventions."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Optional, Union
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import _checks, engines, reference
+from .reference import LayerWeights
+
+GRUInput = Union[Tensor, PackedSequence]
+
+
+def _init_uniform(module: nn.Module, hidden_size: int) -> None:
+    # torch.nn.GRU's initialisation, in its parameter order, so that the same
+    # seed gives the same weights as torch.
+    stdv = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
+    for weight in module.parameters():
+        nn.init.uniform_(weight, -stdv, stdv)
+
+
+class GRU(nn.Module):
+    r"""A multi-layer gated recurrent unit, a drop-in for ``torch.nn.GRU``.
+
+    For each element of the input sequence, each layer computes::
+
+        r_t = sigma(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+        z_t = sigma(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))   reset_after=True
+        n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)   reset_after=False
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    where h_t is the hidden state at time t, x_t the input at time t (for layers
+    after the first, the previous layer's output, with dropout in training when
+    ``dropout > 0``), h_{t-1} the state at t-1 or h0 at t=0, r_t, z_t, n_t the
+    reset, update and new gates, sigma the sigmoid and * the elementwise product.
+
+    Args:
+        input_size: I, the number of features of x.
+        hidden_size: H, the number of features of h.
+        num_layers: L, stacked layers. Default 1.
+        bias: use b_ih and b_hh. Default True.
+        batch_first: input and output are (B, T, *) instead of (T, B, *). h0 and
+            h_n stay (L*D, B, H), as in torch.
+        dropout: dropout on the outputs of every layer but the last, in training.
+        bidirectional: D = 2 when True, else 1.
+        reset_after: apply the reset gate after the recurrent matmul (True, torch's
+            and Keras' default) or before it (False, Cho et al. 2014).
+        engine: "auto", "reference" or "cpu" (see ``gk.engine_info()``).
+
+    Inputs: ``input, h0=None, lengths=None``
+        input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a
+            PackedSequence (then the output is a PackedSequence too).
+        h0: (L*D, B, H), or (L*D, H) unbatched; zeros when omitted.
+        lengths: (B,) ints in [0, T] for a padded batch: outputs past a row's
+            length are 0 and h_n holds each row's state at its last valid step.
+
+    Outputs: ``output, h_n``
+        output: (T, B, D*H) (or (B, T, D*H), (T, D*H)): the last layer's h_t.
+        h_n: (L*D, B, H): the final state of every layer and direction.
+
+    Attributes: ``weight_ih_l{k}`` (3H, I) for k=0 else (3H, D*H), ``weight_hh_l{k}``
+    (3H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` (3H), rows in gate order r, z, n,
+    ``_reverse`` suffixed for the backward direction; initialised from
+    U(-1/sqrt(H), 1/sqrt(H)) exactly as torch does.
+
+    Example::
+
+        >>> import torch, grukit as gk
+        >>> gru = gk.GRU(8, 16, num_layers=2, batch_first=True)
+        >>> out, h_n = gru(torch.randn(4, 10, 8))
+        >>> tuple(out.shape), tuple(h_n.shape)
+        ((4, 10, 16), (2, 4, 16))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        reset_after: bool = True,
+        engine: str = "auto",
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        super().__init__()
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.num_layers = _checks.positive_int("num_layers", num_layers)
+        self.bias = _checks.boolean("bias", bias)
+        self.batch_first = _checks.boolean("batch_first", batch_first)
+        self.dropout = _checks.probability("dropout", dropout)
+        self.bidirectional = _checks.boolean("bidirectional", bidirectional)
+        self.reset_after = _checks.boolean("reset_after", reset_after)
+        self.engine = _checks.choice("engine", engine, engines.ENGINES)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(
+                "dropout acts between layers, so dropout > 0 with num_layers=1 has no "
+                f"effect (dropout={self.dropout}, num_layers=1)",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.last_engine: Optional[str] = None  # which engine ran the last call
+
+        D = 2 if self.bidirectional else 1
+        H = self.hidden_size
+        factory = {"device": device, "dtype": dtype}
+        self._weight_names: list[tuple[str, ...]] = []
+        for layer in range(self.num_layers):
+            layer_in = self.input_size if layer == 0 else D * H
+            for direction in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = {"weight_ih": (3 * H, layer_in), "weight_hh": (3 * H, H)}
+                if self.bias:
+                    shapes.update(bias_ih=(3 * H,), bias_hh=(3 * H,))
+                names = []
+                for stem, shp in shapes.items():
+                    self.register_parameter(stem + sfx, nn.Parameter(torch.empty(shp, **factory)))
+                    names.append(stem + sfx)
+                self._weight_names.append(tuple(names))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _init_uniform(self, self.hidden_size)
+
+    def flatten_parameters(self) -> None:
+        """A no-op kept so that code written for torch.nn.GRU runs unchanged."""
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        return [[getattr(self, n) for n in names] for names in self._weight_names]
+
+    def _layer_weights(self) -> list[LayerWeights]:
+        out: list[LayerWeights] = []
+        for ws in self.all_weights:
+            out.append((ws[0], ws[1], ws[2], ws[3]) if self.bias else (ws[0], ws[1], None, None))
+        return out
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                        bidirectional=False, reset_after=True, engine="auto")
+        for k, v in defaults.items():
+            if getattr(self, k) != v:
+                s += f", {k}={getattr(self, k)!r}"
+        return s
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(
+        self,
+        input: GRUInput,
+        h0: Optional[Tensor] = None,
+        lengths: Optional[object] = None,
+        *,
+        hx: Optional[Tensor] = None,
+    ) -> tuple[GRUInput, Tensor]:
+        if hx is not None:
+            if h0 is not None:
+                raise TypeError("pass the initial state as h0 or hx, not both")
+            h0 = hx
+        ref = self.weight_ih_l0
+        D = 2 if self.bidirectional else 1
+        LD, H = self.num_layers * D, self.hidden_size
+
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError("lengths must be None when input is a PackedSequence "
+                                 "(the PackedSequence carries its own lengths)")
+            _checks.like_parameters("input", input.data, ref)
+            self._check_features(input.data.shape[-1])
+            x, lens = pad_packed_sequence(input)  # (T, B, I), original batch order
+            B = x.shape[1]
+            _checks.optional_h("h0", h0, (LD, B, H), ref, "(num_layers * num_directions, B, H)")
+            out, h_n = self._run(x, h0, lens.to(x.device))
+            return self._repack(out, lens, input), h_n
+
+        _checks.tensor("input", input)
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                "input must be 3-D, (T, B, I) or (B, T, I) with batch_first, or 2-D (T, I) "
+                f"for one unbatched sequence; got shape {tuple(input.shape)}"
+            )
+        if not input.dtype.is_floating_point:
+            raise TypeError(f"input must be a floating-point tensor of dtype {ref.dtype}, "
+                            f"got {input.dtype}")
+        _checks.like_parameters("input", input, ref)
+        self._check_features(input.shape[-1])
+
+        unbatched = input.dim() == 2
+        if unbatched:
+            x = input.unsqueeze(1)  # (T, 1, I)
+            expect, meaning = (LD, H), "(num_layers * num_directions, H) for an unbatched input"
+        else:
+            x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
+            expect, meaning = (LD, x.shape[1], H), "(num_layers * num_directions, B, H)"
+        T, B = x.shape[0], x.shape[1]
+        if T == 0:
+            raise ValueError(f"input must have at least one time step, got shape {tuple(input.shape)}")
+        if B == 0:
+            raise ValueError(f"input must have at least one batch row, got shape {tuple(input.shape)}")
+        _checks.optional_h("h0", h0, expect, ref, meaning)
+        lens = None if lengths is None else _checks.lengths(lengths, B, T, x.device)
+        if unbatched and h0 is not None:
+            h0 = h0.unsqueeze(1)
+
+        out, h_n = self._run(x, h0, lens)
+        if unbatched:
+            return out.squeeze(1), h_n.squeeze(1)
+        return (out.transpose(0, 1) if self.batch_first else out), h_n
+
+    def _check_features(self, features: int) -> None:
+        if features != self.input_size:
+            raise ValueError(
+                f"input must have input_size={self.input_size} features in its last dimension, "
+                f"got {features}"
+            )
+
+    def _run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        """x: (T, B, I) time-major, h0: (L*D, B, H) or None -> (T, B, D*H), (L*D, B, H)."""
+        D = 2 if self.bidirectional else 1
+        if h0 is None:
+            h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
+        self.last_engine = engines.resolve(self.engine, x)
+        return reference.gru(
+            x, h0, self._layer_weights(), self.num_layers, self.bidirectional,
+            reset_after=self.reset_after, lengths=lens, dropout=self.dropout,
+            training=self.training, layer=engines.layer_fn(self.last_engine),
+        )
+
+    @staticmethod
+    def _repack(out: Tensor, lens: Tensor, like: PackedSequence) -> PackedSequence:
+        # Pack in the input's own sorted order so that batch_sizes and the index
+        # permutations come back unchanged.
+        if like.sorted_indices is not None:
+            out = out.index_select(1, like.sorted_indices)
+            lens = lens.index_select(0, like.sorted_indices.cpu())
+        data = pack_padded_sequence(out, lens.cpu(), enforce_sorted=True).data
+        return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+    # ----------------------------------------------------------------- interop
+
+    @classmethod
+    def from_torch(cls, module: nn.GRU, engine: str = "auto") -> "GRU":
+        """An exact copy of a ``torch.nn.GRU`` (same weights, same function)."""
+        if not isinstance(module, nn.GRU):
+            raise TypeError(f"module must be a torch.nn.GRU, got {_checks.describe(module)}")
+        if getattr(module, "proj_size", 0):
+            raise ValueError(f"module must have proj_size=0 (GRUs have none), got {module.proj_size}")
+        p = module.weight_ih_l0
+        new = cls(module.input_size, module.hidden_size, module.num_layers, module.bias,
+                  module.batch_first, module.dropout, module.bidirectional, reset_after=True,
+                  engine=engine, device=p.device, dtype=p.dtype)
+        new.load_state_dict(module.state_dict())
+        new.train(module.training)
+        return new
+
+    def to_torch(self) -> nn.GRU:
+        """An exact ``torch.nn.GRU`` copy; only reset_after=True exists in torch."""
+        if not self.reset_after:
+            raise ValueError("to_torch needs reset_after=True: torch.nn.GRU has no "
+                             "reset_after=False variant, got reset_after=False")
+        p = self.weight_ih_l0
+        m = nn.GRU(self.input_size, self.hidden_size, self.num_layers, self.bias,
+                   self.batch_first, self.dropout, self.bidirectional,
+                   device=p.device, dtype=p.dtype)
+        m.load_state_dict(self.state_dict())
+        m.train(self.training)
+        return m
+
+
+class GRUCell(nn.Module):
+    r"""One GRU step, a drop-in for ``torch.nn.GRUCell``.
+
+    ``h' = GRUCell(x, h)`` with the equations of :class:`GRU` (either
+    ``reset_after``). Input (B, I) or (I,), h (B, H) or (H,) (zeros when
+    omitted); returns h' of h's shape. Parameters ``weight_ih`` (3H, I),
+    ``weight_hh`` (3H, H), ``bias_ih``, ``bias_hh`` (3H), gate rows r, z, n.
+
+    Example::
+
+        >>> import torch, grukit as gk
+        >>> cell = gk.GRUCell(3, 5)
+        >>> h = torch.zeros(2, 5)
+        >>> for x_t in torch.randn(4, 2, 3):
+        ...     h = cell(x_t, h)
+        >>> tuple(h.shape)
+        (2, 5)
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        reset_after: bool = True,
+        engine: str = "auto",
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        super().__init__()
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.bias = _checks.boolean("bias", bias)
+        self.reset_after = _checks.boolean("reset_after", reset_after)
+        self.engine = _checks.choice("engine", engine, engines.ENGINES)
+        H, factory = self.hidden_size, {"device": device, "dtype": dtype}
+        self.weight_ih = nn.Parameter(torch.empty(3 * H, self.input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(3 * H, H, **factory))
+        if self.bias:
+            self.bias_ih = nn.Parameter(torch.empty(3 * H, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(3 * H, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _init_uniform(self, self.hidden_size)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if not self.reset_after:
+            s += ", reset_after=False"
+        return s
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        ref, H = self.weight_ih, self.hidden_size
+        _checks.tensor("input", input)
+        if input.dim() not in (1, 2):
+            raise ValueError(f"input must be 2-D (B, I) or 1-D (I,) unbatched, "
+                             f"got shape {tuple(input.shape)}")
+        if not input.dtype.is_floating_point:
+            raise TypeError(f"input must be a floating-point tensor of dtype {ref.dtype}, "
+                            f"got {input.dtype}")
+        _checks.like_parameters("input", input, ref)
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"input must have input_size={self.input_size} features in its "
+                             f"last dimension, got {input.shape[-1]}")
+        unbatched = input.dim() == 1
+        x = input.unsqueeze(0) if unbatched else input
+        expect = (H,) if unbatched else (x.shape[0], H)
+        _checks.optional_h("hx", hx, expect, ref, "(B, H), or (H,) for an unbatched input")
+        h = x.new_zeros(x.shape[0], H) if hx is None else (hx.unsqueeze(0) if unbatched else hx)
+        h_new = reference.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih,
+                                   self.bias_hh, reset_after=self.reset_after)
+        return h_new.squeeze(0) if unbatched else h_new
+
+    @classmethod
+    def from_torch(cls, module: nn.GRUCell, engine: str = "auto") -> "GRUCell":
+        """An exact copy of a ``torch.nn.GRUCell``."""
+        if not isinstance(module, nn.GRUCell):
+            raise TypeError(f"module must be a torch.nn.GRUCell, got {_checks.describe(module)}")
+        p = module.weight_ih
+        new = cls(module.input_size, module.hidden_size, module.bias, reset_after=True,
+                  engine=engine, device=p.device, dtype=p.dtype)
+        new.load_state_dict(module.state_dict())
+        return new
+
+    def to_torch(self) -> nn.GRUCell:
+        """An exact ``torch.nn.GRUCell`` copy; only reset_after=True exists in torch."""
+        if not self.reset_after:
+            raise ValueError("to_torch needs reset_after=True: torch.nn.GRUCell has no "
+                             "reset_after=False variant, got reset_after=False")
+        p = self.weight_ih
+        m = nn.GRUCell(self.input_size, self.hidden_size, self.bias, device=p.device, dtype=p.dtype)
+        m.load_state_dict(self.state_dict())
+        return m

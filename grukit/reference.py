@@ -1,0 +1,136 @@
+"""The GRU math in plain PyTorch ops, differentiated by autograd.
+
+This file is the specification every faster engine is tested against. It is
+written to be read, never optimised. For an input x_t and the previous state
+h_{t-1} (sigma = logistic sigmoid, * = elementwise product)::
+
+    r_t = sigma(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)          reset gate
+    z_t = sigma(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)          update gate
+    reset_after=True  (PyTorch, cuDNN, Keras' default, ONNX linear_before_reset=1):
+        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+    reset_after=False (Cho et al. 2014, Keras reset_after=False):
+        n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}                       new state
+
+where W_i* are the row blocks of ``weight_ih`` (3H, I) and W_h* those of
+``weight_hh`` (3H, H), in the gate order r, z, n; b_i* and b_h* the blocks of
+``bias_ih`` and ``bias_hh`` (3H). Some texts swap z and 1 - z in the last line:
+that is the same model with the update gate's pre-activation negated.
+
+Names follow STYLE.md: ``gi`` = input projection (i_r, i_z, i_n), ``gh`` =
+recurrent projection (h_r, h_z, h_n).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+# One layer-direction's parameters: (weight_ih, weight_hh, bias_ih, bias_hh);
+# the biases may be None.
+LayerWeights = tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]
+
+
+def gru_cell(
+    x: Tensor,
+    h: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor] = None,
+    b_hh: Optional[Tensor] = None,
+    reset_after: bool = True,
+) -> Tensor:
+    """One GRU step. x: (B, I), h: (B, H) -> new h: (B, H)."""
+    gi = torch.nn.functional.linear(x, w_ih, b_ih)  # (B, 3H)
+    i_r, i_z, i_n = gi.chunk(3, dim=1)
+    if reset_after:
+        gh = torch.nn.functional.linear(h, w_hh, b_hh)  # (B, 3H)
+        h_r, h_z, h_n = gh.chunk(3, dim=1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+    else:
+        w_hr, w_hz, w_hn = w_hh.chunk(3, dim=0)
+        b_hr, b_hz, b_hn = (None, None, None) if b_hh is None else b_hh.chunk(3)
+        r = torch.sigmoid(i_r + torch.nn.functional.linear(h, w_hr, b_hr))
+        z = torch.sigmoid(i_z + torch.nn.functional.linear(h, w_hz, b_hz))
+        n = torch.tanh(i_n + torch.nn.functional.linear(r * h, w_hn, b_hn))
+    return (1 - z) * n + z * h
+
+
+def gru_layer(
+    x: Tensor,
+    h0: Tensor,
+    weights: LayerWeights,
+    reset_after: bool = True,
+    lengths: Optional[Tensor] = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Run one layer in one direction over time.
+
+    x: (T, B, I), h0: (B, H), lengths: (B,) int64 or None.
+    Returns output (T, B, H) and the final state (B, H).
+
+    With ``lengths``, row b is valid for t < lengths[b]: its output is zero past
+    that and its state freezes, so the final state is the state after its last
+    valid step. Run in reverse, row b starts at its own last valid step.
+    """
+    T = x.shape[0]
+    h = h0
+    outputs: list[Tensor] = [x.new_empty(0)] * T
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    for t in steps:
+        h_new = gru_cell(x[t], h, *weights, reset_after=reset_after)
+        if lengths is None:
+            h = h_new
+            outputs[t] = h_new
+        else:
+            valid = (t < lengths).unsqueeze(1)  # (B, 1)
+            h = torch.where(valid, h_new, h)
+            outputs[t] = torch.where(valid, h_new, torch.zeros_like(h_new))
+    return torch.stack(outputs), h
+
+
+LayerFn = Callable[..., tuple[Tensor, Tensor]]
+
+
+def gru(
+    x: Tensor,
+    h0: Tensor,
+    weights: Sequence[LayerWeights],
+    num_layers: int,
+    bidirectional: bool,
+    reset_after: bool = True,
+    lengths: Optional[Tensor] = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    layer: LayerFn = gru_layer,
+) -> tuple[Tensor, Tensor]:
+    """A stack of GRU layers, optionally bidirectional.
+
+    x: (T, B, I), h0: (L*D, B, H) with D = 2 if bidirectional else 1;
+    ``weights[l * D + d]`` holds layer l, direction d (1 = reverse).
+    Returns output (T, B, D*H) of the last layer and h_n (L*D, B, H).
+    Dropout with probability ``dropout`` is applied to the outputs of every
+    layer but the last, in training only. ``layer`` runs one layer-direction
+    (engines pass their own; the default is the reference loop above).
+    """
+    D = 2 if bidirectional else 1
+    h_n: list[Tensor] = []
+    inp = x
+    for l in range(num_layers):
+        outs = []
+        for d in range(D):
+            k = l * D + d
+            out, h_last = layer(
+                inp, h0[k], weights[k], reset_after=reset_after,
+                lengths=lengths, reverse=d == 1,
+            )
+            outs.append(out)
+            h_n.append(h_last)
+        inp = outs[0] if D == 1 else torch.cat(outs, dim=2)  # (T, B, D*H)
+        if dropout > 0 and training and l < num_layers - 1:
+            inp = torch.nn.functional.dropout(inp, p=dropout, training=True)
+    return inp, torch.stack(h_n)
