@@ -17,6 +17,7 @@ $(PY):
 
 $(VENV)/.torch: | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH)
+	$(PIP) install --quiet ninja
 	@touch $@
 
 $(VENV)/.installed: $(SRC) $(VENV)/.torch

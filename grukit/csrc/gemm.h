@@ -1,0 +1,169 @@
+// The matmuls of one time step. Large ones go to ATen (MKL, multi-threaded); small
+// float ones, where a BLAS call's fixed cost would dominate, run in the register-
+// blocked AVX2 kernels below without leaving this thread.
+//   mm_nt: C (M x N) = [bias +] A (M x K) W^T, W (N x K) row-major   (forward)
+//   mm_nn: C (M x N) += A (M x K) W,           W (K x N) row-major   (backward)
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+
+#include "vec.h"
+
+namespace grukit {
+
+// Below this many multiply-adds (M*N*K) a float matmul runs in the kernels here.
+inline int64_t small_gemm_limit() {
+  static const int64_t limit = [] {
+    const char* env = std::getenv("GRUKIT_SMALL_GEMM_MACS");
+    return env ? std::atoll(env) : int64_t(1) << 18;
+  }();
+  return limit;
+}
+
+#if GRUKIT_HAVE_F8
+inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+  __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+inline float hsum1(__m256 a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_hadd_ps(s, s);
+  return _mm_cvtss_f32(_mm_hadd_ps(s, s));
+}
+
+// One row of A against rows j..j+3 of W: four dot products over K.
+inline void nt_row4(const float* a, const float* w, int64_t ldw, int64_t K, float* c, const float* bias) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 av = _mm256_loadu_ps(a + k);
+    s0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(w + k), s0);
+    s1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(w + ldw + k), s1);
+    s2 = _mm256_fmadd_ps(av, _mm256_loadu_ps(w + 2 * ldw + k), s2);
+    s3 = _mm256_fmadd_ps(av, _mm256_loadu_ps(w + 3 * ldw + k), s3);
+  }
+  alignas(16) float out[4];
+  _mm_store_ps(out, hsum4(s0, s1, s2, s3));
+  for (; k < K; ++k)
+    for (int q = 0; q < 4; ++q) out[q] += a[k] * w[q * ldw + k];
+  for (int q = 0; q < 4; ++q) c[q] = out[q] + (bias ? bias[q] : 0.0f);
+}
+
+inline void nt_small(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
+                     float* C, int64_t ldc, int64_t M, int64_t N, int64_t K) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* a = A + m * lda;
+    float* c = C + m * ldc;
+    int64_t j = 0;
+    for (; j + 4 <= N; j += 4) nt_row4(a, W + j * ldw, ldw, K, c + j, bias ? bias + j : nullptr);
+    for (; j < N; ++j) {
+      const float* w = W + j * ldw;
+      __m256 s = _mm256_setzero_ps();
+      int64_t k = 0;
+      for (; k + 8 <= K; k += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(w + k), s);
+      float acc = hsum1(s);
+      for (; k < K; ++k) acc += a[k] * w[k];
+      c[j] = acc + (bias ? bias[j] : 0.0f);
+    }
+  }
+}
+
+// C += A W: rows of C in blocks of 2, columns in blocks of 16, accumulating over K.
+inline void nn_small(const float* A, int64_t lda, const float* W, int64_t ldw, float* C, int64_t ldc,
+                     int64_t M, int64_t N, int64_t K) {
+  int64_t m = 0;
+  for (; m + 2 <= M; m += 2) {
+    const float *a0 = A + m * lda, *a1 = a0 + lda;
+    float *c0 = C + m * ldc, *c1 = c0 + ldc;
+    int64_t n = 0;
+    for (; n + 16 <= N; n += 16) {
+      __m256 x00 = _mm256_loadu_ps(c0 + n), x01 = _mm256_loadu_ps(c0 + n + 8);
+      __m256 x10 = _mm256_loadu_ps(c1 + n), x11 = _mm256_loadu_ps(c1 + n + 8);
+      for (int64_t k = 0; k < K; ++k) {
+        __m256 w0 = _mm256_loadu_ps(W + k * ldw + n), w1 = _mm256_loadu_ps(W + k * ldw + n + 8);
+        __m256 b0 = _mm256_set1_ps(a0[k]), b1 = _mm256_set1_ps(a1[k]);
+        x00 = _mm256_fmadd_ps(b0, w0, x00);
+        x01 = _mm256_fmadd_ps(b0, w1, x01);
+        x10 = _mm256_fmadd_ps(b1, w0, x10);
+        x11 = _mm256_fmadd_ps(b1, w1, x11);
+      }
+      _mm256_storeu_ps(c0 + n, x00);
+      _mm256_storeu_ps(c0 + n + 8, x01);
+      _mm256_storeu_ps(c1 + n, x10);
+      _mm256_storeu_ps(c1 + n + 8, x11);
+    }
+    for (; n < N; ++n) {
+      float s0 = c0[n], s1 = c1[n];
+      for (int64_t k = 0; k < K; ++k) {
+        s0 += a0[k] * W[k * ldw + n];
+        s1 += a1[k] * W[k * ldw + n];
+      }
+      c0[n] = s0;
+      c1[n] = s1;
+    }
+  }
+  for (; m < M; ++m) {
+    const float* a = A + m * lda;
+    float* c = C + m * ldc;
+    int64_t n = 0;
+    for (; n + 32 <= N; n += 32) {
+      __m256 x0 = _mm256_loadu_ps(c + n), x1 = _mm256_loadu_ps(c + n + 8);
+      __m256 x2 = _mm256_loadu_ps(c + n + 16), x3 = _mm256_loadu_ps(c + n + 24);
+      for (int64_t k = 0; k < K; ++k) {
+        const float* w = W + k * ldw + n;
+        __m256 b = _mm256_set1_ps(a[k]);
+        x0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w), x0);
+        x1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 8), x1);
+        x2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 16), x2);
+        x3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 24), x3);
+      }
+      _mm256_storeu_ps(c + n, x0);
+      _mm256_storeu_ps(c + n + 8, x1);
+      _mm256_storeu_ps(c + n + 16, x2);
+      _mm256_storeu_ps(c + n + 24, x3);
+    }
+    for (; n < N; ++n) {
+      float s = c[n];
+      for (int64_t k = 0; k < K; ++k) s += a[k] * W[k * ldw + n];
+      c[n] = s;
+    }
+  }
+}
+#endif
+
+template <class T>
+inline at::Tensor view2d(const T* p, int64_t rows, int64_t cols, int64_t ld) {
+  return at::from_blob(const_cast<T*>(p), {rows, cols}, {ld, 1}, at::CPU(c10::CppTypeToScalarType<T>::value));
+}
+
+template <class T>
+inline void mm_nt(const T* A, int64_t lda, const T* W, int64_t ldw, const T* bias, T* C, int64_t ldc,
+                  int64_t M, int64_t N, int64_t K) {
+#if GRUKIT_HAVE_F8
+  if constexpr (std::is_same_v<T, float>) {
+    if (M * N * K <= small_gemm_limit()) return nt_small(A, lda, W, ldw, bias, C, ldc, M, N, K);
+  }
+#endif
+  at::Tensor c = view2d(C, M, N, ldc), a = view2d(A, M, K, lda), w = view2d(W, N, K, ldw);
+  if (bias) {
+    at::addmm_out(c, at::from_blob(const_cast<T*>(bias), {N}, at::CPU(c10::CppTypeToScalarType<T>::value)),
+                  a, w.t());
+  } else {
+    at::mm_out(c, a, w.t());
+  }
+}
+
+template <class T>
+inline void mm_nn_acc(const T* A, int64_t lda, const T* W, int64_t ldw, T* C, int64_t ldc, int64_t M,
+                      int64_t N, int64_t K) {
+#if GRUKIT_HAVE_F8
+  if constexpr (std::is_same_v<T, float>) {
+    if (M * N * K <= small_gemm_limit()) return nn_small(A, lda, W, ldw, C, ldc, M, N, K);
+  }
+#endif
+  view2d(C, M, N, ldc).addmm_(view2d(A, M, K, lda), view2d(W, K, N, ldw));
+}
+
+}  // namespace grukit

@@ -1,0 +1,281 @@
+// The fused CPU engine: one GRU layer in one direction, forward and backward
+// through time. The input projection of all steps is one matmul; each step does
+// its recurrent matmul and one fused pass over the gate math (gates.h); the
+// backward runs the steps in reverse and leaves the weight gradients to large
+// matmuls over all steps. The math is grukit/reference.py's; tests compare them.
+//
+// Layouts (all contiguous): x (T, B, I), h0 (B, H), w_ih (3H, I), w_hh (3H, H),
+// biases (3H); gates g (T, B, 4H) = r|z|n|s per step and row, s = h_n
+// (reset_after=True) or r*h (False); hp (T, B, H) = the state each step started
+// from. Steps are indexed by time t; a reverse layer visits t = T-1 .. 0.
+// Row b is valid at t when t < lengths[b]: otherwise its state passes through
+// unchanged and its output is 0.
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+#include <torch/library.h>
+
+#include <cstring>
+#include <vector>
+
+#include "gates.h"
+#include "gemm.h"
+
+namespace grukit {
+namespace {
+
+struct Dims {
+  int64_t T, B, I, H;
+};
+
+inline int64_t step_time(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
+
+// Rows per parallel chunk: small steps stay on one thread (a fork costs ~1 us).
+inline int64_t row_grain(int64_t H) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1)); }
+
+template <class Fn>
+inline void for_rows(int64_t B, int64_t H, Fn&& fn) {
+  if (B <= row_grain(H)) {
+    fn(0, B);
+  } else {
+    at::parallel_for(0, B, row_grain(H), fn);
+  }
+}
+
+void check_inputs(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                  const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                  const std::optional<at::Tensor>& lengths) {
+  TORCH_CHECK_VALUE(x.dim() == 3, "x must be (T, B, I), got ", x.sizes());
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+                   "x must be float32 or float64, got ", x.scalar_type());
+  TORCH_CHECK_VALUE(x.device().is_cpu(), "x must be on the CPU, got ", x.device());
+  const int64_t B = x.size(1), I = x.size(2), H = w_hh.size(1);
+  TORCH_CHECK_VALUE(w_hh.dim() == 2 && w_hh.size(0) == 3 * H, "w_hh must be (3H, H), got ", w_hh.sizes());
+  TORCH_CHECK_VALUE(w_ih.dim() == 2 && w_ih.size(0) == 3 * H && w_ih.size(1) == I,
+                    "w_ih must be (3H, I) = (", 3 * H, ", ", I, "), got ", w_ih.sizes());
+  TORCH_CHECK_VALUE(h0.dim() == 2 && h0.size(0) == B && h0.size(1) == H, "h0 must be (B, H) = (", B, ", ",
+                    H, "), got ", h0.sizes());
+  for (const at::Tensor* t : {&h0, &w_ih, &w_hh}) {
+    TORCH_CHECK_TYPE(t->scalar_type() == x.scalar_type(), "all tensors must have x's dtype ",
+                     x.scalar_type(), ", got ", t->scalar_type());
+    TORCH_CHECK_VALUE(t->device().is_cpu(), "all tensors must be on the CPU, got ", t->device());
+  }
+  TORCH_CHECK_VALUE(b_ih.has_value() == b_hh.has_value(), "give both biases or neither");
+  if (b_ih) {
+    for (const at::Tensor* t : {&*b_ih, &*b_hh}) {
+      TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == 3 * H, "biases must be (3H,), got ", t->sizes());
+      TORCH_CHECK_TYPE(t->scalar_type() == x.scalar_type(), "biases must have x's dtype");
+      TORCH_CHECK_VALUE(t->device().is_cpu(), "biases must be on the CPU");
+    }
+  }
+  if (lengths) {
+    TORCH_CHECK_TYPE(lengths->scalar_type() == at::kLong, "lengths must be int64, got ", lengths->scalar_type());
+    TORCH_CHECK_VALUE(lengths->dim() == 1 && lengths->size(0) == B && lengths->device().is_cpu(),
+                      "lengths must be a (B,) CPU tensor, got ", lengths->sizes());
+    if (B > 0) {
+      auto mm = at::aminmax(*lengths);
+      TORCH_CHECK_VALUE(std::get<0>(mm).item<int64_t>() >= 0 && std::get<1>(mm).item<int64_t>() <= x.size(0),
+                        "lengths must lie in [0, T]");
+    }
+  }
+}
+
+template <class T>
+void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, const T* w_hh, const T* b_hh,
+                  const int64_t* len, T* h, T* y, T* g_all, T* hp_all, bool save, T* scratch) {
+  const int64_t B = d.B, H = d.H, G = 4 * H;
+  T* gh = scratch;               // (B, 3H) recurrent projection
+  T* g_step = scratch + B * 3 * H;  // (B, 4H) gates when they are not saved
+  for (int64_t s = 0; s < d.T; ++s) {
+    const int64_t t = step_time(s, d.T, reverse);
+    const T* gi_t = gi + t * B * 3 * H;
+    T* y_t = y + t * B * H;
+    T* g_t = save ? g_all + t * B * G : g_step;
+    if (save) std::memcpy(hp_all + t * B * H, h, sizeof(T) * B * H);
+    if (reset_after) {
+      mm_nt(h, H, w_hh, H, b_hh, gh, 3 * H, B, 3 * H, H);
+    } else {
+      mm_nt(h, H, w_hh, H, b_hh, gh, 3 * H, B, 2 * H, H);  // h_r|h_z
+    }
+    if (!reset_after) {
+      for_rows(B, H, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+          row<T>(H, [&](auto v, int64_t j) {
+            return forward_before_a(v, j, H, gi_t + b * 3 * H, gh + b * 3 * H, h + b * H, g_t + b * G);
+          });
+      });
+      // h_n = W_hn (r h) + b_hn, reading s = r h from the gates
+      mm_nt(g_t + 3 * H, G, w_hh + 2 * H * H, H, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H, 3 * H, B, H, H);
+    }
+    for_rows(B, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        T* y_b = y_t + b * H;
+        if (len && t >= len[b]) {  // past this row's end: state unchanged, output 0
+          std::memset(y_b, 0, sizeof(T) * H);
+          continue;
+        }
+        row<T>(H, [&](auto v, int64_t j) {
+          if (reset_after)
+            return forward_after(v, j, H, gi_t + b * 3 * H, gh + b * 3 * H, h + b * H, h + b * H, y_b, g_t + b * G);
+          return forward_before_b(v, j, H, gi_t + b * 3 * H, gh + b * 3 * H + 2 * H, h + b * H, h + b * H, y_b,
+                                  g_t + b * G);
+        });
+      }
+    });
+  }
+}
+
+template <class T>
+void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, const T* w_hh, const T* g_all,
+                   const T* hp_all, const int64_t* len, T* dh, T* dgi, T* dgh, T* scratch) {
+  const int64_t B = d.B, H = d.H, G = 4 * H;
+  T* dh_prev = scratch;      // (B, H)
+  T* ds = scratch + B * H;   // (B, H) dL/d(r h), reset_after=False
+  for (int64_t s = d.T - 1; s >= 0; --s) {
+    const int64_t t = step_time(s, d.T, reverse);
+    const T *dy_t = dy + t * B * H, *g_t = g_all + t * B * G, *hp_t = hp_all + t * B * H;
+    T* dgi_t = dgi + t * B * 3 * H;
+    T* dgh_t = dgh + t * B * 3 * H;
+    for_rows(B, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        if (len && t >= len[b]) {  // the state passed through: so does its gradient
+          std::memcpy(dh_prev + b * H, dh + b * H, sizeof(T) * H);
+          std::memset(dgi_t + b * 3 * H, 0, sizeof(T) * 3 * H);
+          if (reset_after) std::memset(dgh_t + b * 3 * H, 0, sizeof(T) * 3 * H);
+          continue;
+        }
+        row<T>(H, [&](auto v, int64_t j) {
+          if (reset_after)
+            return backward_after(v, j, H, dh + b * H, dy_t + b * H, hp_t + b * H, g_t + b * G, dgi_t + b * 3 * H,
+                                  dgh_t + b * 3 * H, dh_prev + b * H);
+          return backward_before_b(v, j, H, dh + b * H, dy_t + b * H, hp_t + b * H, g_t + b * G,
+                                   dgi_t + b * 3 * H, dh_prev + b * H);
+        });
+      }
+    });
+    if (reset_after) {
+      // h_prev feeds gh = W_hh h_prev: dh_prev += dgh W_hh
+      mm_nn_acc(dgh_t, 3 * H, w_hh, H, dh_prev, H, B, H, 3 * H);
+    } else {
+      // h_n = W_hn s: ds = da_n W_hn (zero rows past their end give zero)
+      std::memset(ds, 0, sizeof(T) * B * H);
+      mm_nn_acc(dgi_t + 2 * H, 3 * H, w_hh + 2 * H * H, H, ds, H, B, H, H);
+      for_rows(B, H, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          if (len && t >= len[b]) continue;
+          row<T>(H, [&](auto v, int64_t j) {
+            return backward_before_a(v, j, H, ds + b * H, hp_t + b * H, g_t + b * G, dgi_t + b * 3 * H,
+                                     dh_prev + b * H);
+          });
+        }
+      });
+      // h_r|h_z = W_hrz h_prev: dh_prev += (da_r|da_z) W_hrz
+      mm_nn_acc(dgi_t, 3 * H, w_hh, H, dh_prev, H, B, H, 2 * H);
+    }
+    std::memcpy(dh, dh_prev, sizeof(T) * B * H);
+  }
+}
+
+}  // namespace
+
+// Returns (y (T,B,H), h_n (B,H), gates (T,B,4H), hp (T,B,H)); the last two are empty unless save.
+std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor& h0, const at::Tensor& w_ih_,
+                                          const at::Tensor& w_hh_, const std::optional<at::Tensor>& b_ih,
+                                          const std::optional<at::Tensor>& b_hh,
+                                          const std::optional<at::Tensor>& lengths, bool reset_after, bool reverse,
+                                          bool save) {
+  check_inputs(x_, h0, w_ih_, w_hh_, b_ih, b_hh, lengths);
+  const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
+  const Dims d{x.size(0), x.size(1), x.size(2), w_hh.size(1)};
+  const int64_t H = d.H;
+  auto opts = x.options();
+  at::Tensor h = h0.contiguous().clone();
+  at::Tensor y = at::empty({d.T, d.B, H}, opts);
+  at::Tensor gates = save ? at::empty({d.T, d.B, 4 * H}, opts) : at::empty({0}, opts);
+  at::Tensor hp = save ? at::empty({d.T, d.B, H}, opts) : at::empty({0}, opts);
+  if (d.T == 0 || d.B == 0) return {y, h, gates, hp};
+  at::Tensor gi = at::empty({d.T, d.B, 3 * H}, opts);
+  at::Tensor scratch = at::empty({d.B * 7 * H}, opts);
+  at::Tensor b_ih_c = b_ih ? b_ih->contiguous() : at::Tensor();
+  at::Tensor b_hh_c = b_hh ? b_hh->contiguous() : at::Tensor();
+  at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_forward", [&] {
+    const scalar_t* bias_ih = b_ih ? b_ih_c.data_ptr<scalar_t>() : nullptr;
+    // gi = x W_ih^T + b_ih for all steps at once
+    mm_nt(x.data_ptr<scalar_t>(), d.I, w_ih.data_ptr<scalar_t>(), d.I, bias_ih, gi.data_ptr<scalar_t>(), 3 * H,
+          d.T * d.B, 3 * H, d.I);
+    forward_loop<scalar_t>(d, reset_after, reverse, gi.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
+                           b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
+                           h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), save ? gates.data_ptr<scalar_t>() : nullptr,
+                           save ? hp.data_ptr<scalar_t>() : nullptr, save, scratch.data_ptr<scalar_t>());
+  });
+  return {y, h, gates, hp};
+}
+
+// Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); the bias gradients are empty without bias.
+std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tensor& dh_n, const at::Tensor& x_,
+                                           const at::Tensor& w_ih_, const at::Tensor& w_hh_, const at::Tensor& gates,
+                                           const at::Tensor& hp, const std::optional<at::Tensor>& lengths,
+                                           bool has_bias, bool reset_after, bool reverse) {
+  const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
+  const Dims d{x.size(0), x.size(1), x.size(2), w_hh.size(1)};
+  const int64_t T = d.T, B = d.B, H = d.H;
+  TORCH_CHECK_VALUE(dy_.sizes() == at::IntArrayRef({T, B, H}) && dh_n.sizes() == at::IntArrayRef({B, H}),
+                    "gradient shapes must match the outputs");
+  TORCH_CHECK_VALUE(gates.sizes() == at::IntArrayRef({T, B, 4 * H}) && hp.sizes() == at::IntArrayRef({T, B, H}),
+                    "saved tensors must come from gru_layer_forward(save=True)");
+  const at::Tensor dy = dy_.contiguous().to(x.scalar_type()), g = gates.contiguous(), hpc = hp.contiguous();
+  auto opts = x.options();
+  at::Tensor dh = dh_n.contiguous().to(x.scalar_type()).clone();
+  at::Tensor dgi = at::empty({T, B, 3 * H}, opts);
+  at::Tensor dgh = reset_after ? at::empty({T, B, 3 * H}, opts) : dgi;  // the same for reset_after=False
+  at::Tensor scratch = at::empty({2 * B * H}, opts);
+  at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
+  if (T > 0 && B > 0) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_backward", [&] {
+      backward_loop<scalar_t>(d, reset_after, reverse, dy.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
+                              g.data_ptr<scalar_t>(), hpc.data_ptr<scalar_t>(),
+                              lengths ? len.data_ptr<int64_t>() : nullptr, dh.data_ptr<scalar_t>(),
+                              dgi.data_ptr<scalar_t>(), dgh.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
+    });
+  }
+  // The weight gradients: one matmul each over all T*B rows.
+  const at::Tensor dgi2 = dgi.view({T * B, 3 * H}), x2 = x.view({T * B, d.I}), hp2 = hpc.view({T * B, H});
+  at::Tensor dx = at::mm(dgi2, w_ih).view({T, B, d.I});
+  at::Tensor dw_ih = at::mm(dgi2.t(), x2);
+  at::Tensor dw_hh;
+  if (reset_after) {
+    dw_hh = at::mm(dgh.view({T * B, 3 * H}).t(), hp2);
+  } else {
+    dw_hh = at::empty({3 * H, H}, opts);
+    at::Tensor dw_rz = dw_hh.narrow(0, 0, 2 * H), dw_n = dw_hh.narrow(0, 2 * H, H);
+    at::mm_out(dw_rz, dgi2.narrow(1, 0, 2 * H).t(), hp2);
+    at::mm_out(dw_n, dgi2.narrow(1, 2 * H, H).t(), g.view({T * B, 4 * H}).narrow(1, 3 * H, H));  // s = r h
+  }
+  at::Tensor db_ih, db_hh;
+  if (has_bias) {
+    db_ih = dgi2.sum(0);
+    db_hh = reset_after ? dgh.view({T * B, 3 * H}).sum(0) : db_ih.clone();
+  } else {
+    db_ih = at::empty({0}, opts);
+    db_hh = at::empty({0}, opts);
+  }
+  return {dx, dh, dw_ih, dw_hh, db_ih, db_hh};
+}
+
+}  // namespace grukit
+
+TORCH_LIBRARY(grukit, m) {
+  m.def(
+      "gru_layer_forward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
+      "Tensor? lengths, bool reset_after, bool reverse, bool save) -> Tensor[]");
+  m.def(
+      "gru_layer_backward(Tensor dy, Tensor dh_n, Tensor x, Tensor w_ih, Tensor w_hh, Tensor gates, Tensor hp, "
+      "Tensor? lengths, bool has_bias, bool reset_after, bool reverse) -> Tensor[]");
+}
+
+TORCH_LIBRARY_IMPL(grukit, CPU, m) {
+  m.impl("gru_layer_forward", &grukit::gru_layer_forward);
+  m.impl("gru_layer_backward", &grukit::gru_layer_backward);
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.doc() = "grukit's fused CPU engine (ops under torch.ops.grukit)"; }
