@@ -6,7 +6,9 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "vec.h"
@@ -131,6 +133,112 @@ inline void nn_small(const float* A, int64_t lda, const float* W, int64_t ldw, f
     }
   }
 }
+
+#endif
+
+// ------------------------------------------------------------------ packed matmul
+// The recurrent weights are used at every step, so they are packed once per call:
+// N columns in panels of 16, panel p holding K rows of 16 floats (zero-padded).
+// A 6 x 16 register-blocked kernel then streams each panel against 6 rows of A.
+#if GRUKIT_HAVE_F8
+struct Packed {
+  at::Tensor buf;
+  int64_t N = 0, K = 0, panels = 0;
+  const float* panel(int64_t p) const { return buf.data_ptr<float>() + p * K * 16; }
+};
+
+// from W (N x K) row-major: C = A W^T (forward); transpose = false means W is (K x N): C = A W.
+inline Packed pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool transpose) {
+  Packed P;
+  P.N = N;
+  P.K = K;
+  P.panels = (N + 15) / 16;
+  P.buf = at::zeros({P.panels * K * 16}, at::kFloat);
+  float* out = P.buf.data_ptr<float>();
+  at::parallel_for(0, P.panels, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n0 = p * 16, cols = std::min<int64_t>(16, N - n0);
+      float* dst = out + p * K * 16;
+      if (transpose) {
+        for (int64_t c = 0; c < cols; ++c)
+          for (int64_t k = 0; k < K; ++k) dst[k * 16 + c] = W[(n0 + c) * ldw + k];
+      } else {
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t c = 0; c < cols; ++c) dst[k * 16 + c] = W[k * ldw + n0 + c];
+      }
+    }
+  });
+  return P;
+}
+
+// C[m, n0:n0+cols] (+)= A[m, :] . panel for MR rows m of A. The accumulators are
+// named variables, not an array: GCC spills an array to the stack every iteration.
+#define GRUKIT_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+template <int MR>
+inline void kernel_mr(const float* A, int64_t lda, const float* panel, int64_t K, float* C, int64_t ldc,
+                      int64_t cols, const float* bias, bool accumulate) {
+#define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
+  GRUKIT_ROWS(DECL)
+#undef DECL
+  const float* a = A;
+  for (int64_t k = 0; k < K; ++k, ++a) {
+    const __m256 w0 = _mm256_loadu_ps(panel + k * 16), w1 = _mm256_loadu_ps(panel + k * 16 + 8);
+#define STEP(i)                                               \
+  if constexpr (MR > i) {                                     \
+    const __m256 b = _mm256_broadcast_ss(a + i * lda);        \
+    c##i##0 = _mm256_fmadd_ps(b, w0, c##i##0);                \
+    c##i##1 = _mm256_fmadd_ps(b, w1, c##i##1);                \
+  }
+    GRUKIT_ROWS(STEP)
+#undef STEP
+  }
+  alignas(32) float tmp[16];
+#define STORE(i)                                                                    \
+  if constexpr (MR > i) {                                                           \
+    float* c = C + i * ldc;                                                         \
+    if (cols == 16 && !bias && !accumulate) {                                       \
+      _mm256_storeu_ps(c, c##i##0);                                                 \
+      _mm256_storeu_ps(c + 8, c##i##1);                                             \
+    } else {                                                                        \
+      _mm256_store_ps(tmp, c##i##0);                                                \
+      _mm256_store_ps(tmp + 8, c##i##1);                                            \
+      for (int64_t q = 0; q < cols; ++q)                                            \
+        c[q] = tmp[q] + (bias ? bias[q] : 0.0f) + (accumulate ? c[q] : 0.0f);       \
+    }                                                                               \
+  }
+  GRUKIT_ROWS(STORE)
+#undef STORE
+}
+#undef GRUKIT_ROWS
+
+// C (M x N) (+)= [bias +] A (M x K) . P
+inline void mm_packed(const float* A, int64_t lda, const Packed& P, const float* bias, float* C, int64_t ldc,
+                      int64_t M, bool accumulate) {
+  const int64_t K = P.K, N = P.N;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, M * K * 16));
+  auto body = [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n0 = p * 16, cols = std::min<int64_t>(16, N - n0);
+      const float* panel = P.panel(p);
+      const float* b = bias ? bias + n0 : nullptr;
+      int64_t m = 0;
+      for (; m + 6 <= M; m += 6) kernel_mr<6>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate);
+      switch (M - m) {
+        case 5: kernel_mr<5>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
+        case 4: kernel_mr<4>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
+        case 3: kernel_mr<3>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
+        case 2: kernel_mr<2>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
+        case 1: kernel_mr<1>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
+        default: break;
+      }
+    }
+  };
+  if (P.panels <= grain) {
+    body(0, P.panels);
+  } else {
+    at::parallel_for(0, P.panels, grain, body);
+  }
+}
 #endif
 
 template <class T>
@@ -156,14 +264,68 @@ inline void mm_nt(const T* A, int64_t lda, const T* W, int64_t ldw, const T* bia
 }
 
 template <class T>
-inline void mm_nn_acc(const T* A, int64_t lda, const T* W, int64_t ldw, T* C, int64_t ldc, int64_t M,
-                      int64_t N, int64_t K) {
+inline void mm_nn(const T* A, int64_t lda, const T* W, int64_t ldw, T* C, int64_t ldc, int64_t M, int64_t N,
+                  int64_t K, bool accumulate) {
 #if GRUKIT_HAVE_F8
   if constexpr (std::is_same_v<T, float>) {
-    if (M * N * K <= small_gemm_limit()) return nn_small(A, lda, W, ldw, C, ldc, M, N, K);
+    if (M * N * K <= small_gemm_limit()) {
+      if (!accumulate)
+        for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, 0.0f);
+      return nn_small(A, lda, W, ldw, C, ldc, M, N, K);
+    }
   }
 #endif
-  view2d(C, M, N, ldc).addmm_(view2d(A, M, K, lda), view2d(W, K, N, ldw));
+  at::Tensor c = view2d(C, M, N, ldc);
+  if (accumulate) {
+    c.addmm_(view2d(A, M, K, lda), view2d(W, K, N, ldw));
+  } else {
+    at::mm_out(c, view2d(A, M, K, lda), view2d(W, K, N, ldw));
+  }
 }
+
+// The matmul against one fixed weight block that every time step repeats:
+//   nk = true:  C (M x N) = [bias +] A (M x K) W^T, W (N x K)   (forward)
+//   nk = false: C (M x N) (+)= A (M x K) W,         W (K x N)   (backward)
+// Float weights used over several steps are packed once (mm_packed).
+template <class T>
+class StepMatmul {
+ public:
+  StepMatmul(const T* W, int64_t ldw, int64_t N, int64_t K, bool nk, int64_t steps)
+      : W_(W), ldw_(ldw), N_(N), K_(K), nk_(nk) {
+#if GRUKIT_HAVE_F8
+    if constexpr (std::is_same_v<T, float>) {
+      if (steps >= 4) {
+        P_ = pack(W, ldw, N, K, nk);
+        packed_ = true;
+      }
+    }
+#endif
+    (void)steps;
+  }
+
+  void operator()(const T* A, int64_t lda, const T* bias, T* C, int64_t ldc, int64_t M, bool accumulate) const {
+#if GRUKIT_HAVE_F8
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed_) return mm_packed(A, lda, P_, bias, C, ldc, M, accumulate);
+    }
+#endif
+    if (nk_) {
+      TORCH_INTERNAL_ASSERT(!accumulate);
+      mm_nt(A, lda, W_, ldw_, bias, C, ldc, M, N_, K_);
+    } else {
+      TORCH_INTERNAL_ASSERT(!bias);
+      mm_nn(A, lda, W_, ldw_, C, ldc, M, N_, K_, accumulate);
+    }
+  }
+
+ private:
+  const T* W_;
+  int64_t ldw_, N_, K_;
+  bool nk_;
+  bool packed_ = false;
+#if GRUKIT_HAVE_F8
+  Packed P_;
+#endif
+};
 
 }  // namespace grukit

@@ -29,15 +29,15 @@ struct Dims {
 
 inline int64_t step_time(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
 
-// Rows per parallel chunk: small steps stay on one thread (a fork costs ~1 us).
-inline int64_t row_grain(int64_t H) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1)); }
-
+// The gate pass of one step over rows [b0, b1): on one thread when small (a fork
+// costs about a microsecond), else split evenly over torch's threads.
 template <class Fn>
 inline void for_rows(int64_t B, int64_t H, Fn&& fn) {
-  if (B <= row_grain(H)) {
+  const int64_t threads = at::get_num_threads();
+  if (B * H < 8192 || threads == 1 || B == 1) {
     fn(0, B);
   } else {
-    at::parallel_for(0, B, row_grain(H), fn);
+    at::parallel_for(0, B, (B + threads - 1) / threads, fn);
   }
 }
 
@@ -85,17 +85,16 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* gh = scratch;               // (B, 3H) recurrent projection
   T* g_step = scratch + B * 3 * H;  // (B, 4H) gates when they are not saved
+  // gh = W_hh h + b_hh (reset_after=True); h_r|h_z = W_hrz h + b_hrz and h_n = W_hn (r h) + b_hn (False)
+  const StepMatmul<T> rec(w_hh, H, reset_after ? 3 * H : 2 * H, H, true, d.T);
+  const StepMatmul<T> rec_n(w_hh + 2 * H * H, H, H, H, true, reset_after ? 0 : d.T);
   for (int64_t s = 0; s < d.T; ++s) {
     const int64_t t = step_time(s, d.T, reverse);
     const T* gi_t = gi + t * B * 3 * H;
     T* y_t = y + t * B * H;
     T* g_t = save ? g_all + t * B * G : g_step;
     if (save) std::memcpy(hp_all + t * B * H, h, sizeof(T) * B * H);
-    if (reset_after) {
-      mm_nt(h, H, w_hh, H, b_hh, gh, 3 * H, B, 3 * H, H);
-    } else {
-      mm_nt(h, H, w_hh, H, b_hh, gh, 3 * H, B, 2 * H, H);  // h_r|h_z
-    }
+    rec(h, H, b_hh, gh, 3 * H, B, false);
     if (!reset_after) {
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b)
@@ -104,7 +103,7 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
           });
       });
       // h_n = W_hn (r h) + b_hn, reading s = r h from the gates
-      mm_nt(g_t + 3 * H, G, w_hh + 2 * H * H, H, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H, 3 * H, B, H, H);
+      rec_n(g_t + 3 * H, G, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H, 3 * H, B, false);
     }
     for_rows(B, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -130,6 +129,9 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* dh_prev = scratch;      // (B, H)
   T* ds = scratch + B * H;   // (B, H) dL/d(r h), reset_after=False
+  // dh_prev += dgh W_hh (True); ds = da_n W_hn and dh_prev += (da_r|da_z) W_hrz (False)
+  const StepMatmul<T> back(w_hh, H, H, reset_after ? 3 * H : 2 * H, false, d.T);
+  const StepMatmul<T> back_n(w_hh + 2 * H * H, H, H, H, false, reset_after ? 0 : d.T);
   for (int64_t s = d.T - 1; s >= 0; --s) {
     const int64_t t = step_time(s, d.T, reverse);
     const T *dy_t = dy + t * B * H, *g_t = g_all + t * B * G, *hp_t = hp_all + t * B * H;
@@ -154,11 +156,10 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
     });
     if (reset_after) {
       // h_prev feeds gh = W_hh h_prev: dh_prev += dgh W_hh
-      mm_nn_acc(dgh_t, 3 * H, w_hh, H, dh_prev, H, B, H, 3 * H);
+      back(dgh_t, 3 * H, nullptr, dh_prev, H, B, true);
     } else {
       // h_n = W_hn s: ds = da_n W_hn (zero rows past their end give zero)
-      std::memset(ds, 0, sizeof(T) * B * H);
-      mm_nn_acc(dgi_t + 2 * H, 3 * H, w_hh + 2 * H * H, H, ds, H, B, H, H);
+      back_n(dgi_t + 2 * H, 3 * H, nullptr, ds, H, B, false);
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           if (len && t >= len[b]) continue;
@@ -169,7 +170,7 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
         }
       });
       // h_r|h_z = W_hrz h_prev: dh_prev += (da_r|da_z) W_hrz
-      mm_nn_acc(dgi_t, 3 * H, w_hh, H, dh_prev, H, B, H, 2 * H);
+      back(dgi_t, 3 * H, nullptr, dh_prev, H, B, true);
     }
     std::memcpy(dh, dh_prev, sizeof(T) * B * H);
   }
@@ -201,8 +202,8 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_forward", [&] {
     const scalar_t* bias_ih = b_ih ? b_ih_c.data_ptr<scalar_t>() : nullptr;
     // gi = x W_ih^T + b_ih for all steps at once
-    mm_nt(x.data_ptr<scalar_t>(), d.I, w_ih.data_ptr<scalar_t>(), d.I, bias_ih, gi.data_ptr<scalar_t>(), 3 * H,
-          d.T * d.B, 3 * H, d.I);
+    const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, d.T * d.B);
+    proj(x.data_ptr<scalar_t>(), d.I, bias_ih, gi.data_ptr<scalar_t>(), 3 * H, d.T * d.B, false);
     forward_loop<scalar_t>(d, reset_after, reverse, gi.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                            b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
                            h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), save ? gates.data_ptr<scalar_t>() : nullptr,
