@@ -59,6 +59,13 @@ def layer_fn(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     return reference.gru_layer
 
 
+def stack_inference() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """The compiled whole-stack inference call (cpu engine only)."""
+    from . import function
+
+    return function.gru_stack_inference
+
+
 def _warn_missing(why: str) -> None:
     global _warned
     if not _warned:

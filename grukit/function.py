@@ -58,6 +58,27 @@ def gru_layer(
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, w_ih, w_hh, b_ih, b_hh))
     if not needs_grad:
-        y, h_n, _, _ = _ops.gru_layer_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lens, reset_after, reverse, False)
+        y, h_n, _, _ = _ops.gru_layer_forward(
+            x, h0, w_ih, w_hh, b_ih, b_hh, lens, reset_after, reverse, False)
         return y, h_n
     return GRULayerFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lens, reset_after, reverse)
+
+
+def gru_stack_inference(
+    x: Tensor,
+    h0: Tensor,
+    weights: list[Tensor],
+    has_bias: bool,
+    num_layers: int,
+    bidirectional: bool,
+    lengths: Optional[Tensor],
+    reset_after: bool,
+) -> tuple[Tensor, Tensor]:
+    """All layers and directions in one compiled call, without autograd (inference).
+
+    x: (T, B, I), h0: (L*D, B, H); weights flat in torch's parameter order.
+    """
+    lens = None if lengths is None else lengths.to("cpu", torch.int64)
+    out, h_n = _ops.gru_stack_forward(x, h0, weights, has_bias, num_layers, bidirectional, lens,
+                                      reset_after)
+    return out, h_n

@@ -230,11 +230,20 @@ class GRU(nn.Module):
         D = 2 if self.bidirectional else 1
         if h0 is None:
             h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
-        self.last_engine = engines.resolve(self.engine, x)
+        engine = self.last_engine = engines.resolve(self.engine, x)
+        params = self._parameters
+        flat = [params[n] for names in self._weight_names for n in names]
+        if engine == "cpu" and not (self.training and self.dropout > 0) and not (
+            torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
+                                         or any(p.requires_grad for p in flat))
+        ):
+            # inference: the whole stack in one compiled call
+            return engines.stack_inference()(x, h0, flat, self.bias, self.num_layers,
+                                             self.bidirectional, lens, self.reset_after)
         return reference.gru(
             x, h0, self._layer_weights(), self.num_layers, self.bidirectional,
             reset_after=self.reset_after, lengths=lens, dropout=self.dropout,
-            training=self.training, layer=engines.layer_fn(self.last_engine),
+            training=self.training, layer=engines.layer_fn(engine),
         )
 
     @staticmethod
@@ -313,6 +322,7 @@ class GRUCell(nn.Module):
         self.bias = _checks.boolean("bias", bias)
         self.reset_after = _checks.boolean("reset_after", reset_after)
         self.engine = _checks.choice("engine", engine, engines.ENGINES)
+        self.last_engine: Optional[str] = None  # which engine ran the last call
         H, factory = self.hidden_size, {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(3 * H, self.input_size, **factory))
         self.weight_hh = nn.Parameter(torch.empty(3 * H, H, **factory))
@@ -353,8 +363,12 @@ class GRUCell(nn.Module):
         expect = (H,) if unbatched else (x.shape[0], H)
         _checks.optional_h("hx", hx, expect, ref, "(B, H), or (H,) for an unbatched input")
         h = x.new_zeros(x.shape[0], H) if hx is None else (hx.unsqueeze(0) if unbatched else hx)
-        h_new = reference.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih,
-                                   self.bias_hh, reset_after=self.reset_after)
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        self.last_engine = engines.resolve(self.engine, x)
+        if self.last_engine == "reference":
+            h_new = reference.gru_cell(x, h, *weights, reset_after=self.reset_after)
+        else:  # one time step of the fused layer
+            h_new = engines.layer_fn(self.last_engine)(x.unsqueeze(0), h, weights, self.reset_after)[1]
         return h_new.squeeze(0) if unbatched else h_new
 
     @classmethod

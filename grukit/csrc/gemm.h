@@ -53,8 +53,27 @@ inline void nt_row4(const float* a, const float* w, int64_t ldw, int64_t K, floa
   for (int q = 0; q < 4; ++q) c[q] = out[q] + (bias ? bias[q] : 0.0f);
 }
 
-inline void nt_small(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
-                     float* C, int64_t ldc, int64_t M, int64_t N, int64_t K) {
+inline void nt_small_cols(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
+                          float* C, int64_t ldc, int64_t M, int64_t N, int64_t K);
+
+// Weights larger than this (bytes) are split over the threads even for one row of
+// A, so that each core keeps its share of W in its own L2 cache between steps.
+constexpr int64_t kSplitBytes = 128 * 1024;
+
+inline void nt_small(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias, float* C,
+                     int64_t ldc, int64_t M, int64_t N, int64_t K) {
+  const int64_t threads = at::get_num_threads();
+  if (threads == 1 || N * K * 4 < kSplitBytes || at::in_parallel_region()) {
+    return nt_small_cols(A, lda, W, ldw, bias, C, ldc, M, N, K);
+  }
+  const int64_t chunk = ((N + threads - 1) / threads + 3) / 4 * 4;  // whole 4-row blocks
+  at::parallel_for(0, N, chunk, [&](int64_t j0, int64_t j1) {
+    nt_small_cols(A, lda, W + j0 * ldw, ldw, bias ? bias + j0 : nullptr, C + j0, ldc, M, j1 - j0, K);
+  });
+}
+
+inline void nt_small_cols(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
+                          float* C, int64_t ldc, int64_t M, int64_t N, int64_t K) {
   for (int64_t m = 0; m < M; ++m) {
     const float* a = A + m * lda;
     float* c = C + m * ldc;
@@ -171,6 +190,27 @@ inline Packed pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool trans
   return P;
 }
 
+// c[0:cols] = acc (+ bias) (+ c): vector stores for a whole panel, a scalar tail otherwise.
+inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const float* bias, bool accumulate) {
+  if (cols == 16) {
+    if (bias) {
+      lo = _mm256_add_ps(lo, _mm256_loadu_ps(bias));
+      hi = _mm256_add_ps(hi, _mm256_loadu_ps(bias + 8));
+    }
+    if (accumulate) {
+      lo = _mm256_add_ps(lo, _mm256_loadu_ps(c));
+      hi = _mm256_add_ps(hi, _mm256_loadu_ps(c + 8));
+    }
+    _mm256_storeu_ps(c, lo);
+    _mm256_storeu_ps(c + 8, hi);
+    return;
+  }
+  alignas(32) float tmp[16];
+  _mm256_store_ps(tmp, lo);
+  _mm256_store_ps(tmp + 8, hi);
+  for (int64_t q = 0; q < cols; ++q) c[q] = tmp[q] + (bias ? bias[q] : 0.0f) + (accumulate ? c[q] : 0.0f);
+}
+
 // C[m, n0:n0+cols] (+)= A[m, :] . panel for MR rows m of A. The accumulators are
 // named variables, not an array: GCC spills an array to the stack every iteration.
 #define GRUKIT_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -192,51 +232,85 @@ inline void kernel_mr(const float* A, int64_t lda, const float* panel, int64_t K
     GRUKIT_ROWS(STEP)
 #undef STEP
   }
-  alignas(32) float tmp[16];
-#define STORE(i)                                                                    \
-  if constexpr (MR > i) {                                                           \
-    float* c = C + i * ldc;                                                         \
-    if (cols == 16 && !bias && !accumulate) {                                       \
-      _mm256_storeu_ps(c, c##i##0);                                                 \
-      _mm256_storeu_ps(c + 8, c##i##1);                                             \
-    } else {                                                                        \
-      _mm256_store_ps(tmp, c##i##0);                                                \
-      _mm256_store_ps(tmp + 8, c##i##1);                                            \
-      for (int64_t q = 0; q < cols; ++q)                                            \
-        c[q] = tmp[q] + (bias ? bias[q] : 0.0f) + (accumulate ? c[q] : 0.0f);       \
-    }                                                                               \
-  }
+#define STORE(i) \
+  if constexpr (MR > i) store_panel(C + i * ldc, c##i##0, c##i##1, cols, bias, accumulate);
   GRUKIT_ROWS(STORE)
 #undef STORE
 }
 #undef GRUKIT_ROWS
 
-// C (M x N) (+)= [bias +] A (M x K) . P
+// One row of A (a matrix-vector product): with only two accumulators the FMA
+// latency would bound it, so four partial sums over k interleave.
+inline void kernel_m1(const float* a, const float* panel, int64_t K, float* c, int64_t cols, const float* bias,
+                      bool accumulate) {
+  __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+  int64_t k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const float* w = panel + k * 16;
+    __m256 b0 = _mm256_broadcast_ss(a + k), b1 = _mm256_broadcast_ss(a + k + 1);
+    __m256 b2 = _mm256_broadcast_ss(a + k + 2), b3 = _mm256_broadcast_ss(a + k + 3);
+    s00 = _mm256_fmadd_ps(b0, _mm256_loadu_ps(w), s00);
+    s01 = _mm256_fmadd_ps(b0, _mm256_loadu_ps(w + 8), s01);
+    s10 = _mm256_fmadd_ps(b1, _mm256_loadu_ps(w + 16), s10);
+    s11 = _mm256_fmadd_ps(b1, _mm256_loadu_ps(w + 24), s11);
+    s20 = _mm256_fmadd_ps(b2, _mm256_loadu_ps(w + 32), s20);
+    s21 = _mm256_fmadd_ps(b2, _mm256_loadu_ps(w + 40), s21);
+    s30 = _mm256_fmadd_ps(b3, _mm256_loadu_ps(w + 48), s30);
+    s31 = _mm256_fmadd_ps(b3, _mm256_loadu_ps(w + 56), s31);
+  }
+  for (; k < K; ++k) {
+    __m256 b = _mm256_broadcast_ss(a + k);
+    s00 = _mm256_fmadd_ps(b, _mm256_loadu_ps(panel + k * 16), s00);
+    s01 = _mm256_fmadd_ps(b, _mm256_loadu_ps(panel + k * 16 + 8), s01);
+  }
+  store_panel(c, _mm256_add_ps(_mm256_add_ps(s00, s10), _mm256_add_ps(s20, s30)),
+              _mm256_add_ps(_mm256_add_ps(s01, s11), _mm256_add_ps(s21, s31)), cols, bias, accumulate);
+}
+
+// Rows [0, M) of A against one panel: 6 rows at a time, then the remainder.
+inline void rows_panel(const float* A, int64_t lda, int64_t M, const float* panel, int64_t K, float* C,
+                       int64_t ldc, int64_t cols, const float* b, bool accumulate) {
+  if (M == 1) return kernel_m1(A, panel, K, C, cols, b, accumulate);
+  int64_t m = 0;
+  for (; m + 6 <= M; m += 6) kernel_mr<6>(A + m * lda, lda, panel, K, C + m * ldc, ldc, cols, b, accumulate);
+  const float* a = A + m * lda;
+  float* c = C + m * ldc;
+  switch (M - m) {
+    case 5: kernel_mr<5>(a, lda, panel, K, c, ldc, cols, b, accumulate); break;
+    case 4: kernel_mr<4>(a, lda, panel, K, c, ldc, cols, b, accumulate); break;
+    case 3: kernel_mr<3>(a, lda, panel, K, c, ldc, cols, b, accumulate); break;
+    case 2: kernel_mr<2>(a, lda, panel, K, c, ldc, cols, b, accumulate); break;
+    case 1: kernel_mr<1>(a, lda, panel, K, c, ldc, cols, b, accumulate); break;
+    default: break;
+  }
+}
+
+// C (M x N) (+)= [bias +] A (M x K) . P. A tall A (the input projection of all
+// steps) is cut into row blocks of about 64 KB that stay in cache while every
+// panel passes over them; the threads share out row blocks. A short A (one step)
+// is shared out by panels instead, so each thread keeps its panels in its own cache.
 inline void mm_packed(const float* A, int64_t lda, const Packed& P, const float* bias, float* C, int64_t ldc,
                       int64_t M, bool accumulate) {
   const int64_t K = P.K, N = P.N;
-  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, M * K * 16));
-  auto body = [&](int64_t p0, int64_t p1) {
+  const float* panels = P.buf.data_ptr<float>();
+  auto block = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n0 = p * 16, cols = std::min<int64_t>(16, N - n0);
-      const float* panel = P.panel(p);
-      const float* b = bias ? bias + n0 : nullptr;
-      int64_t m = 0;
-      for (; m + 6 <= M; m += 6) kernel_mr<6>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate);
-      switch (M - m) {
-        case 5: kernel_mr<5>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
-        case 4: kernel_mr<4>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
-        case 3: kernel_mr<3>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
-        case 2: kernel_mr<2>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
-        case 1: kernel_mr<1>(A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, cols, b, accumulate); break;
-        default: break;
-      }
+      const int64_t n0 = p * 16;
+      rows_panel(A + m0 * lda, lda, m1 - m0, panels + p * K * 16, K, C + m0 * ldc + n0, ldc,
+                 std::min<int64_t>(16, N - n0), bias ? bias + n0 : nullptr, accumulate);
     }
   };
-  if (P.panels <= grain) {
-    body(0, P.panels);
+  const int64_t rows = std::max<int64_t>(6, (16384 / std::max<int64_t>(K, 1)) / 6 * 6);
+  const bool small = M * N * K < (int64_t(1) << 16);
+  if (M >= 4 * rows) {
+    const int64_t blocks = (M + rows - 1) / rows;
+    at::parallel_for(0, blocks, 1, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) block(q * rows, std::min(M, (q + 1) * rows), 0, P.panels);
+    });
+  } else if (small || at::get_num_threads() == 1 || at::in_parallel_region()) {
+    block(0, M, 0, P.panels);
   } else {
-    at::parallel_for(0, P.panels, grain, body);
+    at::parallel_for(0, P.panels, 1, [&](int64_t p0, int64_t p1) { block(0, M, p0, p1); });
   }
 }
 #endif

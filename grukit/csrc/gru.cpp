@@ -29,6 +29,16 @@ struct Dims {
 
 inline int64_t step_time(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
 
+// Scratch that never leaves an op (gi, dgi, dgh) is kept per thread and reused:
+// a fresh allocation of tens of MB is mapped anew by the C library on every call,
+// and touching its pages costs as much as the matmul that fills them.
+at::Tensor workspace(int slot, int64_t numel, const at::TensorOptions& opts) {
+  static thread_local at::Tensor cache[2][3];
+  at::Tensor& t = cache[opts.dtype() == at::kDouble ? 1 : 0][slot];
+  if (!t.defined() || t.numel() < numel) t = at::empty({numel}, opts);
+  return t.narrow(0, 0, numel);
+}
+
 // The gate pass of one step over rows [b0, b1): on one thread when small (a fork
 // costs about a microsecond), else split evenly over torch's threads.
 template <class Fn>
@@ -194,7 +204,7 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
   at::Tensor gates = save ? at::empty({d.T, d.B, 4 * H}, opts) : at::empty({0}, opts);
   at::Tensor hp = save ? at::empty({d.T, d.B, H}, opts) : at::empty({0}, opts);
   if (d.T == 0 || d.B == 0) return {y, h, gates, hp};
-  at::Tensor gi = at::empty({d.T, d.B, 3 * H}, opts);
+  at::Tensor gi = workspace(0, d.T * d.B * 3 * H, opts).view({d.T, d.B, 3 * H});
   at::Tensor scratch = at::empty({d.B * 7 * H}, opts);
   at::Tensor b_ih_c = b_ih ? b_ih->contiguous() : at::Tensor();
   at::Tensor b_hh_c = b_hh ? b_hh->contiguous() : at::Tensor();
@@ -227,8 +237,8 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
   const at::Tensor dy = dy_.contiguous().to(x.scalar_type()), g = gates.contiguous(), hpc = hp.contiguous();
   auto opts = x.options();
   at::Tensor dh = dh_n.contiguous().to(x.scalar_type()).clone();
-  at::Tensor dgi = at::empty({T, B, 3 * H}, opts);
-  at::Tensor dgh = reset_after ? at::empty({T, B, 3 * H}, opts) : dgi;  // the same for reset_after=False
+  at::Tensor dgi = workspace(1, T * B * 3 * H, opts).view({T, B, 3 * H});
+  at::Tensor dgh = reset_after ? workspace(2, T * B * 3 * H, opts).view({T, B, 3 * H}) : dgi;  // same if False
   at::Tensor scratch = at::empty({2 * B * H}, opts);
   at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
   if (T > 0 && B > 0) {
@@ -263,6 +273,59 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
   return {dx, dh, dw_ih, dw_hh, db_ih, db_hh};
 }
 
+// Inference through the whole stack in one call: layer l, direction d uses
+// weights[(l * D + d) * P ...] with P = 4 (w_ih, w_hh, b_ih, b_hh) or 2 without
+// bias. Returns (output (T, B, D*H), h_n (L*D, B, H)). No dropout: inference only.
+std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor& h0, at::TensorList weights,
+                                          bool has_bias, int64_t num_layers, bool bidirectional,
+                                          const std::optional<at::Tensor>& lengths, bool reset_after) {
+  const int64_t D = bidirectional ? 2 : 1, P = has_bias ? 4 : 2;
+  TORCH_CHECK_VALUE(num_layers >= 1 && static_cast<int64_t>(weights.size()) == num_layers * D * P,
+                    "weights must hold ", num_layers * D * P, " tensors, got ", weights.size());
+  TORCH_CHECK_VALUE(h0.dim() == 3 && h0.size(0) == num_layers * D, "h0 must be (L*D, B, H), got ", h0.sizes());
+  at::Tensor h_n = at::empty_like(h0);
+  at::Tensor inp = x;
+  for (int64_t l = 0; l < num_layers; ++l) {
+    std::vector<at::Tensor> outs;
+    for (int64_t d = 0; d < D; ++d) {
+      const int64_t k = l * D + d;
+      const at::Tensor* w = &weights[k * P];
+      std::optional<at::Tensor> b_ih, b_hh;
+      if (has_bias) {
+        b_ih = w[2];
+        b_hh = w[3];
+      }
+      auto r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, reset_after, d == 1, false);
+      h_n[k].copy_(r[1]);
+      outs.push_back(r[0]);
+    }
+    inp = D == 1 ? outs[0] : at::cat(outs, 2);
+  }
+  return {inp, h_n};
+}
+
+// C = A W^T (+ bias) through the step matmul, packed (as over many steps) or
+// not: exposed so that tests check the kernels on odd shapes and the benchmark
+// times them alone.
+at::Tensor step_matmul(const at::Tensor& A_, const at::Tensor& W_, const std::optional<at::Tensor>& bias,
+                       bool packed) {
+  TORCH_CHECK_VALUE(A_.dim() == 2 && W_.dim() == 2 && A_.size(1) == W_.size(1), "A must be (M, K), W (N, K)");
+  TORCH_CHECK_TYPE(A_.scalar_type() == W_.scalar_type() && (A_.scalar_type() == at::kFloat ||
+                   A_.scalar_type() == at::kDouble), "A and W must share a float dtype");
+  TORCH_CHECK_VALUE(!bias || (bias->dim() == 1 && bias->size(0) == W_.size(0) &&
+                    bias->scalar_type() == A_.scalar_type()), "bias must be (N,)");
+  const at::Tensor A = A_.contiguous(), W = W_.contiguous();
+  const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
+  const int64_t M = A.size(0), K = A.size(1), N = W.size(0);
+  at::Tensor C = at::empty({M, N}, A.options());
+  if (M == 0 || N == 0) return C;
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "step_matmul", [&] {
+    const StepMatmul<scalar_t> mm(W.data_ptr<scalar_t>(), K, N, K, true, packed ? 1 << 20 : 1);
+    mm(A.data_ptr<scalar_t>(), K, bias ? b.data_ptr<scalar_t>() : nullptr, C.data_ptr<scalar_t>(), N, M, false);
+  });
+  return C;
+}
+
 }  // namespace grukit
 
 TORCH_LIBRARY(grukit, m) {
@@ -272,11 +335,17 @@ TORCH_LIBRARY(grukit, m) {
   m.def(
       "gru_layer_backward(Tensor dy, Tensor dh_n, Tensor x, Tensor w_ih, Tensor w_hh, Tensor gates, Tensor hp, "
       "Tensor? lengths, bool has_bias, bool reset_after, bool reverse) -> Tensor[]");
+  m.def(
+      "gru_stack_forward(Tensor x, Tensor h0, Tensor[] weights, bool has_bias, int num_layers, "
+      "bool bidirectional, Tensor? lengths, bool reset_after) -> Tensor[]");
+  m.def("step_matmul(Tensor A, Tensor W, Tensor? bias, bool packed) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(grukit, CPU, m) {
   m.impl("gru_layer_forward", &grukit::gru_layer_forward);
   m.impl("gru_layer_backward", &grukit::gru_layer_backward);
+  m.impl("gru_stack_forward", &grukit::gru_stack_forward);
+  m.impl("step_matmul", &grukit::step_matmul);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.doc() = "grukit's fused CPU engine (ops under torch.ops.grukit)"; }
