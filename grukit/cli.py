@@ -36,6 +36,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="versions, engines, threads")
     p_info.set_defaults(func=_info)
+    sub.add_parser("bench", help="grukit vs torch.nn.GRU, ONNX Runtime and Keras on this machine "
+                   "(grukit bench --help)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its own options: grukit bench --help
+        from . import bench
+
+        return bench.main(argv[1:])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

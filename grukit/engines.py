@@ -50,20 +50,20 @@ def resolve(engine: str, x: torch.Tensor) -> str:
     return "reference"
 
 
+def _function() -> Any:
+    from . import function  # imports only once the compiled extension is known to load
+
+    return function
+
+
 def layer_fn(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The function that runs one layer-direction on the named engine."""
-    if name == "cpu":
-        from . import function  # needs the compiled extension
-
-        return function.gru_layer
-    return reference.gru_layer
+    return _function().gru_layer if name == "cpu" else reference.gru_layer
 
 
 def stack_inference() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The compiled whole-stack inference call (cpu engine only)."""
-    from . import function
-
-    return function.gru_stack_inference
+    return _function().gru_stack_inference
 
 
 def _warn_missing(why: str) -> None:

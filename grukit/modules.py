@@ -230,7 +230,8 @@ class GRU(nn.Module):
         D = 2 if self.bidirectional else 1
         if h0 is None:
             h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
-        engine = self.last_engine = engines.resolve(self.engine, x)
+        engine = engines.resolve(self.engine, x)
+        self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
         params = self._parameters
         flat = [params[n] for names in self._weight_names for n in names]
         if engine == "cpu" and not (self.training and self.dropout > 0) and not (
@@ -364,7 +365,7 @@ class GRUCell(nn.Module):
         _checks.optional_h("hx", hx, expect, ref, "(B, H), or (H,) for an unbatched input")
         h = x.new_zeros(x.shape[0], H) if hx is None else (hx.unsqueeze(0) if unbatched else hx)
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        self.last_engine = engines.resolve(self.engine, x)
+        self.__dict__["last_engine"] = engines.resolve(self.engine, x)
         if self.last_engine == "reference":
             h_new = reference.gru_cell(x, h, *weights, reset_after=self.reset_after)
         else:  # one time step of the fused layer

@@ -17,26 +17,27 @@
 namespace grukit {
 
 template <class T, class Fn>
-inline void row(int64_t H, Fn&& fn) {
+inline void row(Fn&& fn) {
   int64_t j = 0;
 #if GRUKIT_HAVE_F8
   if constexpr (std::is_same_v<T, float>) j = fn(F8{}, j);
 #endif
   fn(T{}, j);
-  (void)H;
 }
 
 // ---------------------------------------------------------------- reset_after=True
 
 // r = σ(i_r + h_r); z = σ(i_z + h_z); n = tanh(i_n + r h_n); h' = n + z (h - n)
+// Units j < n; gi and g have gate stride H, gh has gate stride S (= H, or the
+// width of one thread's share of the units).
 template <class V, class E>
-inline int64_t forward_after(V, int64_t j, int64_t H, const E* gi, const E* gh, const E* h,
-                             E* h_new, E* y, E* g) {
+inline int64_t forward_after(V, int64_t j, int64_t n_units, int64_t H, int64_t S, const E* gi, const E* gh,
+                             const E* h, E* h_new, E* y, E* g) {
   constexpr int W = Lanes<V>::width;
-  for (; j + W <= H; j += W) {
+  for (; j + W <= n_units; j += W) {
     V r = sigmoid(ld<V>(gi + j) + ld<V>(gh + j));
-    V z = sigmoid(ld<V>(gi + H + j) + ld<V>(gh + H + j));
-    V h_n = ld<V>(gh + 2 * H + j);
+    V z = sigmoid(ld<V>(gi + H + j) + ld<V>(gh + S + j));
+    V h_n = ld<V>(gh + 2 * S + j);
     V n = tanh_(ld<V>(gi + 2 * H + j) + r * h_n);
     V hp = ld<V>(h + j);
     V out = n + z * (hp - n);
@@ -82,26 +83,32 @@ inline int64_t backward_after(V, int64_t j, int64_t H, const E* dh, const E* dy,
 // --------------------------------------------------------------- reset_after=False
 // Two halves around the second recurrent matmul, h_n = W_hn (r h) + b_hn.
 
-// a: r = σ(i_r + h_r); z = σ(i_z + h_z); s = r h   (ghrz = h_r|h_z, 2H)
+// a, in two parts: r = σ(i_r + h_r) and s = r h; z = σ(i_z + h_z).
 template <class V, class E>
-inline int64_t forward_before_a(V, int64_t j, int64_t H, const E* gi, const E* ghrz, const E* h, E* g) {
+inline int64_t reset_gate(V, int64_t j, int64_t n_units, const E* i_r, const E* h_r, const E* h, E* r_out,
+                          E* s_out) {
   constexpr int W = Lanes<V>::width;
-  for (; j + W <= H; j += W) {
-    V r = sigmoid(ld<V>(gi + j) + ld<V>(ghrz + j));
-    V z = sigmoid(ld<V>(gi + H + j) + ld<V>(ghrz + H + j));
-    store(g + j, r);
-    store(g + H + j, z);
-    store(g + 3 * H + j, r * ld<V>(h + j));
+  for (; j + W <= n_units; j += W) {
+    V r = sigmoid(ld<V>(i_r + j) + ld<V>(h_r + j));
+    store(r_out + j, r);
+    store(s_out + j, r * ld<V>(h + j));
   }
+  return j;
+}
+
+template <class V, class E>
+inline int64_t update_gate(V, int64_t j, int64_t n_units, const E* i_z, const E* h_z, E* z_out) {
+  constexpr int W = Lanes<V>::width;
+  for (; j + W <= n_units; j += W) store(z_out + j, sigmoid(ld<V>(i_z + j) + ld<V>(h_z + j)));
   return j;
 }
 
 // b: n = tanh(i_n + h_n); h' = n + z (h - n)
 template <class V, class E>
-inline int64_t forward_before_b(V, int64_t j, int64_t H, const E* gi, const E* h_n_, const E* h,
-                                E* h_new, E* y, E* g) {
+inline int64_t forward_before_b(V, int64_t j, int64_t n_units, int64_t H, const E* gi, const E* h_n_,
+                                const E* h, E* h_new, E* y, E* g) {
   constexpr int W = Lanes<V>::width;
-  for (; j + W <= H; j += W) {
+  for (; j + W <= n_units; j += W) {
     V n = tanh_(ld<V>(gi + 2 * H + j) + ld<V>(h_n_ + j));
     V z = ld<V>(g + H + j), hp = ld<V>(h + j);
     V out = n + z * (hp - n);

@@ -10,6 +10,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
 
 #include "vec.h"
 
@@ -167,14 +170,14 @@ struct Packed {
 };
 
 // from W (N x K) row-major: C = A W^T (forward); transpose = false means W is (K x N): C = A W.
-inline Packed pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool transpose) {
+inline Packed pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool transpose, bool threads = true) {
   Packed P;
   P.N = N;
   P.K = K;
   P.panels = (N + 15) / 16;
   P.buf = at::zeros({P.panels * K * 16}, at::kFloat);
   float* out = P.buf.data_ptr<float>();
-  at::parallel_for(0, P.panels, 1, [&](int64_t p0, int64_t p1) {
+  auto body = [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n0 = p * 16, cols = std::min<int64_t>(16, N - n0);
       float* dst = out + p * K * 16;
@@ -186,7 +189,12 @@ inline Packed pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool trans
           for (int64_t c = 0; c < cols; ++c) dst[k * 16 + c] = W[k * ldw + n0 + c];
       }
     }
-  });
+  };
+  if (threads && N * K >= (int64_t(1) << 16)) {
+    at::parallel_for(0, P.panels, 1, body);
+  } else {
+    body(0, P.panels);
+  }
   return P;
 }
 
@@ -209,6 +217,41 @@ inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const floa
   _mm256_store_ps(tmp, lo);
   _mm256_store_ps(tmp + 8, hi);
   for (int64_t q = 0; q < cols; ++q) c[q] = tmp[q] + (bias ? bias[q] : 0.0f) + (accumulate ? c[q] : 0.0f);
+}
+
+// Packs of weights that come back call after call (inference on fixed weights)
+// are kept per thread, the last 8 of up to 4 MB each: found by pointer and shape,
+// reused only if the contents still match (writes through .data bump no version).
+inline std::shared_ptr<const Packed> cached_pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool nk) {
+  const int64_t rows = nk ? N : K, cols = nk ? K : N;
+  if (rows * cols > (int64_t(1) << 20)) return std::make_shared<const Packed>(pack(W, ldw, N, K, nk));
+  struct Entry {
+    const float* ptr;
+    int64_t ldw, N, K;
+    bool nk;
+    std::vector<float> copy;
+    std::shared_ptr<const Packed> P;
+  };
+  static thread_local std::vector<Entry> cache;
+  auto same = [&](const Entry& e) {
+    if (e.ptr != W || e.ldw != ldw || e.N != N || e.K != K || e.nk != nk) return false;
+    for (int64_t r = 0; r < rows; ++r)
+      if (std::memcmp(e.copy.data() + r * cols, W + r * ldw, sizeof(float) * cols) != 0) return false;
+    return true;
+  };
+  for (auto& e : cache)
+    if (same(e)) return e.P;
+  Entry e{W, ldw, N, K, nk, std::vector<float>(rows * cols), nullptr};
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(e.copy.data() + r * cols, W + r * ldw, sizeof(float) * cols);
+  e.P = std::make_shared<const Packed>(pack(W, ldw, N, K, nk));
+  for (auto& old : cache)
+    if (old.ptr == W && old.N == N && old.K == K && old.nk == nk) {  // the same weights, updated
+      old = std::move(e);
+      return old.P;
+    }
+  if (cache.size() >= 8) cache.erase(cache.begin());
+  cache.push_back(std::move(e));
+  return cache.back().P;
 }
 
 // C[m, n0:n0+cols] (+)= A[m, :] . panel for MR rows m of A. The accumulators are
@@ -369,7 +412,7 @@ class StepMatmul {
 #if GRUKIT_HAVE_F8
     if constexpr (std::is_same_v<T, float>) {
       if (steps >= 4) {
-        P_ = pack(W, ldw, N, K, nk);
+        P_ = cached_pack(W, ldw, N, K, nk);
         packed_ = true;
       }
     }
@@ -380,7 +423,7 @@ class StepMatmul {
   void operator()(const T* A, int64_t lda, const T* bias, T* C, int64_t ldc, int64_t M, bool accumulate) const {
 #if GRUKIT_HAVE_F8
     if constexpr (std::is_same_v<T, float>) {
-      if (packed_) return mm_packed(A, lda, P_, bias, C, ldc, M, accumulate);
+      if (packed_) return mm_packed(A, lda, *P_, bias, C, ldc, M, accumulate);
     }
 #endif
     if (nk_) {
@@ -398,7 +441,7 @@ class StepMatmul {
   bool nk_;
   bool packed_ = false;
 #if GRUKIT_HAVE_F8
-  Packed P_;
+  std::shared_ptr<const Packed> P_;
 #endif
 };
 

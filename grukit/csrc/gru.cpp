@@ -14,6 +14,9 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#include <omp.h>
+
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -33,7 +36,7 @@ inline int64_t step_time(int64_t s, int64_t T, bool reverse) { return reverse ? 
 // a fresh allocation of tens of MB is mapped anew by the C library on every call,
 // and touching its pages costs as much as the matmul that fills them.
 at::Tensor workspace(int slot, int64_t numel, const at::TensorOptions& opts) {
-  static thread_local at::Tensor cache[2][3];
+  static thread_local at::Tensor cache[2][4];
   at::Tensor& t = cache[opts.dtype() == at::kDouble ? 1 : 0][slot];
   if (!t.defined() || t.numel() < numel) t = at::empty({numel}, opts);
   return t.narrow(0, 0, numel);
@@ -107,10 +110,12 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
     rec(h, H, b_hh, gh, 3 * H, B, false);
     if (!reset_after) {
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b)
-          row<T>(H, [&](auto v, int64_t j) {
-            return forward_before_a(v, j, H, gi_t + b * 3 * H, gh + b * 3 * H, h + b * H, g_t + b * G);
-          });
+        for (int64_t b = b0; b < b1; ++b) {
+          const T *gi_b = gi_t + b * 3 * H, *gh_b = gh + b * 3 * H;
+          T* g_b = g_t + b * G;
+          row<T>([&](auto v, int64_t j) { return reset_gate(v, j, H, gi_b, gh_b, h + b * H, g_b, g_b + 3 * H); });
+          row<T>([&](auto v, int64_t j) { return update_gate(v, j, H, gi_b + H, gh_b + H, g_b + H); });
+        }
       });
       // h_n = W_hn (r h) + b_hn, reading s = r h from the gates
       rec_n(g_t + 3 * H, G, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H, 3 * H, B, false);
@@ -122,16 +127,222 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
           std::memset(y_b, 0, sizeof(T) * H);
           continue;
         }
-        row<T>(H, [&](auto v, int64_t j) {
+        row<T>([&](auto v, int64_t j) {
           if (reset_after)
-            return forward_after(v, j, H, gi_t + b * 3 * H, gh + b * 3 * H, h + b * H, h + b * H, y_b, g_t + b * G);
-          return forward_before_b(v, j, H, gi_t + b * 3 * H, gh + b * 3 * H + 2 * H, h + b * H, h + b * H, y_b,
-                                  g_t + b * G);
+            return forward_after(v, j, H, H, H, gi_t + b * 3 * H, gh + b * 3 * H, h + b * H, h + b * H, y_b,
+                                 g_t + b * G);
+          return forward_before_b(v, j, H, H, gi_t + b * 3 * H, gh + b * 3 * H + 2 * H, h + b * H, h + b * H,
+                                  y_b, g_t + b * G);
         });
       }
     });
   }
 }
+
+
+#if GRUKIT_HAVE_F8
+// Small steps (B * 3H * H up to ~1M multiply-adds) spend more on forking threads
+// and on streaming W_hh from L2 than on arithmetic. So the whole time loop runs
+// in one parallel region: each thread owns a slice of the hidden units, keeps
+// the rows of W_hh for its units packed (in its own L1/L2), computes its units'
+// gates and new state, and meets the others at one barrier per step (for
+// reset_after=False each thread computes r of all units, as W_hn needs all of
+// r h, rather than wait at a second barrier). The state is double-buffered:
+// a step reads `cur` whole and writes its slice of `nxt`.
+// A sense-reversing spin barrier: the threads of a split loop meet every step, and
+// libgomp's barrier costs about 0.3 us there; this one costs a cache-line handoff.
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int n) : n_(n) {}
+  void wait(bool& sense) {
+    sense = !sense;
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      flag_.store(sense, std::memory_order_release);
+    } else {
+      while (flag_.load(std::memory_order_acquire) != sense) _mm_pause();
+    }
+  }
+
+ private:
+  const int n_;
+  alignas(64) std::atomic<int> count_{0};
+  alignas(64) std::atomic<bool> flag_{false};
+};
+
+// reset_after=False recomputes r per thread, which pays only for a few rows.
+bool use_split(const Dims& d, bool reset_after) {
+  return at::get_num_threads() > 1 && !at::in_parallel_region() && d.T >= 2 && d.H >= 16 &&
+         d.B * 3 * d.H * d.H <= (int64_t(1) << 20) && (reset_after || d.B <= 4);
+}
+
+// What a split loop prepares from W_hh and b_hh: each slice's rows, packed, and
+// its biases. Kept per thread for the last few weight matrices and reused while
+// their contents are unchanged (compared in full: writes through .data would not
+// bump a version counter), because preparing costs more than a short sequence.
+struct SplitPlan {
+  at::Tensor w, b;  // copies of the weights this plan was made from
+  bool reset_after = true;
+  int slices = 0;
+  std::vector<int64_t> j0;
+  std::vector<Packed> P, Pn;
+  std::vector<at::Tensor> bias, bias_n;
+};
+
+const SplitPlan& split_plan(const float* w_hh, const float* b_hh, int64_t H, bool reset_after, int slices) {
+  static thread_local std::vector<SplitPlan> plans;  // most recent last
+  const int64_t wn = 3 * H * H;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    SplitPlan& p = plans[i];
+    if (p.reset_after == reset_after && p.slices == slices && p.w.numel() == wn && p.b.defined() == (b_hh != nullptr) &&
+        std::memcmp(p.w.data_ptr<float>(), w_hh, sizeof(float) * wn) == 0 &&
+        (!b_hh || std::memcmp(p.b.data_ptr<float>(), b_hh, sizeof(float) * 3 * H) == 0)) {
+      std::rotate(plans.begin() + i, plans.begin() + i + 1, plans.end());
+      return plans.back();
+    }
+  }
+  SplitPlan p;
+  p.w = at::empty({wn}, at::kFloat);
+  std::memcpy(p.w.data_ptr<float>(), w_hh, sizeof(float) * wn);
+  if (b_hh) {
+    p.b = at::empty({3 * H}, at::kFloat);
+    std::memcpy(p.b.data_ptr<float>(), b_hh, sizeof(float) * 3 * H);
+  }
+  p.reset_after = reset_after;
+  p.slices = slices;
+  p.j0.resize(slices + 1);
+  for (int q = 0; q <= slices; ++q) p.j0[q] = std::min<int64_t>(H, (H * q / slices + 7) / 8 * 8);
+  p.P.resize(slices);
+  p.Pn.resize(slices);
+  p.bias.resize(slices);
+  p.bias_n.resize(slices);
+  for (int q = 0; q < slices; ++q) {
+    const int64_t a = p.j0[q], nu = p.j0[q + 1] - a;
+    // reset_after=True: rows r, z, n of the slice's units. False: r of all units
+    // (each thread needs all of r h for W_hn), then z of the slice's units.
+    std::vector<std::pair<int64_t, int64_t>> blocks;  // (first row, count)
+    if (reset_after) {
+      blocks = {{a, nu}, {H + a, nu}, {2 * H + a, nu}};
+    } else {
+      blocks = {{0, H}, {H + a, nu}};
+    }
+    int64_t n_rows = 0;
+    for (auto& bl : blocks) n_rows += bl.second;
+    at::Tensor rows = at::empty({n_rows, H}, at::kFloat);
+    p.bias[q] = at::zeros({n_rows}, at::kFloat);
+    int64_t at_row = 0;
+    for (auto& [first, count] : blocks) {
+      std::memcpy(rows.data_ptr<float>() + at_row * H, w_hh + first * H, sizeof(float) * count * H);
+      if (b_hh) std::memcpy(p.bias[q].data_ptr<float>() + at_row, b_hh + first, sizeof(float) * count);
+      at_row += count;
+    }
+    p.P[q] = pack(rows.data_ptr<float>(), H, n_rows, H, true, /*threads=*/false);
+    p.bias_n[q] = at::zeros({nu}, at::kFloat);
+    if (!reset_after) {
+      p.Pn[q] = pack(w_hh + (2 * H + a) * H, H, nu, H, true, /*threads=*/false);
+      if (b_hh) std::memcpy(p.bias_n[q].data_ptr<float>(), b_hh + 2 * H + a, sizeof(float) * nu);
+    }
+  }
+  if (plans.size() >= 8) plans.erase(plans.begin());
+  plans.push_back(std::move(p));
+  return plans.back();
+}
+
+void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const float* gi, const float* w_hh,
+                        const float* b_hh, const int64_t* len, float* h, float* y, float* g_all, float* hp_all,
+                        bool save, float* g_step, float* work) {
+  const int64_t B = d.B, H = d.H, G = 4 * H;
+  const int slices = static_cast<int>(std::min<int64_t>(at::get_num_threads(), H / 8));
+  const SplitPlan& plan = split_plan(w_hh, b_hh, H, reset_after, slices);
+  const std::vector<int64_t>& j0 = plan.j0;
+  // work: (B, H) second state buffer, then per slice: its recurrent projection
+  // (B, 3 nu) for True or (B, H + nu) for False, and for False also h_n (B, nu)
+  // and private r, s of all units (B, H) each.
+  float* buf[2] = {h, work};
+  std::vector<float*> gh(slices), gh_n(slices), r_all(slices), s_all(slices);
+  float* next = work + B * H;
+  for (int q = 0; q < slices; ++q) {
+    const int64_t nu = j0[q + 1] - j0[q];
+    gh[q] = next;
+    next += B * (reset_after ? 3 * nu : H + nu);
+    gh_n[q] = next;
+    r_all[q] = next + B * nu;
+    s_all[q] = next + B * nu + B * H;
+    next += reset_after ? 0 : B * (nu + 2 * H);
+  }
+  SpinBarrier barrier(slices);
+#pragma omp parallel num_threads(slices)
+  {
+    const int tid = omp_get_thread_num(), nthreads = omp_get_num_threads();
+    bool sense = false;
+    if (nthreads != slices) {  // fewer threads than asked: the slices are shared out, and
+      TORCH_CHECK(nthreads == 1, "grukit: unexpected OpenMP team size");  // one thread needs no barrier
+    }
+    auto sync = [&] {
+      if (nthreads > 1) barrier.wait(sense);
+    };
+    for (int64_t s = 0; s < d.T; ++s) {
+      const int64_t t = step_time(s, d.T, reverse);
+      const float* cur = buf[s % 2];
+      float* nxt = buf[(s + 1) % 2];
+      const float* gi_t = gi + t * B * 3 * H;
+      float* y_t = y + t * B * H;
+      float* g_t = save ? g_all + t * B * G : g_step;
+      auto finish_invalid = [&](int64_t b, int64_t a, int64_t nu) {  // past the row's end
+        std::memcpy(nxt + b * H + a, cur + b * H + a, sizeof(float) * nu);
+        std::memset(y_t + b * H + a, 0, sizeof(float) * nu);
+      };
+      for (int q = tid; q < slices; q += nthreads) {
+        const int64_t a = j0[q], nu = j0[q + 1] - j0[q];
+        float* ghq = gh[q];
+        if (save)
+          for (int64_t b = 0; b < B; ++b) std::memcpy(hp_all + (t * B + b) * H + a, cur + b * H + a, sizeof(float) * nu);
+        const int64_t width = reset_after ? 3 * nu : H + nu;
+        mm_packed(cur, H, plan.P[q], b_hh ? plan.bias[q].data_ptr<float>() : nullptr, ghq, width, B, false);
+        if (reset_after) {
+          for (int64_t b = 0; b < B; ++b) {
+            if (len && t >= len[b]) {
+              finish_invalid(b, a, nu);
+              continue;
+            }
+            row<float>([&](auto v, int64_t j) {
+              return forward_after(v, j, nu, H, nu, gi_t + b * 3 * H + a, ghq + b * 3 * nu, cur + b * H + a,
+                                   nxt + b * H + a, y_t + b * H + a, g_t + b * G + a);
+            });
+          }
+          continue;
+        }
+        // reset_after=False: r and s = r h of all units, privately; z of the slice
+        float *rq = r_all[q], *sq = s_all[q], *ghn = gh_n[q];
+        for (int64_t b = 0; b < B; ++b) {
+          const float *gi_b = gi_t + b * 3 * H, *gh_b = ghq + b * width;
+          float* g_b = g_t + b * G;
+          row<float>([&](auto v, int64_t j) {
+            return reset_gate(v, j, H, gi_b, gh_b, cur + b * H, rq + b * H, sq + b * H);
+          });
+          row<float>([&](auto v, int64_t j) { return update_gate(v, j, nu, gi_b + H + a, gh_b + H, g_b + H + a); });
+          std::memcpy(g_b + a, rq + b * H + a, sizeof(float) * nu);          // r and s of the slice,
+          std::memcpy(g_b + 3 * H + a, sq + b * H + a, sizeof(float) * nu);  // for the backward
+        }
+        // h_n = W_hn (r h) + b_hn for the slice's units
+        mm_packed(sq, H, plan.Pn[q], b_hh ? plan.bias_n[q].data_ptr<float>() : nullptr, ghn, nu, B, false);
+        for (int64_t b = 0; b < B; ++b) {
+          if (len && t >= len[b]) {
+            finish_invalid(b, a, nu);
+            continue;
+          }
+          row<float>([&](auto v, int64_t j) {
+            return forward_before_b(v, j, nu, H, gi_t + b * 3 * H + a, ghn + b * nu, cur + b * H + a,
+                                    nxt + b * H + a, y_t + b * H + a, g_t + b * G + a);
+          });
+        }
+      }
+      sync();
+    }
+  }
+  if (d.T % 2 == 1) std::memcpy(h, buf[1], sizeof(float) * B * H);  // the last step wrote `other`
+}
+#endif
 
 template <class T>
 void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, const T* w_hh, const T* g_all,
@@ -155,7 +366,7 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
           if (reset_after) std::memset(dgh_t + b * 3 * H, 0, sizeof(T) * 3 * H);
           continue;
         }
-        row<T>(H, [&](auto v, int64_t j) {
+        row<T>([&](auto v, int64_t j) {
           if (reset_after)
             return backward_after(v, j, H, dh + b * H, dy_t + b * H, hp_t + b * H, g_t + b * G, dgi_t + b * 3 * H,
                                   dgh_t + b * 3 * H, dh_prev + b * H);
@@ -173,7 +384,7 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           if (len && t >= len[b]) continue;
-          row<T>(H, [&](auto v, int64_t j) {
+          row<T>([&](auto v, int64_t j) {
             return backward_before_a(v, j, H, ds + b * H, hp_t + b * H, g_t + b * G, dgi_t + b * 3 * H,
                                      dh_prev + b * H);
           });
@@ -205,7 +416,7 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
   at::Tensor hp = save ? at::empty({d.T, d.B, H}, opts) : at::empty({0}, opts);
   if (d.T == 0 || d.B == 0) return {y, h, gates, hp};
   at::Tensor gi = workspace(0, d.T * d.B * 3 * H, opts).view({d.T, d.B, 3 * H});
-  at::Tensor scratch = at::empty({d.B * 7 * H}, opts);
+  at::Tensor scratch = workspace(3, d.B * 7 * H + d.B * H * (4 + 3 * at::get_num_threads()), opts);
   at::Tensor b_ih_c = b_ih ? b_ih->contiguous() : at::Tensor();
   at::Tensor b_hh_c = b_hh ? b_hh->contiguous() : at::Tensor();
   at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
@@ -214,6 +425,18 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
     // gi = x W_ih^T + b_ih for all steps at once
     const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, d.T * d.B);
     proj(x.data_ptr<scalar_t>(), d.I, bias_ih, gi.data_ptr<scalar_t>(), 3 * H, d.T * d.B, false);
+#if GRUKIT_HAVE_F8
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (use_split(d, reset_after)) {
+        forward_loop_split(d, reset_after, reverse, gi.data_ptr<float>(), w_hh.data_ptr<float>(),
+                           b_hh ? b_hh_c.data_ptr<float>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
+                           h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
+                           save ? hp.data_ptr<float>() : nullptr, save, scratch.data_ptr<float>() + d.B * 3 * H,
+                           scratch.data_ptr<float>() + d.B * 7 * H);
+        return;
+      }
+    }
+#endif
     forward_loop<scalar_t>(d, reset_after, reverse, gi.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                            b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
                            h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), save ? gates.data_ptr<scalar_t>() : nullptr,
@@ -227,6 +450,11 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
                                            const at::Tensor& w_ih_, const at::Tensor& w_hh_, const at::Tensor& gates,
                                            const at::Tensor& hp, const std::optional<at::Tensor>& lengths,
                                            bool has_bias, bool reset_after, bool reverse) {
+  check_inputs(x_, dh_n, w_ih_, w_hh_, std::nullopt, std::nullopt, lengths);
+  for (const at::Tensor* t : {&dy_, &gates, &hp}) {
+    TORCH_CHECK_TYPE(t->scalar_type() == x_.scalar_type(), "gradients and saved tensors must have x's dtype");
+    TORCH_CHECK_VALUE(t->device().is_cpu(), "gradients and saved tensors must be on the CPU");
+  }
   const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
   const Dims d{x.size(0), x.size(1), x.size(2), w_hh.size(1)};
   const int64_t T = d.T, B = d.B, H = d.H;
@@ -234,9 +462,9 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
                     "gradient shapes must match the outputs");
   TORCH_CHECK_VALUE(gates.sizes() == at::IntArrayRef({T, B, 4 * H}) && hp.sizes() == at::IntArrayRef({T, B, H}),
                     "saved tensors must come from gru_layer_forward(save=True)");
-  const at::Tensor dy = dy_.contiguous().to(x.scalar_type()), g = gates.contiguous(), hpc = hp.contiguous();
+  const at::Tensor dy = dy_.contiguous(), g = gates.contiguous(), hpc = hp.contiguous();
   auto opts = x.options();
-  at::Tensor dh = dh_n.contiguous().to(x.scalar_type()).clone();
+  at::Tensor dh = dh_n.contiguous().clone();
   at::Tensor dgi = workspace(1, T * B * 3 * H, opts).view({T, B, 3 * H});
   at::Tensor dgh = reset_after ? workspace(2, T * B * 3 * H, opts).view({T, B, 3 * H}) : dgi;  // same if False
   at::Tensor scratch = at::empty({2 * B * H}, opts);

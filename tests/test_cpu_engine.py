@@ -1,0 +1,267 @@
+"""The fused CPU engine against the reference engine, and its safety."""
+
+import itertools
+
+import pytest
+import torch
+from _helpers import assert_all_close, grads, tolerances
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import grukit as gk
+from grukit import engines
+
+
+def test_compiled_engine_is_built():
+    """`make test` installs with the extension: a missing build must fail here, not
+    pass silently on the reference engine."""
+    assert engines.compiled_cpu() is not None, engines.engine_info()
+    assert gk.engine_info()["auto"] == "cpu"
+
+
+ops = torch.ops.grukit
+F64 = torch.float64
+
+COMBOS = list(itertools.product([1, 3], [False, True], [False, True], [False, True],
+                                ["tensor", "packed", "lengths"], [True, False]))
+
+
+def _pair(layers, bidirectional, batch_first, bias, reset_after, dtype=F64, I=5, H=7):
+    torch.manual_seed(0)
+    kw = dict(bias=bias, batch_first=batch_first, bidirectional=bidirectional,
+              reset_after=reset_after, dtype=dtype)
+    fused = gk.GRU(I, H, layers, engine="cpu", **kw)
+    ref = gk.GRU(I, H, layers, engine="reference", **kw)
+    ref.load_state_dict(fused.state_dict())
+    return fused, ref
+
+
+def _run(module, x, h0, mode, lengths, batch_first):
+    if mode == "tensor":
+        return module(x, h0)
+    if mode == "lengths":
+        return module(x, h0, lengths=lengths)
+    packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+    out, h_n = module(packed, h0)
+    return out.data, h_n
+
+
+@pytest.mark.parametrize("layers,bidirectional,batch_first,bias,mode,reset_after", COMBOS)
+def test_fused_matches_reference_in_float64(layers, bidirectional, batch_first, bias, mode,
+                                            reset_after):
+    fused, ref = _pair(layers, bidirectional, batch_first, bias, reset_after)
+    D, T, B = 2 if bidirectional else 1, 6, 4
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn((B, T, 5) if batch_first else (T, B, 5), generator=g, dtype=F64,
+                    requires_grad=True)
+    h0 = torch.randn(layers * D, B, 7, generator=g, dtype=F64, requires_grad=True)
+    lengths = torch.tensor([T, 2, 5, 1])
+    out_f, h_f = _run(fused, x, h0, mode, lengths, batch_first)
+    out_r, h_r = _run(ref, x, h0, mode, lengths, batch_first)
+    assert fused.last_engine == "cpu" and ref.last_engine == "reference"
+    tol = tolerances(F64)
+    assert_all_close({"output": out_f, "h_n": h_f}, {"output": out_r, "h_n": h_r}, **tol)
+    d_out = torch.randn(out_r.shape, generator=g, dtype=F64)
+    d_h = torch.randn(h_r.shape, generator=g, dtype=F64)
+    g_f = grads((out_f, h_f), (d_out, d_h), {"input": x, "h0": h0, **dict(fused.named_parameters())})
+    g_r = grads((out_r, h_r), (d_out, d_h), {"input": x, "h0": h0, **dict(ref.named_parameters())})
+    assert_all_close(g_f, g_r, **tol)
+    # the inference path (one compiled call for the whole stack) computes the same
+    with torch.inference_mode():
+        out_i, h_i = _run(fused, x.detach(), h0.detach(), mode, lengths, batch_first)
+    assert_all_close({"output": out_i, "h_n": h_i}, {"output": out_r, "h_n": h_r}, **tol)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("B,H,T,I", [(40, 33, 50, 64), (7, 72, 9, 3), (1, 130, 12, 17)])
+def test_fused_matches_torch_in_float32_at_larger_sizes(reset_after, B, H, T, I):
+    """Sizes that take the packed, threaded and row-blocked matmul paths and the
+    vector tails (H not a multiple of 8 or 16)."""
+    fused, ref = _pair(2, True, False, True, reset_after, dtype=torch.float32, I=I, H=H)
+    x = torch.randn(T, B, I, requires_grad=True)
+    lengths = torch.randint(1, T + 1, (B,))
+    out_f, h_f = fused(x, lengths=lengths)
+    out_r, h_r = ref(x, lengths=lengths)
+    assert_all_close({"output": out_f, "h_n": h_f}, {"output": out_r, "h_n": h_r})
+    d_out = torch.randn_like(out_r)
+    names = {"input": x, **dict(fused.named_parameters())}
+    g_f = grads(out_f, d_out, names)
+    g_r = grads(out_r, d_out, {"input": x, **dict(ref.named_parameters())})
+    assert_all_close(g_f, g_r, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gradcheck_through_the_fused_backward(reset_after):
+    torch.manual_seed(0)
+    gru = gk.GRU(3, 4, num_layers=2, bidirectional=True, reset_after=reset_after, engine="cpu",
+                 dtype=F64)
+    x = torch.randn(5, 3, 3, dtype=F64, requires_grad=True)
+    h0 = torch.randn(4, 3, 4, dtype=F64, requires_grad=True)
+    names = [n for n, _ in gru.named_parameters()]
+
+    def f(x, h0, *ps):
+        return torch.func.functional_call(gru, dict(zip(names, ps, strict=True)), (x, h0),
+                                          {"lengths": torch.tensor([5, 2, 4])})
+
+    assert torch.autograd.gradcheck(f, (x, h0, *gru.parameters()))
+    assert gru.last_engine == "cpu"
+
+
+def test_the_fused_kernels_ran():
+    """Not a silent fallback: the profiler sees the compiled ops, forward and backward."""
+    gru = gk.GRU(4, 8, num_layers=2, engine="auto")
+    x = torch.randn(6, 3, 4, requires_grad=True)
+    with torch.autograd.profiler.profile() as prof:
+        out, h_n = gru(x)
+        out.sum().backward()
+        with torch.no_grad():
+            gru(x)
+    names = {e.name for e in prof.function_events}
+    assert {"grukit::gru_layer_forward", "grukit::gru_layer_backward",
+            "grukit::gru_stack_forward"} <= names, sorted(n for n in names if "grukit" in n)
+    assert gru.last_engine == "cpu"
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("batched", [True, False])
+def test_cell_runs_fused_and_matches_reference(reset_after, batched):
+    torch.manual_seed(0)
+    fused = gk.GRUCell(5, 9, reset_after=reset_after, dtype=F64)
+    ref = gk.GRUCell(5, 9, reset_after=reset_after, engine="reference", dtype=F64)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn((3, 5) if batched else (5,), dtype=F64, requires_grad=True)
+    h = torch.randn((3, 9) if batched else (9,), dtype=F64, requires_grad=True)
+    h_f, h_r = fused(x, h), ref(x, h)
+    assert fused.last_engine == "cpu"
+    assert_all_close({"h": h_f}, {"h": h_r}, **tolerances(F64))
+    up = torch.randn_like(h_r)
+    assert_all_close(grads(h_f, up, {"x": x, "h": h, **dict(fused.named_parameters())}),
+                     grads(h_r, up, {"x": x, "h": h, **dict(ref.named_parameters())}),
+                     **tolerances(F64))
+
+
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (1, 17, 9), (5, 16, 8), (7, 33, 64), (13, 50, 7),
+                                   (6, 192, 64), (2000, 48, 64), (3, 700, 130)])
+def test_step_matmul_kernels_on_odd_shapes(packed, M, N, K):
+    A, W, b = torch.randn(M, K), torch.randn(N, K), torch.randn(N)
+    expected = torch.addmm(b, A, W.t())
+    torch.testing.assert_close(ops.step_matmul(A, W, b, packed), expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(ops.step_matmul(A, W, None, packed), A @ W.t(), rtol=1e-5, atol=1e-4)
+
+
+def test_same_result_on_one_and_two_threads():
+    torch.manual_seed(0)
+    gru = gk.GRU(64, 96, num_layers=2)
+    x = torch.randn(20, 48, 64, requires_grad=True)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out, _ = gru(x)
+            (dx,) = torch.autograd.grad(out.sum(), [x])
+            results.append((out, dx))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_nan_and_inf_propagate_without_crashing():
+    gru = gk.GRU(3, 4)
+    x = torch.randn(5, 2, 3)
+    x[2, 0, 1] = float("nan")
+    x[1, 1, 0] = float("inf")
+    out, h_n = gru(x)
+    assert torch.isnan(out[2:, 0]).all() and torch.isfinite(out[:2, 0]).all()
+    ref = gk.GRU(3, 4, engine="reference")
+    ref.load_state_dict(gru.state_dict())
+    torch.testing.assert_close(out, ref(x)[0], equal_nan=True)
+
+
+def _args(T=4, B=2, I=3, H=5, dtype=torch.float32):
+    return [torch.randn(T, B, I, dtype=dtype), torch.randn(B, H, dtype=dtype),
+            torch.randn(3 * H, I, dtype=dtype), torch.randn(3 * H, H, dtype=dtype),
+            torch.randn(3 * H, dtype=dtype), torch.randn(3 * H, dtype=dtype)]
+
+
+@pytest.mark.parametrize(
+    "change,exc",
+    [
+        (lambda a: a.__setitem__(0, torch.randn(4, 2)), ValueError),             # x not 3-D
+        (lambda a: a.__setitem__(1, torch.randn(3, 5)), ValueError),             # h0 rows != B
+        (lambda a: a.__setitem__(2, torch.randn(15, 4)), ValueError),            # w_ih columns != I
+        (lambda a: a.__setitem__(3, torch.randn(14, 5)), ValueError),            # w_hh not (3H, H)
+        (lambda a: a.__setitem__(4, torch.randn(14)), ValueError),               # bias size
+        (lambda a: a.__setitem__(3, torch.randn(15, 5, dtype=F64)), TypeError),  # dtype mix
+        (lambda a: a.__setitem__(0, torch.ones(4, 2, 3, dtype=torch.int32)), TypeError),
+        (lambda a: a.__setitem__(5, None), ValueError),                          # one bias only
+        (lambda a: a.append(torch.tensor([9, 1])), ValueError),                  # length > T
+        (lambda a: a.append(torch.tensor([1, -1])), ValueError),                 # negative length
+        (lambda a: a.append(torch.tensor([1.0, 2.0])), TypeError),               # float lengths
+        (lambda a: a.append(torch.tensor([1, 2, 3])), ValueError),               # one per row
+    ],
+)
+def test_raw_ops_reject_bad_inputs_before_touching_memory(change, exc):
+    args = _args()
+    change(args)
+    if len(args) == 6:
+        args.append(None)
+    with pytest.raises(exc):
+        ops.gru_layer_forward(*args, True, False, False)
+
+
+def test_raw_ops_accept_strided_inputs_and_refuse_other_devices():
+    x, h0, w_ih, w_hh, b_ih, b_hh = _args()
+    strided = torch.randn(2, 4, 6)[:, :, ::2].transpose(0, 1)  # (4, 2, 3), not contiguous
+    a = ops.gru_layer_forward(strided, h0, w_ih, w_hh, b_ih, b_hh, None, True, False, False)
+    b = ops.gru_layer_forward(strided.contiguous(), h0, w_ih, w_hh, b_ih, b_hh, None, True, False,
+                              False)
+    assert torch.equal(a[0], b[0])
+    with pytest.raises(NotImplementedError):  # no kernel registered for other devices
+        ops.gru_layer_forward(x.to("meta"), h0.to("meta"), w_ih.to("meta"), w_hh.to("meta"),
+                              None, None, None, True, False, False)
+    with pytest.raises(ValueError, match="saved tensors"):
+        ops.gru_layer_backward(torch.zeros(4, 2, 5), torch.zeros(2, 5), x, w_ih, w_hh,
+                               torch.zeros(1), torch.zeros(1), None, True, True, False)
+
+
+def test_raw_backward_refuses_mismatched_shapes():
+    x, h0, w_ih, w_hh, b_ih, b_hh = _args()
+    y, h_n, g, hp = ops.gru_layer_forward(x, h0, w_ih, w_hh, b_ih, b_hh, None, True, False, True)
+    ok = (torch.ones_like(y), torch.ones_like(h_n), x, w_ih, w_hh, g, hp, None, True, True, False)
+    ops.gru_layer_backward(*ok)
+    bad_cases = [
+        (2, torch.randn(4, 2, 4)),          # x with other I than w_ih
+        (4, torch.randn(15, 4)),            # w_hh not (3H, H)
+        (0, torch.ones(4, 2, 6)),           # dy not (T, B, H)
+        (5, g[:, :, :-1]),                  # gates cut short
+        (7, torch.tensor([9, 9])),          # lengths past T
+        (0, torch.ones(4, 2, 5, dtype=F64)),
+    ]
+    for index, value in bad_cases:
+        args = list(ok)
+        args[index] = value
+        with pytest.raises((ValueError, TypeError)):
+            ops.gru_layer_backward(*args)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("B", [1, 32])
+def test_cached_weight_packs_see_in_place_changes(reset_after, B):
+    """Packed weights are cached between calls; a write through .data (which bumps
+    no version counter) must still be seen."""
+    torch.manual_seed(0)
+    gru = gk.GRU(8, 64, reset_after=reset_after)
+    ref = gk.GRU(8, 64, reset_after=reset_after, engine="reference")
+    x = torch.randn(20, B, 8)
+    with torch.no_grad():
+        before = gru(x)[0]
+        assert torch.equal(gru(x)[0], before)  # the cached pack gives the same result
+        gru.weight_hh_l0.data.mul_(0.5)
+        gru.bias_hh_l0.data.add_(0.1)
+        gru.weight_ih_l0.data.mul_(-1)
+        after = gru(x)[0]
+        ref.load_state_dict(gru.state_dict())
+        expected = ref(x)[0]
+    assert not torch.allclose(before, after)
+    assert_all_close({"output": after}, {"output": expected})
