@@ -28,6 +28,10 @@ $(VENV)/.installed-dev: $(SRC) $(VENV)/.torch
 	$(PIP) install --quiet --no-build-isolation -e ".[dev,examples]"
 	@touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-bench: $(SRC) $(VENV)/.torch
+	$(PIP) install --quiet --no-build-isolation -e ".[dev,examples,bench]"
+	@touch $@ $(VENV)/.installed $(VENV)/.installed-dev
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -37,7 +41,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/bench_cpu.py
 
 lint: $(VENV)/.installed-dev

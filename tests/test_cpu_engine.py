@@ -265,3 +265,26 @@ def test_cached_weight_packs_see_in_place_changes(reset_after, B):
         expected = ref(x)[0]
     assert not torch.allclose(before, after)
     assert_all_close({"output": after}, {"output": expected})
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("B", [1, 3, 6])
+def test_split_time_loop_matches_reference(reset_after, B):
+    """Small float32 steps run the time loop on all threads, each owning a share of
+    the hidden units (two variants for reset_after=False: B <= 4 and above)."""
+    torch.manual_seed(0)
+    kw = dict(num_layers=2, bidirectional=True, reset_after=reset_after)
+    fused, ref = gk.GRU(5, 48, **kw), gk.GRU(5, 48, engine="reference", **kw)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(9, B, 5, requires_grad=True)
+    lengths = torch.tensor([9, 4, 1, 7, 9, 2][:B])
+    out_f, h_f = fused(x, lengths=lengths)
+    out_r, h_r = ref(x, lengths=lengths)
+    assert_all_close({"output": out_f, "h_n": h_f}, {"output": out_r, "h_n": h_r})
+    d_out = torch.randn_like(out_r)
+    assert_all_close(grads(out_f, d_out, {"input": x, **dict(fused.named_parameters())}),
+                     grads(out_r, d_out, {"input": x, **dict(ref.named_parameters())}),
+                     rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        out_i, h_i = fused(x, lengths=lengths)
+    assert_all_close({"output": out_i, "h_n": h_i}, {"output": out_r, "h_n": h_r})

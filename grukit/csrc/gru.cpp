@@ -146,8 +146,8 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
 // in one parallel region: each thread owns a slice of the hidden units, keeps
 // the rows of W_hh for its units packed (in its own L1/L2), computes its units'
 // gates and new state, and meets the others at one barrier per step (for
-// reset_after=False each thread computes r of all units, as W_hn needs all of
-// r h, rather than wait at a second barrier). The state is double-buffered:
+// reset_after=False, whose W_hn needs all of r h, either a second barrier or each
+// thread computing r of all units). The state is double-buffered:
 // a step reads `cur` whole and writes its slice of `nxt`.
 // A sense-reversing spin barrier: the threads of a split loop meet every step, and
 // libgomp's barrier costs about 0.3 us there; this one costs a cache-line handoff.
@@ -170,10 +170,9 @@ class SpinBarrier {
   alignas(64) std::atomic<bool> flag_{false};
 };
 
-// reset_after=False recomputes r per thread, which pays only for a few rows.
-bool use_split(const Dims& d, bool reset_after) {
+bool use_split(const Dims& d) {
   return at::get_num_threads() > 1 && !at::in_parallel_region() && d.T >= 2 && d.H >= 16 &&
-         d.B * 3 * d.H * d.H <= (int64_t(1) << 20) && (reset_after || d.B <= 4);
+         d.B * 3 * d.H * d.H <= (int64_t(1) << 20);
 }
 
 // What a split loop prepares from W_hh and b_hh: each slice's rows, packed, and
@@ -183,18 +182,20 @@ bool use_split(const Dims& d, bool reset_after) {
 struct SplitPlan {
   at::Tensor w, b;  // copies of the weights this plan was made from
   bool reset_after = true;
+  bool dup_r = false;  // reset_after=False: every slice computes r of all units
   int slices = 0;
   std::vector<int64_t> j0;
   std::vector<Packed> P, Pn;
   std::vector<at::Tensor> bias, bias_n;
 };
 
-const SplitPlan& split_plan(const float* w_hh, const float* b_hh, int64_t H, bool reset_after, int slices) {
+const SplitPlan& split_plan(const float* w_hh, const float* b_hh, int64_t H, bool reset_after, bool dup_r,
+                            int slices) {
   static thread_local std::vector<SplitPlan> plans;  // most recent last
   const int64_t wn = 3 * H * H;
   for (size_t i = 0; i < plans.size(); ++i) {
     SplitPlan& p = plans[i];
-    if (p.reset_after == reset_after && p.slices == slices && p.w.numel() == wn && p.b.defined() == (b_hh != nullptr) &&
+    if (p.reset_after == reset_after && p.dup_r == dup_r && p.slices == slices && p.w.numel() == wn && p.b.defined() == (b_hh != nullptr) &&
         std::memcmp(p.w.data_ptr<float>(), w_hh, sizeof(float) * wn) == 0 &&
         (!b_hh || std::memcmp(p.b.data_ptr<float>(), b_hh, sizeof(float) * 3 * H) == 0)) {
       std::rotate(plans.begin() + i, plans.begin() + i + 1, plans.end());
@@ -209,6 +210,7 @@ const SplitPlan& split_plan(const float* w_hh, const float* b_hh, int64_t H, boo
     std::memcpy(p.b.data_ptr<float>(), b_hh, sizeof(float) * 3 * H);
   }
   p.reset_after = reset_after;
+  p.dup_r = dup_r;
   p.slices = slices;
   p.j0.resize(slices + 1);
   for (int q = 0; q <= slices; ++q) p.j0[q] = std::min<int64_t>(H, (H * q / slices + 7) / 8 * 8);
@@ -223,8 +225,10 @@ const SplitPlan& split_plan(const float* w_hh, const float* b_hh, int64_t H, boo
     std::vector<std::pair<int64_t, int64_t>> blocks;  // (first row, count)
     if (reset_after) {
       blocks = {{a, nu}, {H + a, nu}, {2 * H + a, nu}};
-    } else {
+    } else if (dup_r) {
       blocks = {{0, H}, {H + a, nu}};
+    } else {
+      blocks = {{a, nu}, {H + a, nu}};
     }
     int64_t n_rows = 0;
     for (auto& bl : blocks) n_rows += bl.second;
@@ -253,7 +257,10 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
                         bool save, float* g_step, float* work) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   const int slices = static_cast<int>(std::min<int64_t>(at::get_num_threads(), H / 8));
-  const SplitPlan& plan = split_plan(w_hh, b_hh, H, reset_after, slices);
+  // reset_after=False: with a few rows, recomputing r of all units in every thread
+  // beats a second barrier; with more rows, the threads meet twice per step.
+  const bool dup_r = !reset_after && B <= 4;
+  const SplitPlan& plan = split_plan(w_hh, b_hh, H, reset_after, dup_r, slices);
   const std::vector<int64_t>& j0 = plan.j0;
   // work: (B, H) second state buffer, then per slice: its recurrent projection
   // (B, 3 nu) for True or (B, H + nu) for False, and for False also h_n (B, nu)
@@ -264,7 +271,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
   for (int q = 0; q < slices; ++q) {
     const int64_t nu = j0[q + 1] - j0[q];
     gh[q] = next;
-    next += B * (reset_after ? 3 * nu : H + nu);
+    next += B * (reset_after ? 3 * nu : dup_r ? H + nu : 2 * nu);
     gh_n[q] = next;
     r_all[q] = next + B * nu;
     s_all[q] = next + B * nu + B * H;
@@ -297,7 +304,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
         float* ghq = gh[q];
         if (save)
           for (int64_t b = 0; b < B; ++b) std::memcpy(hp_all + (t * B + b) * H + a, cur + b * H + a, sizeof(float) * nu);
-        const int64_t width = reset_after ? 3 * nu : H + nu;
+        const int64_t width = reset_after ? 3 * nu : dup_r ? H + nu : 2 * nu;
         mm_packed(cur, H, plan.P[q], b_hh ? plan.bias[q].data_ptr<float>() : nullptr, ghq, width, B, false);
         if (reset_after) {
           for (int64_t b = 0; b < B; ++b) {
@@ -312,8 +319,19 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
           }
           continue;
         }
-        // reset_after=False: r and s = r h of all units, privately; z of the slice
-        float *rq = r_all[q], *sq = s_all[q], *ghn = gh_n[q];
+        if (!dup_r) {  // r, z and s = r h of the slice, into the shared gates
+          for (int64_t b = 0; b < B; ++b) {
+            const float *gi_b = gi_t + b * 3 * H, *gh_b = ghq + b * width;
+            float* g_b = g_t + b * G;
+            row<float>([&](auto v, int64_t j) {
+              return reset_gate(v, j, nu, gi_b + a, gh_b, cur + b * H + a, g_b + a, g_b + 3 * H + a);
+            });
+            row<float>([&](auto v, int64_t j) { return update_gate(v, j, nu, gi_b + H + a, gh_b + nu, g_b + H + a); });
+          }
+          continue;
+        }
+        // dup_r: r and s = r h of all units, privately; z of the slice
+        float *rq = r_all[q], *sq = s_all[q];
         for (int64_t b = 0; b < B; ++b) {
           const float *gi_b = gi_t + b * 3 * H, *gh_b = ghq + b * width;
           float* g_b = g_t + b * G;
@@ -324,17 +342,25 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
           std::memcpy(g_b + a, rq + b * H + a, sizeof(float) * nu);          // r and s of the slice,
           std::memcpy(g_b + 3 * H + a, sq + b * H + a, sizeof(float) * nu);  // for the backward
         }
-        // h_n = W_hn (r h) + b_hn for the slice's units
-        mm_packed(sq, H, plan.Pn[q], b_hh ? plan.bias_n[q].data_ptr<float>() : nullptr, ghn, nu, B, false);
-        for (int64_t b = 0; b < B; ++b) {
-          if (len && t >= len[b]) {
-            finish_invalid(b, a, nu);
-            continue;
+      }
+      if (!reset_after) {
+        if (!dup_r) sync();  // all of s = r h is in the gates now
+        for (int q = tid; q < slices; q += nthreads) {
+          const int64_t a = j0[q], nu = j0[q + 1] - j0[q];
+          float* ghn = gh_n[q];
+          // h_n = W_hn (r h) + b_hn for the slice's units
+          mm_packed(dup_r ? s_all[q] : g_t + 3 * H, dup_r ? H : G, plan.Pn[q],
+                    b_hh ? plan.bias_n[q].data_ptr<float>() : nullptr, ghn, nu, B, false);
+          for (int64_t b = 0; b < B; ++b) {
+            if (len && t >= len[b]) {
+              finish_invalid(b, a, nu);
+              continue;
+            }
+            row<float>([&](auto v, int64_t j) {
+              return forward_before_b(v, j, nu, H, gi_t + b * 3 * H + a, ghn + b * nu, cur + b * H + a,
+                                      nxt + b * H + a, y_t + b * H + a, g_t + b * G + a);
+            });
           }
-          row<float>([&](auto v, int64_t j) {
-            return forward_before_b(v, j, nu, H, gi_t + b * 3 * H + a, ghn + b * nu, cur + b * H + a,
-                                    nxt + b * H + a, y_t + b * H + a, g_t + b * G + a);
-          });
         }
       }
       sync();
@@ -427,7 +453,7 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
     proj(x.data_ptr<scalar_t>(), d.I, bias_ih, gi.data_ptr<scalar_t>(), 3 * H, d.T * d.B, false);
 #if GRUKIT_HAVE_F8
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (use_split(d, reset_after)) {
+      if (use_split(d)) {
         forward_loop_split(d, reset_after, reverse, gi.data_ptr<float>(), w_hh.data_ptr<float>(),
                            b_hh ? b_hh_c.data_ptr<float>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
                            h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
