@@ -41,12 +41,18 @@ def gru_cell(
     b_ih: Optional[Tensor] = None,
     b_hh: Optional[Tensor] = None,
     reset_after: bool = True,
+    h_mask: Optional[Tensor] = None,
 ) -> Tensor:
-    """One GRU step. x: (B, I), h: (B, H) -> new h: (B, H)."""
+    """One GRU step. x: (B, I), h: (B, H) -> new h: (B, H).
+
+    ``h_mask`` (B, H), recurrent dropout as Keras does it: the state that feeds the
+    recurrent matmul is ``h * h_mask``; the state carried in the last line is not.
+    """
     gi = torch.nn.functional.linear(x, w_ih, b_ih)  # (B, 3H)
     i_r, i_z, i_n = gi.chunk(3, dim=1)
+    h_in = h if h_mask is None else h * h_mask
     if reset_after:
-        gh = torch.nn.functional.linear(h, w_hh, b_hh)  # (B, 3H)
+        gh = torch.nn.functional.linear(h_in, w_hh, b_hh)  # (B, 3H)
         h_r, h_z, h_n = gh.chunk(3, dim=1)
         r = torch.sigmoid(i_r + h_r)
         z = torch.sigmoid(i_z + h_z)
@@ -54,9 +60,9 @@ def gru_cell(
     else:
         w_hr, w_hz, w_hn = w_hh.chunk(3, dim=0)
         b_hr, b_hz, b_hn = (None, None, None) if b_hh is None else b_hh.chunk(3)
-        r = torch.sigmoid(i_r + torch.nn.functional.linear(h, w_hr, b_hr))
-        z = torch.sigmoid(i_z + torch.nn.functional.linear(h, w_hz, b_hz))
-        n = torch.tanh(i_n + torch.nn.functional.linear(r * h, w_hn, b_hn))
+        r = torch.sigmoid(i_r + torch.nn.functional.linear(h_in, w_hr, b_hr))
+        z = torch.sigmoid(i_z + torch.nn.functional.linear(h_in, w_hz, b_hz))
+        n = torch.tanh(i_n + torch.nn.functional.linear(r * h_in, w_hn, b_hn))
     return (1 - z) * n + z * h
 
 
@@ -67,6 +73,7 @@ def gru_layer(
     reset_after: bool = True,
     lengths: Optional[Tensor] = None,
     reverse: bool = False,
+    h_mask: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     """Run one layer in one direction over time.
 
@@ -76,13 +83,14 @@ def gru_layer(
     With ``lengths``, row b is valid for t < lengths[b]: its output is zero past
     that and its state freezes, so the final state is the state after its last
     valid step. Run in reverse, row b starts at its own last valid step.
+    ``h_mask``: recurrent dropout, one (B, H) mask for the whole sequence (gru_cell).
     """
     T = x.shape[0]
     h = h0
     outputs: list[Tensor] = [x.new_empty(0)] * T
     steps = range(T - 1, -1, -1) if reverse else range(T)
     for t in steps:
-        h_new = gru_cell(x[t], h, *weights, reset_after=reset_after)
+        h_new = gru_cell(x[t], h, *weights, reset_after=reset_after, h_mask=h_mask)
         if lengths is None:
             h = h_new
             outputs[t] = h_new

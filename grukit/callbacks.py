@@ -1,0 +1,242 @@
+"""Callbacks for ``fit``: every hook is a no-op unless overridden (Keras' names).
+
+The fit loop calls, in order: on_train_begin, then per epoch on_epoch_begin,
+on_train_batch_begin/end per batch, on_epoch_end(epoch, logs) with the epoch's
+``loss``, metrics and their ``val_`` twins, and finally on_train_end. A callback
+stops training by setting ``self.model.stop_training = True``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from typing import Any, Optional
+
+Logs = dict[str, float]
+
+
+class Callback:
+    model: Any = None
+
+    def set_model(self, model: Any) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None: ...
+    def on_train_end(self, logs: Optional[Logs] = None) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None: ...
+    def on_train_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None: ...
+    def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None: ...
+
+
+class History(Callback):
+    """``history.history``: a dict of per-epoch lists, as in Keras; ``plot(path)``."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+    def plot(self, path: str, title: str = "learning curves") -> str:
+        """Write a PNG of every logged quantity per epoch (train and val_ together)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = [k for k in self.history if not k.startswith("val_") and k != "lr"]
+        fig, axes = plt.subplots(1, max(1, len(names)), figsize=(5 * max(1, len(names)), 3.6),
+                                 squeeze=False)
+        epochs = [e + 1 for e in self.epoch]
+        for ax, name in zip(axes[0], names, strict=False):
+            ax.plot(epochs, self.history[name], label=name)
+            if "val_" + name in self.history:
+                ax.plot(epochs, self.history["val_" + name], label="val_" + name)
+            ax.set_xlabel("epoch")
+            ax.set_title(name)
+            ax.legend()
+        fig.suptitle(title)
+        fig.tight_layout()
+        _atomic_savefig(fig, path)
+        plt.close(fig)
+        return path
+
+
+def _atomic_savefig(fig: Any, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+
+
+def _fmt(logs: Logs) -> str:
+    return " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
+
+
+class ProgbarLogger(Callback):
+    """Keras-like progress: verbose=1 a live bar per epoch (on a terminal; a line per
+    epoch elsewhere), verbose=2 one line per epoch, verbose=0 nothing."""
+
+    def __init__(self, verbose: int = 1, stream: Any = None) -> None:
+        self.verbose, self.stream = verbose, stream
+
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
+        self.out = self.stream or sys.stdout
+        self.live = self.verbose == 1 and getattr(self.out, "isatty", lambda: False)()
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        self.epoch_start, self.last_draw = time.perf_counter(), 0.0
+        if self.verbose:
+            print(f"Epoch {epoch + 1}/{self.model.epochs}", file=self.out, flush=True)
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        now = time.perf_counter()
+        if not self.live or now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        total = self.model.steps_per_epoch
+        done = int(30 * (batch + 1) / total)
+        print(f"\r{batch + 1}/{total} [{'=' * done}{'.' * (30 - done)}] - {_fmt(logs or {})}",
+              end="", file=self.out, flush=True)
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        if not self.verbose:
+            return
+        took = time.perf_counter() - self.epoch_start
+        total = self.model.steps_per_epoch
+        prefix = "\r" if self.live else ""
+        print(f"{prefix}{total}/{total} - {took:.1f}s - {_fmt(logs or {})}", file=self.out, flush=True)
+
+
+class _Monitor(Callback):
+    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.monitor, self.sign, self.min_delta = monitor, (1 if mode == "min" else -1), abs(min_delta)
+        self.best = math.inf
+
+    def _value(self, logs: Optional[Logs]) -> Optional[float]:
+        value = (logs or {}).get(self.monitor)
+        if value is None and self.monitor.startswith("val_") and (logs or {}).get(self.monitor[4:]) is not None:
+            return None  # no validation data: nothing to monitor
+        if value is None:
+            raise ValueError(f"monitor {self.monitor!r} is not among the logged values {sorted(logs or {})}")
+        return value
+
+    def _improved(self, value: float) -> bool:
+        return self.sign * value < self.best - self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; optionally
+    restore the weights of the best epoch."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = False) -> None:
+        super().__init__(monitor, mode, min_delta)
+        self.patience, self.restore = patience, restore_best_weights
+
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
+        self.best, self.wait, self.best_state, self.stopped_epoch = math.inf, 0, None, None
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        value = self._value(logs)
+        if value is None:
+            return
+        if self._improved(value):
+            self.best, self.wait = self.sign * value, 0
+            if self.restore:
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.model.stop_training, self.stopped_epoch = True, epoch
+
+    def on_train_end(self, logs: Optional[Logs] = None) -> None:
+        if self.restore and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model (``model.save``, written atomically) after each epoch, or only
+    when ``monitor`` improved with ``save_best_only``. ``{epoch}`` in the path is filled."""
+
+    def __init__(self, filepath: str, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto") -> None:
+        super().__init__(monitor, mode, 0.0)
+        self.filepath, self.save_best_only = str(filepath), save_best_only
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        if self.save_best_only:
+            value = self._value(logs)
+            if value is None or not self._improved(value):
+                return
+            self.best = self.sign * value
+        self.model.save(path)
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, min_lr: float = 0.0, mode: str = "auto") -> None:
+        super().__init__(monitor, mode, min_delta)
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        self.factor, self.patience, self.min_lr, self.wait = factor, patience, min_lr, 0
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        value = self._value(logs)
+        if value is None:
+            return
+        if self._improved(value):
+            self.best, self.wait = self.sign * value, 0
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            for group in self.model.optimizer.param_groups:
+                group["lr"] = max(group["lr"] * self.factor, self.min_lr)
+            self.wait = 0
+
+
+class CSVLogger(Callback):
+    """One CSV row per epoch: epoch, then every logged value."""
+
+    def __init__(self, filename: str, separator: str = ",", append: bool = False) -> None:
+        self.filename, self.separator, self.append = str(filename), separator, append
+
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
+        exists = self.append and os.path.exists(self.filename)
+        self.file = open(self.filename, "a" if self.append else "w", newline="")
+        self.writer, self.keys, self.header_done = csv.writer(self.file, delimiter=self.separator), None, exists
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+            if not self.header_done:
+                self.writer.writerow(["epoch", *self.keys])
+        self.writer.writerow([epoch, *(logs.get(k, "") for k in self.keys)])
+        self.file.flush()
+
+    def on_train_end(self, logs: Optional[Logs] = None) -> None:
+        self.file.close()
+
+
+class TerminateOnNaN(Callback):
+    """Stop as soon as a batch's loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: invalid loss {loss}, terminating training", file=sys.stderr)
+            self.model.stop_training = True

@@ -1,0 +1,285 @@
+"""Keras-style layers over grukit's modules: the input size comes from the first call.
+
+Each layer maps ``(x, mask) -> (y, mask)``: a mask from ``Embedding(mask_zero=True)``
+(or given to the model) travels with the data, and a GRU turns it into per-row
+lengths for its engine. Layers are ``torch.nn.Module``s; ``get_config`` gives what
+``gk.load`` needs to build them again.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import _checks, reference
+from .modules import GRU as _GRUModule
+
+Mask = Optional[Tensor]  # (B, T) bool, True where a time step is real
+
+
+class Layer(nn.Module):
+    """A Keras-style layer. Subclasses define ``build(input_shape)`` and ``call``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built = False
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, mask: Mask = None) -> tuple[Tensor, Mask]:
+        if not self.built:
+            self.build(tuple(x.shape))
+            self.built = True
+        return self.call(x, mask)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def reset_states(self) -> None:
+        """Forget carried state (stateful layers)."""
+
+
+class Input(Layer):
+    """Declares the shape of one sample, ``shape=(T, F)`` or ``(T,)`` for token ids, so
+    that a Sequential model is built when it is made: ``layers.Input((None, 8))``."""
+
+    def __init__(self, shape: tuple, dtype: str = "float32") -> None:
+        super().__init__()
+        if not isinstance(shape, (tuple, list)) or not all(
+                s is None or (isinstance(s, int) and s > 0) for s in shape):
+            raise TypeError(f"shape must be a tuple of positive ints or None, got {shape!r}")
+        self.shape, self.dtype = tuple(shape), dtype
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        return x, mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "dtype": self.dtype}
+
+
+class Embedding(Layer):
+    """Token ids (B, T) -> vectors (B, T, output_dim); id 0 is padding when mask_zero."""
+
+    def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False) -> None:
+        super().__init__()
+        self.input_dim = _checks.positive_int("input_dim", input_dim)
+        self.output_dim = _checks.positive_int("output_dim", output_dim)
+        self.mask_zero = _checks.boolean("mask_zero", mask_zero)
+        self.embedding = nn.Embedding(self.input_dim, self.output_dim)
+        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras' default initialiser
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        if x.dtype.is_floating_point:
+            if not torch.equal(x, x.round()):
+                raise TypeError("Embedding input must hold integer token ids, got fractional values")
+            x = x.long()
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.input_dim):
+            raise ValueError(f"Embedding input ids must lie in [0, {self.input_dim}) (input_dim), got "
+                             f"[{int(x.min())}, {int(x.max())}]")
+        if self.mask_zero:
+            mask = x != 0 if mask is None else mask & (x != 0)
+        return self.embedding(x), mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero}
+
+
+ACTIVATIONS = {
+    None: lambda x: x, "linear": lambda x: x, "relu": F.relu, "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh, "softmax": functools.partial(F.softmax, dim=-1), "gelu": F.gelu,
+    "elu": F.elu, "softplus": F.softplus, "selu": F.selu,
+}
+
+
+class Dense(Layer):
+    """y = activation(x W^T + b) on the last axis; Keras' glorot-uniform initialisation."""
+
+    def __init__(self, units: int, activation: Optional[str] = None, use_bias: bool = True) -> None:
+        super().__init__()
+        self.units = _checks.positive_int("units", units)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(str(a) for a in ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        self.activation, self.use_bias = activation, _checks.boolean("use_bias", use_bias)
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.linear = nn.Linear(input_shape[-1], self.units, bias=self.use_bias)
+        nn.init.xavier_uniform_(self.linear.weight)
+        if self.use_bias:
+            nn.init.zeros_(self.linear.bias)
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        return ACTIVATIONS[self.activation](self.linear(x)), mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias}
+
+
+class Dropout(Layer):
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = _checks.probability("rate", rate)
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        return F.dropout(x, self.rate, self.training), mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {"rate": self.rate}
+
+
+def _compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Move each row's real steps to the front, in order: (x, lengths, order or None)."""
+    lengths = mask.sum(1)
+    steps = torch.arange(mask.shape[1], device=mask.device)
+    if torch.equal(mask, steps < lengths[:, None]):  # already right-padded
+        return x, lengths, None
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (B, T)
+    return x.gather(1, order[..., None].expand_as(x)), lengths, order
+
+
+class GRU(Layer):
+    """Keras' GRU layer on grukit's engine (input (B, T, F), batch first).
+
+    Returns the last output (B, units), or every output (B, T, units) with
+    ``return_sequences``; with ``return_state`` a pair (output, state). ``dropout``
+    drops input features and ``recurrent_dropout`` state units that feed the
+    recurrent matmul, each with one mask per sequence in training (Keras' scheme;
+    recurrent dropout runs on the reference engine). ``stateful`` carries the final
+    state to the next call (same batch size) until ``reset_states()``. Masked steps
+    are skipped: the state passes through them and their outputs are 0.
+    """
+
+    def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
+                 go_backwards: bool = False, stateful: bool = False, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, reset_after: bool = True, engine: str = "auto",
+                 _bidirectional: bool = False) -> None:
+        super().__init__()
+        self.units = _checks.positive_int("units", units)
+        self.return_sequences = _checks.boolean("return_sequences", return_sequences)
+        self.return_state = _checks.boolean("return_state", return_state)
+        self.go_backwards = _checks.boolean("go_backwards", go_backwards)
+        self.stateful = _checks.boolean("stateful", stateful)
+        self.dropout = _checks.probability("dropout", dropout)
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
+        self.reset_after = _checks.boolean("reset_after", reset_after)
+        self.engine = engine
+        self.bidirectional = bool(_bidirectional)
+        self.state: Optional[Tensor] = None
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(f"GRU input must be 3-D (batch, time, features), got shape {input_shape}")
+        self.gru = _GRUModule(input_shape[-1], self.units, batch_first=True, reset_after=self.reset_after,
+                              bidirectional=self.bidirectional, engine=self.engine)
+        self.built = True
+
+    def reset_states(self) -> None:
+        self.state = None
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Any, Mask]:
+        if x.dim() != 3:
+            raise ValueError(f"GRU input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+        B, T = x.shape[0], x.shape[1]
+        if self.go_backwards:
+            x = x.flip(1)
+            mask = None if mask is None else mask.flip(1)
+        if self.training and self.dropout > 0:  # one input mask per sequence
+            keep = torch.bernoulli(x.new_full((B, 1, x.shape[2]), 1 - self.dropout))
+            x = x * keep / (1 - self.dropout)
+        order, lengths = None, None
+        if mask is not None:
+            x, lengths, order = _compact(x, mask)
+        h0 = self.state
+        if h0 is not None and h0.shape[1] != B:
+            raise ValueError(f"a stateful GRU needs the same batch size on every call until "
+                             f"reset_states(): carried {h0.shape[1]}, got {B}")
+        if self.training and self.recurrent_dropout > 0:
+            out, h_n = self._run_with_recurrent_dropout(x, h0, lengths)
+        else:
+            out, h_n = self.gru(x, h0, lengths=lengths)
+        if self.stateful:
+            self.state = h_n.detach()
+        if order is not None:  # back to the original time positions (masked steps get 0)
+            out = torch.zeros_like(out).scatter(1, order[..., None].expand_as(out), out)
+        D = 2 if self.bidirectional else 1
+        last = h_n[-D:].transpose(0, 1).reshape(B, D * self.units)  # (B, D*units)
+        y = out if self.return_sequences else last
+        if self.return_state:
+            return (y, last), (mask if self.return_sequences else None)
+        return y, (mask if self.return_sequences else None)
+
+    def _run_with_recurrent_dropout(self, x: Tensor, h0: Optional[Tensor], lengths: Optional[Tensor]):
+        gru, D = self.gru, 2 if self.bidirectional else 1
+        B = x.shape[0]
+        if h0 is None:
+            h0 = x.new_zeros(D, B, self.units)
+        keep = 1 - self.recurrent_dropout
+        h_mask = torch.bernoulli(x.new_full((B, self.units), keep)) / keep
+        layer = functools.partial(reference.gru_layer, h_mask=h_mask)
+        out, h_n = reference.gru(x.transpose(0, 1), h0, gru._layer_weights(), 1, self.bidirectional,
+                                 reset_after=self.reset_after, lengths=lengths, layer=layer)
+        return out.transpose(0, 1), h_n
+
+    def get_config(self) -> dict[str, Any]:
+        return {"units": self.units, "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards,
+                "stateful": self.stateful, "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout, "reset_after": self.reset_after,
+                "engine": self.engine, "_bidirectional": self.bidirectional}
+
+
+class Bidirectional(Layer):
+    """Runs a GRU layer forwards and backwards; merge_mode concat, sum, mul or ave."""
+
+    MERGES = {"concat": None, "sum": torch.add, "mul": torch.mul, "ave": lambda a, b: (a + b) / 2}
+
+    def __init__(self, layer: GRU, merge_mode: str = "concat") -> None:
+        super().__init__()
+        if not isinstance(layer, GRU):
+            raise TypeError(f"layer must be a grukit.layers.GRU, got {_checks.describe(layer)}")
+        self.merge_mode = _checks.choice("merge_mode", merge_mode, tuple(self.MERGES))
+        config = {**layer.get_config(), "_bidirectional": True, "return_state": False}
+        self.layer = GRU(**config)
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        y, mask = self.layer(x, mask)
+        merge = self.MERGES[self.merge_mode]
+        if merge is not None:
+            fwd, bwd = y.chunk(2, dim=-1)
+            y = merge(fwd, bwd)
+        return y, mask
+
+    def reset_states(self) -> None:
+        self.layer.reset_states()
+
+    def get_config(self) -> dict[str, Any]:
+        inner = {**self.layer.get_config(), "_bidirectional": False}
+        return {"layer": inner, "merge_mode": self.merge_mode}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Bidirectional":
+        return cls(GRU(**config["layer"]), config["merge_mode"])
+
+
+LAYERS = {c.__name__: c for c in (Input, Embedding, Dense, Dropout, GRU, Bidirectional)}
+
+
+def from_config(name: str, config: dict[str, Any]) -> Layer:
+    """Rebuild a layer from its class name and get_config()."""
+    if name not in LAYERS:
+        raise ValueError(f"unknown layer class {name!r}; known: {sorted(LAYERS)}")
+    cls = LAYERS[name]
+    return cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
