@@ -16,7 +16,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from . import _checks, callbacks as cbks, layers as L
+from . import _checks
+from . import callbacks as cbks
+from . import layers as L
 from .model import Sequential
 
 COSTS = {"mse": "mse", "mae": "mae", "cross_entropy": "binary_crossentropy",

@@ -125,7 +125,8 @@ class _Monitor(Callback):
 
     def _value(self, logs: Optional[Logs]) -> Optional[float]:
         value = (logs or {}).get(self.monitor)
-        if value is None and self.monitor.startswith("val_") and (logs or {}).get(self.monitor[4:]) is not None:
+        logs = logs or {}
+        if value is None and self.monitor.startswith("val_") and logs.get(self.monitor[4:]) is not None:
             return None  # no validation data: nothing to monitor
         if value is None:
             raise ValueError(f"monitor {self.monitor!r} is not among the logged values {sorted(logs or {})}")
@@ -217,7 +218,8 @@ class CSVLogger(Callback):
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         exists = self.append and os.path.exists(self.filename)
         self.file = open(self.filename, "a" if self.append else "w", newline="")
-        self.writer, self.keys, self.header_done = csv.writer(self.file, delimiter=self.separator), None, exists
+        self.writer = csv.writer(self.file, delimiter=self.separator)
+        self.keys, self.header_done = None, exists
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         logs = logs or {}

@@ -191,7 +191,7 @@ class GRU(Layer):
     def call(self, x: Tensor, mask: Mask) -> tuple[Any, Mask]:
         if x.dim() != 3:
             raise ValueError(f"GRU input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
-        B, T = x.shape[0], x.shape[1]
+        B = x.shape[0]
         if self.go_backwards:
             x = x.flip(1)
             mask = None if mask is None else mask.flip(1)

@@ -16,7 +16,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from . import _checks, callbacks as cbks, layers as L, losses
+from . import _checks, losses
+from . import callbacks as cbks
+from . import layers as L
 
 OPTIMIZERS = {  # name -> (class, Keras' default learning rate, extra arguments)
     "adam": (torch.optim.Adam, 1e-3, {"eps": 1e-7}),
@@ -42,7 +44,8 @@ def as_tensor(name: str, value: Any) -> Tensor:
         try:
             arr = np.asarray(value)
         except ValueError as exc:
-            raise ValueError(f"{name} must be a rectangular list of numbers (pad ragged sequences): {exc}")
+            raise ValueError(f"{name} must be a rectangular list of numbers (pad ragged sequences): "
+                             f"{exc}") from None
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise TypeError(f"{name} must hold numbers, got {arr.dtype} (ragged lists? pad them)")
         t = torch.from_numpy(arr)
@@ -101,7 +104,8 @@ class _Batches:
         n = self.x.shape[0]
         order = torch.randperm(n) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            idx = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
+            stop = start + self.batch_size
+            idx = slice(start, stop) if order is None else order[start:stop]
             yield self.x[idx], (None if self.y is None else self.y[idx])
 
     def first_x(self) -> Tensor:
@@ -265,7 +269,8 @@ class Sequential(nn.Module):
         cb_list = [history, *(callbacks or []), cbks.ProgbarLogger(verbose)]
         for cb in callbacks or []:
             if not isinstance(cb, cbks.Callback):
-                raise TypeError(f"callbacks must be grukit.callbacks.Callback objects, got {_checks.describe(cb)}")
+                raise TypeError(f"callbacks must be grukit.callbacks.Callback objects, got "
+                                f"{_checks.describe(cb)}")
         self.epochs, self.steps_per_epoch, self.stop_training = epochs, len(train), False
         for cb in cb_list:
             cb.set_model(self)

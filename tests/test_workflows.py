@@ -161,8 +161,26 @@ def test_terminate_on_nan_and_restore_best_weights():
         def on_train_batch_end(self, batch, logs=None):
             logs["loss"] = float("nan")
 
-    hist = model.fit(x, y, epochs=5, batch_size=4, verbose=0, callbacks=[Blowup(), callbacks.TerminateOnNaN()])
+    hist = model.fit(x, y, epochs=5, batch_size=4, verbose=0,
+                     callbacks=[Blowup(), callbacks.TerminateOnNaN()])
     assert len(hist.history["loss"]) == 1
+
+    class Record(callbacks.Callback):
+        def __init__(self):
+            self.states = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.states.append((logs["val_loss"], {k: v.clone() for k, v in self.model.state_dict().items()}))
+
+    record = Record()
+    stop = callbacks.EarlyStopping(monitor="val_loss", patience=100, restore_best_weights=True)
+    model = _model()
+    model.fit(x, y, epochs=6, batch_size=4, validation_data=(x[:4], y[:4] + 5.0), verbose=0,
+              callbacks=[record, stop])
+    best_loss, best_state = min(record.states, key=lambda item: item[0])
+    assert best_loss < record.states[-1][0] or best_state is record.states[-1][1]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, best_state[k]), k
 
 
 def test_progress_lines(capsys):
