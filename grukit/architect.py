@@ -45,6 +45,29 @@ class _StopAtError(cbks.Callback):
             self.model.stop_training = True
 
 
+class _RestartOnPlateau(cbks.Callback):
+    """Start again from fresh weights when the error has stalled: small nets such as
+    GRU(1, 1, 1) either solve a task within a few dozen iterations or sit on a
+    plateau for thousands, so a restart inside the iteration budget is the cheap cure."""
+
+    def __init__(self, patience: int = 100, min_improvement: float = 0.01) -> None:
+        self.patience, self.min_improvement = patience, min_improvement
+        self.best, self.since, self.restarts = float("inf"), 0, 0
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        if logs["loss"] < self.best * (1 - self.min_improvement):
+            self.best, self.since = logs["loss"], 0
+            return
+        self.since += 1
+        if self.since >= self.patience and not self.model.stop_training:
+            for module in self.model.modules():
+                if module is not self.model and hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+            self.model.optimizer.state.clear()
+            self.model.reset_states()
+            self.best, self.since, self.restarts = float("inf"), 0, self.restarts + 1
+
+
 class _Schedule(cbks.Callback):
     def __init__(self, schedule: dict) -> None:
         if not callable(schedule.get("function")) or not isinstance(schedule.get("iterations"), int):
@@ -86,20 +109,28 @@ class Network:
 
     def train(self, data: Any, rate: float = 0.3, error: float = 0.05, iterations: int = 100_000,
               clear: bool = False, log: int = 0, cost: str = "mse", momentum: float = 0.0,
-              optimizer: str = "adam", schedule: Optional[dict] = None, **unknown: Any) -> dict:
+              optimizer: str = "adam", schedule: Optional[dict] = None, restarts: bool = True,
+              shuffle: bool = False, batch_size: int = 1, **unknown: Any) -> dict:
         """Fit the one sequence until its error <= ``error`` or ``iterations`` passes.
 
-        ``rate`` is the learning rate of ``optimizer`` ("adam", grukit's default, which
-        makes the small nets of the Neataptic examples converge reliably; or "sgd",
-        Neataptic's own rule, with ``momentum``). Returns {"error", "iterations", "time"}.
+        ``rate`` is the learning rate of ``optimizer`` ("adam", grukit's default, or
+        "sgd", Neataptic's own rule, with ``momentum``). With ``restarts`` (the default)
+        training starts again from fresh weights when the error has not improved by 1%
+        in 100 iterations; the count of iterations runs on. Returns {"error",
+        "iterations", "time", "restarts"}.
         """
         if unknown:
             raise TypeError(f"train got unknown options {sorted(unknown)}; known: rate, error, "
-                            "iterations, clear, log, cost, momentum, optimizer, schedule")
+                            "iterations, clear, log, cost, momentum, optimizer, schedule, restarts")
         for name, value in (("rate", rate), ("error", error)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         iterations = _checks.positive_int("iterations", iterations)
+        if shuffle:
+            raise ValueError("shuffle must be False for a GRU network: the set is one sequence and "
+                             "shuffling its steps would destroy the order it learns from")
+        if batch_size != 1:
+            raise ValueError(f"batch_size must be 1: the set is one sequence, got {batch_size!r}")
         log = int(log)
         if log < 0:
             raise ValueError(f"log must be >= 0, got {log}")
@@ -112,12 +143,14 @@ class Network:
             opt = "adam"
         self.model.compile(opt, COSTS[cost_name], learning_rate=float(rate))
         stop = _StopAtError(float(error), log, bool(clear))
-        extra = [] if schedule is None else [_Schedule(schedule)]
+        restart = _RestartOnPlateau()
+        extra = ([] if schedule is None else [_Schedule(schedule)]) + ([restart] if restarts else [])
         start = time.perf_counter()
         self.model.reset_states()
         self.model.fit(x, y, batch_size=1, epochs=iterations, shuffle=False, verbose=0,
                        callbacks=[stop, *extra])
-        return {"error": float(stop.last), "iterations": stop.iterations, "time": time.perf_counter() - start}
+        return {"error": float(stop.last), "iterations": stop.iterations,
+                "time": time.perf_counter() - start, "restarts": restart.restarts}
 
     def activate(self, input: Sequence[float]) -> list[float]:
         """One time step: the outputs for ``input``; the state carries to the next call."""
