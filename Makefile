@@ -43,6 +43,7 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/bench_cpu.py
+	$(PY) benchmarks/bench_fit.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -94,6 +94,27 @@ class Embedding(Layer):
         return {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero}
 
 
+class Masking(Layer):
+    """Marks time steps whose features all equal ``mask_value`` as padding (Keras' Masking):
+    the GRUs after it skip them."""
+
+    def __init__(self, mask_value: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
+            raise TypeError(f"mask_value must be a number, got {_checks.describe(mask_value)}")
+        self.mask_value = float(mask_value)
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        if x.dim() != 3:
+            raise ValueError(f"Masking input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+        keep = (x != self.mask_value).any(-1)
+        return x * keep[..., None], (keep if mask is None else mask & keep)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mask_value": self.mask_value}
+
+
 ACTIVATIONS = {
     None: lambda x: x, "linear": lambda x: x, "relu": F.relu, "sigmoid": torch.sigmoid,
     "tanh": torch.tanh, "softmax": functools.partial(F.softmax, dim=-1), "gelu": F.gelu,
@@ -274,7 +295,7 @@ class Bidirectional(Layer):
         return cls(GRU(**config["layer"]), config["merge_mode"])
 
 
-LAYERS = {c.__name__: c for c in (Input, Embedding, Dense, Dropout, GRU, Bidirectional)}
+LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GRU, Bidirectional)}
 
 
 def from_config(name: str, config: dict[str, Any]) -> Layer:

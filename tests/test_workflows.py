@@ -321,3 +321,16 @@ def test_architect_literal_one_unit_xor_converges_in_most_seeds():
         replay = [round(net.activate(step["input"])[0]) for step in XOR]
         solved += result["error"] <= 0.005 and replay == [0, 1, 0, 1, 0]
     assert solved >= 8, solved
+
+
+def test_masking_layer_skips_padded_steps_of_float_input():
+    torch.manual_seed(0)
+    model = gk.Sequential([layers.Masking(0.0), layers.GRU(6), layers.Dense(2)])
+    model.eval()
+    x = torch.randn(3, 5, 4)
+    padded = torch.cat([x, torch.zeros(3, 3, 4)], dim=1)  # padding after the end
+    front = torch.cat([torch.zeros(3, 2, 4), x], dim=1)   # and in front
+    torch.testing.assert_close(model(padded), model(x))
+    torch.testing.assert_close(model(front), model(x))
+    with pytest.raises(TypeError, match="mask_value must be a number"):
+        layers.Masking("0")
