@@ -115,13 +115,27 @@ class ProgbarLogger(Callback):
 
 
 class _Monitor(Callback):
-    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+    """Watches one logged value: better means lower (or higher for accuracies)."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float, patience: int = 0) -> None:
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         self.monitor, self.sign, self.min_delta = monitor, (1 if mode == "min" else -1), abs(min_delta)
-        self.best = math.inf
+        self.patience, self.best, self.wait = patience, math.inf, 0
+
+    def _update(self, logs: Optional[Logs]) -> Optional[str]:
+        """None without a value; else "improved" (recorded as the best), "waiting", or
+        "stalled" once more than ``patience`` epochs passed without improvement."""
+        value = self._value(logs)
+        if value is None:
+            return None
+        if self._improved(value):
+            self.best, self.wait = self.sign * value, 0
+            return "improved"
+        self.wait += 1
+        return "stalled" if self.wait > self.patience else "waiting"
 
     def _value(self, logs: Optional[Logs]) -> Optional[float]:
         value = (logs or {}).get(self.monitor)
@@ -142,23 +156,17 @@ class EarlyStopping(_Monitor):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
                  mode: str = "auto", restore_best_weights: bool = False) -> None:
-        super().__init__(monitor, mode, min_delta)
-        self.patience, self.restore = patience, restore_best_weights
+        super().__init__(monitor, mode, min_delta, patience)
+        self.restore = restore_best_weights
 
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         self.best, self.wait, self.best_state, self.stopped_epoch = math.inf, 0, None, None
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        value = self._value(logs)
-        if value is None:
-            return
-        if self._improved(value):
-            self.best, self.wait = self.sign * value, 0
-            if self.restore:
-                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            return
-        self.wait += 1
-        if self.wait > self.patience:
+        state = self._update(logs)
+        if state == "improved" and self.restore:
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        elif state == "stalled":
             self.model.stop_training, self.stopped_epoch = True, epoch
 
     def on_train_end(self, logs: Optional[Logs] = None) -> None:
@@ -190,20 +198,13 @@ class ReduceLROnPlateau(_Monitor):
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  min_delta: float = 1e-4, min_lr: float = 0.0, mode: str = "auto") -> None:
-        super().__init__(monitor, mode, min_delta)
+        super().__init__(monitor, mode, min_delta, patience)
         if not 0 < factor < 1:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
-        self.factor, self.patience, self.min_lr, self.wait = factor, patience, min_lr, 0
+        self.factor, self.min_lr = factor, min_lr
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        value = self._value(logs)
-        if value is None:
-            return
-        if self._improved(value):
-            self.best, self.wait = self.sign * value, 0
-            return
-        self.wait += 1
-        if self.wait > self.patience:
+        if self._update(logs) == "stalled":
             for group in self.model.optimizer.param_groups:
                 group["lr"] = max(group["lr"] * self.factor, self.min_lr)
             self.wait = 0

@@ -220,7 +220,7 @@ inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const floa
 }
 
 // Packs of weights that come back call after call (inference on fixed weights)
-// are kept per thread, the last 8 of up to 4 MB each: found by pointer and shape,
+// are kept per thread, the last 16 of up to 4 MB each: found by pointer and shape,
 // reused only if the contents still match (writes through .data bump no version).
 inline std::shared_ptr<const Packed> cached_pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool nk) {
   const int64_t rows = nk ? N : K, cols = nk ? K : N;
@@ -249,7 +249,7 @@ inline std::shared_ptr<const Packed> cached_pack(const float* W, int64_t ldw, in
       old = std::move(e);
       return old.P;
     }
-  if (cache.size() >= 8) cache.erase(cache.begin());
+  if (cache.size() >= 16) cache.erase(cache.begin());
   cache.push_back(std::move(e));
   return cache.back().P;
 }
