@@ -42,11 +42,12 @@ def resolve(engine: str, x: torch.Tensor) -> str:
     if engine == "reference":
         return "reference"
     cpu_ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-    if compiled_cpu() is not None and cpu_ok:
+    if cpu_ok and compiled_cpu() is not None:
         return "cpu"
-    if engine == "cpu":
-        _warn_missing("the compiled CPU engine is not built" if cpu_ok else
-                      f"the CPU engine does not run {x.dtype} on {x.device}")
+    if cpu_ok:  # "auto" or "cpu" on a CPU input, but the extension was not built
+        _warn_missing("the compiled CPU engine is not built")
+    elif engine == "cpu":
+        _warn_missing(f"the CPU engine does not run {x.dtype} on {x.device}")
     return "reference"
 
 
@@ -71,8 +72,8 @@ def _warn_missing(why: str) -> None:
     if not _warned:
         _warned = True
         warnings.warn(
-            f"grukit: engine='cpu' was requested but {why}; running on the reference "
-            "engine (run 'make install' or 'pip install -e .' to build it)",
+            f"grukit: {why}; running on the reference engine, which is slower "
+            "(build it with 'make install' or 'pip install --no-build-isolation -e .')",
             RuntimeWarning,
             stacklevel=4,
         )

@@ -149,14 +149,14 @@ def test_conversions_refuse_wrong_types():
         gk.GRUCell(2, 3, reset_after=False).to_torch()
 
 
-def test_cpu_engine_request_falls_back_with_one_warning_when_not_built(monkeypatch):
+def test_missing_compiled_engine_falls_back_with_one_warning(monkeypatch):
     from grukit import engines
 
     monkeypatch.setattr(engines, "_loaded", True)
     monkeypatch.setattr(engines, "_compiled", None)
     monkeypatch.setattr(engines, "_warned", False)
-    gru = gk.GRU(3, 4, engine="cpu")
-    with pytest.warns(RuntimeWarning, match="engine='cpu' was requested"):
+    gru = gk.GRU(3, 4, engine="auto")
+    with pytest.warns(RuntimeWarning, match="compiled CPU engine is not built"):
         gru(torch.randn(2, 1, 3))
     assert gru.last_engine == "reference"
     import warnings
