@@ -36,7 +36,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/grukit train --out runs/demo
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest

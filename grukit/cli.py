@@ -29,6 +29,27 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from . import train
+
+    job = train.load_config(args.config)
+    if args.out:
+        job.output.dir = args.out
+    if args.epochs is not None:
+        if args.epochs <= 0:
+            raise ValueError(f"--epochs must be positive, got {args.epochs}")
+        job.train.epochs = args.epochs
+    train.run(job)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from . import train
+
+    train.predict(args.model, args.input, args.output)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="grukit", description="Gated Recurrent Unit networks on PyTorch."
@@ -36,6 +57,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="versions, engines, threads")
     p_info.set_defaults(func=_info)
+    p_train = sub.add_parser("train", help="train a GRU forecaster (default: the shipped CO2 series)")
+    p_train.add_argument("config", nargs="?", help="a TOML job config (see grukit/train.py)")
+    p_train.add_argument("--out", help="output folder (default: runs/train-<date>-<time>)")
+    p_train.add_argument("--epochs", type=int, help="override train.epochs")
+    p_train.set_defaults(func=_train)
+    p_pred = sub.add_parser("predict", help="forecasts from a trained model for a CSV series")
+    p_pred.add_argument("model", help="model.grukit written by grukit train")
+    p_pred.add_argument("input", help="CSV with the model's time and target columns")
+    p_pred.add_argument("--output", help="output CSV (default: INPUT.forecast.csv)")
+    p_pred.set_defaults(func=_predict)
     sub.add_parser("bench", help="grukit vs torch.nn.GRU, ONNX Runtime and Keras on this machine "
                    "(grukit bench --help)")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -47,7 +78,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (ValueError, TypeError, FileNotFoundError) as exc:  # a user's mistake: say it plainly
+        print(f"grukit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -355,12 +355,13 @@ class Sequential(nn.Module):
                 "input_spec": None if self.input_spec is None else
                 {"shape": self.input_spec[0], "dtype": self.input_spec[1]}}
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, extra: Optional[dict] = None) -> None:
         """One file: safetensors weights with the JSON config in its header, written
-        atomically. ``gk.load(path)`` reads it back without executing any code."""
+        atomically. ``gk.load(path)`` reads it back without executing any code; a
+        JSON-able ``extra`` dict comes back as ``model.extra``."""
         from . import saving
 
-        saving.save_model(self, path)
+        saving.save_model(self, path, extra)
 
     def summary(self) -> str:
         lines = [f"{'layer':<24}{'output':<10}{'params':>10}"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -35,13 +35,13 @@ def atomic_write(path: str, data: bytes) -> None:
         raise
 
 
-def save_model(model: Any, path: str) -> None:
+def save_model(model: Any, path: str, extra: Optional[dict] = None) -> None:
     from safetensors.torch import save
 
     if model.input_spec is None:
         raise ValueError("the model has no weights yet: call it, fit it or give it layers.Input first")
     config = {"format": FORMAT, "version": VERSION, "model": model.get_config(),
-              "compile": getattr(model, "compile_config", None)}
+              "compile": getattr(model, "compile_config", None), "extra": extra}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(str(path), save(tensors, metadata={"grukit": json.dumps(config)}))
 
@@ -80,6 +80,7 @@ def load(path: str) -> Any:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise ValueError(f"path {path!r}: weights do not fit the stored architecture: {exc}") from None
+    model.extra = config.get("extra")  # what the writer added, e.g. grukit train's settings
     comp = config.get("compile")
     if comp and comp.get("optimizer") and comp.get("loss"):
         model.compile(comp["optimizer"], comp["loss"], comp.get("metrics") or None, comp.get("learning_rate"))

@@ -1,0 +1,68 @@
+"""Data for grukit's jobs and examples.
+
+``load_co2()`` returns the weekly Mauna Loa CO2 series shipped in the package
+(public domain, see datasets/README.md); ``read_series(path, ...)`` reads a user's
+CSV. Both fill gaps by linear interpolation and return plain NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+HERE = os.path.dirname(__file__)
+
+
+def interpolate_gaps(values: np.ndarray) -> np.ndarray:
+    """Fill NaNs linearly between known neighbours (and with the nearest at the ends)."""
+    values = np.array(values, dtype="float64")
+    for j in range(values.shape[1]):
+        col = values[:, j]
+        known = ~np.isnan(col)
+        if not known.any():
+            raise ValueError(f"column {j} has no values at all")
+        col[~known] = np.interp(np.flatnonzero(~known), np.flatnonzero(known), col[known])
+    return values
+
+
+def read_series(path: str, time_column: Optional[str], target_columns: Sequence[str]
+                ) -> tuple[list[str], np.ndarray]:
+    """(times, values (N, len(target_columns))) from a CSV with a header row.
+
+    Empty cells are gaps (interpolated); anything else that is not a number is an error
+    naming the file, line and column.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file {path!r} does not exist")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        for col in [*([time_column] if time_column else []), *target_columns]:
+            if col not in header:
+                raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}")
+        times, rows = [], []
+        for line, row in enumerate(reader, start=2):
+            times.append(row[time_column] if time_column else str(line - 2))
+            values = []
+            for col in target_columns:
+                cell = (row[col] or "").strip()
+                try:
+                    values.append(float(cell) if cell else float("nan"))
+                except ValueError:
+                    raise ValueError(f"{path!r} line {line}, column {col!r}: {cell!r} is not a "
+                                     "number") from None
+            rows.append(values)
+    if not rows:
+        raise ValueError(f"data file {path!r} has a header but no rows")
+    values = np.array(rows, dtype="float64")
+    if not np.isfinite(values[~np.isnan(values)]).all():
+        raise ValueError(f"{path!r} holds infinite values")
+    return times, interpolate_gaps(values)
+
+
+def load_co2() -> tuple[list[str], np.ndarray]:
+    """Weekly Mauna Loa CO2 (ppm), 1958-2001: (dates, values (2284, 1)), gaps interpolated."""
+    return read_series(os.path.join(HERE, "co2_weekly.csv"), "date", ["co2"])

@@ -1,0 +1,290 @@
+"""``grukit train``: forecast a real series with a GRU, next to a seasonal-naive baseline.
+
+With no config the job forecasts the weekly Mauna Loa CO2 series shipped in the
+package, one week ahead. A TOML config points it at a user's CSV; every field
+has a default and an unknown field is an error that names it::
+
+    [data]
+    path = "co2"              # "co2" (shipped) or a CSV file
+    time_column = "date"
+    target_columns = ["co2"]
+    window = 52               # past steps the model sees
+    horizon = 1               # how far ahead it forecasts
+    season = 52               # the seasonal-naive baseline's lag
+    [split]
+    val_fraction = 0.1        # in time order: train, then validation, then test
+    test_fraction = 0.2
+    [model]
+    units = 32
+    layers = 1
+    dropout = 0.0
+    reset_after = true
+    [train]
+    epochs = 60
+    batch_size = 32
+    learning_rate = 0.002
+    patience = 8              # early stopping on the validation loss
+    seed = 0
+    [output]
+    dir = ""                  # default: runs/train-<date>-<time>
+
+Each window is taken relative to its last value and scaled by the spread of the
+training part's changes (fitted on the training part only); the model forecasts
+the change. So a trend that leaves the training range, as CO2's does, stays
+within what the network has seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import tomllib
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from . import callbacks as cbks
+from . import datasets
+from . import layers as L
+from .model import Sequential
+
+
+@dataclasses.dataclass
+class DataConfig:
+    path: str = "co2"
+    time_column: str = "date"
+    target_columns: list = dataclasses.field(default_factory=lambda: ["co2"])
+    window: int = 52
+    horizon: int = 1
+    season: int = 52
+
+
+@dataclasses.dataclass
+class SplitConfig:
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    units: int = 32
+    layers: int = 1
+    dropout: float = 0.0
+    reset_after: bool = True
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 0.002
+    patience: int = 8
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class OutputConfig:
+    dir: str = ""
+
+
+@dataclasses.dataclass
+class JobConfig:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+
+
+def parse_config(text: str, source: str = "config") -> JobConfig:
+    """A JobConfig from TOML text; unknown sections and fields, and wrong types, are errors."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source} is not valid TOML: {exc}") from None
+    job = JobConfig()
+    sections = {f.name: f for f in dataclasses.fields(JobConfig)}
+    for name, table in raw.items():
+        if name not in sections:
+            raise ValueError(f"unknown section [{name}] in {source}; known: {sorted(sections)}")
+        if not isinstance(table, dict):
+            raise ValueError(f"{name} in {source} must be a [{name}] table")
+        target = getattr(job, name)
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        for key, value in table.items():
+            if key not in fields:
+                raise ValueError(f"unknown field {name}.{key} in {source}; known fields of [{name}]: "
+                                 f"{sorted(fields)}")
+            default = getattr(target, key)
+            ok = (isinstance(value, bool) == isinstance(default, bool)) and (
+                isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)))
+            if not ok:
+                raise TypeError(f"{name}.{key} in {source} must be {type(default).__name__}, "
+                                f"got {value!r}")
+            setattr(target, key, float(value) if isinstance(default, float) else value)
+    _check(job, source)
+    return job
+
+
+def _check(job: JobConfig, source: str) -> None:
+    d, s = job.data, job.split
+    for name, value in (("data.window", d.window), ("data.horizon", d.horizon), ("data.season", d.season),
+                        ("model.units", job.model.units), ("model.layers", job.model.layers),
+                        ("train.epochs", job.train.epochs), ("train.batch_size", job.train.batch_size)):
+        if value <= 0:
+            raise ValueError(f"{name} in {source} must be positive, got {value}")
+    if not d.target_columns or not all(isinstance(c, str) for c in d.target_columns):
+        raise ValueError(f"data.target_columns in {source} must be a non-empty list of column names")
+    if not (0 < s.val_fraction < 1 and 0 < s.test_fraction < 1 and s.val_fraction + s.test_fraction < 0.9):
+        raise ValueError(f"split fractions in {source} must be in (0, 1) and leave >= 10% for training, "
+                         f"got val {s.val_fraction}, test {s.test_fraction}")
+
+
+# ------------------------------------------------------------------------ the job
+
+def windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """X (N, window, C), the target (N, C) `horizon` steps after each window's end, and
+    the index of each target in the series."""
+    n = len(values) - window - horizon + 1
+    if n <= 0:
+        raise ValueError(f"the series has {len(values)} steps: shorter than one window plus the horizon "
+                         f"({window} + {horizon}); lower data.window or use a longer series")
+    idx = np.arange(window)[None, :] + np.arange(n)[:, None]
+    target_at = np.arange(n) + window - 1 + horizon
+    return values[idx], values[target_at], target_at
+
+
+def _rmse_mae(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    err = pred - truth
+    return {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())}
+
+
+def run(job: JobConfig, log=print) -> dict[str, Any]:
+    """Train, evaluate against the seasonal-naive baseline, write the outputs; returns metrics."""
+    d, t = job.data, job.train
+    torch.manual_seed(t.seed)
+    np.random.seed(t.seed)
+    if d.path == "co2":
+        times, values = datasets.load_co2()
+        source = "Mauna Loa weekly CO2 (shipped with grukit)"
+    else:
+        times, values = datasets.read_series(d.path, d.time_column or None, d.target_columns)
+        source = d.path
+    x, y, target_at = windows(values, d.window, d.horizon)
+    n = len(x)
+    n_test, n_val = int(n * job.split.test_fraction), int(n * job.split.val_fraction)
+    n_train = n - n_val - n_test
+    if min(n_train, n_val, n_test) < 1:
+        raise ValueError(f"{n} windows are too few to split into train, validation and test")
+    last = x[:, -1, :]  # (N, C): each window's last value
+    scale = (y[:n_train] - last[:n_train]).std(0) + 1e-8  # fitted on the training part only
+    x_rel = ((x - last[:, None, :]) / scale).astype("float32")
+    y_rel = ((y - last) / scale).astype("float32")
+    parts = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_val),
+             "test": slice(n_train + n_val, n)}
+
+    m = job.model
+    stack = [L.GRU(m.units, return_sequences=i < m.layers - 1, dropout=m.dropout, reset_after=m.reset_after)
+             for i in range(m.layers)]
+    model = Sequential([*stack, L.Dense(len(d.target_columns))])
+    model.compile("adam", "mse", learning_rate=t.learning_rate)
+    out_dir = job.output.dir or os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S"))
+    os.makedirs(out_dir, exist_ok=True)
+    log(f"grukit train: {source}, {len(values)} steps, {n} windows of {d.window} -> "
+        f"{n_train} train / {n_val} validation / {n_test} test (in time order); output in {out_dir}")
+    stop = cbks.EarlyStopping("val_loss", patience=t.patience, restore_best_weights=True)
+    start = time.perf_counter()
+    history = model.fit(x_rel[parts["train"]], y_rel[parts["train"]], epochs=t.epochs,
+                        batch_size=t.batch_size, validation_data=(x_rel[parts["val"]], y_rel[parts["val"]]),
+                        callbacks=[stop], verbose=1)
+    train_seconds = time.perf_counter() - start
+
+    test = parts["test"]
+    pred = last[test] + model.predict(x_rel[test]) * scale
+    truth = y[test]
+    lag = target_at[test] - d.season
+    if (lag < 0).any():
+        raise ValueError(f"data.season={d.season} reaches before the series starts for test targets")
+    baseline = values[lag]
+    metrics = {
+        "data": source, "window": d.window, "horizon": d.horizon, "season": d.season,
+        "windows": {"train": n_train, "val": n_val, "test": n_test},
+        "epochs_run": len(history.history["loss"]), "train_seconds": round(train_seconds, 2),
+        "gru": _rmse_mae(pred, truth), "seasonal_naive": _rmse_mae(baseline, truth),
+    }
+    log(f"\ntest set ({n_test} windows, {times[target_at[test][0]]} .. {times[target_at[test][-1]]}):")
+    log(f"  {'':<16}{'RMSE':>10}{'MAE':>10}")
+    for name in ("gru", "seasonal_naive"):
+        log(f"  {name:<16}{metrics[name]['rmse']:>10.4f}{metrics[name]['mae']:>10.4f}")
+
+    job_info = {"kind": "forecast", "window": d.window, "horizon": d.horizon, "scale": scale.tolist(),
+                "time_column": d.time_column if d.path != "co2" else "date",
+                "target_columns": list(d.target_columns)}
+    model.save(os.path.join(out_dir, "model.grukit"), extra=job_info)
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
+    _plot_forecast(os.path.join(out_dir, "forecast.png"), [times[i] for i in target_at[test]], truth, pred,
+                   baseline, d.target_columns)
+    log(f"\nwrote {out_dir}/model.grukit, metrics.json, forecast.png, learning_curves.png")
+    metrics["output_dir"] = out_dir
+    return metrics
+
+
+def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, baseline: np.ndarray,
+                   names: list) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(names), 1, figsize=(10, 3.4 * len(names)), squeeze=False)
+    steps = np.arange(len(times))
+    for j, ax in enumerate(axes[:, 0]):
+        ax.plot(steps, truth[:, j], label="truth", lw=1.2)
+        ax.plot(steps, pred[:, j], label="GRU forecast", lw=1)
+        ax.plot(steps, baseline[:, j], label="seasonal naive", lw=0.8, alpha=0.7)
+        ticks = np.linspace(0, len(times) - 1, 6).astype(int)
+        ax.set_xticks(ticks, [times[i] for i in ticks])
+        ax.set_title(f"{names[j]}: test-set forecast")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def load_config(path: Optional[str]) -> JobConfig:
+    if path is None:
+        return JobConfig()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    with open(path, encoding="utf-8") as f:
+        return parse_config(f.read(), path)
+
+
+def predict(model_path: str, input_path: str, output_path: Optional[str] = None, log=print) -> str:
+    """Forecasts for every complete window of a CSV series, written to a CSV."""
+    from .saving import load
+
+    model = load(model_path)
+    info = getattr(model, "extra", None) or {}
+    if info.get("kind") != "forecast":
+        raise ValueError(f"model {model_path!r} was not written by `grukit train` (no forecast settings)")
+    times, values = datasets.read_series(input_path, info["time_column"] or None, info["target_columns"])
+    x, _, target_at = windows(np.concatenate([values, np.zeros((info["horizon"], values.shape[1]))]),
+                              info["window"], info["horizon"])
+    scale = np.array(info["scale"])
+    last = x[:, -1, :]
+    pred = last + model.predict(((x - last[:, None, :]) / scale).astype("float32")) * scale
+    output_path = output_path or os.path.splitext(input_path)[0] + ".forecast.csv"
+    with open(output_path, "w") as f:
+        names = [f"{c}_forecast_{info['horizon']}_ahead" for c in info["target_columns"]]
+        f.write(",".join(["window_end", *names]) + "\n")
+        for i, row in enumerate(pred):
+            end = target_at[i] - info["horizon"]
+            f.write(",".join([times[end], *[f"{v:.6g}" for v in row]]) + "\n")
+    log(f"wrote {len(pred)} forecasts to {output_path}")
+    return output_path
