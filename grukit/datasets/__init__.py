@@ -3,6 +3,8 @@
 ``load_co2()`` returns the weekly Mauna Loa CO2 series shipped in the package
 (public domain, see datasets/README.md); ``read_series(path, ...)`` reads a user's
 CSV. Both fill gaps by linear interpolation and return plain NumPy arrays.
+``grukit.datasets.imdb.load_data`` reads the IMDB reviews in Keras' shape from the
+Stanford archive (downloaded once into a cache folder, checksum verified).
 """
 
 from __future__ import annotations
