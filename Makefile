@@ -17,7 +17,7 @@ $(PY):
 
 $(VENV)/.torch: | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH)
-	$(PIP) install --quiet ninja
+	$(PIP) install --quiet ninja numpy
 	@touch $@
 
 $(VENV)/.installed: $(SRC) $(VENV)/.torch

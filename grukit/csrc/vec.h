@@ -18,9 +18,7 @@ namespace grukit {
 
 template <class V> struct Lanes { static constexpr int width = 1; using elem = V; };
 
-template <class T> inline T load(const T* p) { return *p; }
 template <class T> inline void store(T* p, T v) { *p = v; }
-template <class T> inline T splat(T x) { return x; }
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 inline float tanh_(float x) { return std::tanh(x); }
@@ -101,15 +99,6 @@ template <class V> inline V one() {
   } else {
 #if GRUKIT_HAVE_F8
     return splat8(1.0f);
-#endif
-  }
-}
-template <class V> inline V zero() {
-  if constexpr (Lanes<V>::width == 1) {
-    return V(0);
-  } else {
-#if GRUKIT_HAVE_F8
-    return splat8(0.0f);
 #endif
   }
 }
