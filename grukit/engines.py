@@ -3,8 +3,8 @@
 ``"reference"`` is the plain-PyTorch loop in reference.py, differentiated by
 autograd. ``"cpu"`` is the fused compiled engine; it is built by the install
 step, never at import. ``"auto"`` picks the fastest engine that supports the
-call. When a compiled engine is asked for but missing, grukit warns once and
-runs on the reference engine.
+call. When the compiled engine is missing (not built at install), a call under
+"auto" or "cpu" warns once and runs on the reference engine.
 """
 
 from __future__ import annotations
