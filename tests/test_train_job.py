@@ -99,3 +99,88 @@ def test_cli_reports_user_errors_plainly(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "unknown field model.size" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def _write_sequences(path, rng, n_per_class=30):
+    """Long format: rising vs falling noisy ramps of 5-14 steps, two features, string ids."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "kind", "a", "b"])
+        for k in range(2 * n_per_class):
+            label = ("up", "down")[k % 2]
+            steps = int(rng.integers(5, 15))
+            ramp = np.linspace(0, 1, steps) * (1 if label == "up" else -1)
+            for t in range(steps):
+                w.writerow([f"s{k}", label, f"{ramp[t] + rng.normal(0, 0.3):.4f}", f"{rng.normal():.4f}"])
+
+
+def test_classify_job_on_a_users_long_csv_and_predict(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "seqs.csv"
+    _write_sequences(data, rng)
+    job = train.parse_config(f"""
+        [data]
+        task = "classify"
+        path = "{data}"
+        sequence_column = "id"
+        label_column = "kind"
+        [split]
+        val_fraction = 0.2
+        test_fraction = 0.3
+        [train]
+        epochs = 40
+        learning_rate = 0.01
+        batch_size = 8
+        [output]
+        dir = "{tmp_path / 'out'}"
+    """)
+    metrics = train.run(job, log=lambda *a: None)
+    assert metrics["sequences"] == {"train": 30, "val": 12, "test": 18}
+    assert metrics["classes"] == ["down", "up"]
+    # the mean of feature a tells the classes apart too; chance is 0.5
+    assert metrics["gru"]["accuracy"] >= 0.8 and metrics["majority_class"]["accuracy"] == 0.5
+    assert np.sum(metrics["confusion"]) == 18
+    for png in ("confusion.png", "learning_curves.png"):
+        assert (tmp_path / "out" / png).read_bytes()[:4] == b"\x89PNG"
+
+    new = tmp_path / "new.csv"
+    _write_sequences(new, np.random.default_rng(1), n_per_class=5)
+    out = train.predict(str(tmp_path / "out" / "model.grukit"), str(new), log=lambda *a: None)
+    rows = list(csv.reader(open(out)))
+    assert rows[0] == ["id", "predicted_label", "probability"] and len(rows) == 11
+    truth = ["up", "down"] * 5
+    assert sum(r[1] == t for r, t in zip(rows[1:], truth, strict=True)) >= 8
+
+
+def test_classify_job_on_japanese_vowels(tmp_path):
+    pytest.importorskip("aeon", reason="JapaneseVowels comes with the examples extra (aeon)")
+    job = train.JobConfig()
+    job.data.task, job.data.path = "classify", "japanese_vowels"
+    job.train.epochs, job.output.dir = 12, str(tmp_path)
+    metrics = train.run(job, log=lambda *a: None)
+    assert len(metrics["classes"]) == 9 and sum(metrics["sequences"].values()) == 640
+    assert metrics["gru"]["accuracy"] > 0.6 > metrics["majority_class"]["accuracy"]
+
+
+@pytest.mark.parametrize("rows, match", [
+    ([["id", "kind", "a"], ["s1", "x", "1"], ["s2", "y", "2"], ["s1", "x", "3"]], "not consecutive"),
+    ([["id", "kind", "a"], ["s1", "x", "1"], ["s1", "y", "2"]], "changes label"),
+    ([["id", "kind", "a"], ["s1", "x", "oops"]], "not a number"),
+    ([["id", "a"], ["s1", "1"]], "column 'kind' is not in"),
+    ([["id", "kind", "a"], ["s1", "x", "1"], ["s2", "x", "2"]], "at least 2"),
+])
+def test_classify_bad_csv(tmp_path, rows, match):
+    path = tmp_path / "bad.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    job = train.parse_config(f'[data]\ntask = "classify"\npath = "{path}"\nsequence_column = "id"\n'
+                             f'label_column = "kind"\n[output]\ndir = "{tmp_path}"')
+    with pytest.raises(ValueError, match=match):
+        train.run(job, log=lambda *a: None)
+
+
+def test_classify_config_errors():
+    with pytest.raises(ValueError, match="data.task .* must be 'forecast' or 'classify', got 'cluster'"):
+        train.parse_config('[data]\ntask = "cluster"')
+    with pytest.raises(TypeError, match="data.feature_columns .* must be list"):
+        train.parse_config('[data]\nfeature_columns = "a"')

@@ -17,6 +17,7 @@
 #include <omp.h>
 
 #include <atomic>
+#include <thread>
 #include <cstring>
 #include <vector>
 
@@ -160,11 +161,20 @@ class SpinBarrier {
       count_.store(0, std::memory_order_relaxed);
       flag_.store(sense, std::memory_order_release);
     } else {
-      while (flag_.load(std::memory_order_acquire) != sense) _mm_pause();
+      // Spin briefly (a step takes microseconds), then yield: when the machine has
+      // fewer free cores than threads (another busy process), pure spinning would
+      // burn the time slice that the thread being waited for needs.
+      for (int spins = 0; flag_.load(std::memory_order_acquire) != sense; ++spins) {
+        if (spins < kSpinsBeforeYield)
+          _mm_pause();
+        else
+          std::this_thread::yield();
+      }
     }
   }
 
  private:
+  static constexpr int kSpinsBeforeYield = 2000;
   const int n_;
   alignas(64) std::atomic<int> count_{0};
   alignas(64) std::atomic<bool> flag_{false};

@@ -5,6 +5,12 @@
 CSV. Both fill gaps by linear interpolation and return plain NumPy arrays.
 ``grukit.datasets.imdb.load_data`` reads the IMDB reviews in Keras' shape from the
 Stanford archive (downloaded once into a cache folder, checksum verified).
+
+The examples' other sources are read offline from optional packages (the
+``examples`` extra); their loaders, re-exported here, are in ``sources.py``
+(sunspots, reviews, JapaneseVowels, Shakespeare, Bach chorales, ECG) and
+``speech.py`` (spoken digits synthesised with espeak-ng, MFCCs). A missing
+package raises ``MissingDataSource`` (an ImportError) naming the extra.
 """
 
 from __future__ import annotations
@@ -68,3 +74,21 @@ def read_series(path: str, time_column: Optional[str], target_columns: Sequence[
 def load_co2() -> tuple[list[str], np.ndarray]:
     """Weekly Mauna Loa CO2 (ppm), 1958-2001: (dates, values (2284, 1)), gaps interpolated."""
     return read_series(os.path.join(HERE, "co2_weekly.csv"), "date", ["co2"])
+
+
+from .sources import (  # noqa: E402  (after the helpers above, which they do not need)
+    MissingDataSource,
+    load_bach_melodies,
+    load_ecg,
+    load_japanese_vowels,
+    load_reviews,
+    load_shakespeare,
+    load_sunspots,
+)
+from .speech import espeak_voices, mfcc, synthesize_digits  # noqa: E402
+
+__all__ = [
+    "MissingDataSource", "espeak_voices", "interpolate_gaps", "load_bach_melodies", "load_co2", "load_ecg",
+    "load_japanese_vowels", "load_reviews", "load_shakespeare", "load_sunspots", "mfcc", "read_series",
+    "synthesize_digits",
+]
