@@ -8,11 +8,12 @@ See README.md and the docstrings of :class:`GRU` and :class:`GRUCell`.
 
 from . import architect, callbacks, interop, layers, losses, reference
 from .engines import engine_info
+from .mingru import MinGRU
 from .model import Sequential
 from .modules import GRU, GRUCell
 from .saving import load
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "GRUCell", "Sequential", "architect", "callbacks", "engine_info", "interop",
+__all__ = ["GRU", "GRUCell", "MinGRU", "Sequential", "architect", "callbacks", "engine_info", "interop",
            "layers", "load", "losses", "reference", "__version__"]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import _checks, reference
+from .mingru import MinGRU as _MinGRUModule
 from .modules import GRU as _GRUModule
 
 Mask = Optional[Tensor]  # (B, T) bool, True where a time step is real
@@ -261,6 +262,40 @@ class GRU(Layer):
                 "engine": self.engine, "_bidirectional": self.bidirectional}
 
 
+class MinGRU(Layer):
+    """minGRU (``gk.MinGRU``) as a Keras-style layer, input (B, T, F): the last output
+    (B, units), or every output with ``return_sequences``. Masked steps are skipped
+    like GRU's: each row runs for its own real steps."""
+
+    def __init__(self, units: int, return_sequences: bool = False, engine: str = "auto") -> None:
+        super().__init__()
+        self.units = _checks.positive_int("units", units)
+        self.return_sequences = _checks.boolean("return_sequences", return_sequences)
+        self.engine = engine
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(f"MinGRU input must be 3-D (batch, time, features), got shape {input_shape}")
+        self.rnn = _MinGRUModule(input_shape[-1], self.units, batch_first=True, engine=self.engine)
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        if x.dim() != 3:
+            raise ValueError(f"MinGRU input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+        order, lengths = None, None
+        if mask is not None:
+            x, lengths, order = _compact(x, mask)
+        out, h_n = self.rnn(x, lengths=lengths)
+        if not self.return_sequences:
+            return h_n[-1], None
+        if order is not None:
+            out = torch.zeros_like(out).scatter(1, order[..., None].expand_as(out), out)
+        return out, mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {"units": self.units, "return_sequences": self.return_sequences, "engine": self.engine}
+
+
 class Bidirectional(Layer):
     """Runs a GRU layer forwards and backwards; merge_mode concat, sum, mul or ave."""
 
@@ -295,7 +330,7 @@ class Bidirectional(Layer):
         return cls(GRU(**config["layer"]), config["merge_mode"])
 
 
-LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GRU, Bidirectional)}
+LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GRU, MinGRU, Bidirectional)}
 
 
 def from_config(name: str, config: dict[str, Any]) -> Layer:

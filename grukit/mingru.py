@@ -1,0 +1,207 @@
+r"""minGRU (Feng et al. 2024, "Were RNNs All We Needed?"): a GRU whose gates do not
+read the previous state, so that training runs in parallel over time.
+
+For each layer and time step::
+
+    z_t  = sigma(W_z x_t + b_z)
+    h~_t = g(W_h x_t + b_h),    g(v) = v + 0.5 if v >= 0 else sigma(v)   (g > 0)
+    h_t  = (1 - z_t) * h_{t-1} + z_t * h~_t
+
+``h_t = a_t h_{t-1} + b_t`` with ``a_t = 1 - z_t`` and ``b_t = z_t h~_t`` is a linear
+recurrence, solved for all t at once in log space (a and b are positive)::
+
+    A_t = sum_{s<=t} log a_s
+    h_t = exp(A_t) h_0 + exp(A_t + logcumsumexp_{s<=t}(log b_s - A_s))
+
+The scan runs in chunks of ``CHUNK`` steps, each relative to its chunk's start,
+and the chunks are joined by their end states; within a chunk |A| stays small,
+so float32 keeps its precision on long sequences. This is the reference engine:
+plain PyTorch ops, differentiated by autograd, on any device.
+
+The CPU engine (``csrc/mingru.cpp``) computes the same thing in one fused pass
+with a hand-written backward: after one matmul for the gates of all steps, every
+unit (batch row x hidden index) is independent, so the threads share the units
+and each carries its own through time, 8 units to an AVX2 register. On a CPU
+that beats any scan over time: it reads each gate once and writes each output
+once, where the log-space scan makes a dozen passes over the same memory.
+
+``mode="sequential"`` runs the recurrence step by step (stateful inference);
+every mode and engine gives the same outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import _checks, engines
+
+CHUNK = 64
+MODES = ("auto", "parallel", "sequential")
+
+
+def g(v: Tensor) -> Tensor:
+    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+
+
+def log_g(v: Tensor) -> Tensor:
+    return torch.where(v >= 0, torch.log(F.relu(v) + 0.5), -F.softplus(-v))
+
+
+def layer_parallel(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
+    """All steps of one layer: x (T, B, I), h0 (B, H) -> outputs (T, B, H)."""
+    T, B = x.shape[:2]
+    k, v = F.linear(x, weight, bias).chunk(2, dim=-1)  # (T, B, H) each
+    log_a = -F.softplus(k)  # log(1 - z)
+    log_b = -F.softplus(-k) + log_g(v)  # log(z * g(v))
+    C = min(CHUNK, T)
+    pad = (-T) % C
+    if pad:  # pad with steps that keep the state (a = 1, b = 0) and drop them after
+        log_a = torch.cat([log_a, log_a.new_zeros(pad, *log_a.shape[1:])])
+        log_b = torch.cat([log_b, log_b.new_full((pad, *log_b.shape[1:]), -math.inf)])
+    n = log_a.shape[0] // C
+    log_a = log_a.view(n, C, *log_a.shape[1:])
+    log_b = log_b.view(n, C, *log_b.shape[1:])
+    A = log_a.cumsum(1)  # within each chunk
+    local = torch.exp(A + torch.logcumsumexp(log_b - A, dim=1))  # each chunk from a zero state
+    decay = torch.exp(A)  # what is left of the chunk's start state
+    starts = [h0]
+    for c in range(n - 1):  # join the chunks: n - 1 small elementwise steps
+        starts.append(decay[c, -1] * starts[-1] + local[c, -1])
+    h = local + decay * torch.stack(starts)[:, None]
+    return h.reshape(n * C, B, -1)[:T]
+
+
+class _FusedScan(torch.autograd.Function):
+    """The CPU engine's scan: h (T, B, H) from the gate pre-activations [k | v] (T, B, 2H)."""
+
+    @staticmethod
+    def forward(ctx, gates: Tensor, h0: Tensor) -> Tensor:
+        h = torch.ops.grukit.mingru_scan_forward(gates, h0)
+        ctx.save_for_backward(gates, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, dh: Tensor):
+        gates, h, h0 = ctx.saved_tensors
+        dgates, dh0 = torch.ops.grukit.mingru_scan_backward(dh, gates, h, h0)
+        return dgates, dh0
+
+
+def layer_fused(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
+    """One layer on the CPU engine: one matmul for every step's gates, then the fused scan."""
+    return _FusedScan.apply(F.linear(x, weight, bias), h0)
+
+
+def layer_sequential(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
+    """The same layer one step at a time."""
+    k, v = F.linear(x, weight, bias).chunk(2, dim=-1)
+    z, cand = torch.sigmoid(k), g(v)
+    h, out = h0, []
+    for t in range(x.shape[0]):
+        h = (1 - z[t]) * h + z[t] * cand[t]
+        out.append(h)
+    return torch.stack(out)
+
+
+class MinGRU(nn.Module):
+    """A stack of minGRU layers with torch.nn.GRU's calling convention.
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first: as for ``gk.GRU``.
+        engine: "auto" (the fused CPU engine for float32/float64 on the CPU when it is
+            built), "cpu", or "reference" (the log-space scan in PyTorch ops).
+    Inputs: ``input, h0=None, lengths=None, mode="auto"``
+        input: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched.
+        h0: (num_layers, B, H) or (num_layers, H) unbatched; zeros when omitted.
+        lengths: (B,) ints in [0, T] for a padded batch: outputs past a row's end
+            are 0 and its final state is the one at its last real step.
+        mode: "parallel" (all steps at once: the engine's scan), "sequential"
+            (step by step, in PyTorch ops), or "auto": parallel for sequences
+            longer than one step.
+    Outputs: ``output, h_n``: the last layer's states (T, B, H) and every layer's
+    final state (num_layers, B, H).
+
+    Parameters per layer k: ``weight_l{k}`` (2H, I_k), the rows of W_z then W_h, and
+    ``bias_l{k}`` (2H,), initialised uniformly in +-1/sqrt(H) like torch's GRU.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, engine: str = "auto") -> None:
+        super().__init__()
+        self.engine = _checks.choice("engine", engine, engines.ENGINES)
+        self.last_engine: Optional[str] = None
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.num_layers = _checks.positive_int("num_layers", num_layers)
+        self.bias = _checks.boolean("bias", bias)
+        self.batch_first = _checks.boolean("batch_first", batch_first)
+        stdv = 1.0 / math.sqrt(hidden_size)
+        for k in range(num_layers):
+            w = nn.Parameter(torch.empty(2 * hidden_size, input_size if k == 0 else hidden_size))
+            nn.init.uniform_(w, -stdv, stdv)
+            self.register_parameter(f"weight_l{k}", w)
+            if bias:
+                b = nn.Parameter(torch.empty(2 * hidden_size))
+                nn.init.uniform_(b, -stdv, stdv)
+                self.register_parameter(f"bias_l{k}", b)
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
+                f"batch_first={self.batch_first}")
+
+    def forward(self, input: Tensor, h0: Optional[Tensor] = None, lengths: Any = None,
+                mode: str = "auto") -> tuple[Tensor, Tensor]:
+        mode = _checks.choice("mode", mode, MODES)
+        ref = self.weight_l0
+        _checks.tensor("input", input)
+        if input.dim() not in (2, 3):
+            raise ValueError("input must be 3-D, (T, B, I) or (B, T, I) with batch_first, or 2-D (T, I) "
+                             f"for one unbatched sequence; got shape {tuple(input.shape)}")
+        if not input.dtype.is_floating_point:
+            raise TypeError(f"input must be a floating-point tensor of dtype {ref.dtype}, got {input.dtype}")
+        _checks.like_parameters("input", input, ref)
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"input must have {self.input_size} features (input_size), "
+                             f"got {input.shape[-1]}")
+        unbatched = input.dim() == 2
+        x = input[:, None] if unbatched else (input.transpose(0, 1) if self.batch_first else input)
+        T, B = x.shape[:2]
+        L, H = self.num_layers, self.hidden_size
+        if h0 is not None:
+            expected = (L, H) if unbatched else (L, B, H)
+            _checks.optional_h("h0", h0, expected, ref, "(num_layers, B, H)" if not unbatched
+                               else "(num_layers, H) for an unbatched input")
+            h0 = h0[:, None] if unbatched else h0
+        else:
+            h0 = x.new_zeros(L, B, H)
+        if T == 0:
+            raise ValueError("input must have at least one time step")
+        if lengths is not None:
+            if unbatched:
+                raise ValueError("lengths must be None for an unbatched (T, I) input")
+            lengths = _checks.lengths(lengths, B, T, x.device)
+        if mode == "sequential" or (mode == "auto" and T == 1):
+            run, self.last_engine = layer_sequential, "sequential"
+        else:
+            self.last_engine = engines.resolve(self.engine, x)
+            run = layer_fused if self.last_engine == "cpu" else layer_parallel
+        finals = []
+        if lengths is not None:  # (T, B, 1): True at a row's real steps
+            real = (torch.arange(T, device=x.device)[:, None] < lengths[None, :])[..., None]
+            last = (lengths - 1).clamp(min=0)[None, :, None].expand(1, B, H)
+        for k in range(L):
+            x = run(x, getattr(self, f"weight_l{k}"), getattr(self, f"bias_l{k}", None), h0[k])
+            if lengths is None:
+                finals.append(x[-1])
+            else:  # the state at each row's last real step (h0 for an empty row); zeros after it
+                finals.append(torch.where(lengths[:, None] > 0, x.gather(0, last)[0], h0[k]))
+                x = x * real
+        h_n = torch.stack(finals)
+        if unbatched:
+            return x[:, 0], h_n[:, 0]
+        return (x.transpose(0, 1) if self.batch_first else x), h_n
