@@ -10,24 +10,13 @@ BENCH.md's target: the engine is >= 50% of the epoch.
 """
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 
 import grukit as gk
 from grukit import layers
-
-
-def median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from grukit.bench import Timer
 
 
 def main():
@@ -43,7 +32,7 @@ def main():
     torch.manual_seed(0)
     model = gk.Sequential([layers.GRU(64), layers.Dense(1)])
     model.compile("adam", "mse")
-    epoch = median_time(lambda: model.fit(x, y, epochs=1, batch_size=32, verbose=0), args.repeats)
+    epoch = Timer(args.repeats, min_seconds=0)(lambda: model.fit(x, y, epochs=1, batch_size=32, verbose=0))
 
     gru = model.layers[0].gru
     xt = torch.from_numpy(x)
@@ -54,7 +43,7 @@ def main():
             out, _ = gru(xt[start:start + 32])
             torch.autograd.grad(out[:, -1].sum(), params)
 
-    engine = median_time(engine_only, args.repeats)
+    engine = Timer(args.repeats, min_seconds=0)(engine_only)
     print(f"engine {gk.engine_info()['auto']}, {args.threads} threads, {args.samples} samples, batch 32")
     print(f"fit epoch {epoch * 1e3:.1f} ms; GRU engine alone {engine * 1e3:.1f} ms; "
           f"engine share {100 * engine / epoch:.0f}% (target >= 50%)")

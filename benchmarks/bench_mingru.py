@@ -4,28 +4,17 @@
 
 One training step (forward over the whole sequence, backward of a random-weighted
 sum of all outputs) at B=32, I=H=256, float32, for T = 64, 512, 4096; medians after
-a warm-up. gk.MinGRU runs on the fused CPU scan and, for reference, on the log-space
+warm-ups. gk.MinGRU runs on the fused CPU scan and, for reference, on the log-space
 scan in PyTorch ops (engine="reference"). BENCH/issue target: MinGRU >= 4x
 torch.nn.GRU at T=4096.
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 
 import grukit as gk
-
-
-def median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from grukit.bench import Timer
 
 
 def train_step(module, x, dy):
@@ -67,7 +56,7 @@ def main(argv=None):
             if name.endswith("reference") and T > args.skip_reference_above:
                 times[name] = float("nan")
                 continue
-            times[name] = 1000 * median_time(train_step(m, x, dy), args.repeats)
+            times[name] = 1000 * Timer(args.repeats, min_seconds=0)(train_step(m, x, dy))
         rows[T] = times
         print(f"{T:>6} " + "".join(f"{times[n]:>22.1f}" for n in models)
               + f"{times['torch.nn.GRU'] / times['gk.MinGRU']:>17.2f}x"
