@@ -25,23 +25,23 @@ _ops = torch.ops.grukit
 class GRULayerFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
-                b_hh: Optional[Tensor], lengths: Optional[Tensor], reset_after: bool,
-                reverse: bool) -> tuple[Tensor, Tensor]:
+                b_hh: Optional[Tensor], lengths: Optional[Tensor], resets: Optional[Tensor],
+                reset_after: bool, reverse: bool) -> tuple[Tensor, Tensor]:
         y, h_n, gates, hp = _ops.gru_layer_forward(
-            x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, True)
-        ctx.save_for_backward(x, w_ih, w_hh, gates, hp, lengths)
+            x, h0, w_ih, w_hh, b_ih, b_hh, lengths, resets, reset_after, reverse, True)
+        ctx.save_for_backward(x, w_ih, w_hh, gates, hp, lengths, resets)
         ctx.flags = (b_ih is not None, reset_after, reverse)
         return y, h_n
 
     @staticmethod
     def backward(ctx: Any, dy: Tensor, dh_n: Tensor):
-        x, w_ih, w_hh, gates, hp, lengths = ctx.saved_tensors
+        x, w_ih, w_hh, gates, hp, lengths, resets = ctx.saved_tensors
         has_bias, reset_after, reverse = ctx.flags
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _ops.gru_layer_backward(
-            dy, dh_n, x, w_ih, w_hh, gates, hp, lengths, has_bias, reset_after, reverse)
+            dy, dh_n, x, w_ih, w_hh, gates, hp, lengths, resets, has_bias, reset_after, reverse)
         if not has_bias:
             db_ih = db_hh = None
-        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
+        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
 
 
 def gru_layer(
@@ -51,17 +51,19 @@ def gru_layer(
     reset_after: bool = True,
     lengths: Optional[Tensor] = None,
     reverse: bool = False,
+    resets: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     """One layer, one direction, on the fused engine. Same contract as reference.gru_layer."""
     w_ih, w_hh, b_ih, b_hh = weights
     lens = None if lengths is None else lengths.to("cpu", torch.int64)
+    rs = None if resets is None else resets.to("cpu", torch.bool).contiguous()
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, w_ih, w_hh, b_ih, b_hh))
     if not needs_grad:
         y, h_n, _, _ = _ops.gru_layer_forward(
-            x, h0, w_ih, w_hh, b_ih, b_hh, lens, reset_after, reverse, False)
+            x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, reset_after, reverse, False)
         return y, h_n
-    return GRULayerFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lens, reset_after, reverse)
+    return GRULayerFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, reset_after, reverse)
 
 
 def gru_stack_inference(

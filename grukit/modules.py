@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -59,6 +59,9 @@ class GRU(nn.Module):
         h0: (L*D, B, H), or (L*D, H) unbatched; zeros when omitted.
         lengths: (B,) ints in [0, T] for a padded batch: outputs past a row's
             length are 0 and h_n holds each row's state at its last valid step.
+        resets: (T, B) bool (time-major even with batch_first; (T,) unbatched):
+            where set, that row's state is zeroed before step t, as at an episode
+            boundary inside a rollout; no gradient crosses it. One direction only.
 
     Outputs: ``output, h_n``
         output: (T, B, D*H) (or (B, T, D*H), (T, D*H)): the last layer's h_t.
@@ -163,6 +166,7 @@ class GRU(nn.Module):
         lengths: Optional[object] = None,
         *,
         hx: Optional[Tensor] = None,
+        resets: Optional[Tensor] = None,
     ) -> tuple[GRUInput, Tensor]:
         if hx is not None:
             if h0 is not None:
@@ -173,6 +177,9 @@ class GRU(nn.Module):
         LD, H = self.num_layers * D, self.hidden_size
 
         if isinstance(input, PackedSequence):
+            if resets is not None:
+                raise ValueError("resets must be None when input is a PackedSequence; pass a padded "
+                                 "tensor with lengths= instead")
             if lengths is not None:
                 raise ValueError("lengths must be None when input is a PackedSequence "
                                  "(the PackedSequence carries its own lengths)")
@@ -212,8 +219,10 @@ class GRU(nn.Module):
         lens = None if lengths is None else _checks.lengths(lengths, B, T, x.device)
         if unbatched and h0 is not None:
             h0 = h0.unsqueeze(1)
+        if resets is not None:
+            resets = self._check_resets(resets, T, B, unbatched, x.device)
 
-        out, h_n = self._run(x, h0, lens)
+        out, h_n = self._run(x, h0, lens, resets)
         if unbatched:
             return out.squeeze(1), h_n.squeeze(1)
         return (out.transpose(0, 1) if self.batch_first else out), h_n
@@ -225,7 +234,18 @@ class GRU(nn.Module):
                 f"got {features}"
             )
 
-    def _run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    def _check_resets(self, resets: Any, T: int, B: int, unbatched: bool, device: torch.device) -> Tensor:
+        _checks.tensor("resets", resets)
+        if resets.dtype != torch.bool:
+            raise TypeError(f"resets must be a bool tensor, got dtype {resets.dtype}")
+        expected = (T,) if unbatched else (T, B)
+        _checks.shape("resets", resets, expected, "(T, B): time-major, one flag per step and row")
+        if self.bidirectional:
+            raise ValueError("resets are defined for one direction; this GRU is bidirectional")
+        return resets.reshape(T, B).to(device)
+
+    def _run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor],
+             resets: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """x: (T, B, I) time-major, h0: (L*D, B, H) or None -> (T, B, D*H), (L*D, B, H)."""
         D = 2 if self.bidirectional else 1
         if h0 is None:
@@ -233,7 +253,7 @@ class GRU(nn.Module):
         engine = engines.resolve(self.engine, x)
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
         flat = [w for ws in self.all_weights for w in ws]
-        if engine == "cpu" and not (self.training and self.dropout > 0) and not (
+        if engine == "cpu" and resets is None and not (self.training and self.dropout > 0) and not (
             torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
                                          or any(p.requires_grad for p in flat))
         ):
@@ -243,7 +263,7 @@ class GRU(nn.Module):
         return reference.gru(
             x, h0, self._layer_weights(), self.num_layers, self.bidirectional,
             reset_after=self.reset_after, lengths=lens, dropout=self.dropout,
-            training=self.training, layer=engines.layer_fn(engine),
+            training=self.training, layer=engines.layer_fn(engine), resets=resets,
         )
 
     @staticmethod

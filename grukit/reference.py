@@ -74,6 +74,7 @@ def gru_layer(
     lengths: Optional[Tensor] = None,
     reverse: bool = False,
     h_mask: Optional[Tensor] = None,
+    resets: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     """Run one layer in one direction over time.
 
@@ -84,12 +85,17 @@ def gru_layer(
     that and its state freezes, so the final state is the state after its last
     valid step. Run in reverse, row b starts at its own last valid step.
     ``h_mask``: recurrent dropout, one (B, H) mask for the whole sequence (gru_cell).
+    ``resets``: (T, B) bool; where set at a valid step, row b's state is zeroed
+    before step t (an episode boundary), so nothing before it reaches what follows.
     """
     T = x.shape[0]
     h = h0
     outputs: list[Tensor] = [x.new_empty(0)] * T
     steps = range(T - 1, -1, -1) if reverse else range(T)
     for t in steps:
+        if resets is not None:
+            cut = resets[t] if lengths is None else resets[t] & (t < lengths)
+            h = torch.where(cut.unsqueeze(1), torch.zeros_like(h), h)
         h_new = gru_cell(x[t], h, *weights, reset_after=reset_after, h_mask=h_mask)
         if lengths is None:
             h = h_new
@@ -115,6 +121,7 @@ def gru(
     dropout: float = 0.0,
     training: bool = False,
     layer: LayerFn = gru_layer,
+    resets: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     """A stack of GRU layers, optionally bidirectional.
 
@@ -132,9 +139,10 @@ def gru(
         outs = []
         for d in range(D):
             k = l * D + d
+            extra = {} if resets is None else {"resets": resets}
             out, h_last = layer(
                 inp, h0[k], weights[k], reset_after=reset_after,
-                lengths=lengths, reverse=d == 1,
+                lengths=lengths, reverse=d == 1, **extra,
             )
             outs.append(out)
             h_n.append(h_last)

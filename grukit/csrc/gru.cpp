@@ -9,7 +9,8 @@
 // (reset_after=True) or r*h (False); hp (T, B, H) = the state each step started
 // from. Steps are indexed by time t; a reverse layer visits t = T-1 .. 0.
 // Row b is valid at t when t < lengths[b]: otherwise its state passes through
-// unchanged and its output is 0.
+// unchanged and its output is 0. resets (T, B) bool: where set (and valid), row b's
+// state is zeroed before step t, and no gradient flows back through that boundary.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #include <torch/library.h>
@@ -32,6 +33,11 @@ struct Dims {
 };
 
 inline int64_t step_time(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
+
+// Whether row b's state is zeroed before step t.
+inline bool resets_at(const bool* rs, const int64_t* len, int64_t t, int64_t B, int64_t b) {
+  return rs && rs[t * B + b] && !(len && t >= len[b]);
+}
 
 // Scratch that never leaves an op (gi, dgi, dgh) is kept per thread and reused:
 // a fresh allocation of tens of MB is mapped anew by the C library on every call,
@@ -93,9 +99,16 @@ void check_inputs(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& w
   }
 }
 
+void check_resets(const std::optional<at::Tensor>& resets, int64_t T, int64_t B) {
+  if (!resets) return;
+  TORCH_CHECK_TYPE(resets->scalar_type() == at::kBool, "resets must be bool, got ", resets->scalar_type());
+  TORCH_CHECK_VALUE(resets->dim() == 2 && resets->size(0) == T && resets->size(1) == B && resets->device().is_cpu(),
+                    "resets must be a (T, B) = (", T, ", ", B, ") CPU tensor, got ", resets->sizes());
+}
+
 template <class T>
 void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, const T* w_hh, const T* b_hh,
-                  const int64_t* len, T* h, T* y, T* g_all, T* hp_all, bool save, T* scratch) {
+                  const int64_t* len, const bool* rs, T* h, T* y, T* g_all, T* hp_all, bool save, T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* gh = scratch;               // (B, 3H) recurrent projection
   T* g_step = scratch + B * 3 * H;  // (B, 4H) gates when they are not saved
@@ -107,6 +120,9 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
     const T* gi_t = gi + t * B * 3 * H;
     T* y_t = y + t * B * H;
     T* g_t = save ? g_all + t * B * G : g_step;
+    if (rs)
+      for (int64_t b = 0; b < B; ++b)
+        if (resets_at(rs, len, t, B, b)) std::memset(h + b * H, 0, sizeof(T) * H);
     if (save) std::memcpy(hp_all + t * B * H, h, sizeof(T) * B * H);
     rec(h, H, b_hh, gh, 3 * H, B, false);
     if (!reset_after) {
@@ -263,8 +279,8 @@ const SplitPlan& split_plan(const float* w_hh, const float* b_hh, int64_t H, boo
 }
 
 void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const float* gi, const float* w_hh,
-                        const float* b_hh, const int64_t* len, float* h, float* y, float* g_all, float* hp_all,
-                        bool save, float* g_step, float* work) {
+                        const float* b_hh, const int64_t* len, const bool* rs, float* h, float* y, float* g_all,
+                        float* hp_all, bool save, float* g_step, float* work) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   const int slices = static_cast<int>(std::min<int64_t>(at::get_num_threads(), H / 8));
   // reset_after=False: with a few rows, recomputing r of all units in every thread
@@ -286,6 +302,11 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
     r_all[q] = next + B * nu;
     s_all[q] = next + B * nu + B * H;
     next += reset_after ? 0 : B * (nu + 2 * H);
+  }
+  if (rs) {  // resets before the first step; each later one is applied by the step before it
+    const int64_t t0 = step_time(0, d.T, reverse);
+    for (int64_t b = 0; b < B; ++b)
+      if (resets_at(rs, len, t0, B, b)) std::memset(h + b * H, 0, sizeof(float) * H);
   }
   SpinBarrier barrier(slices);
 #pragma omp parallel num_threads(slices)
@@ -373,6 +394,12 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
           }
         }
       }
+      if (rs && s + 1 < d.T) {  // zero the slice's state of rows that reset before the next step
+        const int64_t t_next = step_time(s + 1, d.T, reverse);
+        for (int q = tid; q < slices; q += nthreads)
+          for (int64_t b = 0; b < B; ++b)
+            if (resets_at(rs, len, t_next, B, b)) std::memset(nxt + b * H + j0[q], 0, sizeof(float) * (j0[q + 1] - j0[q]));
+      }
       sync();
     }
   }
@@ -382,7 +409,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
 
 template <class T>
 void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, const T* w_hh, const T* g_all,
-                   const T* hp_all, const int64_t* len, T* dh, T* dgi, T* dgh, T* scratch) {
+                   const T* hp_all, const int64_t* len, const bool* rs, T* dh, T* dgi, T* dgh, T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* dh_prev = scratch;      // (B, H)
   T* ds = scratch + B * H;   // (B, H) dL/d(r h), reset_after=False
@@ -429,6 +456,9 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
       // h_r|h_z = W_hrz h_prev: dh_prev += (da_r|da_z) W_hrz
       back(dgi_t, 3 * H, nullptr, dh_prev, H, B, true);
     }
+    if (rs)  // the state was zeroed before this step: nothing flows back past it
+      for (int64_t b = 0; b < B; ++b)
+        if (resets_at(rs, len, t, B, b)) std::memset(dh_prev + b * H, 0, sizeof(T) * H);
     std::memcpy(dh, dh_prev, sizeof(T) * B * H);
   }
 }
@@ -439,9 +469,11 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
 std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor& h0, const at::Tensor& w_ih_,
                                           const at::Tensor& w_hh_, const std::optional<at::Tensor>& b_ih,
                                           const std::optional<at::Tensor>& b_hh,
-                                          const std::optional<at::Tensor>& lengths, bool reset_after, bool reverse,
+                                          const std::optional<at::Tensor>& lengths,
+                                          const std::optional<at::Tensor>& resets, bool reset_after, bool reverse,
                                           bool save) {
   check_inputs(x_, h0, w_ih_, w_hh_, b_ih, b_hh, lengths);
+  check_resets(resets, x_.size(0), x_.size(1));
   const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
   const Dims d{x.size(0), x.size(1), x.size(2), w_hh.size(1)};
   const int64_t H = d.H;
@@ -456,6 +488,8 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
   at::Tensor b_ih_c = b_ih ? b_ih->contiguous() : at::Tensor();
   at::Tensor b_hh_c = b_hh ? b_hh->contiguous() : at::Tensor();
   at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
+  at::Tensor rsc = resets ? resets->contiguous() : at::Tensor();
+  const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_forward", [&] {
     const scalar_t* bias_ih = b_ih ? b_ih_c.data_ptr<scalar_t>() : nullptr;
     // gi = x W_ih^T + b_ih for all steps at once
@@ -466,7 +500,7 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
       if (use_split(d)) {
         forward_loop_split(d, reset_after, reverse, gi.data_ptr<float>(), w_hh.data_ptr<float>(),
                            b_hh ? b_hh_c.data_ptr<float>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
-                           h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
+                           rs, h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
                            save ? hp.data_ptr<float>() : nullptr, save, scratch.data_ptr<float>() + d.B * 3 * H,
                            scratch.data_ptr<float>() + d.B * 7 * H);
         return;
@@ -475,8 +509,9 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
 #endif
     forward_loop<scalar_t>(d, reset_after, reverse, gi.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                            b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
-                           h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), save ? gates.data_ptr<scalar_t>() : nullptr,
-                           save ? hp.data_ptr<scalar_t>() : nullptr, save, scratch.data_ptr<scalar_t>());
+                           rs, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                           save ? gates.data_ptr<scalar_t>() : nullptr, save ? hp.data_ptr<scalar_t>() : nullptr, save,
+                           scratch.data_ptr<scalar_t>());
   });
   return {y, h, gates, hp};
 }
@@ -485,8 +520,10 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
 std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tensor& dh_n, const at::Tensor& x_,
                                            const at::Tensor& w_ih_, const at::Tensor& w_hh_, const at::Tensor& gates,
                                            const at::Tensor& hp, const std::optional<at::Tensor>& lengths,
-                                           bool has_bias, bool reset_after, bool reverse) {
+                                           const std::optional<at::Tensor>& resets, bool has_bias, bool reset_after,
+                                           bool reverse) {
   check_inputs(x_, dh_n, w_ih_, w_hh_, std::nullopt, std::nullopt, lengths);
+  check_resets(resets, x_.size(0), x_.size(1));
   for (const at::Tensor* t : {&dy_, &gates, &hp}) {
     TORCH_CHECK_TYPE(t->scalar_type() == x_.scalar_type(), "gradients and saved tensors must have x's dtype");
     TORCH_CHECK_VALUE(t->device().is_cpu(), "gradients and saved tensors must be on the CPU");
@@ -505,11 +542,13 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
   at::Tensor dgh = reset_after ? workspace(2, T * B * 3 * H, opts).view({T, B, 3 * H}) : dgi;  // same if False
   at::Tensor scratch = at::empty({2 * B * H}, opts);
   at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
+  at::Tensor rsc = resets ? resets->contiguous() : at::Tensor();
+  const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
   if (T > 0 && B > 0) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_backward", [&] {
       backward_loop<scalar_t>(d, reset_after, reverse, dy.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                               g.data_ptr<scalar_t>(), hpc.data_ptr<scalar_t>(),
-                              lengths ? len.data_ptr<int64_t>() : nullptr, dh.data_ptr<scalar_t>(),
+                              lengths ? len.data_ptr<int64_t>() : nullptr, rs, dh.data_ptr<scalar_t>(),
                               dgi.data_ptr<scalar_t>(), dgh.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
     });
   }
@@ -559,7 +598,8 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor&
         b_ih = w[2];
         b_hh = w[3];
       }
-      auto r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, reset_after, d == 1, false);
+      auto r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, std::nullopt, reset_after, d == 1,
+                                 false);
       h_n[k].copy_(r[1]);
       outs.push_back(r[0]);
     }
@@ -595,10 +635,10 @@ at::Tensor step_matmul(const at::Tensor& A_, const at::Tensor& W_, const std::op
 TORCH_LIBRARY(grukit, m) {
   m.def(
       "gru_layer_forward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
-      "Tensor? lengths, bool reset_after, bool reverse, bool save) -> Tensor[]");
+      "Tensor? lengths, Tensor? resets, bool reset_after, bool reverse, bool save) -> Tensor[]");
   m.def(
       "gru_layer_backward(Tensor dy, Tensor dh_n, Tensor x, Tensor w_ih, Tensor w_hh, Tensor gates, Tensor hp, "
-      "Tensor? lengths, bool has_bias, bool reset_after, bool reverse) -> Tensor[]");
+      "Tensor? lengths, Tensor? resets, bool has_bias, bool reset_after, bool reverse) -> Tensor[]");
   m.def(
       "gru_stack_forward(Tensor x, Tensor h0, Tensor[] weights, bool has_bias, int num_layers, "
       "bool bidirectional, Tensor? lengths, bool reset_after) -> Tensor[]");
