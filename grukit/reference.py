@@ -131,6 +131,7 @@ def gru(
     Dropout with probability ``dropout`` is applied to the outputs of every
     layer but the last, in training only. ``layer`` runs one layer-direction
     (engines pass their own; the default is the reference loop above).
+    ``resets`` (T, B) bool is passed to every layer (see gru_layer).
     """
     D = 2 if bidirectional else 1
     h_n: list[Tensor] = []
