@@ -4,7 +4,8 @@
 
 One training step (forward, backward of all outputs) on the fused CPU engine,
 float32, T=100, I=H, for (B, H) in (1, 64), (32, 256), (128, 256); medians after
-warm-ups. Options measured so far: resets= (a random 5% of (step, row) flags).
+warm-ups. Options measured so far: resets= (a random 5% of (step, row) flags) and
+zoneout=0.1 (a fresh Bernoulli draw per step, row and unit, included in the time).
 Target (issue 6): each option <= 1.3x plain gk.GRU.
 """
 
@@ -33,7 +34,7 @@ def main(argv=None):
     timer = Timer(args.repeats, min_seconds=0.5)
     T = 100
     print(f"training step, T={T}, I=H, float32, {args.threads} threads; ms (median)")
-    print(f"{'B':>5}{'H':>6}{'plain':>10}{'resets':>10}{'ratio':>8}")
+    print(f"{'B':>5}{'H':>6}{'plain':>10}{'resets':>10}{'ratio':>8}{'zoneout':>10}{'ratio':>8}")
     rows = {}
     for B, H in ((1, 64), (32, 256), (128, 256)):
         torch.manual_seed(0)
@@ -42,8 +43,12 @@ def main(argv=None):
         resets = torch.rand(T, B) < 0.05
         plain = 1000 * timer(step(m, x, dy))
         with_resets = 1000 * timer(step(m, x, dy, resets=resets))
-        rows[(B, H)] = (plain, with_resets)
-        print(f"{B:>5}{H:>6}{plain:>10.2f}{with_resets:>10.2f}{with_resets / plain:>7.2f}x")
+        m.zoneout = 0.1
+        with_zoneout = 1000 * timer(step(m, x, dy))
+        m.zoneout = 0.0
+        rows[(B, H)] = (plain, with_resets, with_zoneout)
+        print(f"{B:>5}{H:>6}{plain:>10.2f}{with_resets:>10.2f}{with_resets / plain:>7.2f}x"
+              f"{with_zoneout:>10.2f}{with_zoneout / plain:>7.2f}x")
     return rows
 
 

@@ -178,7 +178,8 @@ class GRU(Layer):
     ``return_sequences``; with ``return_state`` a pair (output, state). ``dropout``
     drops input features and ``recurrent_dropout`` state units that feed the
     recurrent matmul, each with one mask per sequence in training (Keras' scheme;
-    recurrent dropout runs on the reference engine). ``stateful`` carries the final
+    recurrent dropout runs on the reference engine). ``zoneout`` (grukit's own, not
+    Keras'): see ``gk.GRU``. ``stateful`` carries the final
     state to the next call (same batch size) until ``reset_states()``. Masked steps
     are skipped: the state passes through them and their outputs are 0.
     """
@@ -186,7 +187,7 @@ class GRU(Layer):
     def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, reset_after: bool = True, engine: str = "auto",
-                 _bidirectional: bool = False) -> None:
+                 zoneout: float = 0.0, _bidirectional: bool = False) -> None:
         super().__init__()
         self.units = _checks.positive_int("units", units)
         self.return_sequences = _checks.boolean("return_sequences", return_sequences)
@@ -197,6 +198,7 @@ class GRU(Layer):
         self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
         self.reset_after = _checks.boolean("reset_after", reset_after)
         self.engine = engine
+        self.zoneout = _checks.probability("zoneout", zoneout)
         self.bidirectional = bool(_bidirectional)
         self.state: Optional[Tensor] = None
 
@@ -204,7 +206,7 @@ class GRU(Layer):
         if len(input_shape) != 3:
             raise ValueError(f"GRU input must be 3-D (batch, time, features), got shape {input_shape}")
         self.gru = _GRUModule(input_shape[-1], self.units, batch_first=True, reset_after=self.reset_after,
-                              bidirectional=self.bidirectional, engine=self.engine)
+                              bidirectional=self.bidirectional, engine=self.engine, zoneout=self.zoneout)
         self.built = True
 
     def reset_states(self) -> None:
@@ -251,7 +253,8 @@ class GRU(Layer):
         h_mask = torch.bernoulli(x.new_full((B, self.units), keep)) / keep
         layer = functools.partial(reference.gru_layer, h_mask=h_mask)
         out, h_n = reference.gru(x.transpose(0, 1), h0, gru._layer_weights(), 1, self.bidirectional,
-                                 reset_after=self.reset_after, lengths=lengths, layer=layer)
+                                 reset_after=self.reset_after, lengths=lengths, layer=layer,
+                                 zoneout=self.zoneout, training=self.training)
         return out.transpose(0, 1), h_n
 
     def get_config(self) -> dict[str, Any]:
@@ -259,7 +262,7 @@ class GRU(Layer):
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
                 "stateful": self.stateful, "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout, "reset_after": self.reset_after,
-                "engine": self.engine, "_bidirectional": self.bidirectional}
+                "engine": self.engine, "zoneout": self.zoneout, "_bidirectional": self.bidirectional}
 
 
 class MinGRU(Layer):

@@ -52,6 +52,10 @@ class GRU(nn.Module):
         reset_after: apply the reset gate after the recurrent matmul (True, torch's
             and Keras' default) or before it (False, Cho et al. 2014).
         engine: "auto", "reference" or "cpu" (see ``gk.engine_info()``).
+        zoneout: the probability that a unit keeps its previous state at a step
+            (Krueger et al. 2016), drawn afresh per step, unit, row, layer and
+            direction in training; at inference each unit keeps that share of its
+            previous state. 0 (the default) is a plain GRU.
 
     Inputs: ``input, h0=None, lengths=None``
         input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a
@@ -94,6 +98,7 @@ class GRU(nn.Module):
         engine: str = "auto",
         device: Optional[torch.device] = None,
         dtype: Optional[torch.dtype] = None,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_size = _checks.positive_int("input_size", input_size)
@@ -105,6 +110,7 @@ class GRU(nn.Module):
         self.bidirectional = _checks.boolean("bidirectional", bidirectional)
         self.reset_after = _checks.boolean("reset_after", reset_after)
         self.engine = _checks.choice("engine", engine, engines.ENGINES)
+        self.zoneout = _checks.probability("zoneout", zoneout)
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
                 "dropout acts between layers, so dropout > 0 with num_layers=1 has no "
@@ -151,7 +157,7 @@ class GRU(nn.Module):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                        bidirectional=False, reset_after=True, engine="auto")
+                        bidirectional=False, reset_after=True, engine="auto", zoneout=0.0)
         for k, v in defaults.items():
             if getattr(self, k) != v:
                 s += f", {k}={getattr(self, k)!r}"
@@ -253,7 +259,8 @@ class GRU(nn.Module):
         engine = engines.resolve(self.engine, x)
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
         flat = [w for ws in self.all_weights for w in ws]
-        if engine == "cpu" and resets is None and not (self.training and self.dropout > 0) and not (
+        if engine == "cpu" and resets is None and not self.zoneout and not (
+            self.training and self.dropout > 0) and not (
             torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
                                          or any(p.requires_grad for p in flat))
         ):
@@ -263,7 +270,7 @@ class GRU(nn.Module):
         return reference.gru(
             x, h0, self._layer_weights(), self.num_layers, self.bidirectional,
             reset_after=self.reset_after, lengths=lens, dropout=self.dropout,
-            training=self.training, layer=engines.layer_fn(engine), resets=resets,
+            training=self.training, layer=engines.layer_fn(engine), resets=resets, zoneout=self.zoneout,
         )
 
     @staticmethod

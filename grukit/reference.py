@@ -75,6 +75,7 @@ def gru_layer(
     reverse: bool = False,
     h_mask: Optional[Tensor] = None,
     resets: Optional[Tensor] = None,
+    zoneout: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     """Run one layer in one direction over time.
 
@@ -87,6 +88,8 @@ def gru_layer(
     ``h_mask``: recurrent dropout, one (B, H) mask for the whole sequence (gru_cell).
     ``resets``: (T, B) bool; where set at a valid step, row b's state is zeroed
     before step t (an episode boundary), so nothing before it reaches what follows.
+    ``zoneout``: (T, B, H), the share of each unit's previous state that it keeps at
+    step t (Krueger et al. 2016): h_t = m h_{t-1} + (1 - m) h'_t.
     """
     T = x.shape[0]
     h = h0
@@ -97,6 +100,8 @@ def gru_layer(
             cut = resets[t] if lengths is None else resets[t] & (t < lengths)
             h = torch.where(cut.unsqueeze(1), torch.zeros_like(h), h)
         h_new = gru_cell(x[t], h, *weights, reset_after=reset_after, h_mask=h_mask)
+        if zoneout is not None:
+            h_new = zoneout[t] * h + (1 - zoneout[t]) * h_new
         if lengths is None:
             h = h_new
             outputs[t] = h_new
@@ -122,6 +127,7 @@ def gru(
     training: bool = False,
     layer: LayerFn = gru_layer,
     resets: Optional[Tensor] = None,
+    zoneout: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """A stack of GRU layers, optionally bidirectional.
 
@@ -131,7 +137,9 @@ def gru(
     Dropout with probability ``dropout`` is applied to the outputs of every
     layer but the last, in training only. ``layer`` runs one layer-direction
     (engines pass their own; the default is the reference loop above).
-    ``resets`` (T, B) bool is passed to every layer (see gru_layer).
+    ``resets`` (T, B) bool is passed to every layer (see gru_layer). ``zoneout``: the
+    probability that a unit keeps its previous state at a step: a fresh (T, B, H)
+    0/1 draw per layer and direction in training, the probability itself otherwise.
     """
     D = 2 if bidirectional else 1
     h_n: list[Tensor] = []
@@ -141,6 +149,10 @@ def gru(
         for d in range(D):
             k = l * D + d
             extra = {} if resets is None else {"resets": resets}
+            if zoneout > 0:
+                H = h0.shape[-1]
+                share = inp.new_full((inp.shape[0], inp.shape[1], H), zoneout)
+                extra["zoneout"] = torch.bernoulli(share) if training else share
             out, h_last = layer(
                 inp, h0[k], weights[k], reset_after=reset_after,
                 lengths=lengths, reverse=d == 1, **extra,

@@ -11,6 +11,9 @@
 // Row b is valid at t when t < lengths[b]: otherwise its state passes through
 // unchanged and its output is 0. resets (T, B) bool: where set (and valid), row b's
 // state is zeroed before step t, and no gradient flows back through that boundary.
+// zoneout (T, B, H): the share of each unit's previous state kept at step t,
+// h_t = m h_{t-1} + (1 - m) h'_t with h'_t the GRU update (0/1 draws in training,
+// the probability itself at inference).
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #include <torch/library.h>
@@ -33,6 +36,15 @@ struct Dims {
 };
 
 inline int64_t step_time(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
+
+// Zoneout after a row's update: h_new = m hp + (1 - m) h_new, and the output with it.
+template <class T>
+inline void zone_row(const T* m, const T* hp, T* h_new, T* y, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    h_new[j] = m[j] * hp[j] + (T(1) - m[j]) * h_new[j];
+    y[j] = h_new[j];
+  }
+}
 
 // Whether row b's state is zeroed before step t.
 inline bool resets_at(const bool* rs, const int64_t* len, int64_t t, int64_t B, int64_t b) {
@@ -99,6 +111,16 @@ void check_inputs(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& w
   }
 }
 
+void check_zoneout(const std::optional<at::Tensor>& zoneout, const at::Tensor& x, int64_t H) {
+  if (!zoneout) return;
+  TORCH_CHECK_TYPE(zoneout->scalar_type() == x.scalar_type(), "zoneout must have x's dtype ", x.scalar_type(),
+                   ", got ", zoneout->scalar_type());
+  TORCH_CHECK_VALUE(zoneout->dim() == 3 && zoneout->size(0) == x.size(0) && zoneout->size(1) == x.size(1) &&
+                        zoneout->size(2) == H && zoneout->device().is_cpu(),
+                    "zoneout must be a (T, B, H) = (", x.size(0), ", ", x.size(1), ", ", H, ") CPU tensor, got ",
+                    zoneout->sizes());
+}
+
 void check_resets(const std::optional<at::Tensor>& resets, int64_t T, int64_t B) {
   if (!resets) return;
   TORCH_CHECK_TYPE(resets->scalar_type() == at::kBool, "resets must be bool, got ", resets->scalar_type());
@@ -108,10 +130,12 @@ void check_resets(const std::optional<at::Tensor>& resets, int64_t T, int64_t B)
 
 template <class T>
 void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, const T* w_hh, const T* b_hh,
-                  const int64_t* len, const bool* rs, T* h, T* y, T* g_all, T* hp_all, bool save, T* scratch) {
+                  const int64_t* len, const bool* rs, const T* zm, T* h, T* y, T* g_all, T* hp_all, bool save,
+                  T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* gh = scratch;               // (B, 3H) recurrent projection
   T* g_step = scratch + B * 3 * H;  // (B, 4H) gates when they are not saved
+  T* h_prev = scratch + B * 7 * H;  // (B, H) the step's starting state, for zoneout
   // gh = W_hh h + b_hh (reset_after=True); h_r|h_z = W_hrz h + b_hrz and h_n = W_hn (r h) + b_hn (False)
   const StepMatmul<T> rec(w_hh, H, reset_after ? 3 * H : 2 * H, H, true, d.T);
   const StepMatmul<T> rec_n(w_hh + 2 * H * H, H, H, H, true, reset_after ? 0 : d.T);
@@ -124,6 +148,7 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
       for (int64_t b = 0; b < B; ++b)
         if (resets_at(rs, len, t, B, b)) std::memset(h + b * H, 0, sizeof(T) * H);
     if (save) std::memcpy(hp_all + t * B * H, h, sizeof(T) * B * H);
+    if (zm) std::memcpy(h_prev, h, sizeof(T) * B * H);
     rec(h, H, b_hh, gh, 3 * H, B, false);
     if (!reset_after) {
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
@@ -151,6 +176,7 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
           return forward_before_b(v, j, H, H, gi_t + b * 3 * H, gh + b * 3 * H + 2 * H, h + b * H, h + b * H,
                                   y_b, g_t + b * G);
         });
+        if (zm) zone_row(zm + (t * B + b) * H, h_prev + b * H, h + b * H, y_b, H);
       }
     });
   }
@@ -279,8 +305,8 @@ const SplitPlan& split_plan(const float* w_hh, const float* b_hh, int64_t H, boo
 }
 
 void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const float* gi, const float* w_hh,
-                        const float* b_hh, const int64_t* len, const bool* rs, float* h, float* y, float* g_all,
-                        float* hp_all, bool save, float* g_step, float* work) {
+                        const float* b_hh, const int64_t* len, const bool* rs, const float* zm, float* h, float* y,
+                        float* g_all, float* hp_all, bool save, float* g_step, float* work) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   const int slices = static_cast<int>(std::min<int64_t>(at::get_num_threads(), H / 8));
   // reset_after=False: with a few rows, recomputing r of all units in every thread
@@ -347,6 +373,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
               return forward_after(v, j, nu, H, nu, gi_t + b * 3 * H + a, ghq + b * 3 * nu, cur + b * H + a,
                                    nxt + b * H + a, y_t + b * H + a, g_t + b * G + a);
             });
+            if (zm) zone_row(zm + (t * B + b) * H + a, cur + b * H + a, nxt + b * H + a, y_t + b * H + a, nu);
           }
           continue;
         }
@@ -391,6 +418,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
               return forward_before_b(v, j, nu, H, gi_t + b * 3 * H + a, ghn + b * nu, cur + b * H + a,
                                       nxt + b * H + a, y_t + b * H + a, g_t + b * G + a);
             });
+            if (zm) zone_row(zm + (t * B + b) * H + a, cur + b * H + a, nxt + b * H + a, y_t + b * H + a, nu);
           }
         }
       }
@@ -409,10 +437,16 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
 
 template <class T>
 void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, const T* w_hh, const T* g_all,
-                   const T* hp_all, const int64_t* len, const bool* rs, T* dh, T* dgi, T* dgh, T* scratch) {
+                   const T* hp_all, const int64_t* len, const bool* rs, const T* zm, T* dh, T* dgi, T* dgh,
+                   T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* dh_prev = scratch;      // (B, H)
   T* ds = scratch + B * H;   // (B, H) dL/d(r h), reset_after=False
+  // zoneout: the update's share of dL/dh_t goes through the cell (as dh, with dy = 0),
+  // the kept share straight to dh_prev afterwards
+  T* d_cell = scratch + 2 * B * H;
+  T* d_kept = scratch + 3 * B * H;
+  T* zeros = scratch + 4 * B * H;
   // dh_prev += dgh W_hh (True); ds = da_n W_hn and dh_prev += (da_r|da_z) W_hrz (False)
   const StepMatmul<T> back(w_hh, H, H, reset_after ? 3 * H : 2 * H, false, d.T);
   const StepMatmul<T> back_n(w_hh + 2 * H * H, H, H, H, false, reset_after ? 0 : d.T);
@@ -421,6 +455,17 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
     const T *dy_t = dy + t * B * H, *g_t = g_all + t * B * G, *hp_t = hp_all + t * B * H;
     T* dgi_t = dgi + t * B * 3 * H;
     T* dgh_t = dgh + t * B * 3 * H;
+    const T* dh_in = dh;
+    if (zm) {
+      const T* m = zm + t * B * H;
+      for (int64_t i = 0; i < B * H; ++i) {
+        const T total = dh[i] + dy_t[i];
+        d_kept[i] = m[i] * total;
+        d_cell[i] = total - d_kept[i];
+      }
+      dh_in = d_cell;
+      dy_t = zeros;
+    }
     for_rows(B, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         if (len && t >= len[b]) {  // the state passed through: so does its gradient
@@ -431,9 +476,9 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
         }
         row<T>([&](auto v, int64_t j) {
           if (reset_after)
-            return backward_after(v, j, H, dh + b * H, dy_t + b * H, hp_t + b * H, g_t + b * G, dgi_t + b * 3 * H,
-                                  dgh_t + b * 3 * H, dh_prev + b * H);
-          return backward_before_b(v, j, H, dh + b * H, dy_t + b * H, hp_t + b * H, g_t + b * G,
+            return backward_after(v, j, H, dh_in + b * H, dy_t + b * H, hp_t + b * H, g_t + b * G,
+                                  dgi_t + b * 3 * H, dgh_t + b * 3 * H, dh_prev + b * H);
+          return backward_before_b(v, j, H, dh_in + b * H, dy_t + b * H, hp_t + b * H, g_t + b * G,
                                    dgi_t + b * 3 * H, dh_prev + b * H);
         });
       }
@@ -456,6 +501,10 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
       // h_r|h_z = W_hrz h_prev: dh_prev += (da_r|da_z) W_hrz
       back(dgi_t, 3 * H, nullptr, dh_prev, H, B, true);
     }
+    if (zm)
+      for (int64_t b = 0; b < B; ++b)
+        if (!(len && t >= len[b]))
+          for (int64_t j = 0; j < H; ++j) dh_prev[b * H + j] += d_kept[b * H + j];
     if (rs)  // the state was zeroed before this step: nothing flows back past it
       for (int64_t b = 0; b < B; ++b)
         if (resets_at(rs, len, t, B, b)) std::memset(dh_prev + b * H, 0, sizeof(T) * H);
@@ -470,10 +519,12 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
                                           const at::Tensor& w_hh_, const std::optional<at::Tensor>& b_ih,
                                           const std::optional<at::Tensor>& b_hh,
                                           const std::optional<at::Tensor>& lengths,
-                                          const std::optional<at::Tensor>& resets, bool reset_after, bool reverse,
+                                          const std::optional<at::Tensor>& resets,
+                                          const std::optional<at::Tensor>& zoneout, bool reset_after, bool reverse,
                                           bool save) {
   check_inputs(x_, h0, w_ih_, w_hh_, b_ih, b_hh, lengths);
   check_resets(resets, x_.size(0), x_.size(1));
+  check_zoneout(zoneout, x_, w_hh_.size(1));
   const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
   const Dims d{x.size(0), x.size(1), x.size(2), w_hh.size(1)};
   const int64_t H = d.H;
@@ -490,7 +541,9 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
   at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
   at::Tensor rsc = resets ? resets->contiguous() : at::Tensor();
   const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
+  at::Tensor zmc = zoneout ? zoneout->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_forward", [&] {
+    const scalar_t* zm = zoneout ? zmc.data_ptr<scalar_t>() : nullptr;
     const scalar_t* bias_ih = b_ih ? b_ih_c.data_ptr<scalar_t>() : nullptr;
     // gi = x W_ih^T + b_ih for all steps at once
     const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, d.T * d.B);
@@ -500,7 +553,7 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
       if (use_split(d)) {
         forward_loop_split(d, reset_after, reverse, gi.data_ptr<float>(), w_hh.data_ptr<float>(),
                            b_hh ? b_hh_c.data_ptr<float>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
-                           rs, h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
+                           rs, reinterpret_cast<const float*>(zm), h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
                            save ? hp.data_ptr<float>() : nullptr, save, scratch.data_ptr<float>() + d.B * 3 * H,
                            scratch.data_ptr<float>() + d.B * 7 * H);
         return;
@@ -509,7 +562,7 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
 #endif
     forward_loop<scalar_t>(d, reset_after, reverse, gi.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                            b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
-                           rs, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                           rs, zm, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
                            save ? gates.data_ptr<scalar_t>() : nullptr, save ? hp.data_ptr<scalar_t>() : nullptr, save,
                            scratch.data_ptr<scalar_t>());
   });
@@ -520,10 +573,12 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
 std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tensor& dh_n, const at::Tensor& x_,
                                            const at::Tensor& w_ih_, const at::Tensor& w_hh_, const at::Tensor& gates,
                                            const at::Tensor& hp, const std::optional<at::Tensor>& lengths,
-                                           const std::optional<at::Tensor>& resets, bool has_bias, bool reset_after,
+                                           const std::optional<at::Tensor>& resets,
+                                           const std::optional<at::Tensor>& zoneout, bool has_bias, bool reset_after,
                                            bool reverse) {
   check_inputs(x_, dh_n, w_ih_, w_hh_, std::nullopt, std::nullopt, lengths);
   check_resets(resets, x_.size(0), x_.size(1));
+  check_zoneout(zoneout, x_, w_hh_.size(1));
   for (const at::Tensor* t : {&dy_, &gates, &hp}) {
     TORCH_CHECK_TYPE(t->scalar_type() == x_.scalar_type(), "gradients and saved tensors must have x's dtype");
     TORCH_CHECK_VALUE(t->device().is_cpu(), "gradients and saved tensors must be on the CPU");
@@ -540,7 +595,8 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
   at::Tensor dh = dh_n.contiguous().clone();
   at::Tensor dgi = workspace(1, T * B * 3 * H, opts).view({T, B, 3 * H});
   at::Tensor dgh = reset_after ? workspace(2, T * B * 3 * H, opts).view({T, B, 3 * H}) : dgi;  // same if False
-  at::Tensor scratch = at::empty({2 * B * H}, opts);
+  at::Tensor scratch = zoneout ? at::zeros({5 * B * H}, opts) : at::empty({2 * B * H}, opts);
+  at::Tensor zmc = zoneout ? zoneout->contiguous() : at::Tensor();
   at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
   at::Tensor rsc = resets ? resets->contiguous() : at::Tensor();
   const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
@@ -548,7 +604,8 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_backward", [&] {
       backward_loop<scalar_t>(d, reset_after, reverse, dy.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                               g.data_ptr<scalar_t>(), hpc.data_ptr<scalar_t>(),
-                              lengths ? len.data_ptr<int64_t>() : nullptr, rs, dh.data_ptr<scalar_t>(),
+                              lengths ? len.data_ptr<int64_t>() : nullptr, rs,
+                              zoneout ? zmc.data_ptr<scalar_t>() : nullptr, dh.data_ptr<scalar_t>(),
                               dgi.data_ptr<scalar_t>(), dgh.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
     });
   }
@@ -598,8 +655,8 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor&
         b_ih = w[2];
         b_hh = w[3];
       }
-      auto r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, std::nullopt, reset_after, d == 1,
-                                 false);
+      auto r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, std::nullopt, std::nullopt,
+                                 reset_after, d == 1, false);
       h_n[k].copy_(r[1]);
       outs.push_back(r[0]);
     }
@@ -635,10 +692,11 @@ at::Tensor step_matmul(const at::Tensor& A_, const at::Tensor& W_, const std::op
 TORCH_LIBRARY(grukit, m) {
   m.def(
       "gru_layer_forward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
-      "Tensor? lengths, Tensor? resets, bool reset_after, bool reverse, bool save) -> Tensor[]");
+      "Tensor? lengths, Tensor? resets, Tensor? zoneout, bool reset_after, bool reverse, bool save) -> Tensor[]");
   m.def(
       "gru_layer_backward(Tensor dy, Tensor dh_n, Tensor x, Tensor w_ih, Tensor w_hh, Tensor gates, Tensor hp, "
-      "Tensor? lengths, Tensor? resets, bool has_bias, bool reset_after, bool reverse) -> Tensor[]");
+      "Tensor? lengths, Tensor? resets, Tensor? zoneout, bool has_bias, bool reset_after, bool reverse) -> "
+      "Tensor[]");
   m.def(
       "gru_stack_forward(Tensor x, Tensor h0, Tensor[] weights, bool has_bias, int num_layers, "
       "bool bidirectional, Tensor? lengths, bool reset_after) -> Tensor[]");
