@@ -4,8 +4,9 @@
 
 One training step (forward, backward of all outputs) on the fused CPU engine,
 float32, T=100, I=H, for (B, H) in (1, 64), (32, 256), (128, 256); medians after
-warm-ups. Options measured so far: resets= (a random 5% of (step, row) flags) and
-zoneout=0.1 (a fresh Bernoulli draw per step, row and unit, included in the time).
+warm-ups. Options measured so far: resets= (a random 5% of (step, row) flags),
+zoneout=0.1 (a fresh Bernoulli draw per step, row and unit, included in the time)
+and recurrent_dropout=0.2 (one (B, H) mask per sequence).
 Target (issue 6): each option <= 1.3x plain gk.GRU.
 """
 
@@ -15,6 +16,12 @@ import torch
 
 import grukit as gk
 from grukit.bench import Timer
+
+OPTIONS = {  # name: (module attributes to set, whether the call passes resets)
+    "resets": ({}, True),
+    "zoneout": ({"zoneout": 0.1}, False),
+    "rec_dropout": ({"recurrent_dropout": 0.2}, False),
+}
 
 
 def step(m, x, dy, **kw):
@@ -34,7 +41,7 @@ def main(argv=None):
     timer = Timer(args.repeats, min_seconds=0.5)
     T = 100
     print(f"training step, T={T}, I=H, float32, {args.threads} threads; ms (median)")
-    print(f"{'B':>5}{'H':>6}{'plain':>10}{'resets':>10}{'ratio':>8}{'zoneout':>10}{'ratio':>8}")
+    print(f"{'B':>5}{'H':>6}{'plain':>10}" + "".join(f"{name:>12}{'ratio':>8}" for name in OPTIONS))
     rows = {}
     for B, H in ((1, 64), (32, 256), (128, 256)):
         torch.manual_seed(0)
@@ -42,13 +49,16 @@ def main(argv=None):
         x, dy = torch.randn(T, B, H), torch.randn(T, B, H)
         resets = torch.rand(T, B) < 0.05
         plain = 1000 * timer(step(m, x, dy))
-        with_resets = 1000 * timer(step(m, x, dy, resets=resets))
-        m.zoneout = 0.1
-        with_zoneout = 1000 * timer(step(m, x, dy))
-        m.zoneout = 0.0
-        rows[(B, H)] = (plain, with_resets, with_zoneout)
-        print(f"{B:>5}{H:>6}{plain:>10.2f}{with_resets:>10.2f}{with_resets / plain:>7.2f}x"
-              f"{with_zoneout:>10.2f}{with_zoneout / plain:>7.2f}x")
+        times = {}
+        for name, (attrs, kw) in OPTIONS.items():
+            for k, v in attrs.items():
+                setattr(m, k, v)
+            times[name] = 1000 * timer(step(m, x, dy, **({"resets": resets} if kw else {})))
+            for k in attrs:
+                setattr(m, k, 0.0)
+        rows[(B, H)] = (plain, times)
+        cells = "".join(f"{t:>12.2f}{t / plain:>7.2f}x" for t in times.values())
+        print(f"{B:>5}{H:>6}{plain:>10.2f}{cells}")
     return rows
 
 

@@ -26,22 +26,24 @@ class GRULayerFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
                 b_hh: Optional[Tensor], lengths: Optional[Tensor], resets: Optional[Tensor],
-                zoneout: Optional[Tensor], reset_after: bool, reverse: bool) -> tuple[Tensor, Tensor]:
+                zoneout: Optional[Tensor], h_mask: Optional[Tensor], reset_after: bool,
+                reverse: bool) -> tuple[Tensor, Tensor]:
         y, h_n, gates, hp = _ops.gru_layer_forward(
-            x, h0, w_ih, w_hh, b_ih, b_hh, lengths, resets, zoneout, reset_after, reverse, True)
-        ctx.save_for_backward(x, w_ih, w_hh, gates, hp, lengths, resets, zoneout)
+            x, h0, w_ih, w_hh, b_ih, b_hh, lengths, resets, zoneout, h_mask, reset_after, reverse, True)
+        ctx.save_for_backward(x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, h_mask)
         ctx.flags = (b_ih is not None, reset_after, reverse)
         return y, h_n
 
     @staticmethod
     def backward(ctx: Any, dy: Tensor, dh_n: Tensor):
-        x, w_ih, w_hh, gates, hp, lengths, resets, zoneout = ctx.saved_tensors
+        x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, h_mask = ctx.saved_tensors
         has_bias, reset_after, reverse = ctx.flags
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _ops.gru_layer_backward(
-            dy, dh_n, x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, has_bias, reset_after, reverse)
+            dy, dh_n, x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, h_mask, has_bias, reset_after,
+            reverse)
         if not has_bias:
             db_ih = db_hh = None
-        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None, None
+        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None, None, None
 
 
 def gru_layer(
@@ -53,6 +55,7 @@ def gru_layer(
     reverse: bool = False,
     resets: Optional[Tensor] = None,
     zoneout: Optional[Tensor] = None,
+    h_mask: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     """One layer, one direction, on the fused engine. Same contract as reference.gru_layer."""
     w_ih, w_hh, b_ih, b_hh = weights
@@ -62,9 +65,10 @@ def gru_layer(
         t is not None and t.requires_grad for t in (x, h0, w_ih, w_hh, b_ih, b_hh))
     if not needs_grad:
         y, h_n, _, _ = _ops.gru_layer_forward(
-            x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, zoneout, reset_after, reverse, False)
+            x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, zoneout, h_mask, reset_after, reverse, False)
         return y, h_n
-    return GRULayerFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, zoneout, reset_after, reverse)
+    return GRULayerFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, zoneout, h_mask, reset_after,
+                                  reverse)
 
 
 def gru_stack_inference(

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _checks, reference
+from . import _checks
 from .mingru import MinGRU as _MinGRUModule
 from .modules import GRU as _GRUModule
 
@@ -177,8 +177,8 @@ class GRU(Layer):
     Returns the last output (B, units), or every output (B, T, units) with
     ``return_sequences``; with ``return_state`` a pair (output, state). ``dropout``
     drops input features and ``recurrent_dropout`` state units that feed the
-    recurrent matmul, each with one mask per sequence in training (Keras' scheme;
-    recurrent dropout runs on the reference engine). ``zoneout`` (grukit's own, not
+    recurrent matmul, each with one mask per sequence in training (Keras' scheme,
+    on the fused engine too). ``zoneout`` (grukit's own, not
     Keras'): see ``gk.GRU``. ``stateful`` carries the final
     state to the next call (same batch size) until ``reset_states()``. Masked steps
     are skipped: the state passes through them and their outputs are 0.
@@ -206,7 +206,8 @@ class GRU(Layer):
         if len(input_shape) != 3:
             raise ValueError(f"GRU input must be 3-D (batch, time, features), got shape {input_shape}")
         self.gru = _GRUModule(input_shape[-1], self.units, batch_first=True, reset_after=self.reset_after,
-                              bidirectional=self.bidirectional, engine=self.engine, zoneout=self.zoneout)
+                              bidirectional=self.bidirectional, engine=self.engine, zoneout=self.zoneout,
+                              recurrent_dropout=self.recurrent_dropout)
         self.built = True
 
     def reset_states(self) -> None:
@@ -229,10 +230,7 @@ class GRU(Layer):
         if h0 is not None and h0.shape[1] != B:
             raise ValueError(f"a stateful GRU needs the same batch size on every call until "
                              f"reset_states(): carried {h0.shape[1]}, got {B}")
-        if self.training and self.recurrent_dropout > 0:
-            out, h_n = self._run_with_recurrent_dropout(x, h0, lengths)
-        else:
-            out, h_n = self.gru(x, h0, lengths=lengths)
+        out, h_n = self.gru(x, h0, lengths=lengths)
         if self.stateful:
             self.state = h_n.detach()
         if order is not None:  # back to the original time positions (masked steps get 0)
@@ -243,19 +241,6 @@ class GRU(Layer):
         if self.return_state:
             return (y, last), (mask if self.return_sequences else None)
         return y, (mask if self.return_sequences else None)
-
-    def _run_with_recurrent_dropout(self, x: Tensor, h0: Optional[Tensor], lengths: Optional[Tensor]):
-        gru, D = self.gru, 2 if self.bidirectional else 1
-        B = x.shape[0]
-        if h0 is None:
-            h0 = x.new_zeros(D, B, self.units)
-        keep = 1 - self.recurrent_dropout
-        h_mask = torch.bernoulli(x.new_full((B, self.units), keep)) / keep
-        layer = functools.partial(reference.gru_layer, h_mask=h_mask)
-        out, h_n = reference.gru(x.transpose(0, 1), h0, gru._layer_weights(), 1, self.bidirectional,
-                                 reset_after=self.reset_after, lengths=lengths, layer=layer,
-                                 zoneout=self.zoneout, training=self.training)
-        return out.transpose(0, 1), h_n
 
     def get_config(self) -> dict[str, Any]:
         return {"units": self.units, "return_sequences": self.return_sequences,

@@ -56,6 +56,9 @@ class GRU(nn.Module):
             (Krueger et al. 2016), drawn afresh per step, unit, row, layer and
             direction in training; at inference each unit keeps that share of its
             previous state. 0 (the default) is a plain GRU.
+        recurrent_dropout: in training, drop units of the state that feeds the
+            recurrent matmul, with one mask per sequence (Keras' recurrent_dropout;
+            Gal and Ghahramani 2016); the state carried forward is not masked.
 
     Inputs: ``input, h0=None, lengths=None``
         input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a
@@ -99,6 +102,7 @@ class GRU(nn.Module):
         device: Optional[torch.device] = None,
         dtype: Optional[torch.dtype] = None,
         zoneout: float = 0.0,
+        recurrent_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_size = _checks.positive_int("input_size", input_size)
@@ -111,6 +115,9 @@ class GRU(nn.Module):
         self.reset_after = _checks.boolean("reset_after", reset_after)
         self.engine = _checks.choice("engine", engine, engines.ENGINES)
         self.zoneout = _checks.probability("zoneout", zoneout)
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
+        if self.recurrent_dropout == 1.0:
+            raise ValueError("recurrent_dropout must be below 1 (1 would drop the whole state), got 1.0")
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
                 "dropout acts between layers, so dropout > 0 with num_layers=1 has no "
@@ -157,7 +164,8 @@ class GRU(nn.Module):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                        bidirectional=False, reset_after=True, engine="auto", zoneout=0.0)
+                        bidirectional=False, reset_after=True, engine="auto", zoneout=0.0,
+                        recurrent_dropout=0.0)
         for k, v in defaults.items():
             if getattr(self, k) != v:
                 s += f", {k}={getattr(self, k)!r}"
@@ -260,7 +268,7 @@ class GRU(nn.Module):
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
         flat = [w for ws in self.all_weights for w in ws]
         if engine == "cpu" and resets is None and not self.zoneout and not (
-            self.training and self.dropout > 0) and not (
+            self.training and (self.dropout > 0 or self.recurrent_dropout > 0)) and not (
             torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
                                          or any(p.requires_grad for p in flat))
         ):
@@ -271,6 +279,7 @@ class GRU(nn.Module):
             x, h0, self._layer_weights(), self.num_layers, self.bidirectional,
             reset_after=self.reset_after, lengths=lens, dropout=self.dropout,
             training=self.training, layer=engines.layer_fn(engine), resets=resets, zoneout=self.zoneout,
+            recurrent_dropout=self.recurrent_dropout,
         )
 
     @staticmethod

@@ -128,6 +128,7 @@ def gru(
     layer: LayerFn = gru_layer,
     resets: Optional[Tensor] = None,
     zoneout: float = 0.0,
+    recurrent_dropout: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """A stack of GRU layers, optionally bidirectional.
 
@@ -140,6 +141,8 @@ def gru(
     ``resets`` (T, B) bool is passed to every layer (see gru_layer). ``zoneout``: the
     probability that a unit keeps its previous state at a step: a fresh (T, B, H)
     0/1 draw per layer and direction in training, the probability itself otherwise.
+    ``recurrent_dropout``: in training, one (B, H) mask per layer and direction for
+    the whole sequence on the state that feeds the recurrent matmul (gru_cell's h_mask).
     """
     D = 2 if bidirectional else 1
     h_n: list[Tensor] = []
@@ -153,6 +156,9 @@ def gru(
                 H = h0.shape[-1]
                 share = inp.new_full((inp.shape[0], inp.shape[1], H), zoneout)
                 extra["zoneout"] = torch.bernoulli(share) if training else share
+            if recurrent_dropout > 0 and training:
+                keep = 1 - recurrent_dropout
+                extra["h_mask"] = torch.bernoulli(h0.new_full(h0.shape[1:], keep)) / keep
             out, h_last = layer(
                 inp, h0[k], weights[k], reset_after=reset_after,
                 lengths=lengths, reverse=d == 1, **extra,

@@ -13,7 +13,9 @@
 // state is zeroed before step t, and no gradient flows back through that boundary.
 // zoneout (T, B, H): the share of each unit's previous state kept at step t,
 // h_t = m h_{t-1} + (1 - m) h'_t with h'_t the GRU update (0/1 draws in training,
-// the probability itself at inference).
+// the probability itself at inference). rec_mask (B, H): recurrent dropout, Keras'
+// way: the state that feeds the recurrent matmul (and r h) is h * rec_mask; the
+// state carried in the blend is not. Only the one-thread-per-step loop takes it.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #include <torch/library.h>
@@ -121,6 +123,14 @@ void check_zoneout(const std::optional<at::Tensor>& zoneout, const at::Tensor& x
                     zoneout->sizes());
 }
 
+void check_rec_mask(const std::optional<at::Tensor>& mask, const at::Tensor& x, int64_t H) {
+  if (!mask) return;
+  TORCH_CHECK_TYPE(mask->scalar_type() == x.scalar_type(), "rec_mask must have x's dtype ", x.scalar_type(),
+                   ", got ", mask->scalar_type());
+  TORCH_CHECK_VALUE(mask->dim() == 2 && mask->size(0) == x.size(1) && mask->size(1) == H && mask->device().is_cpu(),
+                    "rec_mask must be a (B, H) = (", x.size(1), ", ", H, ") CPU tensor, got ", mask->sizes());
+}
+
 void check_resets(const std::optional<at::Tensor>& resets, int64_t T, int64_t B) {
   if (!resets) return;
   TORCH_CHECK_TYPE(resets->scalar_type() == at::kBool, "resets must be bool, got ", resets->scalar_type());
@@ -130,12 +140,13 @@ void check_resets(const std::optional<at::Tensor>& resets, int64_t T, int64_t B)
 
 template <class T>
 void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, const T* w_hh, const T* b_hh,
-                  const int64_t* len, const bool* rs, const T* zm, T* h, T* y, T* g_all, T* hp_all, bool save,
-                  T* scratch) {
+                  const int64_t* len, const bool* rs, const T* zm, const T* rd, T* h, T* y, T* g_all, T* hp_all,
+                  bool save, T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* gh = scratch;               // (B, 3H) recurrent projection
   T* g_step = scratch + B * 3 * H;  // (B, 4H) gates when they are not saved
   T* h_prev = scratch + B * 7 * H;  // (B, H) the step's starting state, for zoneout
+  T* h_rec = scratch + B * 8 * H;   // (B, H) the state times the recurrent dropout mask
   // gh = W_hh h + b_hh (reset_after=True); h_r|h_z = W_hrz h + b_hrz and h_n = W_hn (r h) + b_hn (False)
   const StepMatmul<T> rec(w_hh, H, reset_after ? 3 * H : 2 * H, H, true, d.T);
   const StepMatmul<T> rec_n(w_hh + 2 * H * H, H, H, H, true, reset_after ? 0 : d.T);
@@ -149,13 +160,16 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
         if (resets_at(rs, len, t, B, b)) std::memset(h + b * H, 0, sizeof(T) * H);
     if (save) std::memcpy(hp_all + t * B * H, h, sizeof(T) * B * H);
     if (zm) std::memcpy(h_prev, h, sizeof(T) * B * H);
-    rec(h, H, b_hh, gh, 3 * H, B, false);
+    if (rd)
+      for (int64_t i = 0; i < B * H; ++i) h_rec[i] = h[i] * rd[i];
+    const T* hr = rd ? h_rec : h;
+    rec(hr, H, b_hh, gh, 3 * H, B, false);
     if (!reset_after) {
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           const T *gi_b = gi_t + b * 3 * H, *gh_b = gh + b * 3 * H;
           T* g_b = g_t + b * G;
-          row<T>([&](auto v, int64_t j) { return reset_gate(v, j, H, gi_b, gh_b, h + b * H, g_b, g_b + 3 * H); });
+          row<T>([&](auto v, int64_t j) { return reset_gate(v, j, H, gi_b, gh_b, hr + b * H, g_b, g_b + 3 * H); });
           row<T>([&](auto v, int64_t j) { return update_gate(v, j, H, gi_b + H, gh_b + H, g_b + H); });
         }
       });
@@ -437,8 +451,8 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
 
 template <class T>
 void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, const T* w_hh, const T* g_all,
-                   const T* hp_all, const int64_t* len, const bool* rs, const T* zm, T* dh, T* dgi, T* dgh,
-                   T* scratch) {
+                   const T* hp_all, const int64_t* len, const bool* rs, const T* zm, const T* rd, T* dh, T* dgi,
+                   T* dgh, T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* dh_prev = scratch;      // (B, H)
   T* ds = scratch + B * H;   // (B, H) dL/d(r h), reset_after=False
@@ -447,6 +461,10 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
   T* d_cell = scratch + 2 * B * H;
   T* d_kept = scratch + 3 * B * H;
   T* zeros = scratch + 4 * B * H;
+  // recurrent dropout: what flows back through the recurrent matmul (and r h) reaches
+  // h_prev through the mask; hp_rec is the masked state of the step
+  T* d_rec = scratch + 5 * B * H;
+  T* hp_rec = scratch + 6 * B * H;
   // dh_prev += dgh W_hh (True); ds = da_n W_hn and dh_prev += (da_r|da_z) W_hrz (False)
   const StepMatmul<T> back(w_hh, H, H, reset_after ? 3 * H : 2 * H, false, d.T);
   const StepMatmul<T> back_n(w_hh + 2 * H * H, H, H, H, false, reset_after ? 0 : d.T);
@@ -485,22 +503,31 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
     });
     if (reset_after) {
       // h_prev feeds gh = W_hh h_prev: dh_prev += dgh W_hh
-      back(dgh_t, 3 * H, nullptr, dh_prev, H, B, true);
+      back(dgh_t, 3 * H, nullptr, rd ? d_rec : dh_prev, H, B, !rd);
     } else {
       // h_n = W_hn s: ds = da_n W_hn (zero rows past their end give zero)
       back_n(dgi_t + 2 * H, 3 * H, nullptr, ds, H, B, false);
+      const T* hp_in = hp_t;
+      if (rd) {
+        for (int64_t i = 0; i < B * H; ++i) hp_rec[i] = hp_t[i] * rd[i];
+        std::memset(d_rec, 0, sizeof(T) * B * H);
+        hp_in = hp_rec;
+      }
+      T* d_to = rd ? d_rec : dh_prev;
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           if (len && t >= len[b]) continue;
           row<T>([&](auto v, int64_t j) {
-            return backward_before_a(v, j, H, ds + b * H, hp_t + b * H, g_t + b * G, dgi_t + b * 3 * H,
-                                     dh_prev + b * H);
+            return backward_before_a(v, j, H, ds + b * H, hp_in + b * H, g_t + b * G, dgi_t + b * 3 * H,
+                                     d_to + b * H);
           });
         }
       });
       // h_r|h_z = W_hrz h_prev: dh_prev += (da_r|da_z) W_hrz
-      back(dgi_t, 3 * H, nullptr, dh_prev, H, B, true);
+      back(dgi_t, 3 * H, nullptr, d_to, H, B, true);
     }
+    if (rd)  // rows past their end have zero gate gradients, so d_rec is zero there
+      for (int64_t i = 0; i < B * H; ++i) dh_prev[i] += d_rec[i] * rd[i];
     if (zm)
       for (int64_t b = 0; b < B; ++b)
         if (!(len && t >= len[b]))
@@ -520,11 +547,13 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
                                           const std::optional<at::Tensor>& b_hh,
                                           const std::optional<at::Tensor>& lengths,
                                           const std::optional<at::Tensor>& resets,
-                                          const std::optional<at::Tensor>& zoneout, bool reset_after, bool reverse,
+                                          const std::optional<at::Tensor>& zoneout,
+                                          const std::optional<at::Tensor>& rec_mask, bool reset_after, bool reverse,
                                           bool save) {
   check_inputs(x_, h0, w_ih_, w_hh_, b_ih, b_hh, lengths);
   check_resets(resets, x_.size(0), x_.size(1));
   check_zoneout(zoneout, x_, w_hh_.size(1));
+  check_rec_mask(rec_mask, x_, w_hh_.size(1));
   const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
   const Dims d{x.size(0), x.size(1), x.size(2), w_hh.size(1)};
   const int64_t H = d.H;
@@ -542,15 +571,17 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
   at::Tensor rsc = resets ? resets->contiguous() : at::Tensor();
   const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
   at::Tensor zmc = zoneout ? zoneout->contiguous() : at::Tensor();
+  at::Tensor rdc = rec_mask ? rec_mask->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_forward", [&] {
     const scalar_t* zm = zoneout ? zmc.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* rd = rec_mask ? rdc.data_ptr<scalar_t>() : nullptr;
     const scalar_t* bias_ih = b_ih ? b_ih_c.data_ptr<scalar_t>() : nullptr;
     // gi = x W_ih^T + b_ih for all steps at once
     const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, d.T * d.B);
     proj(x.data_ptr<scalar_t>(), d.I, bias_ih, gi.data_ptr<scalar_t>(), 3 * H, d.T * d.B, false);
 #if GRUKIT_HAVE_F8
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (use_split(d)) {
+      if (!rd && use_split(d)) {
         forward_loop_split(d, reset_after, reverse, gi.data_ptr<float>(), w_hh.data_ptr<float>(),
                            b_hh ? b_hh_c.data_ptr<float>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
                            rs, reinterpret_cast<const float*>(zm), h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
@@ -562,7 +593,7 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
 #endif
     forward_loop<scalar_t>(d, reset_after, reverse, gi.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                            b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
-                           rs, zm, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                           rs, zm, rd, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
                            save ? gates.data_ptr<scalar_t>() : nullptr, save ? hp.data_ptr<scalar_t>() : nullptr, save,
                            scratch.data_ptr<scalar_t>());
   });
@@ -574,11 +605,13 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
                                            const at::Tensor& w_ih_, const at::Tensor& w_hh_, const at::Tensor& gates,
                                            const at::Tensor& hp, const std::optional<at::Tensor>& lengths,
                                            const std::optional<at::Tensor>& resets,
-                                           const std::optional<at::Tensor>& zoneout, bool has_bias, bool reset_after,
+                                           const std::optional<at::Tensor>& zoneout,
+                                           const std::optional<at::Tensor>& rec_mask, bool has_bias, bool reset_after,
                                            bool reverse) {
   check_inputs(x_, dh_n, w_ih_, w_hh_, std::nullopt, std::nullopt, lengths);
   check_resets(resets, x_.size(0), x_.size(1));
   check_zoneout(zoneout, x_, w_hh_.size(1));
+  check_rec_mask(rec_mask, x_, w_hh_.size(1));
   for (const at::Tensor* t : {&dy_, &gates, &hp}) {
     TORCH_CHECK_TYPE(t->scalar_type() == x_.scalar_type(), "gradients and saved tensors must have x's dtype");
     TORCH_CHECK_VALUE(t->device().is_cpu(), "gradients and saved tensors must be on the CPU");
@@ -595,8 +628,9 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
   at::Tensor dh = dh_n.contiguous().clone();
   at::Tensor dgi = workspace(1, T * B * 3 * H, opts).view({T, B, 3 * H});
   at::Tensor dgh = reset_after ? workspace(2, T * B * 3 * H, opts).view({T, B, 3 * H}) : dgi;  // same if False
-  at::Tensor scratch = zoneout ? at::zeros({5 * B * H}, opts) : at::empty({2 * B * H}, opts);
+  at::Tensor scratch = zoneout || rec_mask ? at::zeros({7 * B * H}, opts) : at::empty({2 * B * H}, opts);
   at::Tensor zmc = zoneout ? zoneout->contiguous() : at::Tensor();
+  at::Tensor rdc = rec_mask ? rec_mask->contiguous() : at::Tensor();
   at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
   at::Tensor rsc = resets ? resets->contiguous() : at::Tensor();
   const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
@@ -605,12 +639,15 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
       backward_loop<scalar_t>(d, reset_after, reverse, dy.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                               g.data_ptr<scalar_t>(), hpc.data_ptr<scalar_t>(),
                               lengths ? len.data_ptr<int64_t>() : nullptr, rs,
-                              zoneout ? zmc.data_ptr<scalar_t>() : nullptr, dh.data_ptr<scalar_t>(),
+                              zoneout ? zmc.data_ptr<scalar_t>() : nullptr,
+                              rec_mask ? rdc.data_ptr<scalar_t>() : nullptr, dh.data_ptr<scalar_t>(),
                               dgi.data_ptr<scalar_t>(), dgh.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
     });
   }
   // The weight gradients: one matmul each over all T*B rows.
-  const at::Tensor dgi2 = dgi.view({T * B, 3 * H}), x2 = x.view({T * B, d.I}), hp2 = hpc.view({T * B, H});
+  // the recurrent matmul saw the masked state: so do the weight gradients
+  const at::Tensor hp_rec = rec_mask ? hpc * rec_mask->unsqueeze(0) : hpc;
+  const at::Tensor dgi2 = dgi.view({T * B, 3 * H}), x2 = x.view({T * B, d.I}), hp2 = hp_rec.view({T * B, H});
   at::Tensor dx = at::mm(dgi2, w_ih).view({T, B, d.I});
   at::Tensor dw_ih = at::mm(dgi2.t(), x2);
   at::Tensor dw_hh;
@@ -656,7 +693,7 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor&
         b_hh = w[3];
       }
       auto r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, std::nullopt, std::nullopt,
-                                 reset_after, d == 1, false);
+                                 std::nullopt, reset_after, d == 1, false);
       h_n[k].copy_(r[1]);
       outs.push_back(r[0]);
     }
@@ -692,11 +729,12 @@ at::Tensor step_matmul(const at::Tensor& A_, const at::Tensor& W_, const std::op
 TORCH_LIBRARY(grukit, m) {
   m.def(
       "gru_layer_forward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
-      "Tensor? lengths, Tensor? resets, Tensor? zoneout, bool reset_after, bool reverse, bool save) -> Tensor[]");
+      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? rec_mask, bool reset_after, bool reverse, "
+      "bool save) -> Tensor[]");
   m.def(
       "gru_layer_backward(Tensor dy, Tensor dh_n, Tensor x, Tensor w_ih, Tensor w_hh, Tensor gates, Tensor hp, "
-      "Tensor? lengths, Tensor? resets, Tensor? zoneout, bool has_bias, bool reset_after, bool reverse) -> "
-      "Tensor[]");
+      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? rec_mask, bool has_bias, bool reset_after, "
+      "bool reverse) -> Tensor[]");
   m.def(
       "gru_stack_forward(Tensor x, Tensor h0, Tensor[] weights, bool has_bias, int num_layers, "
       "bool bidirectional, Tensor? lengths, bool reset_after) -> Tensor[]");
