@@ -29,3 +29,17 @@ def grads(outputs, upstream, inputs: dict) -> dict:
     names = list(inputs)
     gs = torch.autograd.grad(outputs, [inputs[n] for n in names], upstream, retain_graph=True)
     return dict(zip(names, gs, strict=True))
+
+
+def seeded_outputs_and_grads(module, x, h0, seed: int, **call) -> list:
+    """[output, h_n, and the gradients of x, h0 and every parameter] of one call of a
+    GRU-like module, under random upstream gradients; torch's RNG is seeded first, so
+    two engines draw the same dropout or zoneout masks."""
+    x = x.clone().requires_grad_()
+    h0 = h0.clone().requires_grad_()
+    torch.manual_seed(seed)
+    y, h_n = module(x, h0, **call)
+    g = torch.Generator().manual_seed(seed + 1)
+    loss = (y * torch.randn(y.shape, generator=g, dtype=y.dtype)).sum() + (
+        h_n * torch.randn(h_n.shape, generator=g, dtype=y.dtype)).sum()
+    return [y, h_n, *torch.autograd.grad(loss, [x, h0, *module.parameters()])]

@@ -3,22 +3,12 @@ recurrent matmul (Keras' scheme), fused engine == reference, gradients included.
 
 import pytest
 import torch
+from _helpers import seeded_outputs_and_grads as _grads
 
 import grukit as gk
 from grukit import engines
 
 ENGINES = ["reference"] + (["cpu"] if engines.compiled_cpu() is not None else [])
-
-
-def _grads(m, x, h0, seed, **kw):
-    x = x.clone().requires_grad_()
-    h0 = h0.clone().requires_grad_()
-    torch.manual_seed(seed)  # the same masks for every engine
-    y, h_n = m(x, h0, **kw)
-    g = torch.Generator().manual_seed(seed + 1)
-    loss = (y * torch.randn(y.shape, generator=g, dtype=y.dtype)).sum() + (
-        h_n * torch.randn(h_n.shape, generator=g, dtype=y.dtype)).sum()
-    return [y, h_n, *torch.autograd.grad(loss, [x, h0, *m.parameters()])]
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

@@ -3,21 +3,12 @@ sequence), on the reference and the fused engine alike, gradients included."""
 
 import pytest
 import torch
+from _helpers import seeded_outputs_and_grads as _grads
 
 import grukit as gk
 from grukit import engines
 
 ENGINES = ["reference"] + (["cpu"] if engines.compiled_cpu() is not None else [])
-
-
-def _grads(m, x, h0, resets, lengths=None, seed=1):
-    x = x.clone().requires_grad_()
-    h0 = h0.clone().requires_grad_()
-    y, h_n = m(x, h0, lengths=lengths, resets=resets)
-    g = torch.Generator().manual_seed(seed)
-    loss = (y * torch.randn(y.shape, generator=g, dtype=y.dtype)).sum() + (
-        h_n * torch.randn(h_n.shape, generator=g, dtype=y.dtype)).sum()
-    return [y, h_n, *torch.autograd.grad(loss, [x, h0, *m.parameters()])]
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
@@ -32,11 +23,11 @@ def test_fused_equals_reference_in_float64(reset_after, B, H, layers):
     resets = torch.rand(T, B) < 0.3
     resets[0, 0] = True
     lengths = torch.randint(1, T + 1, (B,))
-    want = _grads(ref, x, h0, resets, lengths)
+    want = _grads(ref, x, h0, 1, resets=resets, lengths=lengths)
     for engine in ENGINES:
         m = gk.GRU(5, H, num_layers=layers, reset_after=reset_after, engine=engine).double()
         m.load_state_dict(ref.state_dict())
-        got = _grads(m, x, h0, resets, lengths)
+        got = _grads(m, x, h0, 1, resets=resets, lengths=lengths)
         for a, b in zip(got, want, strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
 
