@@ -7,9 +7,10 @@
 Each model forecasts one step ahead over the same test stretch (the last 20% of
 the series, in time order). The GRU sees a window of past values taken relative
 to its last value and scaled on the training part only (as ``grukit train``
-does). ARIMA is fitted once on the training part and then, with those
-parameters, filters the whole series: its one-step forecasts use the same past
-as the GRU's. CO2's ARIMA gets the yearly cycle as Fourier terms.
+does; the validation part only stops its training early). ARIMA is fitted once
+on everything before the test stretch (training and validation parts) and then,
+with those parameters, filters the whole series: its one-step forecasts use the
+same past as the GRU's. CO2's ARIMA gets the yearly cycle as Fourier terms.
 """
 
 import argparse

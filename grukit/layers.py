@@ -178,8 +178,8 @@ class GRU(Layer):
     ``return_sequences``; with ``return_state`` a pair (output, state). ``dropout``
     drops input features and ``recurrent_dropout`` state units that feed the
     recurrent matmul, each with one mask per sequence in training (Keras' scheme,
-    on the fused engine too). ``zoneout`` (grukit's own, not
-    Keras'): see ``gk.GRU``. ``stateful`` carries the final
+    on the fused engine too). ``zoneout`` (grukit's own, not Keras'): see ``gk.GRU``.
+    ``stateful`` carries the final
     state to the next call (same batch size) until ``reset_states()``. Masked steps
     are skipped: the state passes through them and their outputs are 0.
     """

@@ -37,6 +37,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from . import _checks, engines
 
@@ -86,6 +87,7 @@ class _FusedScan(torch.autograd.Function):
         return h
 
     @staticmethod
+    @once_differentiable  # the hand-written backward is not itself differentiable: say so
     def backward(ctx, dh: Tensor):
         gates, h, h0 = ctx.saved_tensors
         dgates, dh0 = torch.ops.grukit.mingru_scan_backward(dh, gates, h, h0)
