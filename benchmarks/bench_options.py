@@ -4,9 +4,10 @@
 
 One training step (forward, backward of all outputs) on the fused CPU engine,
 float32, T=100, I=H, for (B, H) in (1, 64), (32, 256), (128, 256); medians after
-warm-ups. Options measured so far: resets= (a random 5% of (step, row) flags),
-zoneout=0.1 (a fresh Bernoulli draw per step, row and unit, included in the time)
-and recurrent_dropout=0.2 (one (B, H) mask per sequence).
+warm-ups, plain and every option timed in turns (Timer.interleaved). Options:
+resets= (a random 5% of (step, row) flags), zoneout=0.1 (a fresh Bernoulli draw
+per step, row and unit, included in the time), recurrent_dropout=0.2 (one (B, H)
+mask per sequence) and layer_norm=True.
 Target (issue 6): each option <= 1.3x plain gk.GRU.
 """
 
@@ -17,10 +18,11 @@ import torch
 import grukit as gk
 from grukit.bench import Timer
 
-OPTIONS = {  # name: (module attributes to set, whether the call passes resets)
+OPTIONS = {  # name: (gk.GRU arguments, whether the call passes resets)
     "resets": ({}, True),
     "zoneout": ({"zoneout": 0.1}, False),
     "rec_dropout": ({"recurrent_dropout": 0.2}, False),
+    "layer_norm": ({"layer_norm": True}, False),
 }
 
 
@@ -48,14 +50,12 @@ def main(argv=None):
         m = gk.GRU(H, H)
         x, dy = torch.randn(T, B, H), torch.randn(T, B, H)
         resets = torch.rand(T, B) < 0.05
-        plain = 1000 * timer(step(m, x, dy))
-        times = {}
-        for name, (attrs, kw) in OPTIONS.items():
-            for k, v in attrs.items():
-                setattr(m, k, v)
-            times[name] = 1000 * timer(step(m, x, dy, **({"resets": resets} if kw else {})))
-            for k in attrs:
-                setattr(m, k, 0.0)
+        runs = {"plain": step(m, x, dy)}
+        for name, (kwargs, kw) in OPTIONS.items():
+            torch.manual_seed(0)
+            runs[name] = step(gk.GRU(H, H, **kwargs), x, dy, **({"resets": resets} if kw else {}))
+        times = {name: 1000 * t for name, t in timer.interleaved(runs).items()}
+        plain = times.pop("plain")
         rows[(B, H)] = (plain, times)
         cells = "".join(f"{t:>12.2f}{t / plain:>7.2f}x" for t in times.values())
         print(f"{B:>5}{H:>6}{plain:>10.2f}{cells}")

@@ -41,6 +41,23 @@ class Timer:
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
 
+    def interleaved(self, fns: dict[str, Callable[[], object]]) -> dict[str, float]:
+        """Median seconds of each fn, run in turns (one call of each per round), so
+        that a slow spell of the machine falls on all of them alike."""
+        for fn in fns.values():
+            fn()
+            fn()
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        start = time.perf_counter()
+        rounds = 0
+        while rounds < self.repeats or time.perf_counter() - start < self.min_seconds * len(fns):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+            rounds += 1
+        return {name: statistics.median(ts) for name, ts in times.items()}
+
 
 def peak_gflops(timer: Timer) -> float:
     a, out = torch.randn(2048, 2048), torch.empty(2048, 2048)

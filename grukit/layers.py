@@ -178,7 +178,8 @@ class GRU(Layer):
     ``return_sequences``; with ``return_state`` a pair (output, state). ``dropout``
     drops input features and ``recurrent_dropout`` state units that feed the
     recurrent matmul, each with one mask per sequence in training (Keras' scheme,
-    on the fused engine too). ``zoneout`` (grukit's own, not Keras'): see ``gk.GRU``.
+    on the fused engine too). ``zoneout`` and ``layer_norm`` (grukit's own, not
+    Keras'): see ``gk.GRU``.
     ``stateful`` carries the final
     state to the next call (same batch size) until ``reset_states()``. Masked steps
     are skipped: the state passes through them and their outputs are 0.
@@ -187,7 +188,7 @@ class GRU(Layer):
     def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, reset_after: bool = True, engine: str = "auto",
-                 zoneout: float = 0.0, _bidirectional: bool = False) -> None:
+                 zoneout: float = 0.0, layer_norm: bool = False, _bidirectional: bool = False) -> None:
         super().__init__()
         self.units = _checks.positive_int("units", units)
         self.return_sequences = _checks.boolean("return_sequences", return_sequences)
@@ -199,6 +200,9 @@ class GRU(Layer):
         self.reset_after = _checks.boolean("reset_after", reset_after)
         self.engine = engine
         self.zoneout = _checks.probability("zoneout", zoneout)
+        self.layer_norm = _checks.boolean("layer_norm", layer_norm)
+        if self.layer_norm and not self.reset_after:
+            raise ValueError("layer_norm=True needs reset_after=True, got reset_after=False")
         self.bidirectional = bool(_bidirectional)
         self.state: Optional[Tensor] = None
 
@@ -207,7 +211,7 @@ class GRU(Layer):
             raise ValueError(f"GRU input must be 3-D (batch, time, features), got shape {input_shape}")
         self.gru = _GRUModule(input_shape[-1], self.units, batch_first=True, reset_after=self.reset_after,
                               bidirectional=self.bidirectional, engine=self.engine, zoneout=self.zoneout,
-                              recurrent_dropout=self.recurrent_dropout)
+                              recurrent_dropout=self.recurrent_dropout, layer_norm=self.layer_norm)
         self.built = True
 
     def reset_states(self) -> None:
@@ -247,7 +251,8 @@ class GRU(Layer):
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
                 "stateful": self.stateful, "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout, "reset_after": self.reset_after,
-                "engine": self.engine, "zoneout": self.zoneout, "_bidirectional": self.bidirectional}
+                "engine": self.engine, "zoneout": self.zoneout, "layer_norm": self.layer_norm,
+                "_bidirectional": self.bidirectional}
 
 
 class MinGRU(Layer):

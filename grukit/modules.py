@@ -59,6 +59,11 @@ class GRU(nn.Module):
         recurrent_dropout: in training, drop units of the state that feeds the
             recurrent matmul, with one mask per sequence (Keras' recurrent_dropout;
             Gal and Ghahramani 2016); the state carried forward is not masked.
+        layer_norm: normalise each step's input projection W_i x_t and recurrent
+            projection W_h h_{t-1} over their 3H values, separately, before their
+            biases (Ba et al. 2016; Haste's LayerNormGRU), with learned gains
+            ``layer_norm_ih_l{k}`` and ``layer_norm_hh_l{k}`` (3H, initialised to 1);
+            the biases act as the shifts. Needs reset_after=True.
 
     Inputs: ``input, h0=None, lengths=None``
         input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a
@@ -103,6 +108,7 @@ class GRU(nn.Module):
         dtype: Optional[torch.dtype] = None,
         zoneout: float = 0.0,
         recurrent_dropout: float = 0.0,
+        layer_norm: bool = False,
     ) -> None:
         super().__init__()
         self.input_size = _checks.positive_int("input_size", input_size)
@@ -118,6 +124,10 @@ class GRU(nn.Module):
         self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
         if self.recurrent_dropout == 1.0:
             raise ValueError("recurrent_dropout must be below 1 (1 would drop the whole state), got 1.0")
+        self.layer_norm = _checks.boolean("layer_norm", layer_norm)
+        if self.layer_norm and not self.reset_after:
+            raise ValueError("layer_norm=True needs reset_after=True: the recurrent projection is "
+                             "normalised whole, before the reset gate; got reset_after=False")
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
                 "dropout acts between layers, so dropout > 0 with num_layers=1 has no "
@@ -131,6 +141,7 @@ class GRU(nn.Module):
         H = self.hidden_size
         factory = {"device": device, "dtype": dtype}
         self._weight_names: list[tuple[str, ...]] = []
+        self._norm_names: list[tuple[str, str]] = []  # per layer-direction, with layer_norm
         for layer in range(self.num_layers):
             layer_in = self.input_size if layer == 0 else D * H
             for direction in range(D):
@@ -143,10 +154,21 @@ class GRU(nn.Module):
                     self.register_parameter(stem + sfx, nn.Parameter(torch.empty(shp, **factory)))
                     names.append(stem + sfx)
                 self._weight_names.append(tuple(names))
+                if self.layer_norm:
+                    gains = ("layer_norm_ih" + sfx, "layer_norm_hh" + sfx)
+                    for name in gains:
+                        self.register_parameter(name, nn.Parameter(torch.empty(3 * H, **factory)))
+                    self._norm_names.append(gains)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        _init_uniform(self, self.hidden_size)
+        # the weights draw in torch's order (the same seed gives torch's weights);
+        # layer-norm gains start at 1
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for weight in (w for ws in self.all_weights for w in ws):
+            nn.init.uniform_(weight, -stdv, stdv)
+        for gain in (g for gs in self._layer_norm_gains() or () for g in gs):
+            nn.init.ones_(gain)
 
     def flatten_parameters(self) -> None:
         """A no-op kept so that code written for torch.nn.GRU runs unchanged."""
@@ -155,6 +177,13 @@ class GRU(nn.Module):
     def all_weights(self) -> list[list[Tensor]]:
         p = self._parameters  # direct: nn.Module.__getattr__ costs microseconds per name
         return [[p[n] for n in names] for names in self._weight_names]
+
+    def _layer_norm_gains(self) -> Optional[list[tuple[Tensor, Tensor]]]:
+        """Per layer-direction (g_ih, g_hh) with layer_norm, else None."""
+        if not self.layer_norm:
+            return None
+        p = self._parameters
+        return [(p[a], p[b]) for a, b in self._norm_names]
 
     def _layer_weights(self) -> list[LayerWeights]:
         """Per layer-direction (w_ih, w_hh, b_ih, b_hh), biases None without bias."""
@@ -165,7 +194,7 @@ class GRU(nn.Module):
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0,
                         bidirectional=False, reset_after=True, engine="auto", zoneout=0.0,
-                        recurrent_dropout=0.0)
+                        recurrent_dropout=0.0, layer_norm=False)
         for k, v in defaults.items():
             if getattr(self, k) != v:
                 s += f", {k}={getattr(self, k)!r}"
@@ -267,7 +296,7 @@ class GRU(nn.Module):
         engine = engines.resolve(self.engine, x)
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
         flat = [w for ws in self.all_weights for w in ws]
-        if engine == "cpu" and resets is None and not self.zoneout and not (
+        if engine == "cpu" and resets is None and not self.zoneout and not self.layer_norm and not (
             self.training and (self.dropout > 0 or self.recurrent_dropout > 0)) and not (
             torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
                                          or any(p.requires_grad for p in flat))
@@ -279,7 +308,7 @@ class GRU(nn.Module):
             x, h0, self._layer_weights(), self.num_layers, self.bidirectional,
             reset_after=self.reset_after, lengths=lens, dropout=self.dropout,
             training=self.training, layer=engines.layer_fn(engine), resets=resets, zoneout=self.zoneout,
-            recurrent_dropout=self.recurrent_dropout,
+            recurrent_dropout=self.recurrent_dropout, layer_norm=self._layer_norm_gains(),
         )
 
     @staticmethod
@@ -314,6 +343,9 @@ class GRU(nn.Module):
         if not self.reset_after:
             raise ValueError("to_torch needs reset_after=True: torch.nn.GRU has no "
                              "reset_after=False variant, got reset_after=False")
+        if self.layer_norm:
+            raise ValueError("to_torch needs layer_norm=False: torch.nn.GRU has no layer "
+                             "normalisation, got layer_norm=True")
         p = self.weight_ih_l0
         m = nn.GRU(self.input_size, self.hidden_size, self.num_layers, self.bias,
                    self.batch_first, self.dropout, self.bidirectional,

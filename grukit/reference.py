@@ -17,6 +17,11 @@ where W_i* are the row blocks of ``weight_ih`` (3H, I) and W_h* those of
 ``bias_ih`` and ``bias_hh`` (3H). Some texts swap z and 1 - z in the last line:
 that is the same model with the update gate's pre-activation negated.
 
+With ``layer_norm`` (reset_after=True only; Ba et al. 2016, as Haste's
+LayerNormGRU), each projection is normalised over its 3H values before its bias:
+``gi = LN(W_ih x_t) * g_ih + b_ih`` and ``gh = LN(W_hh h_{t-1}) * g_hh + b_hh``, where
+LN(a) = (a - mean(a)) / sqrt(var(a) + 1e-5) and g_ih, g_hh (3H) are learned gains.
+
 Names follow STYLE.md: ``gi`` = input projection (i_r, i_z, i_n), ``gh`` =
 recurrent projection (h_r, h_z, h_n).
 """
@@ -31,6 +36,17 @@ from torch import Tensor
 # One layer-direction's parameters: (weight_ih, weight_hh, bias_ih, bias_hh);
 # the biases may be None.
 LayerWeights = tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]
+# One layer-direction's layer-norm gains (g_ih, g_hh), each (3H,).
+LayerNormGains = tuple[Tensor, Tensor]
+LAYER_NORM_EPS = 1e-5
+
+
+def _project(inp: Tensor, w: Tensor, b: Optional[Tensor], gain: Optional[Tensor]) -> Tensor:
+    """inp W^T + b, or LN(inp W^T) * gain + b with a layer-norm gain."""
+    if gain is None:
+        return torch.nn.functional.linear(inp, w, b)
+    a = torch.nn.functional.linear(inp, w)
+    return torch.nn.functional.layer_norm(a, a.shape[-1:], gain, b, eps=LAYER_NORM_EPS)
 
 
 def gru_cell(
@@ -42,17 +58,23 @@ def gru_cell(
     b_hh: Optional[Tensor] = None,
     reset_after: bool = True,
     h_mask: Optional[Tensor] = None,
+    layer_norm: Optional[LayerNormGains] = None,
 ) -> Tensor:
     """One GRU step. x: (B, I), h: (B, H) -> new h: (B, H).
 
     ``h_mask`` (B, H), recurrent dropout as Keras does it: the state that feeds the
     recurrent matmul is ``h * h_mask``; the state carried in the last line is not.
+    ``layer_norm``: the gains (g_ih, g_hh) of a layer-normalised GRU (reset_after only).
     """
-    gi = torch.nn.functional.linear(x, w_ih, b_ih)  # (B, 3H)
+    g_ih, g_hh = (None, None) if layer_norm is None else layer_norm
+    if layer_norm is not None and not reset_after:
+        raise ValueError("layer_norm needs reset_after=True (the recurrent projection is normalised "
+                         "whole, before the reset gate), got reset_after=False")
+    gi = _project(x, w_ih, b_ih, g_ih)  # (B, 3H)
     i_r, i_z, i_n = gi.chunk(3, dim=1)
     h_in = h if h_mask is None else h * h_mask
     if reset_after:
-        gh = torch.nn.functional.linear(h_in, w_hh, b_hh)  # (B, 3H)
+        gh = _project(h_in, w_hh, b_hh, g_hh)  # (B, 3H)
         h_r, h_z, h_n = gh.chunk(3, dim=1)
         r = torch.sigmoid(i_r + h_r)
         z = torch.sigmoid(i_z + h_z)
@@ -76,6 +98,7 @@ def gru_layer(
     h_mask: Optional[Tensor] = None,
     resets: Optional[Tensor] = None,
     zoneout: Optional[Tensor] = None,
+    layer_norm: Optional[LayerNormGains] = None,
 ) -> tuple[Tensor, Tensor]:
     """Run one layer in one direction over time.
 
@@ -90,6 +113,7 @@ def gru_layer(
     before step t (an episode boundary), so nothing before it reaches what follows.
     ``zoneout``: (T, B, H), the share of each unit's previous state that it keeps at
     step t (Krueger et al. 2016): h_t = m h_{t-1} + (1 - m) h'_t.
+    ``layer_norm``: the layer-norm gains (g_ih, g_hh), see gru_cell.
     """
     T = x.shape[0]
     h = h0
@@ -99,7 +123,7 @@ def gru_layer(
         if resets is not None:
             cut = resets[t] if lengths is None else resets[t] & (t < lengths)
             h = torch.where(cut.unsqueeze(1), torch.zeros_like(h), h)
-        h_new = gru_cell(x[t], h, *weights, reset_after=reset_after, h_mask=h_mask)
+        h_new = gru_cell(x[t], h, *weights, reset_after=reset_after, h_mask=h_mask, layer_norm=layer_norm)
         if zoneout is not None:
             h_new = zoneout[t] * h + (1 - zoneout[t]) * h_new
         if lengths is None:
@@ -129,6 +153,7 @@ def gru(
     resets: Optional[Tensor] = None,
     zoneout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    layer_norm: Optional[Sequence[LayerNormGains]] = None,
 ) -> tuple[Tensor, Tensor]:
     """A stack of GRU layers, optionally bidirectional.
 
@@ -143,6 +168,7 @@ def gru(
     0/1 draw per layer and direction in training, the probability itself otherwise.
     ``recurrent_dropout``: in training, one (B, H) mask per layer and direction for
     the whole sequence on the state that feeds the recurrent matmul (gru_cell's h_mask).
+    ``layer_norm``: per layer-direction, like ``weights``, the layer-norm gains.
     """
     D = 2 if bidirectional else 1
     h_n: list[Tensor] = []
@@ -159,6 +185,8 @@ def gru(
             if recurrent_dropout > 0 and training:
                 keep = 1 - recurrent_dropout
                 extra["h_mask"] = torch.bernoulli(h0.new_full(h0.shape[1:], keep)) / keep
+            if layer_norm is not None:
+                extra["layer_norm"] = layer_norm[k]
             out, h_last = layer(
                 inp, h0[k], weights[k], reset_after=reset_after,
                 lengths=lengths, reverse=d == 1, **extra,

@@ -208,30 +208,30 @@ def test_raw_ops_reject_bad_inputs_before_touching_memory(change, exc):
     if len(args) == 6:
         args.append(None)
     with pytest.raises(exc):
-        ops.gru_layer_forward(*args, None, None, None, True, False, False)
+        ops.gru_layer_forward(*args, None, None, None, None, None, True, False, False)
 
 
 def test_raw_ops_accept_strided_inputs_and_refuse_other_devices():
     x, h0, w_ih, w_hh, b_ih, b_hh = _args()
     strided = torch.randn(2, 4, 6)[:, :, ::2].transpose(0, 1)  # (4, 2, 3), not contiguous
-    opts = (None, None, None, None, True, False, False)
+    opts = (None, None, None, None, None, None, True, False, False)
     a = ops.gru_layer_forward(strided, h0, w_ih, w_hh, b_ih, b_hh, *opts)
     b = ops.gru_layer_forward(strided.contiguous(), h0, w_ih, w_hh, b_ih, b_hh, *opts)
     assert torch.equal(a[0], b[0])
     with pytest.raises(NotImplementedError):  # no kernel registered for other devices
         ops.gru_layer_forward(x.to("meta"), h0.to("meta"), w_ih.to("meta"), w_hh.to("meta"),
-                              None, None, None, None, None, None, True, False, False)
+                              None, None, None, None, None, None, None, None, True, False, False)
     with pytest.raises(ValueError, match="saved tensors"):
         ops.gru_layer_backward(torch.zeros(4, 2, 5), torch.zeros(2, 5), x, w_ih, w_hh,
-                               torch.zeros(1), torch.zeros(1), None, None, None, None, True, True, False)
+                               torch.zeros(1), torch.zeros(1), None, None, None, None, [], True, True, False)
 
 
 def test_raw_backward_refuses_mismatched_shapes():
     x, h0, w_ih, w_hh, b_ih, b_hh = _args()
-    y, h_n, g, hp = ops.gru_layer_forward(x, h0, w_ih, w_hh, b_ih, b_hh, None, None, None, None, True, False,
-                                          True)
-    ok = (torch.ones_like(y), torch.ones_like(h_n), x, w_ih, w_hh, g, hp, None, None, None, None, True, True,
-          False)
+    y, h_n, g, hp = ops.gru_layer_forward(x, h0, w_ih, w_hh, b_ih, b_hh, None, None, None, None, None, None,
+                                          True, False, True)[:4]
+    ok = (torch.ones_like(y), torch.ones_like(h_n), x, w_ih, w_hh, g, hp, None, None, None, None, [], True,
+          True, False)
     ops.gru_layer_backward(*ok)
     bad_cases = [
         (2, torch.randn(4, 2, 4)),          # x with other I than w_ih

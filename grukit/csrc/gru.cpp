@@ -16,12 +16,18 @@
 // the probability itself at inference). rec_mask (B, H): recurrent dropout, Keras'
 // way: the state that feeds the recurrent matmul (and r h) is h * rec_mask; the
 // state carried in the blend is not. Only the one-thread-per-step loop takes it.
+// ln_ih, ln_hh (3H): layer normalisation (reset_after=True only, norm.h): each
+// step's input projection W_ih x and recurrent projection W_hh h are normalised
+// over their 3H values and scaled by these gains, then b_ih, b_hh are added; the
+// normalised values xhat and 1/std are saved per step and row for the backward.
+// Only the one-thread-per-step loop takes it.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #include <torch/library.h>
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <cstring>
@@ -29,6 +35,7 @@
 
 #include "gates.h"
 #include "gemm.h"
+#include "norm.h"
 
 namespace grukit {
 namespace {
@@ -57,10 +64,39 @@ inline bool resets_at(const bool* rs, const int64_t* len, int64_t t, int64_t B, 
 // a fresh allocation of tens of MB is mapped anew by the C library on every call,
 // and touching its pages costs as much as the matmul that fills them.
 at::Tensor workspace(int slot, int64_t numel, const at::TensorOptions& opts) {
-  static thread_local at::Tensor cache[2][4];
+  static thread_local at::Tensor cache[2][6];
   at::Tensor& t = cache[opts.dtype() == at::kDouble ? 1 : 0][slot];
   if (!t.defined() || t.numel() < numel) t = at::empty({numel}, opts);
   return t.narrow(0, 0, numel);
+}
+
+// Tensors saved for the backward (gates, hp, the layer-norm statistics) outlive the
+// op, so they cannot be scratch; but they die with the autograd graph, one training
+// step later. Big ones come from a small per-thread pool of buffers, handed out
+// again once nothing refers to their memory (the graph that saved them is gone):
+// that spares a fresh mapping, and its page faults, on every step.
+at::Tensor saved_empty(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+  constexpr int64_t kMinBytes = int64_t(1) << 20;
+  constexpr size_t kMaxBuffers = 32;
+  const int64_t numel = c10::multiply_integers(sizes);
+  if (numel * static_cast<int64_t>(opts.dtype().itemsize()) < kMinBytes) return at::empty(sizes, opts);
+  static thread_local std::vector<at::Tensor> pool;
+  auto is_free = [](const at::Tensor& t) { return t.storage().use_count() == 1; };
+  at::Tensor* best = nullptr;
+  for (at::Tensor& t : pool)
+    if (is_free(t) && t.dtype() == opts.dtype() && t.numel() >= numel && t.numel() <= 2 * numel &&
+        (!best || t.numel() < best->numel()))
+      best = &t;
+  if (!best) {
+    if (pool.size() >= kMaxBuffers) {  // full: give back a free buffer, else go without the pool
+      auto it = std::find_if(pool.begin(), pool.end(), is_free);
+      if (it == pool.end()) return at::empty(sizes, opts);
+      pool.erase(it);
+    }
+    pool.push_back(at::empty({numel}, opts));
+    best = &pool.back();
+  }
+  return best->narrow(0, 0, numel).view(sizes);
 }
 
 // The gate pass of one step over rows [b0, b1): on one thread when small (a fork
@@ -131,6 +167,19 @@ void check_rec_mask(const std::optional<at::Tensor>& mask, const at::Tensor& x, 
                     "rec_mask must be a (B, H) = (", x.size(1), ", ", H, ") CPU tensor, got ", mask->sizes());
 }
 
+void check_layer_norm(const std::optional<at::Tensor>& ln_ih, const std::optional<at::Tensor>& ln_hh,
+                      const at::Tensor& x, int64_t H, bool reset_after) {
+  TORCH_CHECK_VALUE(ln_ih.has_value() == ln_hh.has_value(), "give both layer-norm gains or neither");
+  if (!ln_ih) return;
+  TORCH_CHECK_VALUE(reset_after, "layer normalisation is defined for reset_after=True only");
+  for (const at::Tensor* t : {&*ln_ih, &*ln_hh}) {
+    TORCH_CHECK_TYPE(t->scalar_type() == x.scalar_type(), "layer-norm gains must have x's dtype ", x.scalar_type(),
+                     ", got ", t->scalar_type());
+    TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == 3 * H && t->device().is_cpu(),
+                      "layer-norm gains must be (3H,) = (", 3 * H, ",) CPU tensors, got ", t->sizes());
+  }
+}
+
 void check_resets(const std::optional<at::Tensor>& resets, int64_t T, int64_t B) {
   if (!resets) return;
   TORCH_CHECK_TYPE(resets->scalar_type() == at::kBool, "resets must be bool, got ", resets->scalar_type());
@@ -140,8 +189,8 @@ void check_resets(const std::optional<at::Tensor>& resets, int64_t T, int64_t B)
 
 template <class T>
 void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, const T* w_hh, const T* b_hh,
-                  const int64_t* len, const bool* rs, const T* zm, const T* rd, T* h, T* y, T* g_all, T* hp_all,
-                  bool save, T* scratch) {
+                  const int64_t* len, const bool* rs, const T* zm, const T* rd, const T* ln_hh, T* h, T* y,
+                  T* g_all, T* hp_all, T* xh_all, T* rstd_all, bool save, T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* gh = scratch;               // (B, 3H) recurrent projection
   T* g_step = scratch + B * 3 * H;  // (B, 4H) gates when they are not saved
@@ -163,7 +212,7 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
     if (rd)
       for (int64_t i = 0; i < B * H; ++i) h_rec[i] = h[i] * rd[i];
     const T* hr = rd ? h_rec : h;
-    rec(hr, H, b_hh, gh, 3 * H, B, false);
+    rec(hr, H, ln_hh ? nullptr : b_hh, gh, 3 * H, B, false);  // with layer norm, b_hh comes after it
     if (!reset_after) {
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
@@ -181,8 +230,15 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
         T* y_b = y_t + b * H;
         if (len && t >= len[b]) {  // past this row's end: state unchanged, output 0
           std::memset(y_b, 0, sizeof(T) * H);
+          if (ln_hh && save) {  // nothing normalised: zeros, so that the backward's sums skip it
+            std::memset(xh_all + (t * B + b) * 3 * H, 0, sizeof(T) * 3 * H);
+            rstd_all[t * B + b] = T(0);
+          }
           continue;
         }
+        if (ln_hh)
+          layer_norm_row(gh + b * 3 * H, 3 * H, ln_hh, b_hh, save ? xh_all + (t * B + b) * 3 * H : nullptr,
+                         save ? rstd_all + t * B + b : nullptr);
         row<T>([&](auto v, int64_t j) {
           if (reset_after)
             return forward_after(v, j, H, H, H, gi_t + b * 3 * H, gh + b * 3 * H, h + b * H, h + b * H, y_b,
@@ -451,8 +507,8 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
 
 template <class T>
 void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, const T* w_hh, const T* g_all,
-                   const T* hp_all, const int64_t* len, const bool* rs, const T* zm, const T* rd, T* dh, T* dgi,
-                   T* dgh, T* scratch) {
+                   const T* hp_all, const int64_t* len, const bool* rs, const T* zm, const T* rd, const T* ln_hh,
+                   const T* xh_all, const T* rstd_all, T* dh, T* dgi, T* dgh, T* dgh_raw, T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* dh_prev = scratch;      // (B, H)
   T* ds = scratch + B * H;   // (B, H) dL/d(r h), reset_after=False
@@ -473,6 +529,8 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
     const T *dy_t = dy + t * B * H, *g_t = g_all + t * B * G, *hp_t = hp_all + t * B * H;
     T* dgi_t = dgi + t * B * 3 * H;
     T* dgh_t = dgh + t * B * 3 * H;
+    // layer norm: dgh_t is the gradient of the normalised projection, dghr_t of W_hh h
+    T* dghr_t = ln_hh ? dgh_raw + t * B * 3 * H : dgh_t;
     const T* dh_in = dh;
     if (zm) {
       const T* m = zm + t * B * H;
@@ -490,6 +548,7 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
           std::memcpy(dh_prev + b * H, dh + b * H, sizeof(T) * H);
           std::memset(dgi_t + b * 3 * H, 0, sizeof(T) * 3 * H);
           if (reset_after) std::memset(dgh_t + b * 3 * H, 0, sizeof(T) * 3 * H);
+          if (ln_hh) std::memset(dghr_t + b * 3 * H, 0, sizeof(T) * 3 * H);
           continue;
         }
         row<T>([&](auto v, int64_t j) {
@@ -499,11 +558,14 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
           return backward_before_b(v, j, H, dh_in + b * H, dy_t + b * H, hp_t + b * H, g_t + b * G,
                                    dgi_t + b * 3 * H, dh_prev + b * H);
         });
+        if (ln_hh)
+          layer_norm_row_backward(dgh_t + b * 3 * H, xh_all + (t * B + b) * 3 * H, rstd_all[t * B + b], ln_hh,
+                                  dghr_t + b * 3 * H, 3 * H);
       }
     });
     if (reset_after) {
       // h_prev feeds gh = W_hh h_prev: dh_prev += dgh W_hh
-      back(dgh_t, 3 * H, nullptr, rd ? d_rec : dh_prev, H, B, !rd);
+      back(dghr_t, 3 * H, nullptr, rd ? d_rec : dh_prev, H, B, !rd);
     } else {
       // h_n = W_hn s: ds = da_n W_hn (zero rows past their end give zero)
       back_n(dgi_t + 2 * H, 3 * H, nullptr, ds, H, B, false);
@@ -541,28 +603,38 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
 
 }  // namespace
 
-// Returns (y (T,B,H), h_n (B,H), gates (T,B,4H), hp (T,B,H)); the last two are empty unless save.
+// Returns (y (T,B,H), h_n (B,H), gates (T,B,4H), hp (T,B,H), xhat_i (T,B,3H), rstd_i (T,B), xhat_h (T,B,3H),
+// rstd_h (T,B)); all but the first two are empty unless save, the last four unless layer norm.
 std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor& h0, const at::Tensor& w_ih_,
                                           const at::Tensor& w_hh_, const std::optional<at::Tensor>& b_ih,
                                           const std::optional<at::Tensor>& b_hh,
                                           const std::optional<at::Tensor>& lengths,
                                           const std::optional<at::Tensor>& resets,
                                           const std::optional<at::Tensor>& zoneout,
-                                          const std::optional<at::Tensor>& rec_mask, bool reset_after, bool reverse,
+                                          const std::optional<at::Tensor>& rec_mask,
+                                          const std::optional<at::Tensor>& ln_ih,
+                                          const std::optional<at::Tensor>& ln_hh, bool reset_after, bool reverse,
                                           bool save) {
   check_inputs(x_, h0, w_ih_, w_hh_, b_ih, b_hh, lengths);
   check_resets(resets, x_.size(0), x_.size(1));
   check_zoneout(zoneout, x_, w_hh_.size(1));
   check_rec_mask(rec_mask, x_, w_hh_.size(1));
+  check_layer_norm(ln_ih, ln_hh, x_, w_hh_.size(1), reset_after);
+  const bool ln = ln_ih.has_value();
   const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
   const Dims d{x.size(0), x.size(1), x.size(2), w_hh.size(1)};
   const int64_t H = d.H;
   auto opts = x.options();
   at::Tensor h = h0.contiguous().clone();
   at::Tensor y = at::empty({d.T, d.B, H}, opts);
-  at::Tensor gates = save ? at::empty({d.T, d.B, 4 * H}, opts) : at::empty({0}, opts);
-  at::Tensor hp = save ? at::empty({d.T, d.B, H}, opts) : at::empty({0}, opts);
-  if (d.T == 0 || d.B == 0) return {y, h, gates, hp};
+  at::Tensor gates = save ? saved_empty({d.T, d.B, 4 * H}, opts) : at::empty({0}, opts);
+  at::Tensor hp = save ? saved_empty({d.T, d.B, H}, opts) : at::empty({0}, opts);
+  const bool save_ln = save && ln;
+  at::Tensor xhat_i = save_ln ? saved_empty({d.T, d.B, 3 * H}, opts) : at::empty({0}, opts);
+  at::Tensor rstd_i = save_ln ? saved_empty({d.T, d.B}, opts) : at::empty({0}, opts);
+  at::Tensor xhat_h = save_ln ? saved_empty({d.T, d.B, 3 * H}, opts) : at::empty({0}, opts);
+  at::Tensor rstd_h = save_ln ? saved_empty({d.T, d.B}, opts) : at::empty({0}, opts);
+  if (d.T == 0 || d.B == 0) return {y, h, gates, hp, xhat_i, rstd_i, xhat_h, rstd_h};
   at::Tensor gi = workspace(0, d.T * d.B * 3 * H, opts).view({d.T, d.B, 3 * H});
   at::Tensor scratch = workspace(3, d.B * 7 * H + d.B * H * (4 + 3 * at::get_num_threads()), opts);
   at::Tensor b_ih_c = b_ih ? b_ih->contiguous() : at::Tensor();
@@ -572,16 +644,27 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
   const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
   at::Tensor zmc = zoneout ? zoneout->contiguous() : at::Tensor();
   at::Tensor rdc = rec_mask ? rec_mask->contiguous() : at::Tensor();
+  at::Tensor ln_ih_c = ln ? ln_ih->contiguous() : at::Tensor(), ln_hh_c = ln ? ln_hh->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_forward", [&] {
     const scalar_t* zm = zoneout ? zmc.data_ptr<scalar_t>() : nullptr;
     const scalar_t* rd = rec_mask ? rdc.data_ptr<scalar_t>() : nullptr;
     const scalar_t* bias_ih = b_ih ? b_ih_c.data_ptr<scalar_t>() : nullptr;
-    // gi = x W_ih^T + b_ih for all steps at once
+    // gi = x W_ih^T + b_ih for all steps at once (with layer norm: LN(x W_ih^T) + b_ih)
     const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, d.T * d.B);
-    proj(x.data_ptr<scalar_t>(), d.I, bias_ih, gi.data_ptr<scalar_t>(), 3 * H, d.T * d.B, false);
+    proj(x.data_ptr<scalar_t>(), d.I, ln ? nullptr : bias_ih, gi.data_ptr<scalar_t>(), 3 * H, d.T * d.B, false);
+    const scalar_t* gain_hh = ln ? ln_hh_c.data_ptr<scalar_t>() : nullptr;
+    if (ln) {
+      scalar_t *gi_p = gi.data_ptr<scalar_t>(), *xi = save ? xhat_i.data_ptr<scalar_t>() : nullptr;
+      scalar_t* ri = save ? rstd_i.data_ptr<scalar_t>() : nullptr;
+      const scalar_t* gain_ih = ln_ih_c.data_ptr<scalar_t>();
+      at::parallel_for(0, d.T * d.B, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          layer_norm_row(gi_p + r * 3 * H, 3 * H, gain_ih, bias_ih, xi ? xi + r * 3 * H : nullptr, ri ? ri + r : nullptr);
+      });
+    }
 #if GRUKIT_HAVE_F8
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (!rd && use_split(d)) {
+      if (!rd && !ln && use_split(d)) {
         forward_loop_split(d, reset_after, reverse, gi.data_ptr<float>(), w_hh.data_ptr<float>(),
                            b_hh ? b_hh_c.data_ptr<float>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
                            rs, reinterpret_cast<const float*>(zm), h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
@@ -593,25 +676,38 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
 #endif
     forward_loop<scalar_t>(d, reset_after, reverse, gi.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                            b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
-                           rs, zm, rd, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
-                           save ? gates.data_ptr<scalar_t>() : nullptr, save ? hp.data_ptr<scalar_t>() : nullptr, save,
-                           scratch.data_ptr<scalar_t>());
+                           rs, zm, rd, gain_hh, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                           save ? gates.data_ptr<scalar_t>() : nullptr, save ? hp.data_ptr<scalar_t>() : nullptr,
+                           save_ln ? xhat_h.data_ptr<scalar_t>() : nullptr,
+                           save_ln ? rstd_h.data_ptr<scalar_t>() : nullptr, save, scratch.data_ptr<scalar_t>());
   });
-  return {y, h, gates, hp};
+  return {y, h, gates, hp, xhat_i, rstd_i, xhat_h, rstd_h};
 }
 
-// Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); the bias gradients are empty without bias.
+// ln: empty, or (ln_ih, ln_hh, xhat_i, rstd_i, xhat_h, rstd_h) from gru_layer_forward.
+// Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh); the bias gradients are
+// empty without bias, the gain gradients without layer norm.
 std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tensor& dh_n, const at::Tensor& x_,
                                            const at::Tensor& w_ih_, const at::Tensor& w_hh_, const at::Tensor& gates,
                                            const at::Tensor& hp, const std::optional<at::Tensor>& lengths,
                                            const std::optional<at::Tensor>& resets,
                                            const std::optional<at::Tensor>& zoneout,
-                                           const std::optional<at::Tensor>& rec_mask, bool has_bias, bool reset_after,
-                                           bool reverse) {
+                                           const std::optional<at::Tensor>& rec_mask, at::TensorList ln,
+                                           bool has_bias, bool reset_after, bool reverse) {
   check_inputs(x_, dh_n, w_ih_, w_hh_, std::nullopt, std::nullopt, lengths);
   check_resets(resets, x_.size(0), x_.size(1));
   check_zoneout(zoneout, x_, w_hh_.size(1));
   check_rec_mask(rec_mask, x_, w_hh_.size(1));
+  TORCH_CHECK_VALUE(ln.empty() || ln.size() == 6, "ln must be empty or (ln_ih, ln_hh, xhat_i, rstd_i, xhat_h, rstd_h)");
+  const bool has_ln = !ln.empty();
+  if (has_ln) {
+    check_layer_norm(ln[0], ln[1], x_, w_hh_.size(1), reset_after);
+    const int64_t T = x_.size(0), B = x_.size(1), H = w_hh_.size(1);
+    for (int k : {2, 4})
+      TORCH_CHECK_VALUE(ln[k].sizes() == at::IntArrayRef({T, B, 3 * H}) && ln[k + 1].sizes() == at::IntArrayRef({T, B}) &&
+                            ln[k].scalar_type() == x_.scalar_type() && ln[k + 1].scalar_type() == x_.scalar_type(),
+                        "saved layer-norm tensors must come from gru_layer_forward(save=True)");
+  }
   for (const at::Tensor* t : {&dy_, &gates, &hp}) {
     TORCH_CHECK_TYPE(t->scalar_type() == x_.scalar_type(), "gradients and saved tensors must have x's dtype");
     TORCH_CHECK_VALUE(t->device().is_cpu(), "gradients and saved tensors must be on the CPU");
@@ -628,6 +724,16 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
   at::Tensor dh = dh_n.contiguous().clone();
   at::Tensor dgi = workspace(1, T * B * 3 * H, opts).view({T, B, 3 * H});
   at::Tensor dgh = reset_after ? workspace(2, T * B * 3 * H, opts).view({T, B, 3 * H}) : dgi;  // same if False
+  at::Tensor dgh_raw = has_ln ? workspace(4, T * B * 3 * H, opts).view({T, B, 3 * H}) : dgh;  // before the norm
+  at::Tensor ln_ih, ln_hh, xhat_i, rstd_i, xhat_h, rstd_h;
+  if (has_ln) {
+    ln_ih = ln[0].contiguous();
+    ln_hh = ln[1].contiguous();
+    xhat_i = ln[2].contiguous();
+    rstd_i = ln[3].contiguous();
+    xhat_h = ln[4].contiguous();
+    rstd_h = ln[5].contiguous();
+  }
   at::Tensor scratch = zoneout || rec_mask ? at::zeros({7 * B * H}, opts) : at::empty({2 * B * H}, opts);
   at::Tensor zmc = zoneout ? zoneout->contiguous() : at::Tensor();
   at::Tensor rdc = rec_mask ? rec_mask->contiguous() : at::Tensor();
@@ -640,19 +746,39 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
                               g.data_ptr<scalar_t>(), hpc.data_ptr<scalar_t>(),
                               lengths ? len.data_ptr<int64_t>() : nullptr, rs,
                               zoneout ? zmc.data_ptr<scalar_t>() : nullptr,
-                              rec_mask ? rdc.data_ptr<scalar_t>() : nullptr, dh.data_ptr<scalar_t>(),
-                              dgi.data_ptr<scalar_t>(), dgh.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
+                              rec_mask ? rdc.data_ptr<scalar_t>() : nullptr,
+                              has_ln ? ln_hh.data_ptr<scalar_t>() : nullptr,
+                              has_ln ? xhat_h.data_ptr<scalar_t>() : nullptr,
+                              has_ln ? rstd_h.data_ptr<scalar_t>() : nullptr, dh.data_ptr<scalar_t>(),
+                              dgi.data_ptr<scalar_t>(), dgh.data_ptr<scalar_t>(), dgh_raw.data_ptr<scalar_t>(),
+                              scratch.data_ptr<scalar_t>());
+    });
+  }
+  // Layer norm of the input projection, backward for all steps at once: dgi_raw is
+  // the gradient of x W_ih^T (dgi stays that of the normalised projection, for db_ih).
+  at::Tensor dgi_raw = dgi;
+  if (has_ln && T > 0 && B > 0) {
+    dgi_raw = workspace(5, T * B * 3 * H, opts).view({T, B, 3 * H});
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_backward_ln", [&] {
+      const scalar_t *dpost = dgi.data_ptr<scalar_t>(), *xi = xhat_i.data_ptr<scalar_t>();
+      const scalar_t *ri = rstd_i.data_ptr<scalar_t>(), *gain = ln_ih.data_ptr<scalar_t>();
+      scalar_t* draw = dgi_raw.data_ptr<scalar_t>();
+      at::parallel_for(0, T * B, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          layer_norm_row_backward(dpost + r * 3 * H, xi + r * 3 * H, ri[r], gain, draw + r * 3 * H, 3 * H);
+      });
     });
   }
   // The weight gradients: one matmul each over all T*B rows.
   // the recurrent matmul saw the masked state: so do the weight gradients
   const at::Tensor hp_rec = rec_mask ? hpc * rec_mask->unsqueeze(0) : hpc;
   const at::Tensor dgi2 = dgi.view({T * B, 3 * H}), x2 = x.view({T * B, d.I}), hp2 = hp_rec.view({T * B, H});
-  at::Tensor dx = at::mm(dgi2, w_ih).view({T, B, d.I});
-  at::Tensor dw_ih = at::mm(dgi2.t(), x2);
+  const at::Tensor dgi_raw2 = dgi_raw.view({T * B, 3 * H});
+  at::Tensor dx = at::mm(dgi_raw2, w_ih).view({T, B, d.I});
+  at::Tensor dw_ih = at::mm(dgi_raw2.t(), x2);
   at::Tensor dw_hh;
   if (reset_after) {
-    dw_hh = at::mm(dgh.view({T * B, 3 * H}).t(), hp2);
+    dw_hh = at::mm(dgh_raw.view({T * B, 3 * H}).t(), hp2);
   } else {
     dw_hh = at::empty({3 * H, H}, opts);
     at::Tensor dw_rz = dw_hh.narrow(0, 0, 2 * H), dw_n = dw_hh.narrow(0, 2 * H, H);
@@ -667,7 +793,14 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
     db_ih = at::empty({0}, opts);
     db_hh = at::empty({0}, opts);
   }
-  return {dx, dh, dw_ih, dw_hh, db_ih, db_hh};
+  at::Tensor dln_ih = at::empty({has_ln ? 3 * H : 0}, opts), dln_hh = at::empty({has_ln ? 3 * H : 0}, opts);
+  if (has_ln) {  // the gains scale xhat: their gradients sum dL/d(out) xhat over steps and rows
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_backward_gains", [&] {
+      column_dots(dgi.data_ptr<scalar_t>(), xhat_i.data_ptr<scalar_t>(), T * B, 3 * H, dln_ih.data_ptr<scalar_t>());
+      column_dots(dgh.data_ptr<scalar_t>(), xhat_h.data_ptr<scalar_t>(), T * B, 3 * H, dln_hh.data_ptr<scalar_t>());
+    });
+  }
+  return {dx, dh, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh};
 }
 
 // Inference through the whole stack in one call: layer l, direction d uses
@@ -693,7 +826,7 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor&
         b_hh = w[3];
       }
       auto r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, std::nullopt, std::nullopt,
-                                 std::nullopt, reset_after, d == 1, false);
+                                 std::nullopt, std::nullopt, std::nullopt, reset_after, d == 1, false);
       h_n[k].copy_(r[1]);
       outs.push_back(r[0]);
     }
@@ -729,12 +862,12 @@ at::Tensor step_matmul(const at::Tensor& A_, const at::Tensor& W_, const std::op
 TORCH_LIBRARY(grukit, m) {
   m.def(
       "gru_layer_forward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
-      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? rec_mask, bool reset_after, bool reverse, "
-      "bool save) -> Tensor[]");
+      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? rec_mask, Tensor? ln_ih, Tensor? ln_hh, "
+      "bool reset_after, bool reverse, bool save) -> Tensor[]");
   m.def(
       "gru_layer_backward(Tensor dy, Tensor dh_n, Tensor x, Tensor w_ih, Tensor w_hh, Tensor gates, Tensor hp, "
-      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? rec_mask, bool has_bias, bool reset_after, "
-      "bool reverse) -> Tensor[]");
+      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? rec_mask, Tensor[] ln, bool has_bias, "
+      "bool reset_after, bool reverse) -> Tensor[]");
   m.def(
       "gru_stack_forward(Tensor x, Tensor h0, Tensor[] weights, bool has_bias, int num_layers, "
       "bool bidirectional, Tensor? lengths, bool reset_after) -> Tensor[]");
