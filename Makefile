@@ -25,11 +25,11 @@ $(VENV)/.installed: $(SRC) $(VENV)/.torch
 	@touch $@
 
 $(VENV)/.installed-dev: $(SRC) $(VENV)/.torch
-	$(PIP) install --quiet --no-build-isolation -e ".[dev,examples]"
+	$(PIP) install --quiet --no-build-isolation -e ".[dev,examples,export]"
 	@touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-bench: $(SRC) $(VENV)/.torch
-	$(PIP) install --quiet --no-build-isolation -e ".[dev,examples,bench]"
+	$(PIP) install --quiet --no-build-isolation -e ".[dev,examples,export,bench]"
 	@touch $@ $(VENV)/.installed $(VENV)/.installed-dev
 
 install: $(VENV)/.installed

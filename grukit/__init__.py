@@ -6,7 +6,7 @@
 See README.md and the docstrings of :class:`GRU` and :class:`GRUCell`.
 """
 
-from . import architect, callbacks, interop, layers, losses, reference
+from . import architect, callbacks, export, interop, layers, losses, reference
 from .engines import engine_info
 from .mingru import MinGRU
 from .model import Sequential
@@ -15,5 +15,5 @@ from .saving import load
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "GRUCell", "MinGRU", "Sequential", "architect", "callbacks", "engine_info", "interop",
-           "layers", "load", "losses", "reference", "__version__"]
+__all__ = ["GRU", "GRUCell", "MinGRU", "Sequential", "architect", "callbacks", "engine_info", "export",
+           "interop", "layers", "load", "losses", "reference", "__version__"]
