@@ -5,6 +5,9 @@ autograd. ``"cpu"`` is the fused compiled engine; it is built by the install
 step, never at import. ``"auto"`` picks the fastest engine that supports the
 call. When the compiled engine is missing (not built at install), a call under
 "auto" or "cpu" warns once and runs on the reference engine.
+
+The compiled extension is loaded when this module is imported (never built then),
+so that choosing an engine is plain Python that torch.compile traces without a break.
 """
 
 from __future__ import annotations
@@ -21,19 +24,15 @@ ENGINES = ("auto", "reference", "cpu")
 
 _compiled: Optional[Any] = None
 _compiled_error: Optional[str] = None
-_loaded = False
+try:
+    _compiled = importlib.import_module("grukit._C")  # registers the ops under torch.ops.grukit
+except ImportError as exc:  # not built: the reference engine runs instead
+    _compiled_error = str(exc)
 _warned = False
 
 
 def compiled_cpu() -> Optional[Any]:
     """The compiled CPU extension module, or None when it was not built."""
-    global _compiled, _compiled_error, _loaded
-    if not _loaded:
-        _loaded = True
-        try:
-            _compiled = importlib.import_module("grukit._C")
-        except ImportError as exc:  # not built: the reference engine runs instead
-            _compiled, _compiled_error = None, str(exc)
     return _compiled
 
 
@@ -51,20 +50,20 @@ def resolve(engine: str, x: torch.Tensor) -> str:
     return "reference"
 
 
-def _function() -> Any:
-    from . import function  # imports only once the compiled extension is known to load
-
-    return function
+# the ops' Python side (fake implementations, autograd), only where they exist
+_fused: Optional[Any] = None
+if _compiled is not None:
+    from . import function as _fused
 
 
 def layer_fn(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The function that runs one layer-direction on the named engine."""
-    return _function().gru_layer if name == "cpu" else reference.gru_layer
+    return _fused.gru_layer if name == "cpu" else reference.gru_layer
 
 
 def stack_inference() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The compiled whole-stack inference call (cpu engine only)."""
-    return _function().gru_stack_inference
+    return _fused.gru_stack_inference
 
 
 def _warn_missing(why: str) -> None:

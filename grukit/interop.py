@@ -101,3 +101,8 @@ def to_keras(gru: GRU) -> list[np.ndarray]:
         else:
             out.append(_swap_zr(b_ih + b_hh, 0))
     return out
+
+
+from .keras_files import load_keras, save_keras  # noqa: E402  (Keras files build on the conversions above)
+
+__all__ = ["from_keras", "to_keras", "load_keras", "save_keras"]

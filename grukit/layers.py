@@ -188,7 +188,8 @@ class GRU(Layer):
     def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, reset_after: bool = True, engine: str = "auto",
-                 zoneout: float = 0.0, layer_norm: bool = False, _bidirectional: bool = False) -> None:
+                 zoneout: float = 0.0, layer_norm: bool = False, use_bias: bool = True,
+                 _bidirectional: bool = False) -> None:
         super().__init__()
         self.units = _checks.positive_int("units", units)
         self.return_sequences = _checks.boolean("return_sequences", return_sequences)
@@ -203,13 +204,15 @@ class GRU(Layer):
         self.layer_norm = _checks.boolean("layer_norm", layer_norm)
         if self.layer_norm and not self.reset_after:
             raise ValueError("layer_norm=True needs reset_after=True, got reset_after=False")
+        self.use_bias = _checks.boolean("use_bias", use_bias)
         self.bidirectional = bool(_bidirectional)
         self.state: Optional[Tensor] = None
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         if len(input_shape) != 3:
             raise ValueError(f"GRU input must be 3-D (batch, time, features), got shape {input_shape}")
-        self.gru = _GRUModule(input_shape[-1], self.units, batch_first=True, reset_after=self.reset_after,
+        self.gru = _GRUModule(input_shape[-1], self.units, bias=self.use_bias, batch_first=True,
+                              reset_after=self.reset_after,
                               bidirectional=self.bidirectional, engine=self.engine, zoneout=self.zoneout,
                               recurrent_dropout=self.recurrent_dropout, layer_norm=self.layer_norm)
         self.built = True
@@ -252,7 +255,7 @@ class GRU(Layer):
                 "stateful": self.stateful, "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout, "reset_after": self.reset_after,
                 "engine": self.engine, "zoneout": self.zoneout, "layer_norm": self.layer_norm,
-                "_bidirectional": self.bidirectional}
+                "use_bias": self.use_bias, "_bidirectional": self.bidirectional}
 
 
 class MinGRU(Layer):

@@ -95,8 +95,12 @@ class _FusedScan(torch.autograd.Function):
 
 
 def layer_fused(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
-    """One layer on the CPU engine: one matmul for every step's gates, then the fused scan."""
-    return _FusedScan.apply(F.linear(x, weight, bias), h0)
+    """One layer on the CPU engine: one matmul for every step's gates, then the fused scan
+    (under torch.compile, the op itself, whose autograd grukit.function registers)."""
+    gates = F.linear(x, weight, bias)
+    if torch.compiler.is_compiling():
+        return torch.ops.grukit.mingru_scan_forward(gates, h0)
+    return _FusedScan.apply(gates, h0)
 
 
 def layer_sequential(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:

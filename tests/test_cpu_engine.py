@@ -218,9 +218,11 @@ def test_raw_ops_accept_strided_inputs_and_refuse_other_devices():
     a = ops.gru_layer_forward(strided, h0, w_ih, w_hh, b_ih, b_hh, *opts)
     b = ops.gru_layer_forward(strided.contiguous(), h0, w_ih, w_hh, b_ih, b_hh, *opts)
     assert torch.equal(a[0], b[0])
-    with pytest.raises(NotImplementedError):  # no kernel registered for other devices
-        ops.gru_layer_forward(x.to("meta"), h0.to("meta"), w_ih.to("meta"), w_hh.to("meta"),
-                              None, None, None, None, None, None, None, None, True, False, False)
+    # meta tensors get the fake kernel (shapes only, for torch.compile); other devices no kernel
+    meta = ops.gru_layer_forward(x.to("meta"), h0.to("meta"), w_ih.to("meta"), w_hh.to("meta"),
+                                 None, None, None, None, None, None, None, None, True, False, True)
+    assert [tuple(t.shape) for t in meta[:4]] == [(4, 2, 5), (2, 5), (4, 2, 20), (4, 2, 5)]
+    assert all(t.device.type == "meta" for t in meta)
     with pytest.raises(ValueError, match="saved tensors"):
         ops.gru_layer_backward(torch.zeros(4, 2, 5), torch.zeros(2, 5), x, w_ih, w_hh,
                                torch.zeros(1), torch.zeros(1), None, None, None, None, [], True, True, False)

@@ -152,7 +152,6 @@ def test_conversions_refuse_wrong_types():
 def test_missing_compiled_engine_falls_back_with_one_warning(monkeypatch):
     from grukit import engines
 
-    monkeypatch.setattr(engines, "_loaded", True)
     monkeypatch.setattr(engines, "_compiled", None)
     monkeypatch.setattr(engines, "_warned", False)
     gru = gk.GRU(3, 4, engine="auto")

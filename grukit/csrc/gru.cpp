@@ -230,6 +230,7 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
         T* y_b = y_t + b * H;
         if (len && t >= len[b]) {  // past this row's end: state unchanged, output 0
           std::memset(y_b, 0, sizeof(T) * H);
+          if (save) std::memset(g_t + b * G, 0, sizeof(T) * G);  // saved outputs are never left unset
           if (ln_hh && save) {  // nothing normalised: zeros, so that the backward's sums skip it
             std::memset(xh_all + (t * B + b) * 3 * H, 0, sizeof(T) * 3 * H);
             rstd_all[t * B + b] = T(0);
@@ -425,6 +426,9 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
       auto finish_invalid = [&](int64_t b, int64_t a, int64_t nu) {  // past the row's end
         std::memcpy(nxt + b * H + a, cur + b * H + a, sizeof(float) * nu);
         std::memset(y_t + b * H + a, 0, sizeof(float) * nu);
+        if (save)  // saved outputs are never left unset; for False, r, z and s are already
+          for (int k = reset_after ? 0 : 2; k < (reset_after ? 4 : 3); ++k)  // set (others read s now)
+            std::memset(g_t + b * G + k * H + a, 0, sizeof(float) * nu);
       };
       for (int q = tid; q < slices; q += nthreads) {
         const int64_t a = j0[q], nu = j0[q + 1] - j0[q];

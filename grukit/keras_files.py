@@ -1,0 +1,324 @@
+"""Keras 3 model files: ``.keras`` (a zip of config.json and model.weights.h5) and
+``.weights.h5``, read into a grukit ``Sequential`` and written back.
+
+Read with h5py alone: Keras itself is not needed to load or save. Supported
+layers: InputLayer, Embedding, Masking, GRU, Bidirectional(GRU), Dense, Dropout.
+GRU weights are converted as in :mod:`grukit.interop` (gate blocks z, r, h <->
+r, z, n); a Keras file read and written back holds the same numbers, bit for bit.
+
+In a weights file each layer's variables sit under ``layers/<kind>`` numbered in
+layer order (gru, gru_1, dense, ...; ``.../cell/vars/0..2`` for a GRU,
+``forward_layer``/``backward_layer`` inside a Bidirectional), whatever the layers'
+own names, in ``.keras`` and ``.weights.h5`` files alike.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+
+from . import _checks
+from . import layers as L
+from .interop import _swap_zr
+from .model import Sequential
+
+PathLike = Union[str, Path]
+_KERAS_VERSION = "3.0.0"  # the file format written: Keras 3's
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("reading and writing Keras files needs h5py: pip install -e .[keras] "
+                          "(or pip install h5py)") from None
+    return h5py
+
+
+def _kind(layer: L.Layer) -> str:
+    return {L.GRU: "gru", L.Dense: "dense", L.Embedding: "embedding", L.Masking: "masking",
+            L.Dropout: "dropout", L.Bidirectional: "bidirectional", L.Input: "input_layer"}[type(layer)]
+
+
+def _auto_names(model: Sequential) -> list[str]:
+    """The names under which Keras 3 files keep each layer's variables: the layer kind,
+    numbered from the second of a kind on (gru, gru_1, dense, ...), whatever the
+    layers' own names in config.json."""
+    seen: dict[str, int] = {}
+    names = []
+    for layer in model.layers:
+        if type(layer) not in (L.GRU, L.Dense, L.Embedding, L.Masking, L.Dropout, L.Bidirectional, L.Input):
+            raise ValueError(f"{type(layer).__name__} has no Keras counterpart; Keras files hold InputLayer, "
+                             "Embedding, Masking, GRU, Bidirectional, Dense, Dropout")
+        kind = _kind(layer)
+        count = seen.get(kind, 0)
+        seen[kind] = count + 1
+        names.append(kind if count == 0 else f"{kind}_{count}")
+    return names
+
+
+# --------------------------------------------------------------- GRU weights
+
+def _gru_to_keras(gru: Any, direction: str) -> list[np.ndarray]:
+    """[kernel (I, 3H), recurrent_kernel (H, 3H), bias] of one direction of a gk.GRU."""
+    sfx = "_l0" + direction
+    p = {n: t.detach().cpu().numpy() for n, t in gru.named_parameters()}
+    out = [np.ascontiguousarray(_swap_zr(p["weight_ih" + sfx], 0).T),
+           np.ascontiguousarray(_swap_zr(p["weight_hh" + sfx], 0).T)]
+    if gru.bias:
+        b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
+        out.append(np.stack([_swap_zr(b_ih, 0), _swap_zr(b_hh, 0)]) if gru.reset_after
+                   else _swap_zr(b_ih + b_hh, 0))
+    return out
+
+
+def _gru_from_keras(gru: Any, direction: str, arrays: list[np.ndarray], where: str) -> None:
+    sfx = "_l0" + direction
+    H = gru.hidden_size
+    expect = [(gru.input_size, 3 * H), (H, 3 * H)]
+    if gru.bias:
+        expect.append((2, 3 * H) if gru.reset_after else (3 * H,))
+    got = [a.shape for a in arrays]
+    if got != expect:
+        raise ValueError(f"{where}: GRU variables must have shapes {expect}, got {got}")
+    state = {"weight_ih" + sfx: _swap_zr(arrays[0], 1).T, "weight_hh" + sfx: _swap_zr(arrays[1], 1).T}
+    if gru.bias:
+        bias = arrays[2]
+        if gru.reset_after:
+            state["bias_ih" + sfx], state["bias_hh" + sfx] = _swap_zr(bias[0], 0), _swap_zr(bias[1], 0)
+        else:  # Keras' one bias sits outside both matmuls: all of it on the input side
+            state["bias_ih" + sfx], state["bias_hh" + sfx] = _swap_zr(bias, 0), np.zeros_like(bias)
+    params = dict(gru.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+
+# ------------------------------------------------------------- weights (h5)
+
+def _layer_vars(layer: L.Layer) -> dict[str, list[np.ndarray]]:
+    """A layer's Keras variables: {path below layers/<name>: [arrays]}."""
+    if isinstance(layer, L.GRU):
+        return {"cell/vars": _gru_to_keras(layer.gru, "")}
+    if isinstance(layer, L.Bidirectional):
+        gru = layer.layer.gru
+        return {"forward_layer/cell/vars": _gru_to_keras(gru, ""),
+                "backward_layer/cell/vars": _gru_to_keras(gru, "_reverse")}
+    if isinstance(layer, L.Dense):
+        lin = layer.linear
+        arrays = [lin.weight.detach().numpy().T.copy()]
+        return {"vars": arrays + ([lin.bias.detach().numpy().copy()] if lin.bias is not None else [])}
+    if isinstance(layer, L.Embedding):
+        return {"vars": [layer.embedding.weight.detach().numpy().copy()]}
+    return {}
+
+
+def _read_group(group: Any, path: str, where: str) -> list[np.ndarray]:
+    if path not in group:
+        raise ValueError(f"{where}: the file has no variables at {group.name}/{path}")
+    vars_ = group[path]
+    return [np.asarray(vars_[str(i)]) for i in range(len(vars_))]
+
+
+def _set_layer_vars(layer: L.Layer, group: Any, where: str) -> None:
+    if isinstance(layer, L.GRU):
+        _gru_from_keras(layer.gru, "", _read_group(group, "cell/vars", where), where)
+    elif isinstance(layer, L.Bidirectional):
+        gru = layer.layer.gru
+        _gru_from_keras(gru, "", _read_group(group, "forward_layer/cell/vars", where), where + " forward")
+        _gru_from_keras(gru, "_reverse", _read_group(group, "backward_layer/cell/vars", where),
+                        where + " backward")
+    elif isinstance(layer, (L.Dense, L.Embedding)):
+        arrays = _read_group(group, "vars", where)
+        params = list(layer.parameters())
+        values = [arrays[0].T] + arrays[1:] if isinstance(layer, L.Dense) else arrays
+        if [tuple(p.shape) for p in params] != [v.shape for v in values]:
+            raise ValueError(f"{where}: variables of shapes {[a.shape for a in arrays]} do not fit "
+                             f"{type(layer).__name__} parameters {[tuple(p.shape) for p in params]}")
+        with torch.no_grad():
+            for p, v in zip(params, values, strict=True):
+                p.copy_(torch.from_numpy(np.ascontiguousarray(v)))
+
+
+def _write_weights(model: Sequential, names: list[str], target: Any) -> None:
+    h5py = _h5py()
+    with h5py.File(target, "w") as f:
+        top = f.create_group("layers")
+        for layer, name in zip(model.layers, names, strict=True):
+            if isinstance(layer, L.Input):
+                continue
+            group = top.create_group(name)
+            group.create_group("vars").attrs["name"] = name
+            for path, arrays in _layer_vars(layer).items():
+                sub = group.require_group(path)
+                for i, a in enumerate(arrays):
+                    sub.create_dataset(str(i), data=a)
+        f.create_group("vars").attrs["name"] = "sequential"
+
+
+def _read_weights(model: Sequential, names: list[str], source: Any) -> None:
+    h5py = _h5py()
+    with h5py.File(source, "r") as f:
+        if "layers" not in f:
+            raise ValueError("the file holds no Keras layer weights (no 'layers' group)")
+        for i, (layer, name) in enumerate(zip(model.layers, names, strict=True)):
+            if not _layer_vars(layer):
+                continue
+            if name not in f["layers"]:
+                raise ValueError(f"layer {i} ({type(layer).__name__}) is {name!r} in a Keras file, but "
+                                 f"the file has no such layer; it has {sorted(f['layers'])}")
+            _set_layer_vars(layer, f["layers"][name], f"layer {i} ({name})")
+
+
+# ------------------------------------------------------------- config.json
+
+def _layer_from_keras(entry: dict) -> Optional[L.Layer]:
+    cls, cfg = entry.get("class_name"), entry.get("config", {})
+    if cls == "InputLayer":
+        shape = cfg.get("batch_shape") or [None, *cfg.get("shape", [])]
+        return L.Input(tuple(shape[1:]), dtype=cfg.get("dtype", "float32") if isinstance(
+            cfg.get("dtype"), str) else "float32")
+    if cls == "Embedding":
+        return L.Embedding(cfg["input_dim"], cfg["output_dim"], mask_zero=cfg.get("mask_zero", False))
+    if cls == "Masking":
+        return L.Masking(cfg.get("mask_value", 0.0))
+    if cls == "Dropout":
+        return L.Dropout(cfg.get("rate", 0.0))
+    if cls == "Dense":
+        activation = cfg.get("activation", "linear")
+        if activation not in L.ACTIVATIONS:
+            raise ValueError(f"Dense activation {activation!r} has no grukit counterpart; known: "
+                             f"{sorted(str(a) for a in L.ACTIVATIONS)}")
+        return L.Dense(cfg["units"], activation=activation, use_bias=cfg.get("use_bias", True))
+    if cls == "GRU":
+        for key, want in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
+            if cfg.get(key, want) != want:
+                raise ValueError(f"GRU {key} must be {want!r}, got {cfg[key]!r}")
+        return L.GRU(cfg["units"], return_sequences=cfg.get("return_sequences", False),
+                     return_state=cfg.get("return_state", False), go_backwards=cfg.get("go_backwards", False),
+                     stateful=cfg.get("stateful", False), dropout=cfg.get("dropout", 0.0),
+                     recurrent_dropout=cfg.get("recurrent_dropout", 0.0),
+                     reset_after=cfg.get("reset_after", True), use_bias=cfg.get("use_bias", True))
+    if cls == "Bidirectional":
+        inner = _layer_from_keras(cfg["layer"])
+        if not isinstance(inner, L.GRU):
+            raise ValueError(f"Bidirectional must wrap a GRU, got {cfg['layer'].get('class_name')!r}")
+        return L.Bidirectional(inner, merge_mode=cfg.get("merge_mode", "concat"))
+    raise ValueError(f"Keras layer {cls!r} has no grukit counterpart; supported: InputLayer, Embedding, "
+                     "Masking, GRU, Bidirectional, Dense, Dropout")
+
+
+def _layer_to_keras(layer: L.Layer, name: str) -> dict:
+    def entry(cls: str, cfg: dict) -> dict:
+        return {"module": "keras.layers", "class_name": cls, "config": {"name": name, "trainable": True,
+                "dtype": "float32", **cfg}, "registered_name": None}
+
+    if isinstance(layer, L.Input):
+        dtype = "int32" if layer.dtype.startswith("int") else "float32"
+        return {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                "config": {"batch_shape": [None, *layer.shape], "dtype": dtype, "name": name}}
+    if isinstance(layer, L.Embedding):
+        return entry("Embedding", {"input_dim": layer.input_dim, "output_dim": layer.output_dim,
+                                   "mask_zero": layer.mask_zero})
+    if isinstance(layer, L.Masking):
+        return entry("Masking", {"mask_value": layer.mask_value})
+    if isinstance(layer, L.Dropout):
+        return entry("Dropout", {"rate": layer.rate})
+    if isinstance(layer, L.Dense):
+        return entry("Dense", {"units": layer.units, "activation": layer.activation or "linear",
+                               "use_bias": layer.use_bias})
+    if isinstance(layer, L.GRU):
+        if layer.zoneout or layer.layer_norm:
+            raise ValueError(f"layer {name!r} uses zoneout or layer_norm, which Keras' GRU does not have")
+        return entry("GRU", {"units": layer.units, "return_sequences": layer.return_sequences,
+                             "return_state": layer.return_state, "go_backwards": layer.go_backwards,
+                             "stateful": layer.stateful, "dropout": layer.dropout,
+                             "recurrent_dropout": layer.recurrent_dropout, "reset_after": layer.reset_after,
+                             "use_bias": layer.use_bias, "activation": "tanh",
+                             "recurrent_activation": "sigmoid"})
+    if isinstance(layer, L.Bidirectional):  # its inner GRU's settings are Keras' forward layer's
+        return entry("Bidirectional", {"merge_mode": layer.merge_mode,
+                                       "layer": _layer_to_keras(layer.layer, "forward_" + name)})
+    raise ValueError(f"{type(layer).__name__} has no Keras counterpart")
+
+
+# ------------------------------------------------------------------ public
+
+def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Sequential:
+    """A grukit Sequential from a Keras 3 ``.keras`` file (architecture and weights), or
+    the weights of a ``.weights.h5`` file loaded into ``model`` (built, same layers)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no Keras file at {str(path)!r}")
+    if path.name.endswith(".weights.h5"):
+        if not isinstance(model, Sequential):
+            raise TypeError("model must be a built grukit.Sequential to load a .weights.h5 file into "
+                            f"(it holds weights, not layers), got {_checks.describe(model)}")
+        if model.input_spec is None:
+            raise ValueError("model must be built before loading weights: call it on data or start it "
+                             "with layers.Input(shape)")
+        _read_weights(model, _auto_names(model), path)
+        return model
+    if path.suffix != ".keras":
+        raise ValueError(f"path must end in .keras or .weights.h5, got {path.name!r}")
+    if model is not None:
+        raise ValueError("model must be None for a .keras file: the file holds the architecture")
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+            weights = z.read("model.weights.h5")
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path.name} is not a readable .keras file: {exc}") from None
+    if config.get("class_name") != "Sequential":
+        raise ValueError(f"only Sequential Keras models can be read, got {config.get('class_name')!r}")
+    entries = config["config"]["layers"]
+    layers = [_layer_from_keras(e) for e in entries]
+    if not isinstance(layers[0], L.Input):
+        shape = (config.get("build_config") or {}).get("input_shape")
+        if shape is None:
+            raise ValueError("the Keras model was never built (no input shape); build it before saving")
+        layers.insert(0, L.Input(tuple(shape[1:])))
+    model = Sequential(layers)
+    _read_weights(model, _auto_names(model), io.BytesIO(weights))
+    return model
+
+
+def save_keras(model: Sequential, path: PathLike) -> Path:
+    """Write ``model`` as a Keras 3 ``.keras`` file (loadable by ``keras.models.load_model``)
+    or its weights as ``.weights.h5`` (for ``keras_model.load_weights``). Atomic."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a grukit.Sequential, got {_checks.describe(model)}")
+    if model.input_spec is None:
+        raise ValueError("model must be built before saving: call it on data or start it with "
+                         "layers.Input(shape)")
+    path = Path(path)
+    names = _auto_names(model)
+    if not (path.suffix == ".keras" or path.name.endswith(".weights.h5")):
+        raise ValueError(f"path must end in .keras or .weights.h5, got {path.name!r}")
+    buffer = io.BytesIO()
+    _write_weights(model, names, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix == ".keras":
+        layers = [_layer_to_keras(layer, name) for layer, name in zip(model.layers, names, strict=True)]
+        if not isinstance(model.layers[0], L.Input):
+            shape, dtype = model.input_spec
+            layers.insert(0, _layer_to_keras(L.Input(tuple([None] + shape[1:]), dtype=dtype), "input_layer"))
+        config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
+                  "config": {"name": "sequential", "trainable": True, "dtype": "float32", "layers": layers}}
+        meta = {"keras_version": _KERAS_VERSION, "date_saved": "", "producer": "grukit"}
+        with zipfile.ZipFile(tmp, "w") as z:
+            z.writestr("metadata.json", json.dumps(meta))
+            z.writestr("config.json", json.dumps(config))
+            z.writestr("model.weights.h5", buffer.getvalue())
+    else:
+        tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+    return path
+

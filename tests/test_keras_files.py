@@ -1,0 +1,124 @@
+"""Keras 3 files (.keras, .weights.h5) read into grukit and written back: a real Keras
+model built and saved here, the same predictions, and the same numbers bit for bit."""
+
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import grukit as gk
+from grukit import layers as gl
+
+keras = pytest.importorskip("keras")  # a dev dependency: installed by `make test`
+
+
+def _random_weights(model, seed):
+    rng = np.random.default_rng(seed)  # Keras starts biases at 0: random ones test them
+    for w in model.weights:
+        w.assign(rng.normal(0, 0.5, size=w.shape).astype("float32"))
+
+
+def _keras_model(reset_after=True, merge_mode="concat"):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((None, 3)),
+        keras.layers.Masking(0.0),
+        keras.layers.GRU(4, return_sequences=True, reset_after=reset_after),
+        keras.layers.Bidirectional(keras.layers.GRU(5, reset_after=not reset_after), merge_mode=merge_mode),
+        keras.layers.Dropout(0.2),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    _random_weights(model, 1)
+    return model
+
+
+def _data():
+    x = np.random.default_rng(2).normal(size=(4, 7, 3)).astype("float32")
+    x[0, 5:] = 0  # padding the Masking layer skips
+    return x
+
+
+def _same_weights(a, b):
+    assert len(a.weights) == len(b.weights)
+    for wa, wb in zip(a.weights, b.weights, strict=True):
+        assert np.array_equal(np.asarray(wa), np.asarray(wb)), (wa.path, wb.path)
+
+
+@pytest.mark.parametrize("reset_after,merge_mode", [(True, "concat"), (False, "sum")])
+def test_keras_file_round_trip_is_exact(tmp_path, reset_after, merge_mode):
+    original = _keras_model(reset_after, merge_mode)
+    original.save(tmp_path / "original.keras")
+    ours = gk.interop.load_keras(tmp_path / "original.keras")
+    x = _data()
+    want = np.asarray(original.predict(x, verbose=0))
+    np.testing.assert_allclose(ours.predict(x), want, rtol=0, atol=1e-5)
+    assert [type(layer).__name__ for layer in ours.layers] == ["Input", "Masking", "GRU", "Bidirectional",
+                                                               "Dropout", "Dense"]
+    gk.interop.save_keras(ours, tmp_path / "back.keras")
+    again = keras.models.load_model(tmp_path / "back.keras")
+    _same_weights(again, original)  # bit for bit
+    np.testing.assert_array_equal(np.asarray(again.predict(x, verbose=0)), want)
+
+
+def test_weights_file_round_trip_is_exact(tmp_path):
+    original = _keras_model()
+    original.save_weights(tmp_path / "original.weights.h5")
+    ours = gk.Sequential([gl.Input((None, 3)), gl.Masking(0.0), gl.GRU(4, return_sequences=True),
+                          gl.Bidirectional(gl.GRU(5, reset_after=False)), gl.Dropout(0.2),
+                          gl.Dense(2, activation="softmax")])
+    gk.interop.load_keras(tmp_path / "original.weights.h5", model=ours)
+    x = _data()
+    np.testing.assert_allclose(ours.predict(x), np.asarray(original.predict(x, verbose=0)), rtol=0, atol=1e-5)
+    gk.interop.save_keras(ours, tmp_path / "back.weights.h5")
+    fresh = _keras_model()
+    _random_weights(fresh, 99)
+    fresh.load_weights(tmp_path / "back.weights.h5")
+    _same_weights(fresh, original)
+
+
+def test_a_grukit_model_becomes_a_keras_model(tmp_path):
+    torch.manual_seed(0)
+    ids = np.random.default_rng(3).integers(0, 20, size=(5, 8))
+    ids[0, :3] = 0
+    ours = gk.Sequential([gl.Embedding(20, 4, mask_zero=True), gl.GRU(6, use_bias=False),
+                          gl.Dense(3, activation="relu"), gl.Dense(1, activation="sigmoid")])
+    ours.compile("adam", "binary_crossentropy")
+    ours.fit(ids, (ids[:, -1:] > 10).astype("float32"), epochs=2, verbose=0)
+    path = gk.interop.save_keras(ours, tmp_path / "ours.keras")
+    assert set(zipfile.ZipFile(path).namelist()) == {"metadata.json", "config.json", "model.weights.h5"}
+    theirs = keras.models.load_model(path)
+    np.testing.assert_allclose(np.asarray(theirs.predict(ids, verbose=0)), ours.predict(ids),
+                               rtol=0, atol=1e-5)
+    back = gk.interop.load_keras(path)
+    for a, b in zip(back.parameters(), ours.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_bad_files_and_models_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        gk.interop.load_keras(tmp_path / "missing.keras")
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable .keras file"):
+        gk.interop.load_keras(tmp_path / "junk.keras")
+    (tmp_path / "model.bin").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"\.keras or \.weights\.h5"):
+        gk.interop.load_keras(tmp_path / "model.bin")
+    keras.utils.set_random_seed(0)
+    lstm = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(4)])
+    lstm.save(tmp_path / "lstm.keras")
+    with pytest.raises(ValueError, match="'LSTM' has no grukit counterpart"):
+        gk.interop.load_keras(tmp_path / "lstm.keras")
+    original = _keras_model()
+    original.save_weights(tmp_path / "w.weights.h5")
+    with pytest.raises(TypeError, match="built grukit.Sequential"):
+        gk.interop.load_keras(tmp_path / "w.weights.h5")
+    wrong = gk.Sequential([gl.Input((None, 3)), gl.Masking(0.0), gl.GRU(7, return_sequences=True),
+                           gl.Bidirectional(gl.GRU(5, reset_after=False)), gl.Dense(2)])
+    with pytest.raises(ValueError, match="shapes"):
+        gk.interop.load_keras(tmp_path / "w.weights.h5", model=wrong)
+    with pytest.raises(ValueError, match="no Keras counterpart"):
+        gk.interop.save_keras(gk.Sequential([gl.Input((None, 3)), gl.MinGRU(4)]), tmp_path / "m.keras")
+    with pytest.raises(ValueError, match="zoneout or layer_norm"):
+        gk.interop.save_keras(gk.Sequential([gl.Input((None, 3)), gl.GRU(4, zoneout=0.1)]),
+                              tmp_path / "z.keras")
