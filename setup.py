@@ -20,7 +20,8 @@ if os.environ.get("GRUKIT_NO_EXTENSION") != "1":
               "compiled CPU engine (use pip install --no-build-isolation)", file=sys.stderr)
     else:
         flags = ["-O3", "-march=native", "-fopenmp", "-std=c++20"]
-        ext_modules = [CppExtension("grukit._C", ["grukit/csrc/gru.cpp", "grukit/csrc/mingru.cpp"],
+        ext_modules = [CppExtension("grukit._C", ["grukit/csrc/gru.cpp", "grukit/csrc/mingru.cpp",
+                                                        "grukit/csrc/int8.cpp"],
                                     extra_compile_args=flags, extra_link_args=["-fopenmp"])]
         cmdclass = {"build_ext": BuildExtension.with_options(use_ninja=True)}
 

@@ -11,9 +11,10 @@ from .engines import engine_info
 from .mingru import MinGRU
 from .model import Sequential
 from .modules import GRU, GRUCell
+from .quantize import QuantizedGRU, quantize
 from .saving import load
 
 __version__ = "0.1.0"
 
 __all__ = ["GRU", "GRUCell", "MinGRU", "Sequential", "architect", "callbacks", "engine_info", "export",
-           "interop", "layers", "load", "losses", "reference", "__version__"]
+           "interop", "layers", "load", "losses", "quantize", "QuantizedGRU", "reference", "__version__"]

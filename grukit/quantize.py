@@ -1,0 +1,154 @@
+"""Quantised inference: ``gk.quantize(model)`` (int8 weights) and ``dtype=torch.bfloat16``.
+
+int8: every ``gk.GRU`` inside ``model`` becomes a :class:`QuantizedGRU`: its input
+and recurrent weights are rounded to int8 per output row, w ~ scale[row] * q with
+scale = max|w[row]| / 127, and it runs on the fused CPU engine's int8 kernels
+(csrc/int8.cpp: activations quantised per row to int16 on the fly, exact int32
+sums over blocks of 512, float32 across blocks). Biases stay float32. Inference only.
+
+bfloat16: the model's weights are cast to bfloat16 and every GRU computes in
+bfloat16 on the reference engine (PyTorch's CPU matmuls accumulate bfloat16
+products in float32); Sequential models take float32 inputs and return float32.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from . import _checks, engines, reference
+from .modules import GRU
+
+
+def quantize_rows(w: Tensor) -> tuple[Tensor, Tensor]:
+    """int8 q and float32 scale (per row) with w ~ scale[:, None] * q."""
+    w = w.detach().float()
+    scale = w.abs().amax(dim=1) / 127.0
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(w / safe[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q, scale
+
+
+class QuantizedGRU(GRU):
+    """An inference-only copy of a ``gk.GRU`` with int8 weights (see module docs).
+
+    Takes and returns what the GRU did (float32; batch_first, h0, lengths,
+    PackedSequence, unbatched). Buffers per layer-direction: ``weight_ih_l{k}_int8``,
+    ``weight_ih_l{k}_scale`` and the same for ``hh``, and the float32 biases.
+    """
+
+    def __init__(self, gru: GRU) -> None:
+        if not isinstance(gru, GRU) or isinstance(gru, QuantizedGRU):
+            raise TypeError(f"gru must be a float grukit.GRU, got {_checks.describe(gru)}")
+        if gru.zoneout or gru.layer_norm:
+            raise ValueError("int8 quantisation covers the plain GRU; this one has "
+                             f"zoneout={gru.zoneout}, layer_norm={gru.layer_norm}")
+        if gru.weight_ih_l0.device.type != "cpu":
+            raise ValueError(f"int8 inference runs on the CPU; the GRU is on {gru.weight_ih_l0.device}")
+        if engines.compiled_cpu() is None:
+            raise RuntimeError("int8 inference needs grukit's compiled CPU engine, which is not built "
+                               "(pip install --no-build-isolation -e .)")
+        nn.Module.__init__(self)
+        for name in ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+                     "bidirectional", "reset_after"):
+            setattr(self, name, getattr(gru, name))
+        self.engine, self.zoneout, self.recurrent_dropout, self.layer_norm = "cpu", 0.0, 0.0, False
+        self.last_engine: Optional[str] = None
+        self._weight_names, self._norm_names = [], []
+        self.register_buffer("_probe", torch.empty(0), persistent=False)  # dtype and device of inputs
+        self._layers: list[tuple[str, ...]] = []
+        for names in gru._weight_names:
+            stored = []
+            for name in names:
+                value = getattr(gru, name).detach()
+                if name.startswith("weight"):
+                    q, scale = quantize_rows(value)
+                    self.register_buffer(name + "_int8", q)
+                    self.register_buffer(name + "_scale", scale)
+                    stored += [name + "_int8", name + "_scale"]
+                else:
+                    self.register_buffer(name, value.float().clone())
+                    stored.append(name)
+            self._layers.append(tuple(stored))
+        self.train(False)
+
+    def train(self, mode: bool = True) -> "QuantizedGRU":
+        if mode:
+            raise ValueError("a QuantizedGRU runs inference only: train the float model, then quantize it")
+        return super().train(False)
+
+    def _like(self) -> Tensor:
+        return self._probe
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", int8"
+
+    def _run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor],
+             resets: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        if resets is not None:
+            raise ValueError("resets are not supported by the int8 GRU; pass resets=None")
+        D = 2 if self.bidirectional else 1
+        if h0 is None:
+            h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
+        self.__dict__["last_engine"] = "cpu-int8"
+        b = self._buffers
+        weights = [tuple(b[n] for n in names) for names in self._layers]
+        lengths = None if lens is None else lens.to("cpu", torch.int64)
+        with torch.no_grad():
+            if len(weights) == 1:  # one layer, one direction: the op alone (streaming calls are short)
+                y, h_n = _int8_layer(x.detach(), h0[0].detach(), weights[0], self.reset_after, lengths)
+                return y, h_n.unsqueeze(0)
+            return reference.gru(x.detach(), h0.detach(), weights, self.num_layers, self.bidirectional,
+                                 reset_after=self.reset_after, lengths=lengths, layer=_int8_layer)
+
+
+def _int8_layer(x: Tensor, h0: Tensor, weights: tuple, reset_after: bool = True,
+                lengths: Optional[Tensor] = None, reverse: bool = False) -> tuple[Tensor, Tensor]:
+    wq_ih, s_ih, wq_hh, s_hh, *biases = weights
+    b_ih, b_hh = biases if biases else (None, None)
+    y, h_n = torch.ops.grukit.gru_layer_forward_int8(x, h0, wq_ih, s_ih, wq_hh, s_hh, b_ih, b_hh, lengths,
+                                                      reset_after, reverse)
+    return y, h_n
+
+
+def quantize(model: nn.Module, dtype: Any = torch.qint8) -> nn.Module:
+    """A quantised copy of ``model`` for inference (the original is left as it is).
+
+    ``dtype=torch.qint8`` (or ``"int8"``): every gk.GRU inside becomes a QuantizedGRU.
+    ``dtype=torch.bfloat16`` (or ``"bf16"``): weights and activations in bfloat16.
+
+    Example::
+
+        >>> import torch, grukit as gk
+        >>> gru = gk.GRU(8, 16, batch_first=True)
+        >>> q = gk.quantize(gru)
+        >>> x = torch.randn(2, 5, 8)
+        >>> bool((q(x)[0] - gru(x)[0]).abs().max() < 0.02)
+        True
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {_checks.describe(model)}")
+    kinds = {torch.qint8: "int8", "int8": "int8", torch.bfloat16: "bf16", "bf16": "bf16", "bfloat16": "bf16"}
+    if dtype not in kinds:
+        raise ValueError(f"dtype must be torch.qint8 ('int8') or torch.bfloat16 ('bf16'), got {dtype!r}")
+    out = copy.deepcopy(model).eval()
+    if kinds[dtype] == "bf16":
+        out = out.to(torch.bfloat16)
+        for m in out.modules():
+            if isinstance(m, GRU):
+                m.engine = "reference"  # the fused engine runs float32 and float64
+        return out
+    if isinstance(out, GRU):
+        return QuantizedGRU(out)
+    found = False
+    for parent in list(out.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, GRU) and not isinstance(child, QuantizedGRU):
+                setattr(parent, name, QuantizedGRU(child))
+                found = True
+    if not found:
+        raise ValueError(f"model holds no grukit.GRU to quantize ({type(model).__name__})")
+    return out

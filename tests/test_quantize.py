@@ -1,0 +1,120 @@
+"""gk.quantize: int8 weights per output row on the fused CPU engine, and bfloat16.
+
+The int8 engine must compute the GRU whose weights are the dequantised int8 ones
+(scale * q), up to its 16-bit activations: that is checked tightly, while the
+distance to the float model (the rounding of the weights) is only bounded."""
+
+import numpy as np
+import pytest
+import torch
+
+import grukit as gk
+from grukit import engines
+from grukit import layers as L
+from grukit.quantize import QuantizedGRU, quantize_rows
+
+pytestmark = pytest.mark.skipif(engines.compiled_cpu() is None, reason="the CPU engine is not built")
+
+
+def test_rows_quantise_to_int8_with_one_scale_each():
+    w = torch.randn(12, 7) * torch.arange(1, 13)[:, None]
+    q, scale = quantize_rows(w)
+    assert q.dtype == torch.int8 and scale.shape == (12,)
+    assert int(q.abs().max(dim=1).values.min()) == 127  # every row uses the full range
+    assert torch.all((q.float() * scale[:, None] - w).abs() <= scale[:, None] / 2 + 1e-6)
+    zero_q, zero_s = quantize_rows(torch.zeros(2, 3))
+    assert torch.equal(zero_q, torch.zeros(2, 3, dtype=torch.int8)) and torch.equal(zero_s, torch.zeros(2))
+
+
+def _dequantised(q: QuantizedGRU, like: gk.GRU) -> gk.GRU:
+    out = gk.GRU(like.input_size, like.hidden_size, like.num_layers, like.bias, like.batch_first,
+                 bidirectional=like.bidirectional, reset_after=like.reset_after)
+    state = {}
+    for name in like.state_dict():
+        if name.startswith("weight"):
+            state[name] = q.get_buffer(name + "_int8").float() * q.get_buffer(name + "_scale")[:, None]
+        else:
+            state[name] = q.get_buffer(name)
+    out.load_state_dict(state)
+    return out.eval()
+
+
+@pytest.mark.parametrize(
+    "I,H,options,T,B",
+    [
+        (16, 32, {}, 20, 3),                                       # matmul projection (T*B >= 16)
+        (16, 32, {}, 3, 2),                                        # int8 projection (few rows)
+        (5, 13, {"reset_after": False}, 9, 4),                     # odd sizes: every tail path
+        (600, 24, {"num_layers": 2, "bidirectional": True}, 4, 3),  # K > 512: block sums
+        (8, 64, {"reset_after": False, "bias": False, "bidirectional": True}, 30, 1),
+    ],
+)
+def test_int8_engine_computes_the_dequantised_gru(I, H, options, T, B):
+    torch.manual_seed(0)
+    gru = gk.GRU(I, H, **options).eval()
+    q = gk.quantize(gru)
+    x = torch.randn(T, B, I)
+    D = 2 if gru.bidirectional else 1
+    h0 = torch.randn(gru.num_layers * D, B, H) * 0.5
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0] = T
+    with torch.no_grad():
+        got, got_h = q(x, h0, lengths)
+        want, want_h = _dequantised(q, gru)(x, h0, lengths)
+        float_y, _ = gru(x, h0, lengths)
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-4)
+    torch.testing.assert_close(got_h, want_h, rtol=0, atol=2e-4)
+    assert (got - float_y).abs().max() < 0.05  # the weights' rounding
+    assert q.last_engine == "cpu-int8"
+
+
+def test_quantized_gru_keeps_the_gru_interface():
+    torch.manual_seed(1)
+    gru = gk.GRU(6, 10, batch_first=True).eval()
+    q = gk.quantize(gru)
+    x = torch.randn(3, 8, 6)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor([8, 5, 2]), batch_first=True,
+                                                     enforce_sorted=False)
+    with torch.no_grad():
+        y, _ = q(packed)
+        want, _ = gru(packed)
+    unpack = torch.nn.utils.rnn.pad_packed_sequence
+    torch.testing.assert_close(unpack(y, batch_first=True)[0], unpack(want, batch_first=True)[0],
+                               atol=0.05, rtol=0)
+    unbatched, _ = q(x[0])
+    assert unbatched.shape == (8, 10)
+    assert sum(b.numel() for n, b in q.named_buffers() if n.endswith("_int8")) == 3 * 10 * (6 + 10)
+    assert all(b.dtype == torch.int8 for n, b in q.named_buffers() if n.endswith("_int8"))
+    assert "int8" in repr(q)
+    with pytest.raises(ValueError, match="inference only"):
+        q.train()
+    with pytest.raises(ValueError, match="resets"):
+        q(x, resets=torch.zeros(3, 8, dtype=torch.bool).T)
+    with pytest.raises(TypeError, match="float32"):
+        q(x.double())
+
+
+def test_quantize_models_and_bad_arguments():
+    torch.manual_seed(2)
+    model = gk.Sequential([L.Input((None, 3)), L.Masking(0.0),
+                           L.Bidirectional(L.GRU(8, return_sequences=True)), L.GRU(6),
+                           L.Dense(2, activation="softmax")])
+    x = np.random.default_rng(0).normal(size=(5, 7, 3)).astype("float32")
+    x[1, 4:] = 0
+    want = model.predict(x)
+    int8, bf16 = gk.quantize(model), gk.quantize(model, torch.bfloat16)
+    assert sum(isinstance(m, QuantizedGRU) for m in int8.modules()) == 2
+    assert not any(isinstance(m, QuantizedGRU) for m in model.modules())  # the original is untouched
+    np.testing.assert_allclose(int8.predict(x), want, atol=0.02)
+    got = bf16.predict(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=0.03)
+    assert next(bf16.parameters()).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype must be"):
+        gk.quantize(model, torch.float16)
+    with pytest.raises(ValueError, match="holds no grukit.GRU"):
+        gk.quantize(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        gk.quantize("model")
+    with pytest.raises(ValueError, match="zoneout"):
+        gk.quantize(gk.GRU(3, 4, zoneout=0.1))
