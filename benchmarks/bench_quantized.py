@@ -58,7 +58,8 @@ def main(argv=None):
             runs = {"float32": sequence(fp32, x), "int8": sequence(int8, x)}
         t = timer.interleaved(runs)
         rows[name] = t
-        print(f"{name:>28}{t['float32'] * 1e3:>10.3f}{t['int8'] * 1e3:>10.3f}{t['float32'] / t['int8']:>7.2f}x")
+        ratio = t["float32"] / t["int8"]
+        print(f"{name:>28}{t['float32'] * 1e3:>10.3f}{t['int8'] * 1e3:>10.3f}{ratio:>7.2f}x")
     return rows
 
 

@@ -26,7 +26,7 @@
 namespace grukit {
 namespace {
 
-constexpr int64_t kMatmulRows = 16;  // from this many (t, b) rows on, the input projection is one matmul
+constexpr int64_t kMatmulBatch = 8;  // from this batch size on, the input projection is one float32 matmul
 constexpr int64_t kBlockK = 512;  // |xq| <= 32767, |wq| <= 127: int32 sums of 512 terms cannot overflow
 
 // q = round(a / scale) with scale = max|a| / 32767; returns the scale: 0 for a zero
@@ -179,8 +179,18 @@ struct Dims {
 
 inline int64_t step_time(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
 
-void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, const float* gi, const int8_t* wq,
-                       const float* sw, const float* b_hh, const int64_t* len, float* h, float* y) {
+// The input projection when the loop makes it: x quantised per row, with the int8
+// input weights; each thread projects onto its own units' rows, which only it reads.
+struct InputRows {
+  const int16_t* xq = nullptr;
+  const float* sx = nullptr;
+  const int8_t* wq = nullptr;
+  const float *sw = nullptr, *bias = nullptr;
+};
+
+void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, float* gi, const InputRows& in,
+                       const int8_t* wq, const float* sw, const float* b_hh, const int64_t* len, float* h,
+                       float* y) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   const int threads = at::in_parallel_region() ? 1 : at::get_num_threads();
   const int slices = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, H / 8)));
@@ -209,6 +219,11 @@ void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, const floa
 #endif
     std::vector<int16_t> aq(B * H);
     std::vector<float> sa(B), gh(B * 3 * H);
+    if (in.xq)  // one fork for the projection and the loop, each thread's weights in its cache
+      for (int q = tid; q < slices; q += nthreads)
+        for (int k = 0; k < 3; ++k)
+          qmatmul_rows(in.xq, in.sx, d.T * B, d.I, in.wq, in.sw, in.bias, k * H + j0[q], k * H + j0[q + 1], gi,
+                       3 * H, k * H + j0[q]);
     for (int64_t s = 0; s < d.T; ++s) {
       const int64_t t = step_time(s, d.T, reverse);
       const float* cur = buf[s % 2];
@@ -272,7 +287,7 @@ void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, const floa
 }  // namespace
 
 // y (T, B, H), h_n (B, H) from x (T, B, I) float32 and int8 weights with float32 row scales.
-std::vector<at::Tensor> gru_layer_forward_int8(const at::Tensor& x_, const at::Tensor& h0,
+std::vector<at::Tensor> gru_layer_forward_int8(const at::Tensor& x_, const std::optional<at::Tensor>& h0_,
                                                const at::Tensor& wq_ih_, const at::Tensor& s_ih_,
                                                const at::Tensor& wq_hh_, const at::Tensor& s_hh_,
                                                const std::optional<at::Tensor>& b_ih,
@@ -290,6 +305,7 @@ std::vector<at::Tensor> gru_layer_forward_int8(const at::Tensor& x_, const at::T
   for (const at::Tensor* s : {&s_ih_, &s_hh_})
     TORCH_CHECK_VALUE(s->scalar_type() == at::kFloat && s->dim() == 1 && s->size(0) == 3 * H,
                       "row scales must be float32 (3H,), got ", s->sizes());
+  const at::Tensor h0 = h0_ ? *h0_ : at::zeros({B, H}, x_.options());  // None: zeros
   TORCH_CHECK_VALUE(h0.scalar_type() == at::kFloat && h0.dim() == 2 && h0.size(0) == B && h0.size(1) == H,
                     "h0 must be float32 (B, H) = (", B, ", ", H, "), got ", h0.sizes());
   TORCH_CHECK_VALUE(b_ih.has_value() == b_hh.has_value(), "give both biases or neither");
@@ -306,28 +322,29 @@ std::vector<at::Tensor> gru_layer_forward_int8(const at::Tensor& x_, const at::T
   const at::Tensor s_ih = s_ih_.contiguous(), s_hh = s_hh_.contiguous();
   const at::Tensor bi = b_ih ? b_ih->contiguous() : at::Tensor(), bh = b_hh ? b_hh->contiguous() : at::Tensor();
   const at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
-  at::Tensor h = h0.contiguous().clone(), y = at::empty({T, B, H}, x.options());
+  at::Tensor h = h0_ ? h0.contiguous().clone() : h0, y = at::empty({T, B, H}, x.options());
   if (T == 0 || B == 0) return {y, h};
-  // The input projection of all steps. Many rows (a sequence): one float32 matmul with
-  // the weights dequantised (the same products, summed in float32; the matmul is bound
-  // by arithmetic, not by reading the weights). A few rows (streaming): int8 rows.
+  // The input projection of all steps. A batch of rows per step: one float32 matmul with
+  // the weights dequantised (the same products, summed in float32; a batched matmul is
+  // bound by arithmetic, where float32 is as fast). One row or a few per step: int8
+  // rows, faster there than MKL's float32 matmul of a thin (T, I) x (I, 3H) product.
   at::Tensor gi;
-  if (T * B >= kMatmulRows) {
+  InputRows in;
+  std::vector<int16_t> xq;
+  std::vector<float> sx;
+  if (B >= kMatmulBatch) {
     const at::Tensor w = wq_ih.to(at::kFloat).mul_(s_ih.unsqueeze(1));
     gi = b_ih ? at::addmm(bi, x.view({T * B, I}), w.t()) : at::mm(x.view({T * B, I}), w.t());
     gi = gi.view({T, B, 3 * H});
-  } else {
+  } else {  // int8 rows, projected inside the loop's parallel region
     gi = at::empty({T, B, 3 * H}, x.options());
-    std::vector<int16_t> xq(T * B * I);
-    std::vector<float> sx(T * B);
+    xq.resize(T * B * I);
+    sx.resize(T * B);
     const float* xp = x.data_ptr<float>();
     for (int64_t r = 0; r < T * B; ++r) sx[r] = quantize_row(xp + r * I, I, xq.data() + r * I);
-    at::parallel_for(0, 3 * H, 16, [&](int64_t n0, int64_t n1) {
-      qmatmul_rows(xq.data(), sx.data(), T * B, I, wq_ih.data_ptr<int8_t>(), s_ih.data_ptr<float>(),
-                   b_ih ? bi.data_ptr<float>() : nullptr, n0, n1, gi.data_ptr<float>(), 3 * H, n0);
-    });
+    in = {xq.data(), sx.data(), wq_ih.data_ptr<int8_t>(), s_ih.data_ptr<float>(), b_ih ? bi.data_ptr<float>() : nullptr};
   }
-  forward_loop_int8({T, B, I, H}, reset_after, reverse, gi.data_ptr<float>(), wq_hh.data_ptr<int8_t>(),
+  forward_loop_int8({T, B, I, H}, reset_after, reverse, gi.data_ptr<float>(), in, wq_hh.data_ptr<int8_t>(),
                     s_hh.data_ptr<float>(), b_hh ? bh.data_ptr<float>() : nullptr,
                     lengths ? len.data_ptr<int64_t>() : nullptr, h.data_ptr<float>(), y.data_ptr<float>());
   return {y, h};
@@ -337,7 +354,7 @@ std::vector<at::Tensor> gru_layer_forward_int8(const at::Tensor& x_, const at::T
 
 TORCH_LIBRARY_FRAGMENT(grukit, m) {
   m.def(
-      "gru_layer_forward_int8(Tensor x, Tensor h0, Tensor wq_ih, Tensor s_ih, Tensor wq_hh, Tensor s_hh, "
+      "gru_layer_forward_int8(Tensor x, Tensor? h0, Tensor wq_ih, Tensor s_ih, Tensor wq_hh, Tensor s_hh, "
       "Tensor? b_ih, Tensor? b_hh, Tensor? lengths, bool reset_after, bool reverse) -> Tensor[]");
 }
 
