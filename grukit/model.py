@@ -138,6 +138,7 @@ class Sequential(nn.Module):
         self.stop_training = False
         self.optimizer: Optional[torch.optim.Optimizer] = None
         self.input_spec: Optional[tuple[list[int], str]] = None  # one sample's shape, dtype
+        self.compute_dtype: Optional[torch.dtype] = None  # set by gk.quantize(model, torch.bfloat16)
         for layer in layers or []:
             self.add(layer)
 
@@ -157,14 +158,12 @@ class Sequential(nn.Module):
     # ------------------------------------------------------------------ calling
 
     def call_with_mask(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        # a model cast to another float dtype (gk.quantize(model, torch.bfloat16)) takes
-        # float32 inputs and returns float32 outputs, as Keras' mixed precision does
-        low = next((p.dtype for p in self.parameters() if p.dtype.is_floating_point), None) == torch.bfloat16
-        if low and x.dtype.is_floating_point:
-            x = x.to(torch.bfloat16)
+        low = self.compute_dtype  # float inputs in, float32 outputs out, as Keras' mixed precision
+        if low is not None and x.dtype.is_floating_point:
+            x = x.to(low)
         for layer in self.layers:
             x, mask = layer(x, mask)
-        return x.float() if low and x.dtype == torch.bfloat16 else x
+        return x.float() if low is not None and x.dtype == low else x
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         return self.call_with_mask(x, mask)

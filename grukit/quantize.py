@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _checks, engines, reference
+from .model import Sequential
 from .modules import GRU
 
 
@@ -144,6 +145,8 @@ def quantize(model: nn.Module, dtype: Any = torch.qint8) -> nn.Module:
         for m in out.modules():
             if isinstance(m, GRU):
                 m.engine = "reference"  # the fused engine runs float32 and float64
+            elif isinstance(m, Sequential):
+                m.compute_dtype = torch.bfloat16
         return out
     if isinstance(out, GRU):
         return QuantizedGRU(out)
