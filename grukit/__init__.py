@@ -13,8 +13,10 @@ from .model import Sequential
 from .modules import GRU, GRUCell
 from .quantize import QuantizedGRU, quantize
 from .saving import load
+from .seeding import set_seed
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "GRUCell", "MinGRU", "Sequential", "architect", "callbacks", "engine_info", "export",
-           "interop", "layers", "load", "losses", "quantize", "QuantizedGRU", "reference", "__version__"]
+__all__ = ["GRU", "GRUCell", "MinGRU", "QuantizedGRU", "Sequential", "architect", "callbacks",
+           "engine_info", "export", "interop", "layers", "load", "losses", "quantize", "reference", "set_seed",
+           "__version__"]
