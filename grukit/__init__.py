@@ -18,5 +18,5 @@ from .seeding import set_seed
 __version__ = "0.1.0"
 
 __all__ = ["GRU", "GRUCell", "MinGRU", "QuantizedGRU", "Sequential", "architect", "callbacks",
-           "engine_info", "export", "interop", "layers", "load", "losses", "quantize", "reference", "set_seed",
-           "__version__"]
+           "engine_info", "export", "interop", "layers", "load", "losses", "quantize", "reference",
+           "set_seed", "__version__"]
