@@ -237,10 +237,22 @@ class Sequential(nn.Module):
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1,
             verbose: Union[int, str] = "auto", callbacks: Optional[Sequence[cbks.Callback]] = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
-            initial_epoch: int = 0) -> cbks.History:
-        """Train for ``epochs`` passes over (x, y); returns a History (``.history``)."""
+            initial_epoch: int = 0, tbptt: Optional[int] = None) -> cbks.History:
+        """Train for ``epochs`` passes over (x, y); returns a History (``.history``).
+
+        ``tbptt=k``: truncated backpropagation through time for long streams. Each
+        batch (B, T, F) with per-step targets (B, T, ...) is cut into windows of k steps,
+        an optimizer step per window; the model's stateful GRU layers carry their state
+        from one window to the next (gradients stop at window edges) and start each
+        batch from zeros. Needs a stateful GRU layer and per-step targets.
+        """
         self._require_compiled("fit")
         batch_size = _checks.positive_int("batch_size", batch_size)
+        if tbptt is not None:
+            tbptt = _checks.positive_int("tbptt", tbptt)
+            if not any(getattr(layer, "stateful", False) for layer in self.modules()):
+                raise ValueError("tbptt needs a stateful GRU layer (layers.GRU(units, stateful=True, "
+                                 "return_sequences=True)) to carry the state from one window to the next")
         epochs = _checks.positive_int("epochs", epochs)
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
@@ -288,14 +300,24 @@ class Sequential(nn.Module):
             for step, (xb, yb) in enumerate(train):
                 for cb in cb_list:
                     cb.on_train_batch_begin(step)
-                optimizer.zero_grad(set_to_none=True)
-                pred = self.call_with_mask(xb)
-                loss = self.loss_fn(yb, pred)
-                loss.backward()
-                optimizer.step()
-                n = xb.shape[0]
-                seen += n
-                self._accumulate(sums, loss, pred.detach(), yb, n)
+                if tbptt is None:
+                    windows = [(xb, yb)]
+                else:  # one stream per row, cut in time; the state starts each batch at zero
+                    if xb.dim() < 2 or yb.dim() < 2 or yb.shape[1] != xb.shape[1]:
+                        raise ValueError(f"tbptt needs per-step targets: y batches of shape (B, T, ...) with "
+                                         f"x's T={xb.shape[1] if xb.dim() > 1 else '?'}, got "
+                                         f"{tuple(yb.shape)}")
+                    self.reset_states()
+                    windows = [(xb[:, t:t + tbptt], yb[:, t:t + tbptt]) for t in range(0, xb.shape[1], tbptt)]
+                for xw, yw in windows:
+                    optimizer.zero_grad(set_to_none=True)
+                    pred = self.call_with_mask(xw)
+                    loss = self.loss_fn(yw, pred)
+                    loss.backward()
+                    optimizer.step()
+                    n = xw.shape[0] if tbptt is None else xw.shape[0] * xw.shape[1] / xb.shape[1]
+                    seen += n
+                    self._accumulate(sums, loss, pred.detach(), yw, n)
                 logs = {k: v / seen for k, v in sums.items()}
                 for cb in cb_list:
                     cb.on_train_batch_end(step, logs)
