@@ -30,6 +30,8 @@ class Callback:
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None: ...
     def on_train_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None: ...
     def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None: ...
+    def on_epoch_complete(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        """After every callback's on_epoch_end: the epoch's state is final (checkpoints)."""
 
 
 class History(Callback):
@@ -149,6 +151,14 @@ class _Monitor(Callback):
     def _improved(self, value: float) -> bool:
         return self.sign * value < self.best - self.min_delta
 
+    def get_state(self) -> dict:
+        """What a resumed fit needs to go on exactly (saved by ModelCheckpoint)."""
+        return {"best": self.best if math.isfinite(self.best) else None, "wait": self.wait}
+
+    def set_state(self, state: dict) -> None:
+        self.best = math.inf if state["best"] is None else state["best"]
+        self.wait = state["wait"]
+
 
 class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; optionally
@@ -176,21 +186,33 @@ class EarlyStopping(_Monitor):
 
 class ModelCheckpoint(_Monitor):
     """Save the model (``model.save``, written atomically) after each epoch, or only
-    when ``monitor`` improved with ``save_best_only``. ``{epoch}`` in the path is filled."""
+    when ``monitor`` improved with ``save_best_only``. ``{epoch}`` in the path is filled.
+
+    The file also holds the training state (optimizer, random generators, callbacks,
+    history, the epoch: grukit/resume.py), so that ``fit(..., resume=path)`` goes on
+    from it after a crash or a kill; ``gk.load`` reads it as a plain model file.
+    """
 
     def __init__(self, filepath: str, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto") -> None:
         super().__init__(monitor, mode, 0.0)
         self.filepath, self.save_best_only = str(filepath), save_best_only
+        self.training: Optional[tuple] = None  # (optimizer, callbacks, history), set by fit
 
-    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+    def on_epoch_complete(self, epoch: int, logs: Optional[Logs] = None) -> None:
         path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
         if self.save_best_only:
             value = self._value(logs)
             if value is None or not self._improved(value):
                 return
             self.best = self.sign * value
-        self.model.save(path)
+        state = None
+        if self.training is not None:
+            from . import resume
+
+            optimizer, callbacks, history = self.training
+            state = resume.capture(self.model, optimizer, callbacks, history, epoch)
+        self.model.save(path, training=state)
 
 
 class ReduceLROnPlateau(_Monitor):

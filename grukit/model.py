@@ -237,7 +237,8 @@ class Sequential(nn.Module):
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1,
             verbose: Union[int, str] = "auto", callbacks: Optional[Sequence[cbks.Callback]] = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
-            initial_epoch: int = 0, tbptt: Optional[int] = None) -> cbks.History:
+            initial_epoch: int = 0, tbptt: Optional[int] = None,
+            resume: Optional[str] = None) -> cbks.History:
         """Train for ``epochs`` passes over (x, y); returns a History (``.history``).
 
         ``tbptt=k``: truncated backpropagation through time for long streams. Each
@@ -245,6 +246,12 @@ class Sequential(nn.Module):
         an optimizer step per window; the model's stateful GRU layers carry their state
         from one window to the next (gradients stop at window edges) and start each
         batch from zeros. Needs a stateful GRU layer and per-step targets.
+
+        ``resume=path``: a file written by ``callbacks.ModelCheckpoint``; the weights,
+        optimizer, random generators, callbacks' state and history are restored and
+        training goes on with the epoch after the one saved (call fit with the same data,
+        settings and callbacks; with ``gk.set_seed`` the end result is the same as
+        without the interruption).
         """
         self._require_compiled("fit")
         batch_size = _checks.positive_int("batch_size", batch_size)
@@ -291,6 +298,10 @@ class Sequential(nn.Module):
         for cb in cb_list:
             cb.set_model(self)
             cb.on_train_begin()
+            if isinstance(cb, cbks.ModelCheckpoint):
+                cb.training = (optimizer, cb_list, history)
+        if resume is not None:
+            initial_epoch = self._resume(str(resume), optimizer, cb_list, history)
         for epoch in range(initial_epoch, epochs):
             self.train()
             for cb in cb_list:
@@ -328,12 +339,29 @@ class Sequential(nn.Module):
                 logs.update({f"val_{k}": v for k, v in self._evaluate(val).items()})
             for cb in cb_list:
                 cb.on_epoch_end(epoch, logs)
+            for cb in cb_list:
+                cb.on_epoch_complete(epoch, logs)
             if self.stop_training:
                 break
         for cb in cb_list:
             cb.on_train_end()
         self.history = history
         return history
+
+    def _resume(self, path: str, optimizer: torch.optim.Optimizer, cb_list: list, history: Any) -> int:
+        import os
+
+        from . import resume, saving
+
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"resume={path!r} is not a file")
+        tensors, info = resume.read(path)
+        weights = saving.load(path).state_dict()
+        try:
+            self.load_state_dict(weights, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"resume={path!r} holds another architecture than this model: {exc}") from None
+        return resume.restore(self, optimizer, cb_list, history, tensors, info)
 
     def _accumulate(self, sums: dict[str, float], loss: Tensor, pred: Tensor, yb: Tensor, n: int) -> None:
         sums["loss"] = sums.get("loss", 0.0) + losses.to_float(loss) * n
@@ -381,13 +409,14 @@ class Sequential(nn.Module):
                 "input_spec": None if self.input_spec is None else
                 {"shape": self.input_spec[0], "dtype": self.input_spec[1]}}
 
-    def save(self, path: str, extra: Optional[dict] = None) -> None:
+    def save(self, path: str, extra: Optional[dict] = None, training: Optional[tuple] = None) -> None:
         """One file: safetensors weights with the JSON config in its header, written
         atomically. ``gk.load(path)`` reads it back without executing any code; a
-        JSON-able ``extra`` dict comes back as ``model.extra``."""
+        JSON-able ``extra`` dict comes back as ``model.extra``. ``training`` is for
+        ModelCheckpoint: the state that ``fit(..., resume=path)`` goes on from."""
         from . import saving
 
-        saving.save_model(self, path, extra)
+        saving.save_model(self, path, extra, training)
 
     def summary(self) -> str:
         lines = [f"{'layer':<24}{'output':<10}{'params':>10}"]

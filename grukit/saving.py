@@ -17,6 +17,7 @@ import torch
 
 FORMAT = "grukit.Sequential"
 VERSION = 1
+TRAINING_PREFIX = "__train__/"  # a checkpoint's training state (resume.py), not weights
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -35,7 +36,8 @@ def atomic_write(path: str, data: bytes) -> None:
         raise
 
 
-def save_model(model: Any, path: str, extra: Optional[dict] = None) -> None:
+def save_model(model: Any, path: str, extra: Optional[dict] = None, training: Optional[tuple] = None) -> None:
+    """``training``: (tensors, info) of resume.capture, stored beside the weights."""
     from safetensors.torch import save
 
     if model.input_spec is None:
@@ -43,7 +45,11 @@ def save_model(model: Any, path: str, extra: Optional[dict] = None) -> None:
     config = {"format": FORMAT, "version": VERSION, "model": model.get_config(),
               "compile": getattr(model, "compile_config", None), "extra": extra}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(str(path), save(tensors, metadata={"grukit": json.dumps(config)}))
+    metadata = {"grukit": json.dumps(config)}
+    if training is not None:
+        tensors.update(training[0])
+        metadata["grukit_train"] = json.dumps(training[1])
+    atomic_write(str(path), save(tensors, metadata=metadata))
 
 
 def load(path: str) -> Any:
@@ -60,7 +66,7 @@ def load(path: str) -> Any:
     with open(path, "rb") as f:
         data = f.read()
     try:
-        tensors = st_load(data)
+        tensors = {k: v for k, v in st_load(data).items() if not k.startswith(TRAINING_PREFIX)}
         header_len = int.from_bytes(data[:8], "little")
         header = json.loads(data[8:8 + header_len])
         config = json.loads(header["__metadata__"]["grukit"])

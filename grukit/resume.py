@@ -1,0 +1,113 @@
+"""Training state in a model file, so that a killed ``fit`` continues where it stopped.
+
+``ModelCheckpoint`` writes, next to the model's weights in its one safetensors file
+(saving.py): the optimizer's state (tensors, and its hyper-parameters as JSON), the
+random generators of torch, NumPy and Python, the state of the callbacks that keep
+one (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint's best value), the history
+so far and the last finished epoch. ``fit(..., resume=path)`` loads it all and goes
+on with the next epoch: with ``gk.set_seed`` the resumed run ends with the weights an
+uninterrupted run ends with, bit for bit. Nothing is unpickled: tensors are
+safetensors, the rest is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from .saving import TRAINING_PREFIX as PREFIX  # tensor names of the training state; gk.load skips them
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return value
+
+
+def capture(model: Any, optimizer: torch.optim.Optimizer, callbacks: list, history: Any,
+            epoch: int) -> tuple[dict[str, torch.Tensor], dict]:
+    """The training state after ``epoch`` finished: (tensors, JSON-able info)."""
+    tensors: dict[str, torch.Tensor] = {}
+    state = optimizer.state_dict()
+    opt_scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{PREFIX}opt/{index}/{name}"] = value.detach().cpu().contiguous().clone()
+            else:
+                opt_scalars.setdefault(str(index), {})[name] = _jsonable(value)
+    tensors[PREFIX + "rng/torch"] = torch.get_rng_state()
+    np_state = np.random.get_state()
+    keys = np.asarray(np_state[1], dtype=np.uint32).astype(np.int64)  # safetensors has no uint32
+    tensors[PREFIX + "rng/numpy"] = torch.from_numpy(keys)
+    py_version, py_internal, py_gauss = random.getstate()
+    info = {
+        "epoch": epoch,
+        "optimizer": {"class": type(optimizer).__name__, "param_groups": _jsonable(state["param_groups"]),
+                      "scalars": opt_scalars},
+        "rng": {"numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+                "python": [py_version, list(py_internal), py_gauss]},
+        "callbacks": [cb.get_state() if hasattr(cb, "get_state") else None for cb in callbacks],
+        "history": _jsonable(history.history),
+    }
+    return tensors, info
+
+
+def restore(model: Any, optimizer: torch.optim.Optimizer, callbacks: list, history: Any, tensors: dict,
+            info: dict) -> int:
+    """Put a captured state back; returns the epoch to start from (the one after)."""
+    opt = info["optimizer"]
+    if opt["class"] != type(optimizer).__name__:
+        raise ValueError(f"the checkpoint's optimizer is {opt['class']}, but the model was compiled with "
+                         f"{type(optimizer).__name__}: compile it as it was")
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith(PREFIX + "opt/"):
+            index, name = key[len(PREFIX) + 4:].split("/", 1)
+            state.setdefault(int(index), {})[name] = value
+    for index, values in opt["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    groups = opt["param_groups"]
+    for group in groups:  # JSON turned tuples into lists; torch wants betas as a tuple
+        for k, v in group.items():
+            if isinstance(v, list) and k != "params":
+                group[k] = tuple(v)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    torch.set_rng_state(tensors[PREFIX + "rng/torch"])
+    kind, pos, has_gauss, cached = info["rng"]["numpy"]
+    keys = tensors[PREFIX + "rng/numpy"].numpy().astype(np.uint32)
+    np.random.set_state((kind, keys, pos, has_gauss, cached))
+    version, internal, gauss = info["rng"]["python"]
+    random.setstate((version, tuple(internal), gauss))
+    saved = info["callbacks"]
+    if len(saved) == len(callbacks):
+        for cb, cb_state in zip(callbacks, saved, strict=True):
+            if cb_state is not None and hasattr(cb, "set_state"):
+                cb.set_state(cb_state)
+    history.history = {k: list(v) for k, v in info["history"].items()}
+    return int(info["epoch"]) + 1
+
+
+def read(path: str) -> tuple[dict, dict]:
+    """(training tensors, info) from a checkpoint file; ValueError if it holds none."""
+    from safetensors.torch import load as st_load
+
+    with open(path, "rb") as f:
+        data = f.read()
+    header_len = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})
+    if "grukit_train" not in meta:
+        raise ValueError(f"resume={path!r} holds a model but no training state: write it with "
+                         "callbacks.ModelCheckpoint during fit")
+    tensors = {k: v for k, v in st_load(data).items() if k.startswith(PREFIX)}
+    return tensors, json.loads(meta["grukit_train"])

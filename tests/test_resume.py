@@ -1,0 +1,100 @@
+"""ModelCheckpoint keeps the training state; fit(..., resume=path) goes on from it. A run
+killed with SIGKILL mid-epoch and resumed ends with the weights of an uninterrupted run."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import grukit as gk
+from grukit import callbacks as C
+from grukit import layers as L
+
+TRAIN = """
+import hashlib, sys, time
+import numpy as np, torch, grukit as gk
+from grukit import layers as L, callbacks as C
+torch.set_num_threads(2)
+path, epochs, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+resume = sys.argv[4] if len(sys.argv) > 4 else None
+gk.set_seed(5)
+x = np.random.normal(size=(128, 10, 3)).astype("float32")
+y = (x[:, :, 0].sum(1, keepdims=True) > 0).astype("float32")
+model = gk.Sequential([L.Input((None, 3)), L.GRU(16, recurrent_dropout=0.2), L.Dropout(0.2),
+                       L.Dense(1, activation="sigmoid")])
+model.compile("adam", "binary_crossentropy")
+
+class Pause(C.Callback):  # slow enough to be killed in the middle of an epoch
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(pause)
+
+callbacks = [C.ModelCheckpoint(path, monitor="loss"), C.ReduceLROnPlateau(monitor="loss", patience=0,
+             factor=0.5), Pause()]
+history = model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, callbacks=callbacks, resume=resume)
+digest = hashlib.sha256()
+for p in model.parameters():
+    digest.update(p.detach().numpy().tobytes())
+print(digest.hexdigest(), len(history.history["loss"]), model.optimizer.param_groups[0]["lr"])
+"""
+
+
+def _run(*args, **kw):
+    return subprocess.run([sys.executable, "-c", TRAIN, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tmp_path):
+    full = _run(tmp_path / "full.grukit", 5, 0)
+    assert full.returncode == 0, full.stderr[-2000:]
+    path = tmp_path / "ck.grukit"
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(path), "5", "0.03"])
+    try:
+        deadline = time.time() + 120
+        while not path.exists() and time.time() < deadline:
+            time.sleep(0.02)
+        first = path.stat().st_mtime_ns
+        while path.stat().st_mtime_ns == first and time.time() < deadline:  # the 2nd epoch is saved
+            time.sleep(0.02)
+        time.sleep(0.1)  # a few batches into the 3rd epoch
+        assert proc.poll() is None, "training finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    saved = gk.load(path)  # the checkpoint is a whole model file after the kill
+    assert saved.layers[1].units == 16
+    resumed = _run(path, 5, 0, path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.stdout.split() == full.stdout.split()  # weights' digest, 5 epochs of history, lr
+
+
+def _small_model(optimizer="adam"):
+    torch.manual_seed(0)
+    model = gk.Sequential([L.Input((None, 2)), L.GRU(4), L.Dense(1)])
+    model.compile(optimizer, "mse")
+    return model
+
+
+def test_resume_in_process_and_bad_files(tmp_path):
+    x = np.random.default_rng(0).normal(size=(32, 5, 2)).astype("float32")
+    y = x[:, -1, :1]
+    model = _small_model()
+    checkpoint = C.ModelCheckpoint(tmp_path / "ck.grukit", monitor="loss")
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[checkpoint])
+    again = _small_model()
+    history = again.fit(x, y, epochs=3, verbose=0, resume=tmp_path / "ck.grukit")
+    assert len(history.history["loss"]) == 3  # two restored, one new
+    assert again.optimizer.state_dict()["state"][0]["step"].item() == 3  # one batch an epoch: 2 restored + 1
+    model.save(tmp_path / "plain.grukit")
+    with pytest.raises(ValueError, match="no training state"):
+        _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "plain.grukit")
+    with pytest.raises(ValueError, match="optimizer is Adam"):
+        _small_model("sgd").fit(x, y, epochs=3, verbose=0, resume=tmp_path / "ck.grukit")
+    with pytest.raises(FileNotFoundError):
+        _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "missing.grukit")
