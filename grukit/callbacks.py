@@ -200,6 +200,10 @@ class ModelCheckpoint(_Monitor):
         self.training: Optional[tuple] = None  # (optimizer, callbacks, history), set by fit
 
     def on_epoch_complete(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        from . import distributed
+
+        if not distributed.is_main():  # under torchrun, process 0 writes
+            return
         path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
         if self.save_best_only:
             value = self._value(logs)
@@ -239,12 +243,19 @@ class CSVLogger(Callback):
         self.filename, self.separator, self.append = str(filename), separator, append
 
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
+        from . import distributed
+
+        self.file = None
+        if not distributed.is_main():  # under torchrun, process 0 writes
+            return
         exists = self.append and os.path.exists(self.filename)
         self.file = open(self.filename, "a" if self.append else "w", newline="")
         self.writer = csv.writer(self.file, delimiter=self.separator)
         self.keys, self.header_done = None, exists
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        if self.file is None:
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
@@ -254,7 +265,8 @@ class CSVLogger(Callback):
         self.file.flush()
 
     def on_train_end(self, logs: Optional[Logs] = None) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
 class TerminateOnNaN(Callback):

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from . import _checks, losses
+from . import _checks, distributed, losses
 from . import callbacks as cbks
 from . import layers as L
 
@@ -70,8 +70,10 @@ def as_tensor(name: str, value: Any) -> Tensor:
 class _Batches:
     """Mini-batches of (x, y) from tensors or a Dataset/DataLoader."""
 
-    def __init__(self, x: Any, y: Any, batch_size: int, shuffle: bool, need_y: bool, role: str = "") -> None:
+    def __init__(self, x: Any, y: Any, batch_size: int, shuffle: bool, need_y: bool, role: str = "",
+                 shard: Optional[tuple[int, int]] = None) -> None:
         self.loader: Optional[Iterable] = None
+        self.shard = shard  # (rank, world): this process's part of every batch (under torchrun)
         if isinstance(x, (Dataset, DataLoader)):
             if y is not None:
                 raise ValueError(f"y{role} must be None when x{role} is a Dataset or DataLoader "
@@ -104,8 +106,13 @@ class _Batches:
         n = self.x.shape[0]
         order = torch.randperm(n) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            stop = start + self.batch_size
-            idx = slice(start, stop) if order is None else order[start:stop]
+            stop = min(start + self.batch_size, n)
+            idx = torch.arange(start, stop) if order is None else order[start:stop]
+            if self.shard is not None:
+                rank, world = self.shard
+                if len(idx) < world:  # too few to give every process a sample: skipped by all
+                    continue
+                idx = torch.tensor_split(idx, world)[rank]
             yield self.x[idx], (None if self.y is None else self.y[idx])
 
     def first_x(self) -> Tensor:
@@ -287,6 +294,19 @@ class Sequential(nn.Module):
             train = _Batches(train.x[:cut], train.y[:cut], batch_size, shuffle, need_y=True)
         self.build_from(train.first_x())
         optimizer = self._make_optimizer()
+        shard = distributed.context(next(self.parameters()).device)
+        runner: nn.Module = self
+        if shard is not None:  # launched by torchrun: PyTorch's data parallelism
+            if batch_size % shard[1]:
+                raise ValueError(f"batch_size is the global batch under torchrun and must divide among "
+                                 f"{shard[1]} processes, got {batch_size}")
+            if train.loader is not None:
+                raise ValueError("under torchrun, pass arrays or tensors to fit (a DataLoader needs its own "
+                                 "DistributedSampler)")
+            train.shard = shard
+            runner = nn.parallel.DistributedDataParallel(self)
+            if shard[0] != 0:
+                verbose = 0
 
         history = cbks.History()
         cb_list = [history, *(callbacks or []), cbks.ProgbarLogger(verbose)]
@@ -322,7 +342,7 @@ class Sequential(nn.Module):
                     windows = [(xb[:, t:t + tbptt], yb[:, t:t + tbptt]) for t in range(0, xb.shape[1], tbptt)]
                 for xw, yw in windows:
                     optimizer.zero_grad(set_to_none=True)
-                    pred = self.call_with_mask(xw)
+                    pred = self.call_with_mask(xw) if runner is self else runner(xw)
                     loss = self.loss_fn(yw, pred)
                     loss.backward()
                     optimizer.step()
@@ -334,6 +354,10 @@ class Sequential(nn.Module):
                     cb.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
+            if shard is not None:  # every process logs the same, global values
+                keys = sorted(sums)
+                *totals, seen = distributed.sum_over_processes([sums[k] for k in keys] + [seen])
+                sums = dict(zip(keys, totals, strict=True))
             logs = {k: v / max(seen, 1) for k, v in sums.items()}
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate(val).items()})
