@@ -215,7 +215,7 @@ class ModelCheckpoint(_Monitor):
             from . import resume
 
             optimizer, callbacks, history = self.training
-            state = resume.capture(self.model, optimizer, callbacks, history, epoch)
+            state = resume.capture(optimizer, callbacks, history, epoch)
         self.model.save(path, training=state)
 
 

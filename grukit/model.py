@@ -375,17 +375,16 @@ class Sequential(nn.Module):
     def _resume(self, path: str, optimizer: torch.optim.Optimizer, cb_list: list, history: Any) -> int:
         import os
 
-        from . import resume, saving
+        from . import resume
 
         if not os.path.isfile(path):
             raise FileNotFoundError(f"resume={path!r} is not a file")
-        tensors, info = resume.read(path)
-        weights = saving.load(path).state_dict()
+        weights, tensors, info = resume.read(path)  # one read, no second model built
         try:
             self.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
             raise ValueError(f"resume={path!r} holds another architecture than this model: {exc}") from None
-        return resume.restore(self, optimizer, cb_list, history, tensors, info)
+        return resume.restore(optimizer, cb_list, history, tensors, info)
 
     def _accumulate(self, sums: dict[str, float], loss: Tensor, pred: Tensor, yb: Tensor, n: int) -> None:
         sums["loss"] = sums.get("loss", 0.0) + losses.to_float(loss) * n

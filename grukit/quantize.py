@@ -4,7 +4,9 @@ int8: every ``gk.GRU`` inside ``model`` becomes a :class:`QuantizedGRU`: its inp
 and recurrent weights are rounded to int8 per output row, w ~ scale[row] * q with
 scale = max|w[row]| / 127, and it runs on the fused CPU engine's int8 kernels
 (csrc/int8.cpp: activations quantised per row to int16 on the fly, exact int32
-sums over blocks of 512, float32 across blocks). Biases stay float32. Inference only.
+sums over blocks of 512, float32 across blocks; for batches of 8 or more rows the
+input projection is one float32 matmul with the weights dequantised). Biases stay
+float32. Inference only.
 
 bfloat16: the model's weights are cast to bfloat16 and every GRU computes in
 bfloat16 on the reference engine (PyTorch's CPU matmuls accumulate bfloat16

@@ -34,7 +34,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def capture(model: Any, optimizer: torch.optim.Optimizer, callbacks: list, history: Any,
+def capture(optimizer: torch.optim.Optimizer, callbacks: list, history: Any,
             epoch: int) -> tuple[dict[str, torch.Tensor], dict]:
     """The training state after ``epoch`` finished: (tensors, JSON-able info)."""
     tensors: dict[str, torch.Tensor] = {}
@@ -63,7 +63,7 @@ def capture(model: Any, optimizer: torch.optim.Optimizer, callbacks: list, histo
     return tensors, info
 
 
-def restore(model: Any, optimizer: torch.optim.Optimizer, callbacks: list, history: Any, tensors: dict,
+def restore(optimizer: torch.optim.Optimizer, callbacks: list, history: Any, tensors: dict,
             info: dict) -> int:
     """Put a captured state back; returns the epoch to start from (the one after)."""
     opt = info["optimizer"]
@@ -98,16 +98,24 @@ def restore(model: Any, optimizer: torch.optim.Optimizer, callbacks: list, histo
     return int(info["epoch"]) + 1
 
 
-def read(path: str) -> tuple[dict, dict]:
-    """(training tensors, info) from a checkpoint file; ValueError if it holds none."""
+def read(path: str) -> tuple[dict, dict, dict]:
+    """(model weights, training tensors, info) from one read of a checkpoint file;
+    ValueError if it is not one or holds no training state."""
+    from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
     with open(path, "rb") as f:
         data = f.read()
-    header_len = int.from_bytes(data[:8], "little")
-    meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})
+    try:
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"resume={path!r} is not a grukit checkpoint (it may be truncated, corrupt or "
+                         f"another format): {exc}") from None
     if "grukit_train" not in meta:
         raise ValueError(f"resume={path!r} holds a model but no training state: write it with "
                          "callbacks.ModelCheckpoint during fit")
-    tensors = {k: v for k, v in st_load(data).items() if k.startswith(PREFIX)}
-    return tensors, json.loads(meta["grukit_train"])
+    weights = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
+    training = {k: v for k, v in tensors.items() if k.startswith(PREFIX)}
+    return weights, training, json.loads(meta["grukit_train"])

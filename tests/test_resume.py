@@ -96,5 +96,8 @@ def test_resume_in_process_and_bad_files(tmp_path):
         _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "plain.grukit")
     with pytest.raises(ValueError, match="optimizer is Adam"):
         _small_model("sgd").fit(x, y, epochs=3, verbose=0, resume=tmp_path / "ck.grukit")
+    (tmp_path / "junk.grukit").write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{junk")
+    with pytest.raises(ValueError, match="not a grukit checkpoint"):
+        _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "junk.grukit")
     with pytest.raises(FileNotFoundError):
         _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "missing.grukit")

@@ -7,7 +7,9 @@
 // quarter of float32's bytes, which is what B=1 inference is bound by: the whole
 // recurrent matrix is read at every step. The time loop is the split loop's scheme
 // (gru.cpp): each thread owns a slice of the hidden units, one barrier per step
-// (two for reset_after=False). Inference only: no gradients, no saved gates.
+// (two for reset_after=False). From a batch of 8 rows on, the input projection of all
+// steps is instead one float32 matmul with the input weights dequantised (batched, it
+// is bound by arithmetic, where int8 does not help). Inference only: no gradients.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #include <torch/library.h>
