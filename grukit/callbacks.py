@@ -53,7 +53,7 @@ class History(Callback):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        names = [k for k in self.history if not k.startswith("val_") and k != "lr"]
+        names = [k for k in self.history if not k.startswith("val_") and k not in ("lr", "learning_rate")]
         fig, axes = plt.subplots(1, max(1, len(names)), figsize=(5 * max(1, len(names)), 3.6),
                                  squeeze=False)
         epochs = [e + 1 for e in self.epoch]
@@ -172,6 +172,13 @@ class EarlyStopping(_Monitor):
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
         self.best, self.wait, self.best_state, self.stopped_epoch = math.inf, 0, None, None
 
+    def get_tensors(self) -> dict:
+        """The best epoch's weights, kept in a checkpoint so that a resumed fit restores them."""
+        return dict(self.best_state or {})
+
+    def set_tensors(self, tensors: dict) -> None:
+        self.best_state = dict(tensors) or None
+
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         state = self._update(logs)
         if state == "improved" and self.restore:
@@ -234,6 +241,61 @@ class ReduceLROnPlateau(_Monitor):
             for group in self.model.optimizer.param_groups:
                 group["lr"] = max(group["lr"] * self.factor, self.min_lr)
             self.wait = 0
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch.
+
+    ``schedule(epoch, lr) -> new lr`` as in Keras (``epoch`` counts from 0, ``lr`` is
+    the current rate); or ``torch_scheduler``, a function of the optimizer returning a
+    ``torch.optim.lr_scheduler.LRScheduler`` (e.g. ``lambda opt: StepLR(opt, 10, 0.5)``),
+    stepped after every epoch. The rate is logged as ``learning_rate``; a
+    ModelCheckpoint keeps the scheduler's state so that a resumed fit goes on with it.
+    """
+
+    def __init__(self, schedule: Any = None, verbose: int = 0, *, torch_scheduler: Any = None) -> None:
+        if (schedule is None) == (torch_scheduler is None):
+            raise ValueError("pass exactly one of schedule (a function (epoch, lr) -> lr) and "
+                             "torch_scheduler (a function optimizer -> torch LRScheduler)")
+        for name, fn in (("schedule", schedule), ("torch_scheduler", torch_scheduler)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        self.schedule, self.make_scheduler, self.verbose = schedule, torch_scheduler, verbose
+        self.scheduler: Any = None
+
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
+        if self.make_scheduler is not None:
+            import torch
+
+            self.scheduler = self.make_scheduler(self.model.optimizer)
+            if not isinstance(self.scheduler, torch.optim.lr_scheduler.LRScheduler):
+                raise TypeError(f"torch_scheduler must return a torch.optim.lr_scheduler.LRScheduler, got "
+                                f"{type(self.scheduler).__name__}")
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        if self.schedule is None:
+            return
+        groups = self.model.optimizer.param_groups
+        lr = self.schedule(epoch, float(groups[0]["lr"]))
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"schedule({epoch}, lr) must return a finite rate >= 0, got {lr!r}")
+        for group in groups:
+            group["lr"] = float(lr)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        if logs is not None:  # the rate this epoch ran with (the first scheduler logs it, before any step)
+            logs.setdefault("learning_rate", float(self.model.optimizer.param_groups[0]["lr"]))
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def get_state(self) -> Optional[dict]:
+        return None if self.scheduler is None else self.scheduler.state_dict()
+
+    def set_state(self, state: dict) -> None:
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state)
 
 
 class CSVLogger(Callback):

@@ -309,7 +309,7 @@ class Sequential(nn.Module):
                 verbose = 0
 
         history = cbks.History()
-        cb_list = [history, *(callbacks or []), cbks.ProgbarLogger(verbose)]
+        cb_list = [*(callbacks or []), history, cbks.ProgbarLogger(verbose)]  # History sees what they log
         for cb in callbacks or []:
             if not isinstance(cb, cbks.Callback):
                 raise TypeError(f"callbacks must be grukit.callbacks.Callback objects, got "

@@ -3,7 +3,8 @@
 ``ModelCheckpoint`` writes, next to the model's weights in its one safetensors file
 (saving.py): the optimizer's state (tensors, and its hyper-parameters as JSON), the
 random generators of torch, NumPy and Python, the state of the callbacks that keep
-one (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint's best value), the history
+one (EarlyStopping with its best weights, ReduceLROnPlateau, LearningRateScheduler's
+torch scheduler, ModelCheckpoint's best value), the history
 so far and the last finished epoch. ``fit(..., resume=path)`` loads it all and goes
 on with the next epoch: with ``gk.set_seed`` the resumed run ends with the weights an
 uninterrupted run ends with, bit for bit. Nothing is unpickled: tensors are
@@ -34,6 +35,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _names(callbacks: list) -> list[str]:
+    """Each callback's key in a checkpoint: its class and how many of that class came before
+    ("EarlyStopping.0"), so that a resumed fit may add or drop other callbacks."""
+    seen: dict[str, int] = {}
+    names = []
+    for cb in callbacks:
+        cls = type(cb).__name__
+        names.append(f"{cls}.{seen.get(cls, 0)}")
+        seen[cls] = seen.get(cls, 0) + 1
+    return names
+
+
 def capture(optimizer: torch.optim.Optimizer, callbacks: list, history: Any,
             epoch: int) -> tuple[dict[str, torch.Tensor], dict]:
     """The training state after ``epoch`` finished: (tensors, JSON-able info)."""
@@ -46,6 +59,10 @@ def capture(optimizer: torch.optim.Optimizer, callbacks: list, history: Any,
                 tensors[f"{PREFIX}opt/{index}/{name}"] = value.detach().cpu().contiguous().clone()
             else:
                 opt_scalars.setdefault(str(index), {})[name] = _jsonable(value)
+    named = list(zip(_names(callbacks), callbacks, strict=True))
+    for key, cb in named:  # e.g. EarlyStopping's best weights
+        for name, value in (cb.get_tensors() if hasattr(cb, "get_tensors") else {}).items():
+            tensors[f"{PREFIX}cb/{key}/{name}"] = value.detach().cpu().contiguous().clone()
     tensors[PREFIX + "rng/torch"] = torch.get_rng_state()
     np_state = np.random.get_state()
     keys = np.asarray(np_state[1], dtype=np.uint32).astype(np.int64)  # safetensors has no uint32
@@ -57,7 +74,7 @@ def capture(optimizer: torch.optim.Optimizer, callbacks: list, history: Any,
                       "scalars": opt_scalars},
         "rng": {"numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
                 "python": [py_version, list(py_internal), py_gauss]},
-        "callbacks": [cb.get_state() if hasattr(cb, "get_state") else None for cb in callbacks],
+        "callbacks": {key: _jsonable(cb.get_state()) for key, cb in named if hasattr(cb, "get_state")},
         "history": _jsonable(history.history),
     }
     return tensors, info
@@ -90,10 +107,12 @@ def restore(optimizer: torch.optim.Optimizer, callbacks: list, history: Any, ten
     version, internal, gauss = info["rng"]["python"]
     random.setstate((version, tuple(internal), gauss))
     saved = info["callbacks"]
-    if len(saved) == len(callbacks):
-        for cb, cb_state in zip(callbacks, saved, strict=True):
-            if cb_state is not None and hasattr(cb, "set_state"):
-                cb.set_state(cb_state)
+    for key, cb in zip(_names(callbacks), callbacks, strict=True):
+        if saved.get(key) is not None and hasattr(cb, "set_state"):
+            cb.set_state(saved[key])
+        if hasattr(cb, "set_tensors"):
+            start = f"{PREFIX}cb/{key}/"
+            cb.set_tensors({k[len(start):]: v for k, v in tensors.items() if k.startswith(start)})
     history.history = {k: list(v) for k, v in info["history"].items()}
     return int(info["epoch"]) + 1
 

@@ -32,8 +32,9 @@ class Pause(C.Callback):  # slow enough to be killed in the middle of an epoch
     def on_train_batch_end(self, batch, logs=None):
         time.sleep(pause)
 
+step_lr = C.LearningRateScheduler(torch_scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, 2, 0.7))
 callbacks = [C.ModelCheckpoint(path, monitor="loss"), C.ReduceLROnPlateau(monitor="loss", patience=0,
-             factor=0.5), Pause()]
+             factor=0.5), step_lr, Pause()]
 history = model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, callbacks=callbacks, resume=resume)
 digest = hashlib.sha256()
 for p in model.parameters():
@@ -101,3 +102,50 @@ def test_resume_in_process_and_bad_files(tmp_path):
         _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "junk.grukit")
     with pytest.raises(FileNotFoundError):
         _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "missing.grukit")
+
+
+def test_resume_keeps_early_stopping_best_weights_and_lr_schedules(tmp_path):
+    """The best epoch's weights (EarlyStopping restore_best_weights) and a torch LR
+    scheduler's position travel in the checkpoint: 2 epochs + resume to 5 == 5 epochs."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(48, 6, 2)).astype("float32")
+    y = x[:, -1, :1] * 2.0
+    xv, yv = x[:8] + 0.5, y[:8] * -1.0  # a validation set that gets worse: the best epoch is early
+
+    def run(epochs, resume=None, path=None):
+        gk.set_seed(3)
+        model = _small_model()
+        model.compile("adam", "mse", learning_rate=0.05)
+        cbs = [C.EarlyStopping("val_loss", patience=10, restore_best_weights=True),
+               C.LearningRateScheduler(torch_scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 2, 0.5)),
+               C.LearningRateScheduler(lambda epoch, lr: lr * 0.9)]
+        if path is not None:
+            cbs.append(C.ModelCheckpoint(path, monitor="val_loss"))
+        history = model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, validation_data=(xv, yv),
+                            callbacks=cbs, resume=resume)
+        return model, history, cbs[0]
+
+    full, full_history, stop = run(5)
+    assert stop.best_state is not None
+    best = int(np.argmin(full_history.history["val_loss"]))
+    assert best < 4  # restoring the best weights changes the result
+    lrs = full_history.history["learning_rate"]  # 0.05 * 0.9^(e+1) * 0.5^(e // 2): both schedules
+    np.testing.assert_allclose(lrs, [0.05 * 0.9 ** (e + 1) * 0.5 ** (e // 2) for e in range(5)], rtol=1e-6)
+    run(2, path=tmp_path / "ck.grukit")
+    resumed, history, _ = run(5, resume=tmp_path / "ck.grukit")
+    assert history.history == full_history.history
+    for a, b in zip(full.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_learning_rate_scheduler_bad_input():
+    with pytest.raises(ValueError, match="exactly one"):
+        C.LearningRateScheduler()
+    with pytest.raises(TypeError, match="schedule must be callable"):
+        C.LearningRateScheduler(0.1)
+    model = _small_model()
+    x = np.zeros((4, 3, 2), "float32")
+    with pytest.raises(ValueError, match="finite rate"):
+        model.fit(x, x[:, 0, :1], verbose=0, callbacks=[C.LearningRateScheduler(lambda e, lr: float("nan"))])
+    with pytest.raises(TypeError, match="LRScheduler"):
+        model.fit(x, x[:, 0, :1], verbose=0, callbacks=[C.LearningRateScheduler(torch_scheduler=lambda o: 3)])
