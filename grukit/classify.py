@@ -27,10 +27,8 @@ import time
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
-from . import callbacks as cbks
-from . import datasets
+from . import datasets, distributed
 from . import layers as L
 from .model import Sequential
 
@@ -101,9 +99,11 @@ def _split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
     return {k: np.sort(np.array(v, dtype=int)) for k, v in parts.items()}
 
 
-def run(job, log=print) -> dict[str, Any]:
+def run(job, log=print, resume: Optional[str] = None) -> dict[str, Any]:
+    """train.run for task = "classify" (seeded, torchrun and resume handled there)."""
+    from . import train
+
     d, t, m = job.data, job.train, job.model
-    torch.manual_seed(t.seed)
     if d.path == "japanese_vowels":
         a, ya, b, yb = datasets.load_japanese_vowels()
         seqs = [s.astype("float64") for s in a + b]
@@ -133,15 +133,13 @@ def run(job, log=print) -> dict[str, Any]:
                         L.Dense(len(classes), activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"],
                   learning_rate=t.learning_rate)
-    out_dir = job.output.dir or os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S"))
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = train.output_dir(job, resume)
     log(f"grukit train: classify {source}: {len(seqs)} sequences of {min(map(len, seqs))}-{length} steps x "
         f"{len(features)} features, {len(classes)} classes -> {len(parts['train'])} train / "
         f"{len(parts['val'])} validation / {len(parts['test'])} test (stratified); output in {out_dir}")
-    stop = cbks.EarlyStopping("val_loss", patience=t.patience, restore_best_weights=True)
     start = time.perf_counter()
-    history = model.fit(x[parts["train"]], y[parts["train"]], epochs=t.epochs, batch_size=t.batch_size,
-                        validation_data=(x[parts["val"]], y[parts["val"]]), callbacks=[stop], verbose=1)
+    history = train.fit(model, job, out_dir, resume, x[parts["train"]], y[parts["train"]],
+                        (x[parts["val"]], y[parts["val"]]), log)
     seconds = time.perf_counter() - start
 
     test = parts["test"]
@@ -160,6 +158,8 @@ def run(job, log=print) -> dict[str, Any]:
                "train_seconds": round(seconds, 2), "gru": {"accuracy": accuracy},
                "nearest_centroid": {"accuracy": centroid}, "majority_class": {"accuracy": majority},
                "confusion": confusion.tolist()}
+    if not distributed.is_main():  # under torchrun, process 0 writes
+        return {**metrics, "output_dir": out_dir}
     log(f"\ntest set ({len(test)} sequences) accuracy: GRU {accuracy:.4f}   "
         "nearest centroid of mean features "
         f"{centroid:.4f}   majority class {majority:.4f}")
@@ -170,9 +170,9 @@ def run(job, log=print) -> dict[str, Any]:
         json.dump(metrics, f, indent=2)
     history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
     _plot_confusion(os.path.join(out_dir, "confusion.png"), confusion, classes)
-    log(f"\nwrote {out_dir}/model.grukit, metrics.json, confusion.png, learning_curves.png")
-    metrics["output_dir"] = out_dir
-    return metrics
+    log(f"\nwrote {out_dir}/model.grukit, metrics.json, confusion.png, learning_curves.png "
+        "(checkpoint.grukit: the last epoch, for --resume)")
+    return {**metrics, "output_dir": out_dir}
 
 
 def _plot_confusion(path: str, confusion: np.ndarray, classes: list) -> None:

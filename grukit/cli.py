@@ -32,14 +32,14 @@ def _info(_: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from . import train
 
-    job = train.load_config(args.config)
+    job = train.load_config(args.config, args.resume)
     if args.out:
         job.output.dir = args.out
     if args.epochs is not None:
         if args.epochs <= 0:
             raise ValueError(f"--epochs must be positive, got {args.epochs}")
         job.train.epochs = args.epochs
-    train.run(job)
+    train.run(job, resume=args.resume)
     return 0
 
 
@@ -62,6 +62,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_train.add_argument("config", nargs="?", help="a TOML job config (see grukit/train.py)")
     p_train.add_argument("--out", help="output folder (default: runs/train-<date>-<time>)")
     p_train.add_argument("--epochs", type=int, help="override train.epochs")
+    p_train.add_argument("--resume", metavar="PATH", help="go on from a run's checkpoint.grukit (its "
+                         "job.json is the config unless one is given; output in its folder unless --out)")
     p_train.set_defaults(func=_train)
     p_pred = sub.add_parser("predict", help="forecasts (or labels) from a trained model for a CSV")
     p_pred.add_argument("model", help="model.grukit written by grukit train")

@@ -112,6 +112,7 @@ class _Batches:
                 rank, world = self.shard
                 if len(idx) < world:  # too few to give every process a sample: skipped by all
                     continue
+                self.global_rows = len(idx)  # for fit's weighting of this process's gradient
                 idx = torch.tensor_split(idx, world)[rank]
             yield self.x[idx], (None if self.y is None else self.y[idx])
 
@@ -344,7 +345,10 @@ class Sequential(nn.Module):
                     optimizer.zero_grad(set_to_none=True)
                     pred = self.call_with_mask(xw) if runner is self else runner(xw)
                     loss = self.loss_fn(yw, pred)
-                    loss.backward()
+                    if shard is None:
+                        loss.backward()
+                    else:  # DDP averages gradients over processes; weigh each by its share of the rows
+                        (loss * (xw.shape[0] * shard[1] / train.global_rows)).backward()
                     optimizer.step()
                     n = xw.shape[0] if tbptt is None else xw.shape[0] * xw.shape[1] / xb.shape[1]
                     seen += n

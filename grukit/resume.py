@@ -76,6 +76,7 @@ def capture(optimizer: torch.optim.Optimizer, callbacks: list, history: Any,
                 "python": [py_version, list(py_internal), py_gauss]},
         "callbacks": {key: _jsonable(cb.get_state()) for key, cb in named if hasattr(cb, "get_state")},
         "history": _jsonable(history.history),
+        "history_epochs": list(history.epoch),
     }
     return tensors, info
 
@@ -114,6 +115,7 @@ def restore(optimizer: torch.optim.Optimizer, callbacks: list, history: Any, ten
             start = f"{PREFIX}cb/{key}/"
             cb.set_tensors({k[len(start):]: v for k, v in tensors.items() if k.startswith(start)})
     history.history = {k: list(v) for k, v in info["history"].items()}
+    history.epoch = list(info["history_epochs"])
     return int(info["epoch"]) + 1
 
 

@@ -51,9 +51,10 @@ import numpy as np
 import torch
 
 from . import callbacks as cbks
-from . import datasets
+from . import datasets, distributed
 from . import layers as L
 from .model import Sequential
+from .seeding import set_seed
 
 
 @dataclasses.dataclass
@@ -113,6 +114,13 @@ def parse_config(text: str, source: str = "config") -> JobConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{source} is not valid TOML: {exc}") from None
+    return from_dict(raw, source)
+
+
+def from_dict(raw: dict, source: str = "config") -> JobConfig:
+    """A JobConfig from {section: {field: value}} (parsed TOML, or a run folder's job.json)."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source} must hold sections of fields, got {type(raw).__name__}")
     job = JobConfig()
     sections = {f.name: f for f in dataclasses.fields(JobConfig)}
     for name, table in raw.items():
@@ -174,15 +182,26 @@ def _rmse_mae(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())}
 
 
-def run(job: JobConfig, log=print) -> dict[str, Any]:
-    """Train, evaluate against the seasonal-naive baseline, write the outputs; returns metrics."""
+def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
+    """Train, evaluate against the seasonal-naive baseline, write the outputs; returns metrics.
+
+    ``resume``: the run folder's checkpoint.grukit (written after every epoch): training
+    goes on from its last epoch, into the same folder unless ``job.output.dir`` says
+    otherwise. Under ``torchrun`` every process trains its part of each batch and only
+    process 0 prints and writes.
+    """
+    if resume is not None and not os.path.isfile(resume):
+        raise FileNotFoundError(f"--resume {resume!r} is not a file")
+    # every process draws the same shuffles, a resumed run repeats them; the CPU ops a job runs
+    # are deterministic as they are, so torch's global deterministic switch stays as the caller set it
+    set_seed(job.train.seed, deterministic=torch.are_deterministic_algorithms_enabled())
+    if distributed.context(torch.device("cpu")) is not None and not distributed.is_main():
+        log = _quiet
     if job.data.task == "classify":
         from . import classify
 
-        return classify.run(job, log)
+        return classify.run(job, log, resume)
     d, t = job.data, job.train
-    torch.manual_seed(t.seed)
-    np.random.seed(t.seed)
     if d.path == "co2":
         times, values = datasets.load_co2()
         source = "Mauna Loa weekly CO2 (shipped with grukit)"
@@ -207,15 +226,12 @@ def run(job: JobConfig, log=print) -> dict[str, Any]:
              for i in range(m.layers)]
     model = Sequential([*stack, L.Dense(len(d.target_columns))])
     model.compile("adam", "mse", learning_rate=t.learning_rate)
-    out_dir = job.output.dir or os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S"))
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = output_dir(job, resume)
     log(f"grukit train: {source}, {len(values)} steps, {n} windows of {d.window} -> "
         f"{n_train} train / {n_val} validation / {n_test} test (in time order); output in {out_dir}")
-    stop = cbks.EarlyStopping("val_loss", patience=t.patience, restore_best_weights=True)
     start = time.perf_counter()
-    history = model.fit(x_rel[parts["train"]], y_rel[parts["train"]], epochs=t.epochs,
-                        batch_size=t.batch_size, validation_data=(x_rel[parts["val"]], y_rel[parts["val"]]),
-                        callbacks=[stop], verbose=1)
+    history = fit(model, job, out_dir, resume, x_rel[parts["train"]], y_rel[parts["train"]],
+                  (x_rel[parts["val"]], y_rel[parts["val"]]), log)
     train_seconds = time.perf_counter() - start
 
     test = parts["test"]
@@ -231,6 +247,8 @@ def run(job: JobConfig, log=print) -> dict[str, Any]:
         "epochs_run": len(history.history["loss"]), "train_seconds": round(train_seconds, 2),
         "gru": _rmse_mae(pred, truth), "seasonal_naive": _rmse_mae(baseline, truth),
     }
+    if not distributed.is_main():  # under torchrun, process 0 writes
+        return {**metrics, "output_dir": out_dir}
     log(f"\ntest set ({n_test} windows, {times[target_at[test][0]]} .. {times[target_at[test][-1]]}):")
     log(f"  {'':<16}{'RMSE':>10}{'MAE':>10}")
     for name in ("gru", "seasonal_naive"):
@@ -245,9 +263,40 @@ def run(job: JobConfig, log=print) -> dict[str, Any]:
     history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
     _plot_forecast(os.path.join(out_dir, "forecast.png"), [times[i] for i in target_at[test]], truth, pred,
                    baseline, d.target_columns)
-    log(f"\nwrote {out_dir}/model.grukit, metrics.json, forecast.png, learning_curves.png")
-    metrics["output_dir"] = out_dir
-    return metrics
+    log(f"\nwrote {out_dir}/model.grukit, metrics.json, forecast.png, learning_curves.png "
+        "(checkpoint.grukit: the last epoch, for --resume)")
+    return {**metrics, "output_dir": out_dir}
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """The log of processes other than 0 under torchrun."""
+
+
+def output_dir(job: JobConfig, resume: Optional[str]) -> str:
+    """The run folder, made if new: job.output.dir, else the resumed checkpoint's folder, else
+    runs/train-<date>-<time>. Under torchrun every process takes process 0's, and process 0
+    writes the job there (job.json: what --resume reads when no config is given)."""
+    out_dir = job.output.dir or (os.path.dirname(os.path.abspath(resume)) if resume else
+                                 os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S")))
+    out_dir = distributed.agree(out_dir)
+    if distributed.is_main():
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "job.json"), "w") as f:
+            json.dump(dataclasses.asdict(job), f, indent=2)
+    return out_dir
+
+
+def fit(model: Sequential, job: JobConfig, out_dir: str, resume: Optional[str], x: np.ndarray, y: np.ndarray,
+        validation: tuple, log=print) -> Any:
+    """The job's fit: early stopping on the validation loss (back to the best epoch's
+    weights), and out_dir/checkpoint.grukit after every epoch, with the training state."""
+    t = job.train
+    callbacks = [cbks.EarlyStopping("val_loss", patience=t.patience, restore_best_weights=True),
+                 cbks.ModelCheckpoint(os.path.join(out_dir, "checkpoint.grukit"), monitor="val_loss")]
+    if resume is not None:
+        log(f"resuming from {resume}")
+    return model.fit(x, y, epochs=t.epochs, batch_size=t.batch_size, validation_data=validation,
+                     callbacks=callbacks, verbose=1, resume=resume)
 
 
 def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, baseline: np.ndarray,
@@ -272,9 +321,19 @@ def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, 
     plt.close(fig)
 
 
-def load_config(path: Optional[str]) -> JobConfig:
+def load_config(path: Optional[str], resume: Optional[str] = None) -> JobConfig:
+    """The job of a TOML config; without one, the job of the run being resumed (job.json
+    beside its checkpoint), else the default job."""
     if path is None:
-        return JobConfig()
+        saved = os.path.join(os.path.dirname(os.path.abspath(resume)), "job.json") if resume else None
+        if saved is None or not os.path.isfile(saved):
+            return JobConfig()
+        with open(saved, encoding="utf-8") as f:
+            try:
+                raw = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{saved} is not valid JSON: {exc}") from None
+        return from_dict(raw, saved)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file {path!r} does not exist")
     with open(path, encoding="utf-8") as f:

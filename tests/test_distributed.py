@@ -16,7 +16,7 @@ from grukit import layers as L, callbacks as C
 torch.set_num_threads(1)
 out = sys.argv[1]
 gk.set_seed(0)
-x = np.random.normal(size=(96, 9, 3)).astype("float32")
+x = np.random.normal(size=(99, 9, 3)).astype("float32")  # the last batch of 3 splits 2 + 1
 x[::4, 6:] = 0
 y = (x[:, :, 0].sum(1, keepdims=True) > 0).astype("float32")
 model = gk.Sequential([L.Input((None, 3)), L.Masking(0.0), L.Bidirectional(L.GRU(12, return_sequences=True)),
@@ -73,3 +73,28 @@ def test_each_process_gets_its_own_part_of_every_global_batch():
         assert abs(len(a) - len(b)) <= 1
     three = batches((2, 3))
     assert len(three) == 3  # a last batch of 2 cannot feed 3 processes: every process skips it
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+def test_grukit_train_under_torchrun(tmp_path):
+    """`grukit train` under torchrun: one process prints and writes; the model equals a
+    single-process run's (the global batch of 32 splits 16 + 16, the last one 14 + 13)."""
+    from grukit import load
+
+    config = tmp_path / "job.toml"
+    config.write_text("[train]\nepochs = 3\n[model]\nunits = 16\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cli = ["-m", "grukit.cli", "train", str(config), "--out"]
+    single = subprocess.run([sys.executable, *cli, str(tmp_path / "one")], capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = subprocess.run([*_torchrun(), "--nproc_per_node=2", "--master_port=29519", *cli,
+                          str(tmp_path / "two")], capture_output=True, text=True, timeout=300, env=env)
+    assert ddp.returncode == 0, ddp.stdout[-2000:] + ddp.stderr[-3000:]
+    assert ddp.stdout.count("Epoch 3/3") == 1 and ddp.stdout.count("grukit train:") == 1  # process 0 only
+    assert ddp.stdout.count("test set") == 1
+    files = [sorted(p.name for p in (tmp_path / run).iterdir()) for run in ("one", "two")]
+    assert files[0] == files[1]
+    for a, b in zip(load(str(tmp_path / "one" / "model.grukit")).parameters(),
+                    load(str(tmp_path / "two" / "model.grukit")).parameters(), strict=True):
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=0, atol=1e-5)

@@ -133,7 +133,7 @@ def test_resume_keeps_early_stopping_best_weights_and_lr_schedules(tmp_path):
     np.testing.assert_allclose(lrs, [0.05 * 0.9 ** (e + 1) * 0.5 ** (e // 2) for e in range(5)], rtol=1e-6)
     run(2, path=tmp_path / "ck.grukit")
     resumed, history, _ = run(5, resume=tmp_path / "ck.grukit")
-    assert history.history == full_history.history
+    assert history.history == full_history.history and history.epoch == full_history.epoch == [0, 1, 2, 3, 4]
     for a, b in zip(full.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
 

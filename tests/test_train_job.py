@@ -184,3 +184,62 @@ def test_classify_config_errors():
         train.parse_config('[data]\ntask = "cluster"')
     with pytest.raises(TypeError, match="data.feature_columns .* must be list"):
         train.parse_config('[data]\nfeature_columns = "a"')
+
+
+def _weights(path):
+    from grukit import load
+
+    return [p.detach().clone() for p in load(str(path)).parameters()]
+
+
+def test_cli_train_killed_and_resumed_equals_uninterrupted(tmp_path):
+    """`grukit train` writes checkpoint.grukit after every epoch; a run killed with SIGKILL
+    goes on with `grukit train --resume` (the job from the run folder's job.json) and ends
+    with the weights and metrics of an uninterrupted run."""
+    import os
+    import signal
+    import time
+
+    import torch
+
+    config = tmp_path / "job.toml"
+    config.write_text("[train]\nepochs = 25\npatience = 100\n[model]\nunits = 24\n")
+    cli = [sys.executable, "-m", "grukit.cli", "train"]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    full = subprocess.run([*cli, str(config), "--out", str(tmp_path / "full")], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert full.returncode == 0, full.stderr[-2000:]
+    checkpoint = tmp_path / "killed" / "checkpoint.grukit"
+    proc = subprocess.Popen([*cli, str(config), "--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.time() + 200
+        while not checkpoint.exists() and time.time() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "killed" / "model.grukit").exists()
+    resumed = subprocess.run([*cli, "--resume", str(checkpoint)], capture_output=True, text=True, timeout=300,
+                             env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout and "Epoch 1/25" not in resumed.stdout
+    for a, b in zip(_weights(tmp_path / "full" / "model.grukit"),
+                    _weights(tmp_path / "killed" / "model.grukit"), strict=True):
+        assert torch.equal(a, b)
+    metrics = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("full", "killed")]
+    assert metrics[0]["gru"] == metrics[1]["gru"] and metrics[1]["epochs_run"] == 25
+
+
+def test_cli_resume_errors(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "grukit.cli", "train", "--resume", str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "is not a file" in res.stderr
+    (tmp_path / "bad.grukit").write_bytes(b"not a checkpoint")
+    res = subprocess.run([sys.executable, "-m", "grukit.cli", "train", "--resume",
+                          str(tmp_path / "bad.grukit"), "--epochs", "1"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2 and "not a grukit checkpoint" in res.stderr
