@@ -187,6 +187,8 @@ class MinGRU(nn.Module):
             h0 = x.new_zeros(L, B, H)
         if T == 0:
             raise ValueError("input must have at least one time step")
+        if B == 0:
+            raise ValueError(f"input must have at least one batch row, got shape {tuple(input.shape)}")
         if lengths is not None:
             if unbatched:
                 raise ValueError("lengths must be None for an unbatched (T, I) input")

@@ -165,7 +165,13 @@ class Sequential(nn.Module):
 
     # ------------------------------------------------------------------ calling
 
+    def _takes_ids(self) -> bool:
+        """Whether the first layer reads token ids (an Embedding); others read float features."""
+        return isinstance(next((la for la in self.layers if not isinstance(la, L.Input)), None), L.Embedding)
+
     def call_with_mask(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        if not x.dtype.is_floating_point and not self._takes_ids():
+            x = x.float()  # integer features (0/1 flags, counts) are numbers to a GRU, as in Keras
         low = self.compute_dtype  # float inputs in, float32 outputs out, as Keras' mixed precision
         if low is not None and x.dtype.is_floating_point:
             x = x.to(low)
@@ -184,7 +190,8 @@ class Sequential(nn.Module):
                 self.eval()
                 self.call_with_mask(x[:1])
                 self.train(was)
-            self.input_spec = (list(x.shape[1:]), "int64" if not x.dtype.is_floating_point else "float32")
+            ids = not x.dtype.is_floating_point and self._takes_ids()
+            self.input_spec = (list(x.shape[1:]), "int64" if ids else "float32")
 
     def reset_states(self) -> None:
         for layer in self.layers:

@@ -57,9 +57,6 @@ def load(path: str) -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
-    from . import layers as L
-    from .model import Sequential
-
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path {path!r} is not a file")
@@ -73,6 +70,22 @@ def load(path: str) -> Any:
     except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(f"path {path!r} is not a grukit model file (expected safetensors with a grukit "
                          f"header; it may be truncated, corrupt or another format): {exc}") from None
+    try:
+        return _build(config, tensors, path)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(f"path {path!r}"):
+            raise
+        raise ValueError(f"path {path!r} holds a grukit header that does not describe a model grukit can "
+                         f"build (corrupt or edited?): {type(exc).__name__}: {exc}") from None
+
+
+def _build(config: Any, tensors: dict, path: str) -> Any:
+    """The model a parsed grukit header describes, with its weights."""
+    from . import layers as L
+    from .model import Sequential
+
+    if not isinstance(config, dict):
+        raise TypeError(f"the grukit header must be a JSON object, got {type(config).__name__}")
     if config.get("format") != FORMAT:
         raise ValueError(f"path {path!r} holds format {config.get('format')!r}, expected {FORMAT!r}")
     if config.get("version", 0) > VERSION:
