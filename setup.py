@@ -19,10 +19,14 @@ if os.environ.get("GRUKIT_NO_EXTENSION") != "1":
         print("grukit: torch is not importable at build time; installing without the "
               "compiled CPU engine (use pip install --no-build-isolation)", file=sys.stderr)
     else:
-        flags = ["-O3", "-march=native", "-fopenmp", "-std=c++20"]
+        flags, link = ["-O3", "-march=native", "-fopenmp", "-std=c++20"], ["-fopenmp"]
+        if os.environ.get("GRUKIT_SANITIZE") == "address":  # tools/sanitize.py: AddressSanitizer build
+            flags = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address", "-DGRUKIT_EXACT_BUFFERS",
+                     *flags[1:]]
+            link = [*link, "-fsanitize=address"]
         ext_modules = [CppExtension("grukit._C", ["grukit/csrc/gru.cpp", "grukit/csrc/mingru.cpp",
                                                         "grukit/csrc/int8.cpp"],
-                                    extra_compile_args=flags, extra_link_args=["-fopenmp"])]
+                                    extra_compile_args=flags, extra_link_args=link)]
         cmdclass = {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 setup(ext_modules=ext_modules, cmdclass=cmdclass)

@@ -65,6 +65,10 @@ inline bool resets_at(const bool* rs, const int64_t* len, int64_t t, int64_t B, 
 // a fresh allocation of tens of MB is mapped anew by the C library on every call,
 // and touching its pages costs as much as the matmul that fills them.
 at::Tensor workspace(int slot, int64_t numel, const at::TensorOptions& opts) {
+#ifdef GRUKIT_EXACT_BUFFERS  // the sanitizer build: every buffer its exact size, so overreads show
+  (void)slot;
+  return at::empty({numel}, opts);
+#endif
   static thread_local at::Tensor cache[2][6];
   at::Tensor& t = cache[opts.dtype() == at::kDouble ? 1 : 0][slot];
   if (!t.defined() || t.numel() < numel) t = at::empty({numel}, opts);
@@ -80,6 +84,9 @@ at::Tensor saved_empty(at::IntArrayRef sizes, const at::TensorOptions& opts) {
   constexpr int64_t kMinBytes = int64_t(1) << 20;
   constexpr size_t kMaxBuffers = 32;
   const int64_t numel = c10::multiply_integers(sizes);
+#ifdef GRUKIT_EXACT_BUFFERS
+  return at::empty(sizes, opts);
+#endif
   if (numel * static_cast<int64_t>(opts.dtype().itemsize()) < kMinBytes) return at::empty(sizes, opts);
   static thread_local std::vector<at::Tensor> pool;
   auto is_free = [](const at::Tensor& t) { return t.storage().use_count() == 1; };
