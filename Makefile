@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 TORCH  := torch==2.13.0
 SRC    := pyproject.toml $(wildcard setup.py) $(wildcard grukit/csrc/*)
 
-.PHONY: demo test bench install install-dev lint clean
+.PHONY: demo test bench sanitize install install-dev lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ test: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/bench_cpu.py
 	$(PY) benchmarks/bench_fit.py
+
+sanitize: $(VENV)/.installed-dev  # the kernels under AddressSanitizer (docs/fuzzing.md)
+	$(PY) tools/sanitize.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

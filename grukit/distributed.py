@@ -6,7 +6,11 @@ environment then holds WORLD_SIZE > 1), it joins the process group (gloo on the 
 nccl on GPUs), wraps the model in DistributedDataParallel, which averages gradients
 across processes after each backward, and gives each process its share of every
 batch: ``batch_size`` is the global batch, cut into N contiguous parts of the same
-shuffled order that every process draws (``gk.set_seed`` makes the orders agree).
+shuffled order that every process draws (``gk.set_seed`` makes the orders agree); a
+torch Dataset is drawn by a DistributedSampler (a local batch of batch_size / N), and a
+DataLoader must come with its own DistributedSampler. Each process's gradient is
+weighted by its share of the batch's rows, so an uneven last batch trains as on one
+process.
 The epoch's logs are summed over processes, so that every process sees the same
 values and callbacks such as EarlyStopping decide alike; only process 0 prints and
 writes files (ModelCheckpoint, CSVLogger).

@@ -91,6 +91,31 @@ class _Batches:
                              f"{self.x.shape[0]} and {self.y.shape[0]}")
         self.batch_size, self.shuffle = batch_size, shuffle
 
+    def distribute(self, shard: tuple[int, int], data: Any, batch_size: int, shuffle: bool) -> None:
+        """Under torchrun: arrays and tensors are split batch by batch (``shard``); a Dataset
+        gets a DistributedSampler and a local batch of batch_size / processes; a DataLoader
+        must bring its own DistributedSampler."""
+        from torch.utils.data.distributed import DistributedSampler
+
+        self.shard = shard
+        if self.loader is None:
+            return
+        if isinstance(data, DataLoader):
+            if not isinstance(data.sampler, DistributedSampler):
+                raise ValueError("under torchrun, a DataLoader must draw with a torch.utils.data."
+                                 "DistributedSampler (or pass the Dataset itself, or arrays), got sampler "
+                                 f"{type(data.sampler).__name__}")
+            return
+        rank, world = shard
+        sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=shuffle)
+        self.loader = DataLoader(data, batch_size=batch_size // world, sampler=sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new shuffle per epoch for a DistributedSampler (the same on every process)."""
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+
     def __len__(self) -> int:
         if self.loader is not None:
             return len(self.loader)  # type: ignore[arg-type]
@@ -101,7 +126,10 @@ class _Batches:
             for item in self.loader:
                 if not isinstance(item, (tuple, list)) or len(item) != 2:
                     raise ValueError("a Dataset/DataLoader for grukit must yield (x, y) pairs")
-                yield as_tensor("x batch", item[0]), as_tensor("y batch", item[1])
+                xb = as_tensor("x batch", item[0])
+                if self.shard is not None:  # a DistributedSampler gives every process as many rows
+                    self.global_rows = xb.shape[0] * self.shard[1]
+                yield xb, as_tensor("y batch", item[1])
             return
         n = self.x.shape[0]
         order = torch.randperm(n) if self.shuffle else None
@@ -308,10 +336,7 @@ class Sequential(nn.Module):
             if batch_size % shard[1]:
                 raise ValueError(f"batch_size is the global batch under torchrun and must divide among "
                                  f"{shard[1]} processes, got {batch_size}")
-            if train.loader is not None:
-                raise ValueError("under torchrun, pass arrays or tensors to fit (a DataLoader needs its own "
-                                 "DistributedSampler)")
-            train.shard = shard
+            train.distribute(shard, x, batch_size, shuffle)
             runner = nn.parallel.DistributedDataParallel(self)
             if shard[0] != 0:
                 verbose = 0
@@ -332,6 +357,7 @@ class Sequential(nn.Module):
             initial_epoch = self._resume(str(resume), optimizer, cb_list, history)
         for epoch in range(initial_epoch, epochs):
             self.train()
+            train.set_epoch(epoch)
             for cb in cb_list:
                 cb.on_epoch_begin(epoch)
             sums: dict[str, float] = {}

@@ -22,7 +22,15 @@ y = (x[:, :, 0].sum(1, keepdims=True) > 0).astype("float32")
 model = gk.Sequential([L.Input((None, 3)), L.Masking(0.0), L.Bidirectional(L.GRU(12, return_sequences=True)),
                        L.GRU(8), L.Dense(1, activation="sigmoid")])
 model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
-history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=True,
+data = {"x": x}
+if len(sys.argv) > 2:  # a torch Dataset: under torchrun grukit gives it a DistributedSampler; alone, the
+    # same sampler over one replica draws the same global batches
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+    ds = TensorDataset(torch.from_numpy(x[:96]), torch.from_numpy(y[:96]))
+    alone = DataLoader(ds, batch_size=16, sampler=DistributedSampler(ds, num_replicas=1, rank=0))
+    data, y = {"x": ds if "WORLD_SIZE" in os.environ else alone}, None
+history = model.fit(**data, y=y, epochs=2, batch_size=16, verbose=0, shuffle=True,
                     callbacks=[C.CSVLogger(out + ".csv"), C.ModelCheckpoint(out + ".grukit", monitor="loss")])
 rank = int(os.environ.get("RANK", "0"))
 np.save(f"{out}.rank{rank}.npy", np.concatenate([p.detach().numpy().ravel() for p in model.parameters()]))
@@ -35,15 +43,18 @@ def _torchrun() -> list[str]:
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
-def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("source", ["arrays", "dataset"])
+def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, source):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    single = subprocess.run([sys.executable, str(script), str(tmp_path / "single")], capture_output=True,
-                            text=True, timeout=300)
+    extra = [] if source == "arrays" else ["dataset"]
+    single = subprocess.run([sys.executable, str(script), str(tmp_path / "single"), *extra],
+                            capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run([*_torchrun(), "--nproc_per_node=2", "--master_port=29517", str(script),
-                          str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=env)
+                          str(tmp_path / "ddp"), *extra], capture_output=True, text=True, timeout=300,
+                         env=env)
     assert ddp.returncode == 0, ddp.stdout[-2000:] + ddp.stderr[-3000:]
     one = np.load(tmp_path / "single.rank0.npy")
     for rank in (0, 1):  # both processes hold the same weights, those of the single process
