@@ -86,7 +86,7 @@ MUTATIONS = ["T=0", "B=0", "rank 1", "rank 4", "features", "float64", "float16",
 
 @st.composite
 def gru_cases(draw):
-    """(module kwargs, input, h0, lengths, good, finite): half the cases are good inputs
+    """(module kwargs, input, h0, lengths, good, finite, mutation): half the cases are good inputs
     (any values, layouts, h0 and lengths types), half carry one mutation that makes them bad."""
     cfg = dict(input_size=draw(st.integers(1, 5)), hidden_size=draw(st.integers(1, 6)),
                num_layers=draw(st.integers(1, 3)), bidirectional=draw(st.booleans()),
@@ -141,7 +141,7 @@ def gru_cases(draw):
                    "lengths float": torch.tensor(lens, dtype=torch.float32), "lengths bool": [True] * rows,
                    "lengths string": "3"}[bad]
     finite = values in ("normal", "zero", "huge") and h_kind != "nan"
-    return cfg, x, h0, lengths, bad is None, finite
+    return cfg, x, h0, lengths, bad is None, finite, bad
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> None:
@@ -153,7 +153,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> None:
 def test_gru_forward_and_backward(case, with_grad):
     """gk.GRU on good and bad inputs; good ones agree across the compiled and reference
     engines, forward and backward (compiled inference, compiled training, reference)."""
-    cfg, x, h0, lengths, ok, finite = case
+    cfg, x, h0, lengths, ok, finite, _ = case
     _count("gk.GRU", ok)
     torch.manual_seed(0)
     gru = gk.GRU(**cfg)
@@ -229,7 +229,7 @@ def test_gru_wider_layers(data):
 def test_gru_cell_steps(case):
     """gk.GRUCell on one step of the same cases: good input (B, I) (B may be 0, as in torch)
     or (I,), else a clear error."""
-    cfg, x, h0, _, ok, finite = case
+    cfg, x, h0, _, ok, finite, _ = case
     cell = gk.GRUCell(cfg["input_size"], cfg["hidden_size"], bias=cfg["bias"], reset_after=cfg["reset_after"])
     if isinstance(x, torch.Tensor) and x.dim() == 3:
         x = x[0] if x.shape[0] else x.flatten(0, 1)  # (B, I) or (T, I): a cell input all the same
@@ -252,15 +252,15 @@ def test_gru_cell_steps(case):
 @given(gru_cases(), st.sampled_from(["auto", "sequential", "parallel"]))
 def test_mingru(case, mode):
     """gk.MinGRU on the same cases (lengths need a batch; the compiled scan == the sequential one)."""
-    cfg, x, h0, lengths, ok, finite = case
+    cfg, x, h0, lengths, ok, finite, mutation = case
     L_, H = cfg["num_layers"], cfg["hidden_size"]
     m = gk.MinGRU(cfg["input_size"], H, num_layers=L_, bias=cfg["bias"], batch_first=cfg["batch_first"])
     unbatched = isinstance(x, torch.Tensor) and x.dim() == 2
-    directions = 2 if cfg["bidirectional"] else 1
-    if isinstance(h0, torch.Tensor) and h0.dim() >= 2 and h0.shape[0] == L_ * directions:
-        h0 = h0[:L_]  # MinGRU has one direction
-    elif h0 is not None and ok:
-        ok = False
+    if ok and h0 is not None:
+        h0 = h0[:L_]  # a GRU's h0 of L layers x directions; MinGRU has one direction
+    elif mutation == "h0 shape":  # wrong for the GRU; right for MinGRU only by chance
+        rows = x.shape[0 if cfg["batch_first"] else 1] if not unbatched else None
+        ok = tuple(h0.shape) == ((L_, H) if unbatched else (L_, rows, H))
     if ok and unbatched and lengths is not None:
         ok = False
     _count("gk.MinGRU", ok)
@@ -280,7 +280,7 @@ def test_mingru(case, mode):
 @given(gru_cases())
 def test_quantized_gru(case):
     """gk.quantize(gk.GRU): the int8 kernels on good inputs (near the float GRU), errors on bad."""
-    cfg, x, h0, lengths, ok, finite = case
+    cfg, x, h0, lengths, ok, finite, _ = case
     torch.manual_seed(0)
     gru = gk.GRU(**cfg).eval()
     q = gk.quantize(gru)
