@@ -35,6 +35,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+INFO_KEYS = ("epoch", "optimizer", "rng", "callbacks", "history", "history_epochs")
+
+
 def _names(callbacks: list) -> list[str]:
     """Each callback's key in a checkpoint: its class and how many of that class came before
     ("EarlyStopping.0"), so that a resumed fit may add or drop other callbacks."""
@@ -139,4 +142,12 @@ def read(path: str) -> tuple[dict, dict, dict]:
                          "callbacks.ModelCheckpoint during fit")
     weights = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
     training = {k: v for k, v in tensors.items() if k.startswith(PREFIX)}
-    return weights, training, json.loads(meta["grukit_train"])
+    try:
+        info = json.loads(meta["grukit_train"])
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"resume={path!r}: its training state is not valid JSON (corrupt?): {exc}") from None
+    missing = [k for k in INFO_KEYS if not isinstance(info, dict) or k not in info]
+    if missing or not isinstance(info["callbacks"], dict):
+        raise ValueError(f"resume={path!r} holds a training state this grukit cannot read (written by an "
+                         f"older version, or edited; missing {missing or ['callbacks by name']})")
+    return weights, training, info

@@ -102,6 +102,13 @@ def test_resume_in_process_and_bad_files(tmp_path):
         _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "junk.grukit")
     with pytest.raises(FileNotFoundError):
         _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "missing.grukit")
+    from grukit import resume
+
+    weights, tensors, info = resume.read(str(tmp_path / "ck.grukit"))
+    del info["history_epochs"]  # a state of another version: named, not a KeyError
+    model.save(tmp_path / "old.grukit", training=(tensors, info))
+    with pytest.raises(ValueError, match="missing \\['history_epochs'\\]"):
+        _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "old.grukit")
 
 
 def test_resume_keeps_early_stopping_best_weights_and_lr_schedules(tmp_path):
