@@ -7,6 +7,7 @@ See README.md and the docstrings of :class:`GRU` and :class:`GRUCell`.
 """
 
 from . import architect, callbacks, export, interop, layers, losses, reference
+from ._checks import InputDTypeError, InputError
 from .engines import engine_info
 from .mingru import MinGRU
 from .model import Sequential
@@ -17,6 +18,7 @@ from .seeding import set_seed
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "GRUCell", "MinGRU", "QuantizedGRU", "Sequential", "architect", "callbacks",
+__all__ = ["GRU", "GRUCell", "InputDTypeError", "InputError", "MinGRU",
+           "QuantizedGRU", "Sequential", "architect", "callbacks",
            "engine_info", "export", "interop", "layers", "load", "losses", "quantize", "reference",
            "set_seed", "__version__"]

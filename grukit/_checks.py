@@ -2,6 +2,11 @@
 
 Every failure is a ValueError or TypeError whose message names the argument,
 what was expected and what came, so a user can fix the call from the message.
+
+A call's inputs that do not fit the module (shape, size, device, dtype) raise
+:class:`InputError` or :class:`InputDTypeError`: ValueError/TypeError as grukit
+promises, and also RuntimeError (and ValueError for a dtype), the classes torch.nn.GRU
+raises for the same mistakes, so ``except RuntimeError`` written for torch still catches them.
 """
 
 from __future__ import annotations
@@ -11,6 +16,15 @@ from typing import Any, Optional
 
 import torch
 from torch import Tensor
+
+
+class InputError(ValueError, RuntimeError):
+    """An input of the wrong shape, size, rank or device: torch raises RuntimeError (or
+    ValueError, for the rank) for the same mistake."""
+
+
+class InputDTypeError(TypeError, ValueError, RuntimeError):
+    """An input of the wrong dtype: torch raises ValueError or RuntimeError for it."""
 
 
 def describe(value: Any) -> str:
@@ -61,18 +75,18 @@ def tensor(name: str, value: Any) -> Tensor:
 def like_parameters(name: str, value: Tensor, ref: Tensor) -> None:
     """value must have the dtype and device of the module's parameter ref."""
     if value.dtype != ref.dtype:
-        raise TypeError(
+        raise InputDTypeError(
             f"{name} must have dtype {ref.dtype} (the module's parameters), got {value.dtype}"
         )
     if value.device != ref.device:
-        raise ValueError(
+        raise InputError(
             f"{name} must be on {ref.device} (the module's parameters), got {value.device}"
         )
 
 
 def shape(name: str, value: Tensor, expected: tuple[int, ...], meaning: str) -> None:
     if tuple(value.shape) != expected:
-        raise ValueError(
+        raise InputError(
             f"{name} must have shape {expected} {meaning}, got {tuple(value.shape)}"
         )
 
@@ -98,11 +112,11 @@ def lengths(value: Any, batch: int, steps: int, device: torch.device) -> Tensor:
             f"lengths must be a 1-D int tensor, array or list, got {describe(value)}"
         )
     if t.dim() != 1 or t.shape[0] != batch:
-        raise ValueError(
+        raise InputError(
             f"lengths must have shape ({batch},), one length per batch row, got {tuple(t.shape)}"
         )
     if batch and (int(t.min()) < 0 or int(t.max()) > steps):
-        raise ValueError(
+        raise InputError(
             f"lengths must lie in [0, {steps}] (the sequence length), got min {int(t.min())}, "
             f"max {int(t.max())}"
         )

@@ -38,7 +38,7 @@ def compiled_cpu() -> Optional[Any]:
 
 def resolve(engine: str, x: torch.Tensor) -> str:
     """The engine that will actually run for ``engine`` requested on input x."""
-    if engine == "reference":
+    if engine == "reference" or (not torch.compiler.is_compiling() and transformed()):
         return "reference"
     cpu_ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
     if cpu_ok and compiled_cpu() is not None:
@@ -50,6 +50,15 @@ def resolve(engine: str, x: torch.Tensor) -> str:
     return "reference"
 
 
+def transformed() -> bool:
+    """Whether a torch.func transform (grad, vjp, jacrev, jacfwd, vmap, functional_call
+    under them) or forward-mode AD is active. The fused kernels have neither batching
+    rules nor forward derivatives, so calls under them run on the reference engine,
+    whose plain PyTorch ops support every transform: exact, at the reference's speed."""
+    return (torch._C._functorch.peek_interpreter_stack() is not None
+            or torch.autograd.forward_ad._current_level >= 0)
+
+
 # the ops' Python side (fake implementations, autograd), only where they exist
 _fused: Optional[Any] = None
 if _compiled is not None:
@@ -59,6 +68,11 @@ if _compiled is not None:
 def layer_fn(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The function that runs one layer-direction on the named engine."""
     return _fused.gru_layer if name == "cpu" else reference.gru_layer
+
+
+def mingru_scan() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """minGRU's fused scan (cpu engine only)."""
+    return _fused.mingru_scan
 
 
 def stack_inference() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:

@@ -13,11 +13,13 @@ Imported by grukit.engines only when the compiled extension has loaded.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
+from . import reference
 from .reference import LayerWeights
 
 _ops = torch.ops.grukit
@@ -70,21 +72,6 @@ def _mingru_backward_fake(dy, gates, h, h0):
     return [torch.empty_like(gates), torch.empty_like(h0)]
 
 
-def _mingru_setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-    gates, h0 = inputs
-    ctx.save_for_backward(gates, output, h0)
-
-
-def _mingru_backward(ctx: Any, dh: Tensor) -> tuple:
-    gates, h, h0 = ctx.saved_tensors
-    dgates, dh0 = _ops.mingru_scan_backward(dh, gates, h, h0)
-    return dgates, dh0
-
-
-torch.library.register_autograd("grukit::mingru_scan_forward", _mingru_backward,
-                                setup_context=_mingru_setup_context)
-
-
 # ------------------------------------------------------------------ autograd
 
 def _save(ctx: Any, inputs: tuple, output: list) -> None:
@@ -92,7 +79,8 @@ def _save(ctx: Any, inputs: tuple, output: list) -> None:
      reset_after, reverse, save) = inputs
     y, h_n, gates, hp, *norm = output
     ln = [ln_ih, ln_hh, *norm] if ln_ih is not None else []
-    ctx.save_for_backward(x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, rec_mask, *ln)
+    # h0 and the biases only for a differentiable backward (through_reference)
+    ctx.save_for_backward(x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, rec_mask, h0, b_ih, b_hh, *ln)
     ctx.flags = (b_ih is not None, reset_after, reverse, tuple(h0.shape))
 
 
@@ -102,10 +90,27 @@ def _setup_context(ctx: Any, inputs: tuple, output: list) -> None:
     _save(ctx, inputs, output)
 
 
+def _reference_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
+                     b_hh: Optional[Tensor], ln_ih: Optional[Tensor], ln_hh: Optional[Tensor], *,
+                     lengths: Optional[Tensor], resets: Optional[Tensor], zoneout: Optional[Tensor],
+                     h_mask: Optional[Tensor], reset_after: bool, reverse: bool) -> tuple[Tensor, Tensor]:
+    """The fused op's function on the reference engine, its differentiable inputs first."""
+    return reference.gru_layer(x, h0, (w_ih, w_hh, b_ih, b_hh), reset_after, lengths, reverse, h_mask=h_mask,
+                               resets=resets, zoneout=zoneout,
+                               layer_norm=None if ln_ih is None else (ln_ih, ln_hh))
+
+
 def _backward(ctx: Any, grads: list) -> tuple:
-    x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, rec_mask, *ln = ctx.saved_tensors
+    x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, rec_mask, h0, b_ih, b_hh, *ln = ctx.saved_tensors
     has_bias, reset_after, reverse, h_shape = ctx.flags
     dy, dh_n = grads[0], grads[1]
+    if torch.is_grad_enabled() or reference.batched(dy) or reference.batched(dh_n):  # see through_reference
+        ln_ih, ln_hh = (ln[0], ln[1]) if ln else (None, None)
+        layer = functools.partial(_reference_layer, lengths=lengths, resets=resets, zoneout=zoneout,
+                                  h_mask=rec_mask, reset_after=reset_after, reverse=reverse)
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh = reference.through_reference(
+            layer, (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh), (dy, dh_n))
+        return (dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None, dln_ih, dln_hh, None, None, None)
     if dy is None:
         dy = x.new_zeros(x.shape[0], x.shape[1], w_hh.shape[1])
     if dh_n is None:
@@ -121,6 +126,25 @@ def _backward(ctx: Any, grads: list) -> tuple:
 
 
 torch.library.register_autograd("grukit::gru_layer_forward", _backward, setup_context=_setup_context)
+
+
+def _scan_setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    gates, h0 = inputs
+    ctx.save_for_backward(gates, output, h0)
+
+
+def _scan_backward(ctx: Any, dh: Tensor) -> tuple:
+    gates, h, h0 = ctx.saved_tensors
+    if torch.is_grad_enabled() or reference.batched(dh):  # see through_reference
+        dgates, dh0 = reference.through_reference(lambda g, s: (reference.mingru_scan(g, s),),
+                                                  (gates, h0), (dh,))
+        return dgates, dh0
+    dgates, dh0 = _ops.mingru_scan_backward(dh, gates, h, h0)
+    return dgates, dh0
+
+
+torch.library.register_autograd("grukit::mingru_scan_forward", _scan_backward,
+                                setup_context=_scan_setup_context)
 
 
 class _EagerLayer(torch.autograd.Function):
@@ -141,6 +165,28 @@ class _EagerLayer(torch.autograd.Function):
 
 
 # ------------------------------------------------------------------ callers
+
+class _EagerScan(torch.autograd.Function):
+    """minGRU's fused scan for eager calls (as _EagerLayer for the GRU)."""
+
+    @staticmethod
+    def forward(ctx: Any, gates: Tensor, h0: Tensor) -> Tensor:
+        h = _ops.mingru_scan_forward(gates, h0)
+        _scan_setup_context(ctx, (gates, h0), h)
+        return h
+
+    @staticmethod
+    def backward(ctx: Any, dh: Tensor) -> tuple:
+        return _scan_backward(ctx, dh)
+
+
+def mingru_scan(gates: Tensor, h0: Tensor) -> Tensor:
+    """minGRU's scan on the fused engine: h (T, B, H) from the gates [k | v] (T, B, 2H);
+    the same function as reference.mingru_scan."""
+    if torch.compiler.is_compiling():  # traced whole, with the autograd registered above
+        return _ops.mingru_scan_forward(gates, h0)
+    return _EagerScan.apply(gates, h0)
+
 
 def gru_layer(
     x: Tensor,

@@ -37,26 +37,21 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
-from . import _checks, engines
+from . import _checks, engines, reference
 
 CHUNK = 64
 MODES = ("auto", "parallel", "sequential")
-
-
-def g(v: Tensor) -> Tensor:
-    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
 
 
 def log_g(v: Tensor) -> Tensor:
     return torch.where(v >= 0, torch.log(F.relu(v) + 0.5), -F.softplus(-v))
 
 
-def layer_parallel(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
-    """All steps of one layer: x (T, B, I), h0 (B, H) -> outputs (T, B, H)."""
-    T, B = x.shape[:2]
-    k, v = F.linear(x, weight, bias).chunk(2, dim=-1)  # (T, B, H) each
+def log_space_scan(gates: Tensor, h0: Tensor) -> Tensor:
+    """The scan of reference.mingru_scan, for all steps at once in log space (see above)."""
+    T, B = gates.shape[:2]
+    k, v = gates.chunk(2, dim=-1)  # (T, B, H) each
     log_a = -F.softplus(k)  # log(1 - z)
     log_b = -F.softplus(-k) + log_g(v)  # log(z * g(v))
     C = min(CHUNK, T)
@@ -77,41 +72,43 @@ def layer_parallel(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor
     return h.reshape(n * C, B, -1)[:T]
 
 
-class _FusedScan(torch.autograd.Function):
-    """The CPU engine's scan: h (T, B, H) from the gate pre-activations [k | v] (T, B, 2H)."""
+class _ParallelScan(torch.autograd.Function):
+    """log_space_scan with a backward that is exact to every order: the backward of
+    logcumsumexp is itself differentiable only where its incoming gradient is nonzero
+    (torch computes it from log|grad|), and padded rows and unused steps bring zeros.
+    So a graph of the backward (create_graph=True) is built through the step-by-step
+    scan instead (reference.through_reference); a first-order backward differentiates
+    the log-space scan, recomputed."""
 
     @staticmethod
-    def forward(ctx, gates: Tensor, h0: Tensor) -> Tensor:
-        h = torch.ops.grukit.mingru_scan_forward(gates, h0)
-        ctx.save_for_backward(gates, h, h0)
-        return h
+    def forward(ctx: Any, gates: Tensor, h0: Tensor) -> Tensor:
+        ctx.save_for_backward(gates, h0)
+        return log_space_scan(gates, h0)
 
     @staticmethod
-    @once_differentiable  # the hand-written backward is not itself differentiable: say so
-    def backward(ctx, dh: Tensor):
-        gates, h, h0 = ctx.saved_tensors
-        dgates, dh0 = torch.ops.grukit.mingru_scan_backward(dh, gates, h, h0)
+    def backward(ctx: Any, dh: Tensor) -> tuple:
+        gates, h0 = ctx.saved_tensors
+        scan = reference.mingru_scan if torch.is_grad_enabled() else log_space_scan
+        dgates, dh0 = reference.through_reference(lambda g, s: (scan(g, s),), (gates, h0), (dh,))
         return dgates, dh0
 
 
-def layer_fused(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
-    """One layer on the CPU engine: one matmul for every step's gates, then the fused scan
-    (under torch.compile, the op itself, whose autograd grukit.function registers)."""
+def layer_parallel(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
+    """All steps of one layer at once: x (T, B, I), h0 (B, H) -> outputs (T, B, H)."""
     gates = F.linear(x, weight, bias)
-    if torch.compiler.is_compiling():
-        return torch.ops.grukit.mingru_scan_forward(gates, h0)
-    return _FusedScan.apply(gates, h0)
+    if engines.transformed() or torch.compiler.is_compiling():  # plain ops for torch.func and compile
+        return log_space_scan(gates, h0)
+    return _ParallelScan.apply(gates, h0)
+
+
+def layer_fused(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
+    """One layer on the CPU engine: one matmul for every step's gates, then the fused scan."""
+    return engines.mingru_scan()(F.linear(x, weight, bias), h0)
 
 
 def layer_sequential(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
     """The same layer one step at a time."""
-    k, v = F.linear(x, weight, bias).chunk(2, dim=-1)
-    z, cand = torch.sigmoid(k), g(v)
-    h, out = h0, []
-    for t in range(x.shape[0]):
-        h = (1 - z[t]) * h + z[t] * cand[t]
-        out.append(h)
-    return torch.stack(out)
+    return reference.mingru_scan(F.linear(x, weight, bias), h0)
 
 
 class MinGRU(nn.Module):
@@ -166,13 +163,14 @@ class MinGRU(nn.Module):
         ref = self.weight_l0
         _checks.tensor("input", input)
         if input.dim() not in (2, 3):
-            raise ValueError("input must be 3-D, (T, B, I) or (B, T, I) with batch_first, or 2-D (T, I) "
-                             f"for one unbatched sequence; got shape {tuple(input.shape)}")
+            raise _checks.InputError("input must be 3-D, (T, B, I) or (B, T, I) with batch_first, or 2-D "
+                                     f"(T, I) for one unbatched sequence; got shape {tuple(input.shape)}")
         if not input.dtype.is_floating_point:
-            raise TypeError(f"input must be a floating-point tensor of dtype {ref.dtype}, got {input.dtype}")
+            raise _checks.InputDTypeError(f"input must be a floating-point tensor of dtype {ref.dtype}, "
+                                          f"got {input.dtype}")
         _checks.like_parameters("input", input, ref)
         if input.shape[-1] != self.input_size:
-            raise ValueError(f"input must have {self.input_size} features (input_size), "
+            raise _checks.InputError(f"input must have {self.input_size} features (input_size), "
                              f"got {input.shape[-1]}")
         unbatched = input.dim() == 2
         x = input[:, None] if unbatched else (input.transpose(0, 1) if self.batch_first else input)
@@ -186,9 +184,10 @@ class MinGRU(nn.Module):
         else:
             h0 = x.new_zeros(L, B, H)
         if T == 0:
-            raise ValueError("input must have at least one time step")
+            raise _checks.InputError("input must have at least one time step")
         if B == 0:
-            raise ValueError(f"input must have at least one batch row, got shape {tuple(input.shape)}")
+            raise _checks.InputError(
+                f"input must have at least one batch row, got shape {tuple(input.shape)}")
         if lengths is not None:
             if unbatched:
                 raise ValueError("lengths must be None for an unbatched (T, I) input")

@@ -236,12 +236,12 @@ class GRU(nn.Module):
 
         _checks.tensor("input", input)
         if input.dim() not in (2, 3):
-            raise ValueError(
+            raise _checks.InputError(
                 "input must be 3-D, (T, B, I) or (B, T, I) with batch_first, or 2-D (T, I) "
                 f"for one unbatched sequence; got shape {tuple(input.shape)}"
             )
         if not input.dtype.is_floating_point:
-            raise TypeError(f"input must be a floating-point tensor of dtype {ref.dtype}, "
+            raise _checks.InputDTypeError(f"input must be a floating-point tensor of dtype {ref.dtype}, "
                             f"got {input.dtype}")
         _checks.like_parameters("input", input, ref)
         self._check_features(input.shape[-1])
@@ -255,9 +255,11 @@ class GRU(nn.Module):
             expect, meaning = (LD, x.shape[1], H), "(num_layers * num_directions, B, H)"
         T, B = x.shape[0], x.shape[1]
         if T == 0:
-            raise ValueError(f"input must have at least one time step, got shape {tuple(input.shape)}")
+            raise _checks.InputError(
+                f"input must have at least one time step, got shape {tuple(input.shape)}")
         if B == 0:
-            raise ValueError(f"input must have at least one batch row, got shape {tuple(input.shape)}")
+            raise _checks.InputError(
+                f"input must have at least one batch row, got shape {tuple(input.shape)}")
         _checks.optional_h("h0", h0, expect, ref, meaning)
         lens = None if lengths is None else _checks.lengths(lengths, B, T, x.device)
         if unbatched and h0 is not None:
@@ -276,7 +278,7 @@ class GRU(nn.Module):
 
     def _check_features(self, features: int) -> None:
         if features != self.input_size:
-            raise ValueError(
+            raise _checks.InputError(
                 f"input must have input_size={self.input_size} features in its last dimension, "
                 f"got {features}"
             )
@@ -421,14 +423,14 @@ class GRUCell(nn.Module):
         ref, H = self.weight_ih, self.hidden_size
         _checks.tensor("input", input)
         if input.dim() not in (1, 2):
-            raise ValueError(f"input must be 2-D (B, I) or 1-D (I,) unbatched, "
+            raise _checks.InputError(f"input must be 2-D (B, I) or 1-D (I,) unbatched, "
                              f"got shape {tuple(input.shape)}")
         if not input.dtype.is_floating_point:
-            raise TypeError(f"input must be a floating-point tensor of dtype {ref.dtype}, "
+            raise _checks.InputDTypeError(f"input must be a floating-point tensor of dtype {ref.dtype}, "
                             f"got {input.dtype}")
         _checks.like_parameters("input", input, ref)
         if input.shape[-1] != self.input_size:
-            raise ValueError(f"input must have input_size={self.input_size} features in its "
+            raise _checks.InputError(f"input must have input_size={self.input_size} features in its "
                              f"last dimension, got {input.shape[-1]}")
         unbatched = input.dim() == 1
         x = input.unsqueeze(0) if unbatched else input

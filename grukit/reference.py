@@ -197,3 +197,56 @@ def gru(
         if dropout > 0 and training and l < num_layers - 1:
             inp = torch.nn.functional.dropout(inp, p=dropout, training=True)
     return inp, torch.stack(h_n)
+
+
+def mingru_g(v: Tensor) -> Tensor:
+    """minGRU's candidate activation: v + 0.5 for v >= 0, else sigma(v) (always > 0)."""
+    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+
+
+def mingru_scan(gates: Tensor, h0: Tensor) -> Tensor:
+    """minGRU's recurrence (Feng et al. 2024; grukit.mingru), one step at a time.
+
+    gates: (T, B, 2H), the pre-activations [k | v] of every step; h0: (B, H).
+    h_t = (1 - z_t) h_{t-1} + z_t g(v_t) with z_t = sigma(k_t). Returns h (T, B, H).
+    """
+    k, v = gates.chunk(2, dim=-1)
+    z, cand = torch.sigmoid(k), mingru_g(v)
+    h, out = h0, []
+    for t in range(gates.shape[0]):
+        h = (1 - z[t]) * h + z[t] * cand[t]
+        out.append(h)
+    return torch.stack(out)
+
+
+# ------------------------------------------------- gradients through the reference
+
+def batched(t: Optional[Tensor]) -> bool:
+    """Whether t is a vmap-batched tensor: the gradient of a backward run for
+    ``torch.autograd.grad(..., is_grads_batched=True)`` or under ``torch.func.vmap``."""
+    f = torch._C._functorch
+    return t is not None and (f.is_legacy_batchedtensor(t) or f.is_batchedtensor(t))
+
+
+def through_reference(forward: Callable[..., tuple[Tensor, ...]], inputs: tuple, grads: tuple,
+                      ) -> list[Optional[Tensor]]:
+    """The gradients of ``forward(*inputs)`` (plain PyTorch ops) for the output gradients
+    ``grads``, one per input (None where the input needs none).
+
+    A fused backward calls this instead of its kernel where the kernel cannot serve:
+    when a graph of the backward is being built (``create_graph=True``: a gradient
+    penalty, a Hessian-vector product, gradgradcheck), so that the gradients are
+    themselves differentiable, and when the incoming gradients are vmap-batched. The
+    forward is recomputed from the saved inputs, which stay connected to the caller's
+    graph, and differentiated by autograd: exact, at the reference engine's speed.
+    """
+    wrt = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    with torch.enable_grad():
+        outputs = forward(*inputs)
+    pairs = [(o, g) for o, g in zip(outputs, grads, strict=True) if g is not None]
+    found = torch.autograd.grad([o for o, _ in pairs], [inputs[i] for i in wrt], [g for _, g in pairs],
+                                create_graph=torch.is_grad_enabled(), allow_unused=True)
+    result: list[Optional[Tensor]] = [None] * len(inputs)
+    for i, g in zip(wrt, found, strict=True):
+        result[i] = g
+    return result

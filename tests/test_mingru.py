@@ -6,7 +6,8 @@ import torch
 
 import grukit as gk
 from grukit import engines
-from grukit.mingru import CHUNK, g, layer_sequential
+from grukit.mingru import CHUNK, layer_sequential
+from grukit.reference import mingru_g as g
 
 needs_cpu_engine = pytest.mark.skipif(engines.compiled_cpu() is None, reason="the CPU engine is not built")
 
