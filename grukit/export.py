@@ -178,6 +178,7 @@ def _keras_gru(g: _Graph, layer: L.GRU, x: str, mask: Optional[str]) -> tuple[st
     gru = layer.gru
     _check_exportable(gru, what)
     D = 2 if gru.bidirectional else 1
+    out_mask = mask  # the input's mask passes on, also with go_backwards (Keras)
     if layer.go_backwards:
         x = g.reverse_time(x, 1)
         mask = None if mask is None else g.reverse_time(mask, 1)
@@ -197,19 +198,35 @@ def _keras_gru(g: _Graph, layer: L.GRU, x: str, mask: Optional[str]) -> tuple[st
     y, h_n = _gru_stack(g, g.op("Transpose", [x], perm=[1, 0, 2]), gru, None, seq_lens)
     if layer.return_sequences:
         out = g.op("Transpose", [y], perm=[1, 0, 2])  # (B, T, D*units)
-        if order is not None:  # back to the original positions; padded steps get 0
+        if order is not None and layer.zero_output_for_mask:  # back to the original positions, 0 between
             index = g.op("Expand", [g.op("Unsqueeze", [order, g.const([2], dtype=np.int64)]),
                                     g.op("Shape", [out])])
             zeros = g.op("ConstantOfShape", [g.op("Shape", [out])],
                          value=g.onnx.numpy_helper.from_array(np.zeros(1, np.float32)))
             out = g.op("ScatterElements", [zeros, index, out], axis=1)
-        return out, mask
+        elif mask is not None and not layer.zero_output_for_mask:
+            # each step takes the output of the last real step so far (layers._carry): the
+            # compacted output at (real steps so far) - 1, zeros before the first
+            seen = g.op("CumSum", [g.op("Cast", [mask], to=TP.INT64), g.const(np.int64(1))])  # (B, T)
+            prior = g.op("Sub", [seen, g.const(np.int64(1))])
+            index = g.op("Max", [prior, g.const(np.int64(0))])
+            index = g.op("Expand", [g.op("Unsqueeze", [index, g.const([2], dtype=np.int64)]),
+                                    g.op("Shape", [out])])
+            out = g.op("GatherElements", [out, index], axis=1)
+            started = g.op("Cast", [g.op("Greater", [seen, g.const(np.int64(0))])], to=TP.FLOAT)
+            out = g.op("Mul", [out, g.op("Unsqueeze", [started, g.const([2], dtype=np.int64)])])
+        return out, out_mask
     last = h_n
     if gru.num_layers * D > D:
         end = np.iinfo(np.int64).max
         last = g.op("Slice", [h_n, g.const([-D], dtype=np.int64), g.const([end], dtype=np.int64),
                               g.const([0], dtype=np.int64)])
     last = g.op("Reshape", [g.op("Transpose", [last], perm=[1, 0, 2]), g.const([0, -1], dtype=np.int64)])
+    if mask is not None and layer.zero_output_for_mask:  # zeros where the last step is masked
+        T = g.dim(x, 1)
+        end = g.op("Slice", [mask, g.op("Sub", [T, g.const([1], dtype=np.int64)]), T,
+                             g.const([1], dtype=np.int64)])  # (B, 1)
+        last = g.op("Mul", [last, g.op("Cast", [end], to=TP.FLOAT)])
     return last, None
 
 
@@ -249,6 +266,9 @@ def _export_sequential(g: _Graph, model: Sequential) -> tuple[list[Any], list[An
             x = _activation(g, x, layer.activation)
             features = layer.units
         elif isinstance(layer, L.Bidirectional):
+            if layer.merge_mode is None:
+                raise ValueError("Bidirectional(merge_mode=None) has two outputs; export supports one "
+                                 "output per layer")
             x, mask = _keras_gru(g, layer.layer, x, mask)
             per_step = layer.layer.return_sequences
             features = layer.layer.units * (2 if layer.merge_mode == "concat" else 1)

@@ -204,7 +204,8 @@ def _layer_from_keras(entry: dict) -> Optional[L.Layer]:
                      return_state=cfg.get("return_state", False), go_backwards=cfg.get("go_backwards", False),
                      stateful=cfg.get("stateful", False), dropout=cfg.get("dropout", 0.0),
                      recurrent_dropout=cfg.get("recurrent_dropout", 0.0),
-                     reset_after=cfg.get("reset_after", True), use_bias=cfg.get("use_bias", True))
+                     reset_after=cfg.get("reset_after", True), use_bias=cfg.get("use_bias", True),
+                     zero_output_for_mask=cfg.get("zero_output_for_mask", False))
     if cls == "Bidirectional":
         inner = _layer_from_keras(cfg["layer"])
         if not isinstance(inner, L.GRU):
@@ -241,6 +242,7 @@ def _layer_to_keras(layer: L.Layer, name: str) -> dict:
                              "stateful": layer.stateful, "dropout": layer.dropout,
                              "recurrent_dropout": layer.recurrent_dropout, "reset_after": layer.reset_after,
                              "use_bias": layer.use_bias, "activation": "tanh",
+                             "zero_output_for_mask": layer.zero_output_for_mask,
                              "recurrent_activation": "sigmoid"})
     if isinstance(layer, L.Bidirectional):  # its inner GRU's settings are Keras' forward layer's
         return entry("Bidirectional", {"merge_mode": layer.merge_mode,

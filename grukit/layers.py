@@ -35,11 +35,11 @@ class Layer(nn.Module):
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
         raise NotImplementedError
 
-    def forward(self, x: Tensor, mask: Mask = None) -> tuple[Tensor, Mask]:
+    def forward(self, x: Tensor, mask: Mask = None, **kwargs: Any) -> tuple[Any, Mask]:
         if not self.built:
             self.build(tuple(x.shape))
             self.built = True
-        return self.call(x, mask)
+        return self.call(x, mask, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -47,24 +47,34 @@ class Layer(nn.Module):
     def reset_states(self) -> None:
         """Forget carried state (stateful layers)."""
 
+    def reset_state(self) -> None:
+        """Keras 3's name for reset_states."""
+        self.reset_states()
+
 
 class Input(Layer):
     """Declares the shape of one sample, ``shape=(T, F)`` or ``(T,)`` for token ids, so
-    that a Sequential model is built when it is made: ``layers.Input((None, 8))``."""
+    that a Sequential model is built when it is made: ``layers.Input((None, 8))``.
+    ``batch_size`` fixes the batch, as Keras' does: stateful layers then start from
+    zeros of that many rows and refuse another batch size until reset_states()."""
 
-    def __init__(self, shape: tuple, dtype: str = "float32") -> None:
+    def __init__(self, shape: tuple, dtype: str = "float32", batch_size: Optional[int] = None) -> None:
         super().__init__()
         if not isinstance(shape, (tuple, list)) or not all(
                 s is None or (isinstance(s, int) and s > 0) for s in shape):
             raise TypeError(f"shape must be a tuple of positive ints or None, got {shape!r}")
         self.shape, self.dtype = tuple(shape), dtype
+        self.batch_size = None if batch_size is None else _checks.positive_int("batch_size", batch_size)
         self.built = True
 
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
         return x, mask
 
     def get_config(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "dtype": self.dtype}
+        config: dict[str, Any] = {"shape": list(self.shape), "dtype": self.dtype}
+        if self.batch_size is not None:
+            config["batch_size"] = self.batch_size
+        return config
 
 
 class Embedding(Layer):
@@ -171,6 +181,16 @@ def _compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Optional[Tensor]]
     return x.gather(1, order[..., None].expand_as(x)), lengths, order
 
 
+def _carry(compact: Tensor, mask: Tensor) -> Tensor:
+    """Keras' masked outputs: at each step, the output of the last real step so far (zeros
+    before the first). compact (B, T, F): each row's real steps' outputs first, in order
+    (_compact); mask (B, T) in processing order. The last real step so far is the
+    compacted one at (real steps so far) - 1."""
+    seen = mask.long().cumsum(1)  # (B, T)
+    picked = compact.gather(1, (seen - 1).clamp(min=0)[..., None].expand_as(compact))
+    return torch.where((seen > 0)[..., None], picked, torch.zeros_like(picked))
+
+
 class GRU(Layer):
     """Keras' GRU layer on grukit's engine (input (B, T, F), batch first).
 
@@ -180,16 +200,21 @@ class GRU(Layer):
     recurrent matmul, each with one mask per sequence in training (Keras' scheme,
     on the fused engine too). ``zoneout`` and ``layer_norm`` (grukit's own, not
     Keras'): see ``gk.GRU``.
-    ``stateful`` carries the final
-    state to the next call (same batch size) until ``reset_states()``. Masked steps
-    are skipped: the state passes through them and their outputs are 0.
+    ``stateful`` carries the final state to the next call (same batch size) until
+    ``reset_states()``; it starts from zeros. ``layer(x, initial_state=h0)`` starts
+    from h0 (B, units) instead.
+
+    Masked steps are skipped, as in Keras: the state passes through them unchanged,
+    and their output is the last real step's (zeros before the first), or zeros with
+    ``zero_output_for_mask=True``. With ``go_backwards`` the outputs come in reverse
+    time order and the input's mask passes on as it came (Keras' behaviour).
     """
 
     def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, reset_after: bool = True, engine: str = "auto",
                  zoneout: float = 0.0, layer_norm: bool = False, use_bias: bool = True,
-                 _bidirectional: bool = False) -> None:
+                 zero_output_for_mask: bool = False, _bidirectional: bool = False) -> None:
         super().__init__()
         self.units = _checks.positive_int("units", units)
         self.return_sequences = _checks.boolean("return_sequences", return_sequences)
@@ -205,6 +230,7 @@ class GRU(Layer):
         if self.layer_norm and not self.reset_after:
             raise ValueError("layer_norm=True needs reset_after=True, got reset_after=False")
         self.use_bias = _checks.boolean("use_bias", use_bias)
+        self.zero_output_for_mask = _checks.boolean("zero_output_for_mask", zero_output_for_mask)
         self.bidirectional = bool(_bidirectional)
         self.state: Optional[Tensor] = None
 
@@ -220,34 +246,54 @@ class GRU(Layer):
     def reset_states(self) -> None:
         self.state = None
 
-    def call(self, x: Tensor, mask: Mask) -> tuple[Any, Mask]:
+    def call(self, x: Tensor, mask: Mask, initial_state: Optional[Any] = None) -> tuple[Any, Mask]:
         if x.dim() != 3:
             raise ValueError(f"GRU input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
-        B = x.shape[0]
+        B, D = x.shape[0], 2 if self.bidirectional else 1
+        run_mask = mask
         if self.go_backwards:
             x = x.flip(1)
-            mask = None if mask is None else mask.flip(1)
+            run_mask = None if mask is None else mask.flip(1)
         if self.training and self.dropout > 0:  # one input mask per sequence
             keep = torch.bernoulli(x.new_full((B, 1, x.shape[2]), 1 - self.dropout))
             x = x * keep / (1 - self.dropout)
         order, lengths = None, None
-        if mask is not None:
-            x, lengths, order = _compact(x, mask)
-        h0 = self.state
+        if run_mask is not None:
+            x, lengths, order = _compact(x, run_mask)
+        h0 = self.state if initial_state is None else self._initial_state(initial_state, x)
         if h0 is not None and h0.shape[1] != B:
             raise ValueError(f"a stateful GRU needs the same batch size on every call until "
                              f"reset_states(): carried {h0.shape[1]}, got {B}")
         out, h_n = self.gru(x, h0, lengths=lengths)
         if self.stateful:
             self.state = h_n.detach()
-        if order is not None:  # back to the original time positions (masked steps get 0)
+        if run_mask is not None and not self.zero_output_for_mask:
+            out = _carry(out, run_mask)  # Keras: a masked step repeats the last real output
+        elif order is not None:  # back to the original time positions (masked steps get 0)
             out = torch.zeros_like(out).scatter(1, order[..., None].expand_as(out), out)
-        D = 2 if self.bidirectional else 1
-        last = h_n[-D:].transpose(0, 1).reshape(B, D * self.units)  # (B, D*units)
-        y = out if self.return_sequences else last
+        state = h_n[-D:].transpose(0, 1).reshape(B, D * self.units)  # (B, D*units)
+        if self.return_sequences:
+            y = out
+        elif run_mask is None:
+            y = state
+        else:  # the last step's output: zeros for a row without real steps (or masked last)
+            real = run_mask[:, -1] if self.zero_output_for_mask else run_mask.any(1)
+            y = torch.where(real[:, None], state, torch.zeros_like(state))
         if self.return_state:
-            return (y, last), (mask if self.return_sequences else None)
+            return (y, state), (mask if self.return_sequences else None)
         return y, (mask if self.return_sequences else None)
+
+    def _initial_state(self, value: Any, x: Tensor) -> Tensor:
+        """initial_state (B, units), or per direction inside Bidirectional -> h0 (D, B, units)."""
+        D, B = (2 if self.bidirectional else 1), x.shape[0]
+        states = list(value) if isinstance(value, (list, tuple)) else [value]
+        if len(states) != D:
+            raise ValueError(f"initial_state must hold {D} state(s) of shape ({B}, {self.units}), "
+                             f"got {len(states)}")
+        for h in states:
+            _checks.tensor("initial_state", h)
+            _checks.shape("initial_state", h, (B, self.units), "(batch, units)")
+        return torch.stack([h.to(x.dtype) for h in states])
 
     def get_config(self) -> dict[str, Any]:
         return {"units": self.units, "return_sequences": self.return_sequences,
@@ -255,7 +301,8 @@ class GRU(Layer):
                 "stateful": self.stateful, "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout, "reset_after": self.reset_after,
                 "engine": self.engine, "zoneout": self.zoneout, "layer_norm": self.layer_norm,
-                "use_bias": self.use_bias, "_bidirectional": self.bidirectional}
+                "use_bias": self.use_bias, "zero_output_for_mask": self.zero_output_for_mask,
+                "_bidirectional": self.bidirectional}
 
 
 class MinGRU(Layer):
@@ -293,25 +340,44 @@ class MinGRU(Layer):
 
 
 class Bidirectional(Layer):
-    """Runs a GRU layer forwards and backwards; merge_mode concat, sum, mul or ave."""
+    """Runs a GRU layer forwards and backwards over the same input (Keras' Bidirectional).
+
+    ``merge_mode``: "concat" (the default), "sum", "mul", "ave", or None for the two
+    outputs as a pair (forward, backward). With the layer's ``return_state`` the states
+    follow the output(s): ``(y, h_forward, h_backward)``, or ``(y_f, y_b, h_f, h_b)``
+    with merge_mode None. ``layer(x, initial_state=[h_f, h_b])`` starts both directions
+    from given states (B, units) each. With ``return_sequences``, masked steps output
+    zeros in both directions, as Keras forces for its two layers.
+    """
 
     MERGES = {"concat": None, "sum": torch.add, "mul": torch.mul, "ave": lambda a, b: (a + b) / 2}
 
-    def __init__(self, layer: GRU, merge_mode: str = "concat") -> None:
+    def __init__(self, layer: GRU, merge_mode: Optional[str] = "concat") -> None:
         super().__init__()
         if not isinstance(layer, GRU):
             raise TypeError(f"layer must be a grukit.layers.GRU, got {_checks.describe(layer)}")
-        self.merge_mode = _checks.choice("merge_mode", merge_mode, tuple(self.MERGES))
-        config = {**layer.get_config(), "_bidirectional": True, "return_state": False}
+        if merge_mode is not None:
+            _checks.choice("merge_mode", merge_mode, tuple(self.MERGES))
+        self.merge_mode = merge_mode
+        self.return_state = layer.return_state
+        config = {**layer.get_config(), "_bidirectional": True,
+                  "zero_output_for_mask": layer.return_sequences}
         self.layer = GRU(**config)
         self.built = True
 
-    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
-        y, mask = self.layer(x, mask)
-        merge = self.MERGES[self.merge_mode]
-        if merge is not None:
-            fwd, bwd = y.chunk(2, dim=-1)
-            y = merge(fwd, bwd)
+    def call(self, x: Tensor, mask: Mask, initial_state: Optional[Any] = None) -> tuple[Any, Mask]:
+        y, mask = self.layer(x, mask, initial_state=initial_state)
+        units = self.layer.units
+        if self.return_state:
+            y, state = y  # state (B, 2 * units): both directions' final states
+        fwd, bwd = y[..., :units], y[..., units:]
+        if self.merge_mode is None:
+            y = (fwd, bwd)
+        elif self.merge_mode != "concat":
+            y = self.MERGES[self.merge_mode](fwd, bwd)
+        if self.return_state:
+            states = (state[:, :units], state[:, units:])
+            y = (*y, *states) if self.merge_mode is None else (y, *states)
         return y, mask
 
     def reset_states(self) -> None:
@@ -319,6 +385,7 @@ class Bidirectional(Layer):
 
     def get_config(self) -> dict[str, Any]:
         inner = {**self.layer.get_config(), "_bidirectional": False}
+        inner.pop("zero_output_for_mask")
         return {"layer": inner, "merge_mode": self.merge_mode}
 
     @classmethod

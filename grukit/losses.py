@@ -8,17 +8,16 @@ torch's way, ``loss(y_pred, y_true)``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import _checks
 
 EPS = 1e-7
 
-Fn = Callable[[Tensor, Tensor], Tensor]  # (y_true, y_pred) -> scalar
+Fn = Callable[[Tensor, Tensor], Tensor]  # (y_true, y_pred) -> values, one per sample or step
 
 
 def _same_shape(y_true: Tensor, y_pred: Tensor) -> Tensor:
@@ -30,30 +29,44 @@ def _same_shape(y_true: Tensor, y_pred: Tensor) -> Tensor:
     return y_true.to(y_pred.dtype)
 
 
+# Each built-in loss and metric gives one value per sample, or per step for per-step
+# outputs: Keras reduces the last (feature or class) axis only. A mask and sample
+# weights then weigh those values as Keras does (``reduce_loss``, ``Mean``).
+
+def _reduce_last(v: Tensor, y_pred: Tensor) -> Tensor:
+    return v.mean(-1) if y_pred.dim() > 1 else v
+
+
 def mean_squared_error(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    return F.mse_loss(y_pred, _same_shape(y_true, y_pred))
+    return _reduce_last((y_pred - _same_shape(y_true, y_pred)).square(), y_pred)
 
 
 def mean_absolute_error(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    return F.l1_loss(y_pred, _same_shape(y_true, y_pred))
+    return _reduce_last((y_pred - _same_shape(y_true, y_pred)).abs(), y_pred)
 
 
 def binary_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    return F.binary_cross_entropy(y_pred.clamp(EPS, 1 - EPS), _same_shape(y_true, y_pred))
+    y_true = _same_shape(y_true, y_pred)
+    p = y_pred.clamp(EPS, 1 - EPS)
+    return _reduce_last(-(y_true * p.log() + (1 - y_true) * (1 - p).log()), y_pred)
 
 
 def categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     y_true = _same_shape(y_true, y_pred)
-    return -(y_true * y_pred.clamp(EPS, 1.0).log()).sum(-1).mean()
+    return -(y_true * y_pred.clamp(EPS, 1.0).log()).sum(-1)
 
 
-def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
+def _labels(y_true: Tensor, y_pred: Tensor) -> Tensor:
     labels = y_true.reshape(y_pred.shape[:-1]).long()
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= y_pred.shape[-1]):
         raise ValueError(f"y must hold class indices in [0, {y_pred.shape[-1]}), got "
                          f"[{int(labels.min())}, {int(labels.max())}]")
+    return labels
+
+
+def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     logp = y_pred.clamp(EPS, 1.0).log()
-    return F.nll_loss(logp.reshape(-1, y_pred.shape[-1]), labels.reshape(-1))
+    return -logp.gather(-1, _labels(y_true, y_pred)[..., None])[..., 0]
 
 
 LOSSES: dict[str, Fn] = {
@@ -65,16 +78,69 @@ LOSSES: dict[str, Fn] = {
 }
 
 
-def get_loss(loss: Any) -> tuple[str, Fn]:
-    """(name, fn(y_true, y_pred)) for a loss name, a torch loss module or a callable."""
+def _weights(values: Tensor, mask: Optional[Tensor], sample_weight: Optional[Tensor]) -> Optional[Tensor]:
+    """Keras' weights for per-sample or per-step values: the sample weights, (B,) or (B, T),
+    times the mask (B, T) of a per-step output; broadcast to the values' shape."""
+    w = None if sample_weight is None else sample_weight.to(values.dtype)
+    if mask is not None and tuple(mask.shape) == tuple(values.shape[:mask.dim()]):
+        m = mask.to(values.dtype)
+        w = m if w is None else w.reshape(*w.shape, *[1] * (m.dim() - w.dim())) * m
+    if w is None:
+        return None
+    if w.dim() > values.dim():
+        raise ValueError(f"sample_weight must have at most the loss values' rank {values.dim()} "
+                         f"(shape {tuple(values.shape)}), got shape {tuple(w.shape)}")
+    return w.reshape(*w.shape, *[1] * (values.dim() - w.dim())).expand_as(values)
+
+
+def reduce_loss(values: Tensor, mask: Optional[Tensor] = None, sample_weight: Optional[Tensor] = None
+                ) -> Tensor:
+    """Keras' "sum_over_batch_size": sum(values * weights) / their count, where a mask
+    counts only its valid entries (so masked steps neither add nor dilute)."""
+    if values.dim() == 0:
+        return values
+    w = _weights(values, None, sample_weight)
+    total = values if w is None else values * w
+    if mask is not None and tuple(mask.shape) == tuple(values.shape[:mask.dim()]):
+        m = mask.to(values.dtype).reshape(*mask.shape, *[1] * (values.dim() - mask.dim()))
+        count = (m.expand_as(values)).sum()
+        return (total * m).sum() / count.clamp(min=1)
+    return total.sum() / values.numel()
+
+
+class Loss:
+    """A loss ``loss(y_true, y_pred, mask=None, sample_weight=None)`` -> a scalar.
+
+    Built-ins and plain callables that return per-sample (or per-step) values are
+    reduced as Keras reduces them (``reduce_loss``); a callable that returns a scalar
+    and a torch loss module are used as they are (a mask or sample weights then
+    cannot apply, and passing sample weights is an error)."""
+
+    def __init__(self, name: str, fn: Fn, torch_module: bool = False) -> None:
+        self.name, self.fn, self.torch_module = name, fn, torch_module
+
+    def __call__(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+                 sample_weight: Optional[Tensor] = None) -> Tensor:
+        values = self.fn(y_pred, y_true) if self.torch_module else self.fn(y_true, y_pred)
+        if not isinstance(values, Tensor) or values.dim() == 0:
+            if sample_weight is not None:
+                raise ValueError(f"sample_weight needs a loss that returns one value per sample; "
+                                 f"{self.name} returned a scalar")
+            return values
+        return reduce_loss(values, mask, sample_weight)
+
+
+def get_loss(loss: Any) -> tuple[str, Loss]:
+    """(name, Loss) for a loss name, a torch loss module or a callable."""
     if isinstance(loss, str):
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable, got {loss!r}")
-        return loss, LOSSES[loss]
+        return loss, Loss(loss, LOSSES[loss])
     if isinstance(loss, nn.Module):
-        return type(loss).__name__, lambda y_true, y_pred: loss(y_pred, y_true)
+        return type(loss).__name__, Loss(type(loss).__name__, loss, torch_module=True)
     if callable(loss):
-        return getattr(loss, "__name__", "loss"), loss
+        name = getattr(loss, "__name__", "loss")
+        return name, Loss(name, loss)
     raise TypeError(f"loss must be a name or a callable, got {_checks.describe(loss)}")
 
 
@@ -82,15 +148,15 @@ def get_loss(loss: Any) -> tuple[str, Fn]:
 
 def binary_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     y_true = _same_shape(y_true, y_pred)
-    return ((y_pred > 0.5) == (y_true > 0.5)).float().mean()
+    return _reduce_last(((y_pred > 0.5) == (y_true > 0.5)).float(), y_pred)
 
 
 def categorical_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    return (y_pred.argmax(-1) == _same_shape(y_true, y_pred).argmax(-1)).float().mean()
+    return (y_pred.argmax(-1) == _same_shape(y_true, y_pred).argmax(-1)).float()
 
 
 def sparse_categorical_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    return (y_pred.argmax(-1) == y_true.reshape(y_pred.shape[:-1]).long()).float().mean()
+    return (y_pred.argmax(-1) == y_true.reshape(y_pred.shape[:-1]).long()).float()
 
 
 METRICS: dict[str, Fn] = {
@@ -116,6 +182,22 @@ def get_metric(metric: Any, loss_name: str) -> tuple[str, Fn]:
     if callable(metric):
         return getattr(metric, "__name__", "metric"), metric
     raise TypeError(f"metrics must hold names or callables, got {_checks.describe(metric)}")
+
+
+def mean_state(values: Tensor, rows: float, mask: Optional[Tensor] = None) -> tuple[float, float]:
+    """One batch's (total, count) for Keras' ``Mean`` metric over per-sample or per-step
+    values: the epoch's value is the sum of totals over the sum of counts, so masked
+    steps count for nothing."""
+    if values.dim() == 0:  # a callable that returns the batch's mean: weighed by its rows
+        return float(values) * rows, float(rows)
+    w = _weights(values, mask, None)
+    if w is None:
+        per_row = values.reshape(values.shape[0], -1).mean(1)
+        return float(per_row.sum()), float(values.shape[0])
+    inner = tuple(range(1, values.dim()))
+    per_row = (values * w).mean(inner) if inner else values * w
+    weight = w.mean(inner) if inner else w
+    return float(per_row.sum()), float(weight.sum())
 
 
 def to_float(value: Tensor) -> float:

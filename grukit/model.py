@@ -71,10 +71,14 @@ class _Batches:
     """Mini-batches of (x, y) from tensors or a Dataset/DataLoader."""
 
     def __init__(self, x: Any, y: Any, batch_size: int, shuffle: bool, need_y: bool, role: str = "",
-                 shard: Optional[tuple[int, int]] = None) -> None:
+                 shard: Optional[tuple[int, int]] = None, sample_weight: Any = None) -> None:
         self.loader: Optional[Iterable] = None
         self.shard = shard  # (rank, world): this process's part of every batch (under torchrun)
+        self.sw: Optional[Tensor] = None
         if isinstance(x, (Dataset, DataLoader)):
+            if sample_weight is not None:
+                raise ValueError(f"sample_weight{role} must be None when x{role} is a Dataset or DataLoader "
+                                 "(yield (x, y, sample_weight) triples instead)")
             if y is not None:
                 raise ValueError(f"y{role} must be None when x{role} is a Dataset or DataLoader "
                                  "(it yields (x, y) pairs)")
@@ -89,6 +93,14 @@ class _Batches:
         if self.y is not None and self.y.shape[0] != self.x.shape[0]:
             raise ValueError(f"x{role} and y{role} must have the same number of samples, got "
                              f"{self.x.shape[0]} and {self.y.shape[0]}")
+        if sample_weight is not None:
+            self.sw = as_tensor("sample_weight" + role, sample_weight).float()
+            if self.sw.dim() > 2 or self.sw.shape[0] != self.x.shape[0]:
+                raise ValueError(f"sample_weight{role} must have shape ({self.x.shape[0]},) or "
+                                 f"({self.x.shape[0]}, T): one weight per sample or per step, got "
+                                 f"{tuple(self.sw.shape)}")
+            if bool((self.sw < 0).any()):
+                raise ValueError(f"sample_weight{role} must not be negative, got min {float(self.sw.min())}")
         self.batch_size, self.shuffle = batch_size, shuffle
 
     def distribute(self, shard: tuple[int, int], data: Any, batch_size: int, shuffle: bool) -> None:
@@ -121,15 +133,18 @@ class _Batches:
             return len(self.loader)  # type: ignore[arg-type]
         return math.ceil(self.x.shape[0] / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
+    def __iter__(self) -> Iterator[tuple[Tensor, Optional[Tensor], Optional[Tensor]]]:
+        """(x, y, sample_weight) batches; y and sample_weight may be None."""
         if self.loader is not None:
             for item in self.loader:
-                if not isinstance(item, (tuple, list)) or len(item) != 2:
-                    raise ValueError("a Dataset/DataLoader for grukit must yield (x, y) pairs")
+                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+                    raise ValueError("a Dataset/DataLoader for grukit must yield (x, y) pairs or "
+                                     "(x, y, sample_weight) triples")
                 xb = as_tensor("x batch", item[0])
                 if self.shard is not None:  # a DistributedSampler gives every process as many rows
                     self.global_rows = xb.shape[0] * self.shard[1]
-                yield xb, as_tensor("y batch", item[1])
+                sw = as_tensor("sample_weight batch", item[2]).float() if len(item) == 3 else None
+                yield xb, as_tensor("y batch", item[1]), sw
             return
         n = self.x.shape[0]
         order = torch.randperm(n) if self.shuffle else None
@@ -142,7 +157,8 @@ class _Batches:
                     continue
                 self.global_rows = len(idx)  # for fit's weighting of this process's gradient
                 idx = torch.tensor_split(idx, world)[rank]
-            yield self.x[idx], (None if self.y is None else self.y[idx])
+            yield (self.x[idx], None if self.y is None else self.y[idx],
+                   None if self.sw is None else self.sw[idx])
 
     def first_x(self) -> Tensor:
         return self.x[:1] if self.loader is None else next(iter(self))[0][:1]
@@ -198,6 +214,12 @@ class Sequential(nn.Module):
         return isinstance(next((la for la in self.layers if not isinstance(la, L.Input)), None), L.Embedding)
 
     def call_with_mask(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        return self.forward(x, mask)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None, return_mask: bool = False) -> Any:
+        """The model's output for x; with ``return_mask``, (output, its mask): the mask of a
+        per-step output ((B, T) bool, from Embedding(mask_zero) or Masking), which fit and
+        evaluate apply to the loss and metrics as Keras does, or None."""
         if not x.dtype.is_floating_point and not self._takes_ids():
             x = x.float()  # integer features (0/1 flags, counts) are numbers to a GRU, as in Keras
         low = self.compute_dtype  # float inputs in, float32 outputs out, as Keras' mixed precision
@@ -205,10 +227,9 @@ class Sequential(nn.Module):
             x = x.to(low)
         for layer in self.layers:
             x, mask = layer(x, mask)
-        return x.float() if low is not None and x.dtype == low else x
-
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        return self.call_with_mask(x, mask)
+        if low is not None and isinstance(x, Tensor) and x.dtype == low:
+            x = x.float()
+        return (x, mask) if return_mask else x
 
     def build_from(self, x: Tensor) -> None:
         """Create every layer's weights from one sample batch (as Keras does on first call)."""
@@ -218,12 +239,15 @@ class Sequential(nn.Module):
                 self.eval()
                 self.call_with_mask(x[:1])
                 self.train(was)
+            self.reset_states()  # the build pass's state is not a real call's: stateful layers start at zeros
             ids = not x.dtype.is_floating_point and self._takes_ids()
             self.input_spec = (list(x.shape[1:]), "int64" if ids else "float32")
 
     def reset_states(self) -> None:
         for layer in self.layers:
             layer.reset_states()
+
+    reset_state = reset_states  # Keras 3's name
 
     # ------------------------------------------------------------------ compile
 
@@ -281,7 +305,7 @@ class Sequential(nn.Module):
             verbose: Union[int, str] = "auto", callbacks: Optional[Sequence[cbks.Callback]] = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
             initial_epoch: int = 0, tbptt: Optional[int] = None,
-            resume: Optional[str] = None) -> cbks.History:
+            resume: Optional[str] = None, sample_weight: Any = None) -> cbks.History:
         """Train for ``epochs`` passes over (x, y); returns a History (``.history``).
 
         ``tbptt=k``: truncated backpropagation through time for long streams. Each
@@ -289,6 +313,10 @@ class Sequential(nn.Module):
         an optimizer step per window; the model's stateful GRU layers carry their state
         from one window to the next (gradients stop at window edges) and start each
         batch from zeros. Needs a stateful GRU layer and per-step targets.
+
+        ``sample_weight``: (N,) per sample or (N, T) per step of a per-step output, as
+        Keras weighs them; a per-step output's mask (from Embedding(mask_zero) or
+        Masking) leaves padded steps out of the loss and metrics, as in Keras.
 
         ``resume=path``: a file written by ``callbacks.ModelCheckpoint``; the weights,
         optimizer, random generators, callbacks' state and history are restored and
@@ -309,15 +337,18 @@ class Sequential(nn.Module):
         verbose = 1 if verbose == "auto" else verbose
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
-        train = _Batches(x, y, batch_size, shuffle, need_y=True)
+        train = _Batches(x, y, batch_size, shuffle, need_y=True, sample_weight=sample_weight)
         val = None
         if validation_data is not None:
             if isinstance(validation_data, (Dataset, DataLoader)):
                 val = _Batches(validation_data, None, batch_size, False, need_y=True, role=" (validation)")
-            elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-                val = _Batches(*validation_data, batch_size, False, need_y=True, role=" (validation)")
+            elif isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
+                vx, vy, *vw = validation_data
+                val = _Batches(vx, vy, batch_size, False, need_y=True, role=" (validation)",
+                               sample_weight=vw[0] if vw else None)
             else:
-                raise TypeError("validation_data must be a pair (x_val, y_val) or a Dataset/DataLoader")
+                raise TypeError("validation_data must be a pair (x_val, y_val), a triple (x_val, y_val, "
+                                "sample_weight_val) or a Dataset/DataLoader")
         elif validation_split:
             if train.loader is not None:
                 raise ValueError("validation_split needs array or tensor data; pass validation_data instead")
@@ -326,8 +357,11 @@ class Sequential(nn.Module):
                 raise ValueError(f"validation_split={validation_split} leaves no samples on one side of "
                                  f"{train.x.shape[0]}")
             cut = train.x.shape[0] - n_val  # Keras takes the last samples, before shuffling
-            val = _Batches(train.x[cut:], train.y[cut:], batch_size, False, need_y=True)
-            train = _Batches(train.x[:cut], train.y[:cut], batch_size, shuffle, need_y=True)
+            sw = train.sw
+            val = _Batches(train.x[cut:], train.y[cut:], batch_size, False, need_y=True,
+                           sample_weight=None if sw is None else sw[cut:])
+            train = _Batches(train.x[:cut], train.y[:cut], batch_size, shuffle, need_y=True,
+                             sample_weight=None if sw is None else sw[:cut])
         self.build_from(train.first_x())
         optimizer = self._make_optimizer()
         shard = distributed.context(next(self.parameters()).device)
@@ -361,41 +395,45 @@ class Sequential(nn.Module):
             for cb in cb_list:
                 cb.on_epoch_begin(epoch)
             sums: dict[str, float] = {}
-            seen = 0
-            for step, (xb, yb) in enumerate(train):
+            counts: dict[str, float] = {}
+            for step, (xb, yb, swb) in enumerate(train):
                 for cb in cb_list:
                     cb.on_train_batch_begin(step)
                 if tbptt is None:
-                    windows = [(xb, yb)]
+                    windows = [(xb, yb, swb)]
                 else:  # one stream per row, cut in time; the state starts each batch at zero
                     if xb.dim() < 2 or yb.dim() < 2 or yb.shape[1] != xb.shape[1]:
                         raise ValueError(f"tbptt needs per-step targets: y batches of shape (B, T, ...) with "
                                          f"x's T={xb.shape[1] if xb.dim() > 1 else '?'}, got "
                                          f"{tuple(yb.shape)}")
                     self.reset_states()
-                    windows = [(xb[:, t:t + tbptt], yb[:, t:t + tbptt]) for t in range(0, xb.shape[1], tbptt)]
-                for xw, yw in windows:
+                    windows = [(xb[:, t:t + tbptt], yb[:, t:t + tbptt],
+                                None if swb is None or swb.dim() == 1 else swb[:, t:t + tbptt])
+                               for t in range(0, xb.shape[1], tbptt)]
+                    if swb is not None and swb.dim() == 1:
+                        windows = [(xw, yw, swb) for xw, yw, _ in windows]
+                for xw, yw, sww in windows:
                     optimizer.zero_grad(set_to_none=True)
-                    pred = self.call_with_mask(xw) if runner is self else runner(xw)
-                    loss = self.loss_fn(yw, pred)
+                    pred, out_mask = runner(xw, return_mask=True)
+                    loss = self.loss_fn(yw, pred, out_mask, sww)
                     if shard is None:
                         loss.backward()
                     else:  # DDP averages gradients over processes; weigh each by its share of the rows
                         (loss * (xw.shape[0] * shard[1] / train.global_rows)).backward()
                     optimizer.step()
                     n = xw.shape[0] if tbptt is None else xw.shape[0] * xw.shape[1] / xb.shape[1]
-                    seen += n
-                    self._accumulate(sums, loss, pred.detach(), yw, n)
-                logs = {k: v / seen for k, v in sums.items()}
+                    self._accumulate(sums, counts, loss, pred.detach(), yw, n, out_mask)
+                logs = {k: v / max(counts[k], 1e-12) for k, v in sums.items()}
                 for cb in cb_list:
                     cb.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
             if shard is not None:  # every process logs the same, global values
                 keys = sorted(sums)
-                *totals, seen = distributed.sum_over_processes([sums[k] for k in keys] + [seen])
-                sums = dict(zip(keys, totals, strict=True))
-            logs = {k: v / max(seen, 1) for k, v in sums.items()}
+                totals = distributed.sum_over_processes([sums[k] for k in keys] + [counts[k] for k in keys])
+                sums = dict(zip(keys, totals[:len(keys)], strict=True))
+                counts = dict(zip(keys, totals[len(keys):], strict=True))
+            logs = {k: v / max(counts[k], 1e-12) for k, v in sums.items()}
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate(val).items()})
             for cb in cb_list:
@@ -423,28 +461,36 @@ class Sequential(nn.Module):
             raise ValueError(f"resume={path!r} holds another architecture than this model: {exc}") from None
         return resume.restore(optimizer, cb_list, history, tensors, info)
 
-    def _accumulate(self, sums: dict[str, float], loss: Tensor, pred: Tensor, yb: Tensor, n: int) -> None:
+    def _accumulate(self, sums: dict[str, float], counts: dict[str, float], loss: Tensor, pred: Tensor,
+                    yb: Tensor, n: float, mask: Optional[Tensor]) -> None:
+        """Add one batch to the epoch's logs as Keras does: the loss weighed by the batch's
+        rows, each metric as a Mean over its values under the output's mask; sample weights
+        weigh the loss only (Keras' ``metrics=`` are unweighted)."""
         sums["loss"] = sums.get("loss", 0.0) + losses.to_float(loss) * n
+        counts["loss"] = counts.get("loss", 0.0) + n
         with torch.no_grad():
             for name, fn in self.metric_fns:
-                sums[name] = sums.get(name, 0.0) + losses.to_float(fn(yb, pred)) * n
+                total, count = losses.mean_state(fn(yb, pred), n, mask)
+                sums[name] = sums.get(name, 0.0) + total
+                counts[name] = counts.get(name, 0.0) + count
 
     def _evaluate(self, batches: _Batches) -> dict[str, float]:
         self.eval()
         sums: dict[str, float] = {}
-        seen = 0
+        counts: dict[str, float] = {}
         with torch.no_grad():
-            for xb, yb in batches:
-                pred = self.call_with_mask(xb)
-                self._accumulate(sums, self.loss_fn(yb, pred), pred, yb, xb.shape[0])
-                seen += xb.shape[0]
-        return {k: v / max(seen, 1) for k, v in sums.items()}
+            for xb, yb, swb in batches:
+                pred, mask = self.forward(xb, return_mask=True)
+                self._accumulate(sums, counts, self.loss_fn(yb, pred, mask, swb), pred, yb, xb.shape[0], mask)
+        return {k: v / max(counts[k], 1e-12) for k, v in sums.items()}
 
-    def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 0
-                 ) -> Union[float, list[float]]:
-        """The loss, or [loss, *metrics] when metrics were compiled (Keras' order)."""
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 0,
+                 sample_weight: Any = None) -> Union[float, list[float]]:
+        """The loss, or [loss, *metrics] when metrics were compiled (Keras' order); masks and
+        sample weights count as in fit."""
         self._require_compiled("evaluate")
-        batches = _Batches(x, y, _checks.positive_int("batch_size", batch_size), False, need_y=True)
+        batches = _Batches(x, y, _checks.positive_int("batch_size", batch_size), False, need_y=True,
+                           sample_weight=sample_weight)
         self.build_from(batches.first_x())
         logs = self._evaluate(batches)
         if verbose:
@@ -458,7 +504,7 @@ class Sequential(nn.Module):
         self.build_from(batches.first_x())
         self.eval()
         with torch.no_grad():
-            outs = [self.call_with_mask(xb) for xb, _ in batches]
+            outs = [self.call_with_mask(xb) for xb, _, _ in batches]
         return torch.cat(outs).numpy()
 
     # ----------------------------------------------------------------- saving

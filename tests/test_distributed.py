@@ -75,7 +75,7 @@ def test_each_process_gets_its_own_part_of_every_global_batch():
 
     def batches(shard):
         torch.manual_seed(3)  # every process draws the same shuffled order
-        return [yb[:, 0].long().tolist() for _, yb in _Batches(x, y, 16, True, True, shard=shard)]
+        return [yb[:, 0].long().tolist() for _, yb, _ in _Batches(x, y, 16, True, True, shard=shard)]
 
     whole, first, second = batches(None), batches((0, 2)), batches((1, 2))
     assert len(first) == len(second) == len(whole) == 4  # the last global batch holds 2: one each

@@ -1,0 +1,218 @@
+"""The Keras face behaves as Keras 3 does, held against Keras itself on the same weights:
+masked outputs, masks in the loss and metrics, go_backwards' mask, stateful layers,
+Bidirectional's return_state / merge_mode=None / initial_state, GRU initial_state."""
+
+import numpy as np
+import pytest
+import torch
+
+import grukit as gk
+from grukit import keras_files
+from grukit import layers as gl
+
+keras = pytest.importorskip("keras")  # a dev dependency: installed by `make test`
+
+ATOL = 1e-5
+
+
+def _randomise(model, seed):
+    rng = np.random.default_rng(seed)  # Keras starts biases at 0: random ones test them
+    for w in model.weights:
+        w.assign(rng.normal(0, 0.5, size=w.shape).astype("float32"))
+
+
+def _ids():
+    """Token ids with padding at the end, at the start and in the middle (holes)."""
+    ids = np.random.default_rng(3).integers(1, 20, size=(5, 8))
+    ids[0, 5:] = 0
+    ids[1, :3] = 0
+    ids[2, [1, 2, 6]] = 0
+    ids[3, :] = 0  # a row with no real step at all
+    return ids
+
+
+def _through_file(model, tmp_path, name="m.keras"):
+    model.save(tmp_path / name)
+    return gk.interop.load_keras(tmp_path / name)
+
+
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_masked_steps_output_what_keras_outputs(tmp_path, zero_output_for_mask, reset_after):
+    keras.utils.set_random_seed(0)
+    theirs = keras.Sequential([
+        keras.Input((8,), dtype="int32"),
+        keras.layers.Embedding(20, 3, mask_zero=True),
+        keras.layers.GRU(4, return_sequences=True, reset_after=reset_after,
+                         zero_output_for_mask=zero_output_for_mask),
+        keras.layers.Dense(2),
+    ])
+    _randomise(theirs, 1)
+    ours = _through_file(theirs, tmp_path)
+    ids = _ids()
+    want = np.asarray(theirs.predict(ids, verbose=0))
+    got = ours.predict(ids)
+    np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)  # every step, padded ones too
+    if not zero_output_for_mask:  # carried: the padded tail repeats the last real step
+        np.testing.assert_allclose(got[0, 5:], np.repeat(got[0, 4:5], 3, 0), atol=0)
+
+
+def test_stacked_go_backwards_passes_the_input_mask_on_as_keras(tmp_path):
+    keras.utils.set_random_seed(0)
+    theirs = keras.Sequential([
+        keras.Input((8,), dtype="int32"),
+        keras.layers.Embedding(20, 3, mask_zero=True),
+        keras.layers.GRU(4, return_sequences=True, go_backwards=True),
+        keras.layers.GRU(3, return_sequences=True),
+        keras.layers.GRU(2),
+    ])
+    _randomise(theirs, 2)
+    ours = _through_file(theirs, tmp_path)
+    ids = _ids()
+    np.testing.assert_allclose(ours.predict(ids), np.asarray(theirs.predict(ids, verbose=0)), atol=ATOL)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_under_a_mask_equals_keras(tmp_path, return_sequences):
+    keras.utils.set_random_seed(0)
+    theirs = keras.Sequential([
+        keras.Input((8,), dtype="int32"),
+        keras.layers.Embedding(20, 3, mask_zero=True),
+        keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=return_sequences)),
+        keras.layers.Dense(2),
+    ])
+    _randomise(theirs, 3)
+    ours = _through_file(theirs, tmp_path)
+    ids = _ids()
+    np.testing.assert_allclose(ours.predict(ids), np.asarray(theirs.predict(ids, verbose=0)), atol=ATOL)
+
+
+def _tagging_models(tmp_path):
+    """Per-step labels under a mask: Keras' model and grukit's copy of it."""
+    keras.utils.set_random_seed(0)
+    theirs = keras.Sequential([
+        keras.Input((8,), dtype="int32"),
+        keras.layers.Embedding(20, 3, mask_zero=True),
+        keras.layers.GRU(4, return_sequences=True),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    _randomise(theirs, 4)
+    ours = _through_file(theirs, tmp_path)
+    ids = _ids()
+    ids[3, 0] = 5  # every row real somewhere, so that each has a loss
+    labels = np.random.default_rng(5).integers(0, 3, size=(5, 8))
+    return theirs, ours, ids, labels
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_evaluate_leaves_masked_steps_out_as_keras(tmp_path, weighted):
+    theirs, ours, ids, labels = _tagging_models(tmp_path)
+    sw = np.random.default_rng(6).uniform(0, 2, size=(5, 8)).astype("float32") if weighted else None
+    theirs.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ours.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    want = theirs.evaluate(ids, labels, sample_weight=sw, batch_size=2, verbose=0)
+    got = ours.evaluate(ids, labels, sample_weight=sw, batch_size=2)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    unmasked = gk.Sequential([gl.Input((8,), dtype="int64"), gl.Embedding(20, 3), *ours.layers[2:]])
+    unmasked.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert abs(unmasked.evaluate(ids, labels, sample_weight=sw, batch_size=2) - want[0]) > 1e-3
+
+
+def test_fit_trains_on_real_steps_only_as_keras(tmp_path):
+    theirs, ours, ids, labels = _tagging_models(tmp_path)
+    sw = np.array([[1.0] * 8, [2.0] * 8, [0.5] * 8, [1.0] * 8, [3.0] * 8], dtype="float32")
+    sw[:, -1] = 0.0  # per-step weights
+    theirs.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy",
+                   metrics=["accuracy"])
+    ours.compile(optimizer="sgd", learning_rate=0.5, loss="sparse_categorical_crossentropy",
+                 metrics=["accuracy"])
+    h_k = theirs.fit(ids, labels, sample_weight=sw, batch_size=5, epochs=3, shuffle=False, verbose=0)
+    h_o = ours.fit(ids, labels, sample_weight=sw, batch_size=5, epochs=3, shuffle=False, verbose=0)
+    np.testing.assert_allclose(h_o.history["loss"], h_k.history["loss"], rtol=1e-4)
+    np.testing.assert_allclose(h_o.history["accuracy"], h_k.history["accuracy"], rtol=1e-5)
+    np.testing.assert_allclose(ours.predict(ids), np.asarray(theirs.predict(ids, verbose=0)), atol=1e-4)
+
+
+def test_stateful_layer_starts_at_zeros_and_takes_the_first_real_batch(tmp_path):
+    keras.utils.set_random_seed(0)
+    theirs = keras.Sequential([keras.Input((4, 3), batch_size=5), keras.layers.GRU(2, stateful=True)])
+    _randomise(theirs, 6)
+    ours = _through_file(theirs, tmp_path)
+    x1, x2 = np.random.default_rng(7).normal(size=(2, 5, 4, 3)).astype("float32")
+    for x in (x1, x2):  # the state carries from the first call to the second
+        np.testing.assert_allclose(ours.predict(x), np.asarray(theirs.predict(x, verbose=0)), atol=ATOL)
+    ours.reset_state()
+    theirs.layers[0].reset_state()
+    np.testing.assert_allclose(ours.predict(x2), np.asarray(theirs.predict(x2, verbose=0)), atol=ATOL)
+    built_by_input = gk.Sequential([gl.Input((4, 3)), gl.GRU(2, stateful=True)])
+    assert built_by_input.layers[1].state is None  # the build pass leaves no state behind
+    assert built_by_input.predict(x1).shape == (5, 2)
+
+
+def _keras_bidirectional(merge_mode, return_state=True, return_sequences=True):
+    keras.utils.set_random_seed(0)
+    layer = keras.layers.Bidirectional(
+        keras.layers.GRU(4, return_sequences=return_sequences, return_state=return_state),
+        merge_mode=merge_mode)
+    layer.build((2, 6, 3))
+    rng = np.random.default_rng(8)
+    layer.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in layer.get_weights()])
+    ours = gl.Bidirectional(gl.GRU(4, return_sequences=return_sequences, return_state=return_state),
+                            merge_mode=merge_mode)
+    ours(torch.zeros(2, 6, 3), None)  # builds it
+    gru = ours.layer.gru
+    keras_files._gru_from_keras(gru, "", layer.forward_layer.get_weights(), "forward")
+    keras_files._gru_from_keras(gru, "_reverse", layer.backward_layer.get_weights(), "backward")
+    return layer, ours.eval()
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", None])
+@pytest.mark.parametrize("with_initial_state", [False, True])
+def test_bidirectional_return_state_merge_none_and_initial_state_equal_keras(merge_mode, with_initial_state):
+    theirs, ours = _keras_bidirectional(merge_mode)
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(2, 6, 3, generator=g)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    state = [torch.randn(2, 4, generator=g), torch.randn(2, 4, generator=g)] if with_initial_state else None
+    want = theirs(x, mask=mask, initial_state=state)
+    with torch.no_grad():
+        got, out_mask = ours(x, mask, initial_state=state)
+    assert isinstance(got, tuple) and len(got) == len(want) == (4 if merge_mode is None else 3)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a.numpy(), np.asarray(b.detach()), atol=ATOL)
+    assert torch.equal(out_mask, mask)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_gru_initial_state_equals_keras(go_backwards):
+    keras.utils.set_random_seed(0)
+    theirs = keras.layers.GRU(4, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    theirs.build((3, 5, 2))
+    _randomise(theirs, 10)
+    ours = gl.GRU(4, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    ours(torch.zeros(3, 5, 2), None)  # builds it
+    keras_files._gru_from_keras(ours.gru, "", theirs.get_weights(), "gru")
+    g = torch.Generator().manual_seed(11)
+    x, h0 = torch.randn(3, 5, 2, generator=g), torch.randn(3, 4, generator=g)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 1, 1, 1, 1]], dtype=torch.bool)
+    y_k, h_k = theirs(x, mask=mask, initial_state=h0)
+    with torch.no_grad():
+        (y_o, h_o), out_mask = ours(x, mask, initial_state=h0)
+    np.testing.assert_allclose(y_o.numpy(), np.asarray(y_k.detach()), atol=ATOL)
+    np.testing.assert_allclose(h_o.numpy(), np.asarray(h_k.detach()), atol=ATOL)
+    assert torch.equal(out_mask, mask)  # the input's mask, also going backwards
+
+
+def test_bad_initial_state_and_merge_mode_are_named():
+    layer = gl.GRU(4)
+    with pytest.raises(ValueError, match="initial_state"):
+        layer(torch.randn(2, 3, 5), None, initial_state=torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="initial_state must hold 2"):
+        gl.Bidirectional(gl.GRU(4))(torch.randn(2, 3, 5), None, initial_state=torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="merge_mode"):
+        gl.Bidirectional(gl.GRU(4), merge_mode="max")
+    model = gk.Sequential([gl.GRU(3), gl.Dense(1)])
+    model.compile(loss="mse")
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.fit(np.zeros((4, 2, 1)), np.zeros((4, 1)), sample_weight=np.ones(3), verbose=0)
