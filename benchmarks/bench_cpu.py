@@ -7,7 +7,7 @@ The logic lives in grukit/bench.py so that `grukit bench` runs the same thing.
 
 import sys
 
-from grukit.bench import main
+from grukit.app.bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,7 +16,7 @@ import torch
 
 import grukit as gk
 from grukit import layers
-from grukit.bench import Timer
+from grukit.app.bench import Timer
 
 
 def main():

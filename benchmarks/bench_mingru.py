@@ -14,7 +14,7 @@ import argparse
 import torch
 
 import grukit as gk
-from grukit.bench import Timer
+from grukit.app.bench import Timer
 
 
 def train_step(module, x, dy):

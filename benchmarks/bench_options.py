@@ -16,7 +16,7 @@ import argparse
 import torch
 
 import grukit as gk
-from grukit.bench import Timer
+from grukit.app.bench import Timer
 
 OPTIONS = {  # name: (gk.GRU arguments, whether the call passes resets)
     "resets": ({}, True),

@@ -13,7 +13,7 @@ import argparse
 import torch
 
 import grukit as gk
-from grukit.bench import Timer
+from grukit.app.bench import Timer
 
 T, I = 100, 64
 

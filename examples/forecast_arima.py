@@ -21,7 +21,7 @@ import torch
 
 import grukit as gk
 from grukit import datasets, layers
-from grukit.train import windows
+from grukit.app.forecast import windows
 
 SERIES = {  # window, season (the baseline's lag), ARIMA order, Fourier harmonics of the season
     "co2": dict(window=52, season=52, order=(2, 1, 1), harmonics=3, period=365.25 / 7),

@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import grukit as gk
 from grukit import datasets
-from grukit.train import windows
+from grukit.app.forecast import windows
 
 RNNS = {"grukit.GRU": gk.GRU, "torch.nn.GRU": nn.GRU, "torch.nn.LSTM": nn.LSTM, "grukit.MinGRU": gk.MinGRU}
 

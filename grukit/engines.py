@@ -22,6 +22,57 @@ from . import reference
 
 ENGINES = ("auto", "reference", "cpu")
 
+# --------------------------------------------------------------- what runs where
+# The one table of which GRU option each engine, path, exporter and quantiser computes.
+# The dispatcher (modules.GRU._run), gk.export and gk.quantize read it, and their errors
+# name what is missing from it. A new option is added here and to each that computes it.
+OPTIONS = {  # name: what it means, for error messages
+    "reset_before": "reset_after=False",
+    "layer_norm": "layer_norm=True",
+    "zoneout": "zoneout > 0",
+    "recurrent_dropout": "recurrent_dropout > 0 in training",
+    "dropout": "dropout > 0 between layers in training",
+    "resets": "resets= (state resets inside a sequence)",
+}
+SUPPORT = {
+    "reference": frozenset(OPTIONS),
+    "cpu": frozenset(OPTIONS),  # the fused layer op, with the hand-written backward
+    "cpu-stack": frozenset({"reset_before"}),  # inference in one call for the whole stack
+    "onnx": frozenset({"reset_before"}),  # ONNX's GRU operator (an inference graph)
+    "int8": frozenset({"reset_before"}),  # gk.quantize's int8 engine (inference)
+}
+
+
+def options(gru: Any, training: bool = False, resets: bool = False) -> frozenset:
+    """The options a GRU call uses (training-only ones only in training)."""
+    used = []
+    if not gru.reset_after:
+        used.append("reset_before")
+    if gru.layer_norm:
+        used.append("layer_norm")
+    if gru.zoneout:
+        used.append("zoneout")
+    if training and gru.recurrent_dropout:
+        used.append("recurrent_dropout")
+    if training and gru.dropout and gru.num_layers > 1:
+        used.append("dropout")
+    if resets:
+        used.append("resets")
+    return frozenset(used)
+
+
+def supports(path: str, used: frozenset) -> bool:
+    return used <= SUPPORT[path]
+
+
+def require(path: str, used: frozenset, what: str) -> None:
+    """ValueError naming the options of ``used`` that ``path`` does not compute."""
+    missing = sorted(used - SUPPORT[path])
+    if missing:
+        computes = ", ".join(OPTIONS[o] for o in sorted(SUPPORT[path])) or "none of them"
+        raise ValueError(f"{what} uses {', '.join(OPTIONS[m] for m in missing)}, which {path} does not "
+                         f"compute (of the options it computes: {computes})")
+
 _compiled: Optional[Any] = None
 _compiled_error: Optional[str] = None
 try:

@@ -302,8 +302,8 @@ class GRU(nn.Module):
         engine = engines.resolve(self.engine, x)
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
         flat = [w for ws in self.all_weights for w in ws]
-        if engine == "cpu" and resets is None and not self.zoneout and not self.layer_norm and not (
-            self.training and (self.dropout > 0 or self.recurrent_dropout > 0)) and not (
+        if engine == "cpu" and engines.supports(
+                "cpu-stack", engines.options(self, self.training, resets is not None)) and not (
             torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
                                          or any(p.requires_grad for p in flat))
         ):

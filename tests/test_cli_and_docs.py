@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_grukit_info_reports_versions_engines_threads():
-    res = subprocess.run([sys.executable, "-m", "grukit.cli", "info"],
+    res = subprocess.run([sys.executable, "-m", "grukit", "info"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert f"torch    {torch.__version__}" in res.stdout
@@ -21,7 +21,7 @@ def test_grukit_info_reports_versions_engines_threads():
 
 
 def test_grukit_without_command_prints_help_and_fails():
-    res = subprocess.run([sys.executable, "-m", "grukit.cli"], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "grukit"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 2 and "usage: grukit" in res.stdout
 

@@ -68,7 +68,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, source):
 
 
 def test_each_process_gets_its_own_part_of_every_global_batch():
-    from grukit.model import _Batches
+    from grukit.training.data import Batches as _Batches
 
     x = torch.arange(50, dtype=torch.float32)[:, None, None].expand(50, 4, 1).contiguous()
     y = torch.arange(50, dtype=torch.float32)[:, None]
@@ -95,7 +95,7 @@ def test_grukit_train_under_torchrun(tmp_path):
     config = tmp_path / "job.toml"
     config.write_text("[train]\nepochs = 3\n[model]\nunits = 16\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cli = ["-m", "grukit.cli", "train", str(config), "--out"]
+    cli = ["-m", "grukit", "train", str(config), "--out"]
     single = subprocess.run([sys.executable, *cli, str(tmp_path / "one")], capture_output=True, text=True,
                             timeout=300, env=env)
     assert single.returncode == 0, single.stderr[-3000:]

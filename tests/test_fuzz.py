@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import grukit as gk
 from grukit import layers as L
-from grukit import train
+from grukit.app.job import JobConfig, from_dict, parse_config
 
 EXPLORE = os.environ.get("GRUKIT_FUZZ") == "explore"
 BAD = (ValueError, TypeError)
@@ -465,7 +465,7 @@ def test_train_configs(data):
     if data.draw(st.integers(0, 9)) == 0:
         raw = data.draw(st.text(max_size=200))
     else:
-        raw = dataclasses.asdict(train.JobConfig())
+        raw = dataclasses.asdict(JobConfig())
         for _ in range(data.draw(st.sampled_from([0, 1, 1, 2, 3]))):
             section = data.draw(st.sampled_from([*raw, "extra"]))
             table = raw.setdefault(section, {})
@@ -478,7 +478,7 @@ def test_train_configs(data):
             table[key] = data.draw(same_type if same_type is not None and data.draw(st.booleans())
                                    else FIELD_VALUES)
     try:
-        job = train.parse_config(raw) if isinstance(raw, str) else train.from_dict(raw)
+        job = parse_config(raw) if isinstance(raw, str) else from_dict(raw)
     except BAD:
         _count("train config", False)
         return

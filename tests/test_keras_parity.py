@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import grukit as gk
-from grukit import keras_files
 from grukit import layers as gl
+from grukit.formats import keras_files
 
 keras = pytest.importorskip("keras")  # a dev dependency: installed by `make test`
 

@@ -11,7 +11,7 @@ import torch
 import grukit as gk
 from grukit import engines
 from grukit import layers as L
-from grukit.quantize import QuantizedGRU, quantize_rows
+from grukit.serving.quantize import QuantizedGRU, quantize_rows
 
 pytestmark = pytest.mark.skipif(engines.compiled_cpu() is None, reason="the CPU engine is not built")
 

@@ -102,7 +102,7 @@ def test_resume_in_process_and_bad_files(tmp_path):
         _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "junk.grukit")
     with pytest.raises(FileNotFoundError):
         _small_model().fit(x, y, epochs=3, verbose=0, resume=tmp_path / "missing.grukit")
-    from grukit import resume
+    from grukit.training import checkpoint as resume
 
     weights, tensors, info = resume.read(str(tmp_path / "ck.grukit"))
     del info["history_epochs"]  # a state of another version: named, not a KeyError

@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from grukit import datasets, train
+from grukit import datasets
+from grukit.app import train
+from grukit.app.job import JobConfig, parse_config
 
 
 def test_shipped_co2_series():
@@ -19,7 +21,7 @@ def test_shipped_co2_series():
 
 
 def test_default_job_beats_seasonal_naive_and_writes_its_outputs(tmp_path):
-    job = train.JobConfig()
+    job = JobConfig()
     job.train.epochs, job.output.dir = 8, str(tmp_path)
     metrics = train.run(job, log=lambda *a: None)
     assert metrics["gru"]["rmse"] < metrics["seasonal_naive"]["rmse"]
@@ -55,7 +57,7 @@ def test_cli_train_with_a_config_on_a_users_csv(tmp_path):
     config = tmp_path / "job.toml"
     config.write_text(f'[data]\npath = "{data}"\ntime_column = "when"\ntarget_columns = ["load"]\n'
                       'window = 30\nseason = 24\n[train]\nepochs = 3\n[model]\nunits = 8\n')
-    res = subprocess.run([sys.executable, "-m", "grukit.cli", "train", str(config), "--out",
+    res = subprocess.run([sys.executable, "-m", "grukit", "train", str(config), "--out",
                           str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "seasonal_naive" in res.stdout and (tmp_path / "run" / "model.grukit").exists()
@@ -74,13 +76,13 @@ def test_cli_train_with_a_config_on_a_users_csv(tmp_path):
 )
 def test_bad_configs(toml, exc, match):
     with pytest.raises(exc, match=match):
-        train.parse_config(toml, "job.toml")
+        parse_config(toml, "job.toml")
 
 
 def test_missing_column_and_too_short_series(tmp_path):
     data = tmp_path / "s.csv"
     data.write_text("date,value\n" + "".join(f"{i},{i}\n" for i in range(20)))
-    job = train.JobConfig()
+    job = JobConfig()
     job.data.path, job.data.target_columns, job.output.dir = str(data), ["co2"], str(tmp_path)
     with pytest.raises(ValueError, match=r"column 'co2' is not in .*columns are \['date', 'value'\]"):
         train.run(job, log=lambda *a: None)
@@ -95,7 +97,7 @@ def test_missing_column_and_too_short_series(tmp_path):
 def test_cli_reports_user_errors_plainly(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("[model]\nsize = 3\n")
-    res = subprocess.run([sys.executable, "-m", "grukit.cli", "train", str(config)],
+    res = subprocess.run([sys.executable, "-m", "grukit", "train", str(config)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "unknown field model.size" in res.stderr
     assert "Traceback" not in res.stderr
@@ -118,7 +120,7 @@ def test_classify_job_on_a_users_long_csv_and_predict(tmp_path):
     rng = np.random.default_rng(0)
     data = tmp_path / "seqs.csv"
     _write_sequences(data, rng)
-    job = train.parse_config(f"""
+    job = parse_config(f"""
         [data]
         task = "classify"
         path = "{data}"
@@ -154,7 +156,7 @@ def test_classify_job_on_a_users_long_csv_and_predict(tmp_path):
 
 def test_classify_job_on_japanese_vowels(tmp_path):
     pytest.importorskip("aeon", reason="JapaneseVowels comes with the examples extra (aeon)")
-    job = train.JobConfig()
+    job = JobConfig()
     job.data.task, job.data.path = "classify", "japanese_vowels"
     job.train.epochs, job.output.dir = 12, str(tmp_path)
     metrics = train.run(job, log=lambda *a: None)
@@ -173,7 +175,7 @@ def test_classify_bad_csv(tmp_path, rows, match):
     path = tmp_path / "bad.csv"
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows(rows)
-    job = train.parse_config(f'[data]\ntask = "classify"\npath = "{path}"\nsequence_column = "id"\n'
+    job = parse_config(f'[data]\ntask = "classify"\npath = "{path}"\nsequence_column = "id"\n'
                              f'label_column = "kind"\n[output]\ndir = "{tmp_path}"')
     with pytest.raises(ValueError, match=match):
         train.run(job, log=lambda *a: None)
@@ -181,9 +183,9 @@ def test_classify_bad_csv(tmp_path, rows, match):
 
 def test_classify_config_errors():
     with pytest.raises(ValueError, match="data.task .* must be 'forecast' or 'classify', got 'cluster'"):
-        train.parse_config('[data]\ntask = "cluster"')
+        parse_config('[data]\ntask = "cluster"')
     with pytest.raises(TypeError, match="data.feature_columns .* must be list"):
-        train.parse_config('[data]\nfeature_columns = "a"')
+        parse_config('[data]\nfeature_columns = "a"')
 
 
 def _weights(path):
@@ -204,7 +206,7 @@ def test_cli_train_killed_and_resumed_equals_uninterrupted(tmp_path):
 
     config = tmp_path / "job.toml"
     config.write_text("[train]\nepochs = 25\npatience = 100\n[model]\nunits = 24\n")
-    cli = [sys.executable, "-m", "grukit.cli", "train"]
+    cli = [sys.executable, "-m", "grukit", "train"]
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     full = subprocess.run([*cli, str(config), "--out", str(tmp_path / "full")], capture_output=True,
                           text=True, timeout=300, env=env)
@@ -235,11 +237,11 @@ def test_cli_train_killed_and_resumed_equals_uninterrupted(tmp_path):
 
 
 def test_cli_resume_errors(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "grukit.cli", "train", "--resume", str(tmp_path / "nope")],
+    res = subprocess.run([sys.executable, "-m", "grukit", "train", "--resume", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "is not a file" in res.stderr
     (tmp_path / "bad.grukit").write_bytes(b"not a checkpoint")
-    res = subprocess.run([sys.executable, "-m", "grukit.cli", "train", "--resume",
+    res = subprocess.run([sys.executable, "-m", "grukit", "train", "--resume",
                           str(tmp_path / "bad.grukit"), "--epochs", "1"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 2 and "not a grukit checkpoint" in res.stderr

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from . import _checks
+from .. import _checks
 
 EPS = 1e-7
 

@@ -7,15 +7,17 @@ import platform
 import sys
 from typing import Optional, Sequence
 
+import numpy
+import torch
+
+from .. import __version__
+from ..engines import engine_info
+from . import bench, job, train
+
 
 def _info(_: argparse.Namespace) -> int:
-    import numpy
-    import torch
-
-    import grukit
-
-    info = grukit.engine_info()
-    print(f"grukit   {grukit.__version__}")
+    info = engine_info()
+    print(f"grukit   {__version__}")
     print(f"python   {platform.python_version()} ({sys.executable})")
     print(f"torch    {torch.__version__}")
     print(f"numpy    {numpy.__version__}")
@@ -30,22 +32,18 @@ def _info(_: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from . import train
-
-    job = train.load_config(args.config, args.resume)
+    config = job.load_config(args.config, args.resume)
     if args.out:
-        job.output.dir = args.out
+        config.output.dir = args.out
     if args.epochs is not None:
         if args.epochs <= 0:
             raise ValueError(f"--epochs must be positive, got {args.epochs}")
-        job.train.epochs = args.epochs
-    train.run(job, resume=args.resume)
+        config.train.epochs = args.epochs
+    train.run(config, resume=args.resume)
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from . import train
-
     train.predict(args.model, args.input, args.output)
     return 0
 
@@ -59,7 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_info.set_defaults(func=_info)
     p_train = sub.add_parser("train", help="train a GRU forecaster or sequence classifier "
                              "(default: the shipped CO2 series)")
-    p_train.add_argument("config", nargs="?", help="a TOML job config (see grukit/train.py)")
+    p_train.add_argument("config", nargs="?", help="a TOML job config (its fields: grukit/app/job.py)")
     p_train.add_argument("--out", help="output folder (default: runs/train-<date>-<time>)")
     p_train.add_argument("--epochs", type=int, help="override train.epochs")
     p_train.add_argument("--resume", metavar="PATH", help="go on from a run's checkpoint.grukit (its "
@@ -74,8 +72,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "(grukit bench --help)")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # its own options: grukit bench --help
-        from . import bench
-
         return bench.main(argv[1:])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _checks
-from . import layers as L
-from .model import Sequential
-from .modules import GRU
+from .. import _checks, engines
+from ..modules import GRU
+from ..training import layers as L
+from ..training.sequential import Sequential
+from .gate_order import swap_zr
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17 (ONNX 1.12): runtimes older than the onnx package still read it
@@ -41,8 +42,7 @@ def _require_onnx() -> Any:
 
 def _zrn(w: torch.Tensor) -> np.ndarray:
     """grukit's gate blocks r, z, n (first axis) -> ONNX's z, r, h, as float32."""
-    r, z, n = w.detach().float().cpu().chunk(3, 0)
-    return torch.cat([z, r, n], 0).numpy()
+    return swap_zr(w.detach().float().cpu(), 0).numpy()
 
 
 class _Graph:
@@ -88,12 +88,7 @@ class _Graph:
 
 
 def _check_exportable(gru: GRU, what: str) -> None:
-    if gru.zoneout:
-        raise ValueError(f"{what} has zoneout={gru.zoneout}: ONNX's GRU op has no zoneout (its inference "
-                         "blend of old and new state); export needs zoneout=0")
-    if gru.layer_norm:
-        raise ValueError(f"{what} has layer_norm=True: ONNX's GRU op has no layer normalisation; "
-                         "export needs layer_norm=False")
+    engines.require("onnx", engines.options(gru), what)  # an inference graph: no training options
 
 
 def _gru_stack(g: _Graph, x: str, gru: GRU, h0: Optional[str], seq_lens: Optional[str]) -> tuple[str, str]:

@@ -3,7 +3,7 @@
 
 Read with h5py alone: Keras itself is not needed to load or save. Supported
 layers: InputLayer, Embedding, Masking, GRU, Bidirectional(GRU), Dense, Dropout.
-GRU weights are converted as in :mod:`grukit.interop` (gate blocks z, r, h <->
+GRU weights are converted as in :mod:`grukit.formats.interop` (gate blocks z, r, h <->
 r, z, n); a Keras file read and written back holds the same numbers, bit for bit.
 
 In a weights file each layer's variables sit under ``layers/<kind>`` numbered in
@@ -23,10 +23,10 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from . import _checks
-from . import layers as L
-from .interop import _swap_zr
-from .model import Sequential
+from .. import _checks
+from ..training import layers as L
+from ..training.sequential import Sequential
+from .gate_order import swap_zr
 
 PathLike = Union[str, Path]
 _KERAS_VERSION = "3.0.0"  # the file format written: Keras 3's
@@ -69,12 +69,12 @@ def _gru_to_keras(gru: Any, direction: str) -> list[np.ndarray]:
     """[kernel (I, 3H), recurrent_kernel (H, 3H), bias] of one direction of a gk.GRU."""
     sfx = "_l0" + direction
     p = {n: t.detach().cpu().numpy() for n, t in gru.named_parameters()}
-    out = [np.ascontiguousarray(_swap_zr(p["weight_ih" + sfx], 0).T),
-           np.ascontiguousarray(_swap_zr(p["weight_hh" + sfx], 0).T)]
+    out = [np.ascontiguousarray(swap_zr(p["weight_ih" + sfx], 0).T),
+           np.ascontiguousarray(swap_zr(p["weight_hh" + sfx], 0).T)]
     if gru.bias:
         b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
-        out.append(np.stack([_swap_zr(b_ih, 0), _swap_zr(b_hh, 0)]) if gru.reset_after
-                   else _swap_zr(b_ih + b_hh, 0))
+        out.append(np.stack([swap_zr(b_ih, 0), swap_zr(b_hh, 0)]) if gru.reset_after
+                   else swap_zr(b_ih + b_hh, 0))
     return out
 
 
@@ -87,13 +87,13 @@ def _gru_from_keras(gru: Any, direction: str, arrays: list[np.ndarray], where: s
     got = [a.shape for a in arrays]
     if got != expect:
         raise ValueError(f"{where}: GRU variables must have shapes {expect}, got {got}")
-    state = {"weight_ih" + sfx: _swap_zr(arrays[0], 1).T, "weight_hh" + sfx: _swap_zr(arrays[1], 1).T}
+    state = {"weight_ih" + sfx: swap_zr(arrays[0], 1).T, "weight_hh" + sfx: swap_zr(arrays[1], 1).T}
     if gru.bias:
         bias = arrays[2]
         if gru.reset_after:
-            state["bias_ih" + sfx], state["bias_hh" + sfx] = _swap_zr(bias[0], 0), _swap_zr(bias[1], 0)
+            state["bias_ih" + sfx], state["bias_hh" + sfx] = swap_zr(bias[0], 0), swap_zr(bias[1], 0)
         else:  # Keras' one bias sits outside both matmuls: all of it on the input side
-            state["bias_ih" + sfx], state["bias_hh" + sfx] = _swap_zr(bias, 0), np.zeros_like(bias)
+            state["bias_ih" + sfx], state["bias_hh" + sfx] = swap_zr(bias, 0), np.zeros_like(bias)
     params = dict(gru.named_parameters())
     with torch.no_grad():
         for name, value in state.items():

@@ -20,14 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _checks
-from .modules import GRU
-
-
-def _swap_zr(a: np.ndarray, axis: int) -> np.ndarray:
-    """Reorder gate blocks z, r, h <-> r, z, n along axis (an involution)."""
-    first, second, third = np.split(a, 3, axis=axis)
-    return np.concatenate([second, first, third], axis=axis)
+from .. import _checks
+from ..modules import GRU
+from .gate_order import swap_zr
 
 
 def _fn_name(fn: Any) -> str:
@@ -60,16 +55,16 @@ def from_keras(layer: Any, engine: str = "auto") -> GRU:
               reset_after=bool(layer.reset_after), engine=engine,
               dtype=torch.from_numpy(kernel).dtype)
     state = {
-        "weight_ih_l0": _swap_zr(kernel, axis=1).T,
-        "weight_hh_l0": _swap_zr(recurrent, axis=1).T,
+        "weight_ih_l0": swap_zr(kernel, axis=1).T,
+        "weight_hh_l0": swap_zr(recurrent, axis=1).T,
     }
     if layer.use_bias:
         bias = weights[2]
         if layer.reset_after:
-            state["bias_ih_l0"] = _swap_zr(bias[0], axis=0)
-            state["bias_hh_l0"] = _swap_zr(bias[1], axis=0)
+            state["bias_ih_l0"] = swap_zr(bias[0], axis=0)
+            state["bias_hh_l0"] = swap_zr(bias[1], axis=0)
         else:
-            state["bias_ih_l0"] = _swap_zr(bias, axis=0)
+            state["bias_ih_l0"] = swap_zr(bias, axis=0)
             state["bias_hh_l0"] = np.zeros_like(bias)
     gru.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
     return gru
@@ -91,15 +86,15 @@ def to_keras(gru: GRU) -> list[np.ndarray]:
         return t.detach().cpu().numpy()
 
     out = [
-        np.ascontiguousarray(_swap_zr(np_(gru.weight_ih_l0), axis=0).T),
-        np.ascontiguousarray(_swap_zr(np_(gru.weight_hh_l0), axis=0).T),
+        np.ascontiguousarray(swap_zr(np_(gru.weight_ih_l0), axis=0).T),
+        np.ascontiguousarray(swap_zr(np_(gru.weight_hh_l0), axis=0).T),
     ]
     if gru.bias:
         b_ih, b_hh = np_(gru.bias_ih_l0), np_(gru.bias_hh_l0)
         if gru.reset_after:
-            out.append(np.stack([_swap_zr(b_ih, 0), _swap_zr(b_hh, 0)]))
+            out.append(np.stack([swap_zr(b_ih, 0), swap_zr(b_hh, 0)]))
         else:
-            out.append(_swap_zr(b_ih + b_hh, 0))
+            out.append(swap_zr(b_ih + b_hh, 0))
     return out
 
 

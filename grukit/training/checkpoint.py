@@ -1,27 +1,93 @@
-"""Training state in a model file, so that a killed ``fit`` continues where it stopped.
+"""Model files and checkpoints: safetensors weights with the model's JSON config in the header,
+and, in a checkpoint, the training state beside them.
 
-``ModelCheckpoint`` writes, next to the model's weights in its one safetensors file
-(saving.py): the optimizer's state (tensors, and its hyper-parameters as JSON), the
-random generators of torch, NumPy and Python, the state of the callbacks that keep
-one (EarlyStopping with its best weights, ReduceLROnPlateau, LearningRateScheduler's
-torch scheduler, ModelCheckpoint's best value), the history
-so far and the last finished epoch. ``fit(..., resume=path)`` loads it all and goes
-on with the next epoch: with ``gk.set_seed`` the resumed run ends with the weights an
-uninterrupted run ends with, bit for bit. Nothing is unpickled: tensors are
-safetensors, the rest is JSON.
+One file that any safetensors reader opens; reading parses a JSON header and raw
+tensors and never unpickles or executes anything. Writes go to a temporary file
+in the same folder, are flushed to disk, then renamed over the target, so a
+crash never leaves a half-written model where a good one was.
+
+The training state (``capture``/``restore``), so that a killed ``fit`` continues
+where it stopped: ``ModelCheckpoint`` writes, next to the weights, the optimizer's
+state (tensors, and its hyper-parameters as JSON), the random generators of torch,
+NumPy and Python, the state of the callbacks that keep one (EarlyStopping with its
+best weights, ReduceLROnPlateau, LearningRateScheduler's torch scheduler,
+ModelCheckpoint's best value), the history so far and the last finished epoch.
+``fit(..., resume=path)`` loads it all and goes on with the next epoch: with
+``gk.set_seed`` the resumed run ends with the weights an uninterrupted run ends
+with, bit for bit. Building a model from a file is loading.py's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
-from typing import Any
+import tempfile
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from .saving import TRAINING_PREFIX as PREFIX  # tensor names of the training state; gk.load skips them
+FORMAT = "grukit.Sequential"
+VERSION = 1
+PREFIX = "__train__/"  # tensor names of a checkpoint's training state; gk.load skips them
 
+
+def atomic_write(path: str, data: bytes) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".grukit", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_model(model: Any, path: str, extra: Optional[dict] = None, training: Optional[tuple] = None) -> None:
+    """``training``: (tensors, info) of capture(), stored beside the weights."""
+    from safetensors.torch import save
+
+    if model.input_spec is None:
+        raise ValueError("the model has no weights yet: call it, fit it or give it layers.Input first")
+    config = {"format": FORMAT, "version": VERSION, "model": model.get_config(),
+              "compile": getattr(model, "compile_config", None), "extra": extra}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"grukit": json.dumps(config)}
+    if training is not None:
+        tensors.update(training[0])
+        metadata["grukit_train"] = json.dumps(training[1])
+    atomic_write(str(path), save(tensors, metadata=metadata))
+
+
+def read_model_file(path: str) -> tuple[Any, dict]:
+    """(the parsed grukit header, the model's tensors) of a file written by ``save_model``;
+    ValueError when it is not one."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path {path!r} is not a file")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        tensors = {k: v for k, v in st_load(data).items() if not k.startswith(PREFIX)}
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_len])
+        config = json.loads(header["__metadata__"]["grukit"])
+    except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"path {path!r} is not a grukit model file (expected safetensors with a grukit "
+                         f"header; it may be truncated, corrupt or another format): {exc}") from None
+    return config, tensors
+
+
+# ------------------------------------------------------------------ training state
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (tuple, list)):

@@ -16,10 +16,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from . import _checks
+from .. import _checks
 from . import callbacks as cbks
 from . import layers as L
-from .model import Sequential
+from .losses import get_loss
+from .sequential import Sequential
 
 COSTS = {"mse": "mse", "mae": "mae", "cross_entropy": "binary_crossentropy",
          "binary_crossentropy": "binary_crossentropy"}
@@ -170,8 +171,6 @@ class Network:
 
     def test(self, data: Any, cost: str = "mse") -> dict:
         """The error over a sequence run from a cleared state: {"error", "time"}."""
-        from .losses import get_loss
-
         x, y = self._sequence("data", data)
         start = time.perf_counter()
         self.clear()

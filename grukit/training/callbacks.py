@@ -15,14 +15,26 @@ import sys
 import time
 from typing import Any, Optional
 
+from . import checkpoint, distributed
+
 Logs = dict[str, float]
 
 
 class Callback:
+    """Keras' callback hooks. ``set_params`` receives, before training, Keras' ``epochs``,
+    ``steps`` and ``verbose`` and grukit's ``optimizer``, ``callbacks`` and ``history``
+    (what a checkpoint's training state is made of). Callbacks whose
+    ``writes_checkpoint`` is True run after all others at each epoch's end."""
+
     model: Any = None
+    params: dict = {}
+    writes_checkpoint = False
 
     def set_model(self, model: Any) -> None:
         self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
 
     def on_train_begin(self, logs: Optional[Logs] = None) -> None: ...
     def on_train_end(self, logs: Optional[Logs] = None) -> None: ...
@@ -30,8 +42,6 @@ class Callback:
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None: ...
     def on_train_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None: ...
     def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None: ...
-    def on_epoch_complete(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        """After every callback's on_epoch_end: the epoch's state is final (checkpoints)."""
 
 
 class History(Callback):
@@ -196,19 +206,18 @@ class ModelCheckpoint(_Monitor):
     when ``monitor`` improved with ``save_best_only``. ``{epoch}`` in the path is filled.
 
     The file also holds the training state (optimizer, random generators, callbacks,
-    history, the epoch: grukit/resume.py), so that ``fit(..., resume=path)`` goes on
-    from it after a crash or a kill; ``gk.load`` reads it as a plain model file.
+    history, the epoch: training/checkpoint.py), so that ``fit(..., resume=path)`` goes
+    on from it after a crash or a kill; ``gk.load`` reads it as a plain model file.
     """
+
+    writes_checkpoint = True  # fit runs it after the other callbacks: the epoch is whole
 
     def __init__(self, filepath: str, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto") -> None:
         super().__init__(monitor, mode, 0.0)
         self.filepath, self.save_best_only = str(filepath), save_best_only
-        self.training: Optional[tuple] = None  # (optimizer, callbacks, history), set by fit
 
-    def on_epoch_complete(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        from . import distributed
-
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         if not distributed.is_main():  # under torchrun, process 0 writes
             return
         path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
@@ -218,11 +227,9 @@ class ModelCheckpoint(_Monitor):
                 return
             self.best = self.sign * value
         state = None
-        if self.training is not None:
-            from . import resume
-
-            optimizer, callbacks, history = self.training
-            state = resume.capture(optimizer, callbacks, history, epoch)
+        if "optimizer" in self.params:  # inside fit: the training state too
+            p = self.params
+            state = checkpoint.capture(p["optimizer"], p["callbacks"], p["history"], epoch)
         self.model.save(path, training=state)
 
 
@@ -305,8 +312,6 @@ class CSVLogger(Callback):
         self.filename, self.separator, self.append = str(filename), separator, append
 
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
-        from . import distributed
-
         self.file = None
         if not distributed.is_main():  # under torchrun, process 0 writes
             return

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _checks
-from .mingru import MinGRU as _MinGRUModule
-from .modules import GRU as _GRUModule
+from .. import _checks
+from ..mingru import MinGRU as _MinGRUModule
+from ..modules import GRU as _GRUModule
 
 Mask = Optional[Tensor]  # (B, T) bool, True where a time step is real
 

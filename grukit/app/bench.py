@@ -88,35 +88,13 @@ def _infer(module: torch.nn.Module, x: torch.Tensor, h0: torch.Tensor) -> Callab
 
 
 def _onnx_session(gru: gk.GRU, B: int):
-    """ONNX Runtime running the same weights as one ONNX GRU node (None if not installed)."""
+    """ONNX Runtime running the same weights, as gk.export writes them: one ONNX GRU node,
+    inputs "input" (T, B, I) and "h0", outputs "output" and "h_n" (None if not installed)."""
     try:
-        import onnx
         import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         return None
-    H = gru.hidden_size
-
-    def zrh(t: torch.Tensor) -> torch.Tensor:  # grukit rows r, z, n -> ONNX rows z, r, h
-        r, z, n = t.detach().chunk(3, 0)
-        return torch.cat([z, r, n], 0)
-
-    W = zrh(gru.weight_ih_l0)[None].numpy()
-    R = zrh(gru.weight_hh_l0)[None].numpy()
-    Bias = torch.cat([zrh(gru.bias_ih_l0), zrh(gru.bias_hh_l0)])[None].numpy()
-    node = helper.make_node("GRU", ["X", "W", "R", "B", "", "initial_h"], ["Y", "Y_h"],
-                            hidden_size=H, linear_before_reset=int(gru.reset_after))
-    graph = helper.make_graph(
-        [node], "gru",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", I]),
-         helper.make_tensor_value_info("initial_h", TensorProto.FLOAT, [1, "B", H])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["T", 1, "B", H]),
-         helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, [1, "B", H])],
-        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"),
-         numpy_helper.from_array(Bias, "B")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], ir_version=8)
-    onnx.checker.check_model(model)
+    model = gk.export.onnx_model(gru, h0=True)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
     opts.inter_op_num_threads = 1
@@ -157,7 +135,7 @@ def _check_rivals(ours, cho, x, h0, sess, keras_fns) -> None:
     with torch.no_grad():
         want = ours(x, h0)[0]
         if sess is not None:
-            got = torch.from_numpy(sess.run(None, {"X": x.numpy(), "initial_h": h0.numpy()})[0][:, 0])
+            got = torch.from_numpy(sess.run(None, {"input": x.numpy(), "h0": h0.numpy()})[0])
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4, msg="ONNX Runtime differs")
         for name, (_, infer) in keras_fns.items():
             ref = want if name == "T" else cho(x, h0)[0]
@@ -207,7 +185,7 @@ def run_grid(timer: Timer, rivals: set[str], grid=GRID, log=print) -> dict:
             t_keras = {k: timer(fns[0] if training else fns[1]) for k, fns in keras_fns.items()}
             t_ort = None
             if sess is not None and not training:
-                feed = {"X": x.detach().numpy(), "initial_h": h0.detach().numpy()}
+                feed = {"input": x.detach().numpy(), "h0": h0.detach().numpy()}
                 t_ort = timer(lambda sess=sess, feed=feed: sess.run(None, feed))
                 time.sleep(0.2)  # ONNX Runtime's threads spin after a run: let them settle
             pct = 100 * gru_flops(B, H, training) / t_ours / 1e9 / peak

@@ -28,9 +28,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import datasets, distributed
-from . import layers as L
-from .model import Sequential
+from .. import datasets
+from ..training import distributed
+from ..training import layers as L
+from ..training.sequential import Sequential
+from .job import JobConfig, fit, gru_stack, output_dir
 
 
 def read_sequences(path: str, sequence_column: str, label_column: Optional[str], feature_columns: list
@@ -99,11 +101,9 @@ def _split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
     return {k: np.sort(np.array(v, dtype=int)) for k, v in parts.items()}
 
 
-def run(job, log=print, resume: Optional[str] = None) -> dict[str, Any]:
+def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
     """train.run for task = "classify" (seeded, torchrun and resume handled there)."""
-    from . import train
-
-    d, t, m = job.data, job.train, job.model
+    d, t = job.data, job.train
     if d.path == "japanese_vowels":
         a, ya, b, yb = datasets.load_japanese_vowels()
         seqs = [s.astype("float64") for s in a + b]
@@ -127,18 +127,16 @@ def run(job, log=print, resume: Optional[str] = None) -> dict[str, Any]:
     length = max(len(s) for s in seqs)
     x = pad(seqs, mean, std)
 
-    stack = [L.GRU(m.units, return_sequences=i < m.layers - 1, dropout=m.dropout, reset_after=m.reset_after)
-             for i in range(m.layers)]
-    model = Sequential([L.Masking(0.0), *stack,
+    model = Sequential([L.Masking(0.0), *gru_stack(job),
                         L.Dense(len(classes), activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"],
                   learning_rate=t.learning_rate)
-    out_dir = train.output_dir(job, resume)
+    out_dir = output_dir(job, resume)
     log(f"grukit train: classify {source}: {len(seqs)} sequences of {min(map(len, seqs))}-{length} steps x "
         f"{len(features)} features, {len(classes)} classes -> {len(parts['train'])} train / "
         f"{len(parts['val'])} validation / {len(parts['test'])} test (stratified); output in {out_dir}")
     start = time.perf_counter()
-    history = train.fit(model, job, out_dir, resume, x[parts["train"]], y[parts["train"]],
+    history = fit(model, job, out_dir, resume, x[parts["train"]], y[parts["train"]],
                         (x[parts["val"]], y[parts["val"]]), log)
     seconds = time.perf_counter() - start
 

@@ -21,9 +21,9 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from . import _checks, engines, reference
-from .model import Sequential
-from .modules import GRU
+from .. import _checks, engines, reference
+from ..modules import GRU
+from ..training.sequential import Sequential
 
 
 def quantize_rows(w: Tensor) -> tuple[Tensor, Tensor]:
@@ -46,9 +46,7 @@ class QuantizedGRU(GRU):
     def __init__(self, gru: GRU) -> None:
         if not isinstance(gru, GRU) or isinstance(gru, QuantizedGRU):
             raise TypeError(f"gru must be a float grukit.GRU, got {_checks.describe(gru)}")
-        if gru.zoneout or gru.layer_norm:
-            raise ValueError("int8 quantisation covers the plain GRU; this one has "
-                             f"zoneout={gru.zoneout}, layer_norm={gru.layer_norm}")
+        engines.require("int8", engines.options(gru), "gru (int8 quantisation)")
         if gru.weight_ih_l0.device.type != "cpu":
             raise ValueError(f"int8 inference runs on the CPU; the GRU is on {gru.weight_ih_l0.device}")
         if engines.compiled_cpu() is None:
@@ -91,8 +89,7 @@ class QuantizedGRU(GRU):
 
     def _run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor],
              resets: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        if resets is not None:
-            raise ValueError("resets are not supported by the int8 GRU; pass resets=None")
+        engines.require("int8", engines.options(self, resets=resets is not None), "this call")
         self.__dict__["last_engine"] = "cpu-int8"
         b = self._buffers
         weights = [[b[n] for n in names] for names in self._layers]

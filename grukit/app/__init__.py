@@ -1,0 +1,1 @@
+"""The ``grukit`` command: its jobs (forecast, classify) on one skeleton, and bench."""

@@ -1,0 +1,221 @@
+"""``grukit train``'s jobs: their config, and the skeleton every job shares.
+
+With no config the job forecasts the weekly Mauna Loa CO2 series shipped in the
+package, one week ahead. A TOML config points it at a user's CSV; every field
+has a default and an unknown field is an error that names it::
+
+    [data]
+    task = "forecast"         # or "classify": label whole sequences (see grukit/app/classify.py)
+    path = "co2"              # "co2" (shipped) or a CSV file; classify: "japanese_vowels" or a CSV
+    time_column = "date"
+    target_columns = ["co2"]
+    window = 52               # past steps the model sees
+    horizon = 1               # how far ahead it forecasts
+    season = 52               # the seasonal-naive baseline's lag
+    sequence_column = "sequence"  # classify: the column naming each row's sequence
+    label_column = "label"        # classify: the class of that sequence
+    feature_columns = []          # classify: default every other column
+    [split]
+    val_fraction = 0.1        # in time order: train, then validation, then test
+    test_fraction = 0.2
+    [model]
+    units = 32
+    layers = 1
+    dropout = 0.0
+    reset_after = true
+    [train]
+    epochs = 60
+    batch_size = 32
+    learning_rate = 0.002
+    patience = 8              # early stopping on the validation loss
+    seed = 0
+    [output]
+    dir = ""                  # default: runs/train-<date>-<time>
+
+The skeleton (``train.run``): seed every generator, quiet the processes other than 0
+under torchrun, make the run folder and write job.json there (``output_dir``), build
+the GRU stack the [model] section describes (``gru_stack``), and fit with early
+stopping and a checkpoint after every epoch (``fit``). The jobs (forecast.py,
+classify.py) read their data, fit, and report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import tomllib
+from typing import Any, Optional
+
+import numpy as np
+
+from ..training import callbacks as cbks
+from ..training import distributed
+from ..training import layers as L
+from ..training.sequential import Sequential
+
+
+@dataclasses.dataclass
+class DataConfig:
+    path: str = "co2"
+    time_column: str = "date"
+    target_columns: list = dataclasses.field(default_factory=lambda: ["co2"])
+    window: int = 52
+    horizon: int = 1
+    season: int = 52
+    task: str = "forecast"
+    sequence_column: str = "sequence"
+    label_column: str = "label"
+    feature_columns: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class SplitConfig:
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    units: int = 32
+    layers: int = 1
+    dropout: float = 0.0
+    reset_after: bool = True
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 0.002
+    patience: int = 8
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class OutputConfig:
+    dir: str = ""
+
+
+@dataclasses.dataclass
+class JobConfig:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+
+
+def parse_config(text: str, source: str = "config") -> JobConfig:
+    """A JobConfig from TOML text; unknown sections and fields, and wrong types, are errors."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source} is not valid TOML: {exc}") from None
+    return from_dict(raw, source)
+
+
+def from_dict(raw: dict, source: str = "config") -> JobConfig:
+    """A JobConfig from {section: {field: value}} (parsed TOML, or a run folder's job.json)."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source} must hold sections of fields, got {type(raw).__name__}")
+    job = JobConfig()
+    sections = {f.name: f for f in dataclasses.fields(JobConfig)}
+    for name, table in raw.items():
+        if name not in sections:
+            raise ValueError(f"unknown section [{name}] in {source}; known: {sorted(sections)}")
+        if not isinstance(table, dict):
+            raise ValueError(f"{name} in {source} must be a [{name}] table")
+        target = getattr(job, name)
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        for key, value in table.items():
+            if key not in fields:
+                raise ValueError(f"unknown field {name}.{key} in {source}; known fields of [{name}]: "
+                                 f"{sorted(fields)}")
+            default = getattr(target, key)
+            ok = (isinstance(value, bool) == isinstance(default, bool)) and (
+                isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)))
+            if not ok:
+                raise TypeError(f"{name}.{key} in {source} must be {type(default).__name__}, "
+                                f"got {value!r}")
+            setattr(target, key, float(value) if isinstance(default, float) else value)
+    _check(job, source)
+    return job
+
+
+def _check(job: JobConfig, source: str) -> None:
+    d, s = job.data, job.split
+    for name, value in (("data.window", d.window), ("data.horizon", d.horizon), ("data.season", d.season),
+                        ("model.units", job.model.units), ("model.layers", job.model.layers),
+                        ("train.epochs", job.train.epochs), ("train.batch_size", job.train.batch_size)):
+        if value <= 0:
+            raise ValueError(f"{name} in {source} must be positive, got {value}")
+    if d.task not in ("forecast", "classify"):
+        raise ValueError(f"data.task in {source} must be 'forecast' or 'classify', got {d.task!r}")
+    if not all(isinstance(c, str) for c in d.feature_columns):
+        raise ValueError(f"data.feature_columns in {source} must be a list of column names")
+    if not d.target_columns or not all(isinstance(c, str) for c in d.target_columns):
+        raise ValueError(f"data.target_columns in {source} must be a non-empty list of column names")
+    if not (0 < s.val_fraction < 1 and 0 < s.test_fraction < 1 and s.val_fraction + s.test_fraction < 0.9):
+        raise ValueError(f"split fractions in {source} must be in (0, 1) and leave >= 10% for training, "
+                         f"got val {s.val_fraction}, test {s.test_fraction}")
+
+
+def quiet(*args: Any, **kwargs: Any) -> None:
+    """The log of processes other than 0 under torchrun."""
+
+
+def output_dir(job: JobConfig, resume: Optional[str]) -> str:
+    """The run folder, made if new: job.output.dir, else the resumed checkpoint's folder, else
+    runs/train-<date>-<time>. Under torchrun every process takes process 0's, and process 0
+    writes the job there (job.json: what --resume reads when no config is given)."""
+    out_dir = job.output.dir or (os.path.dirname(os.path.abspath(resume)) if resume else
+                                 os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S")))
+    out_dir = distributed.agree(out_dir)
+    if distributed.is_main():
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "job.json"), "w") as f:
+            json.dump(dataclasses.asdict(job), f, indent=2)
+    return out_dir
+
+
+def fit(model: Sequential, job: JobConfig, out_dir: str, resume: Optional[str], x: np.ndarray, y: np.ndarray,
+        validation: tuple, log=print) -> Any:
+    """The job's fit: early stopping on the validation loss (back to the best epoch's
+    weights), and out_dir/checkpoint.grukit after every epoch, with the training state."""
+    t = job.train
+    callbacks = [cbks.EarlyStopping("val_loss", patience=t.patience, restore_best_weights=True),
+                 cbks.ModelCheckpoint(os.path.join(out_dir, "checkpoint.grukit"), monitor="val_loss")]
+    if resume is not None:
+        log(f"resuming from {resume}")
+    return model.fit(x, y, epochs=t.epochs, batch_size=t.batch_size, validation_data=validation,
+                     callbacks=callbacks, verbose=1, resume=resume)
+
+
+def gru_stack(job: JobConfig) -> list:
+    """The GRU layers of the [model] section (every one but the last returns sequences)."""
+    m = job.model
+    return [L.GRU(m.units, return_sequences=i < m.layers - 1, dropout=m.dropout, reset_after=m.reset_after)
+            for i in range(m.layers)]
+
+
+def load_config(path: Optional[str], resume: Optional[str] = None) -> JobConfig:
+    """The job of a TOML config; without one, the job of the run being resumed (job.json
+    beside its checkpoint), else the default job."""
+    if path is None:
+        saved = os.path.join(os.path.dirname(os.path.abspath(resume)), "job.json") if resume else None
+        if saved is None or not os.path.isfile(saved):
+            return JobConfig()
+        with open(saved, encoding="utf-8") as f:
+            try:
+                raw = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{saved} is not valid JSON: {exc}") from None
+        return from_dict(raw, saved)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    with open(path, encoding="utf-8") as f:
+        return parse_config(f.read(), path)
+
+

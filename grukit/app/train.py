@@ -1,0 +1,44 @@
+"""``grukit train`` and ``grukit predict``: the job skeleton, then the job its task names."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import torch
+
+from ..seeding import set_seed
+from ..training import distributed
+from ..training.loading import load
+from . import classify, forecast
+from .job import JobConfig, quiet
+
+JOBS = {"forecast": forecast, "classify": classify}
+
+
+def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
+    """Train, evaluate against the baselines, write the outputs; returns the metrics.
+
+    ``resume``: the run folder's checkpoint.grukit (written after every epoch): training
+    goes on from its last epoch, into the same folder unless ``job.output.dir`` says
+    otherwise. Under ``torchrun`` every process trains its part of each batch and only
+    process 0 prints and writes.
+    """
+    if resume is not None and not os.path.isfile(resume):
+        raise FileNotFoundError(f"--resume {resume!r} is not a file")
+    # every process draws the same shuffles, a resumed run repeats them; the CPU ops a job runs
+    # are deterministic as they are, so torch's global deterministic switch stays as the caller set it
+    set_seed(job.train.seed, deterministic=torch.are_deterministic_algorithms_enabled())
+    if distributed.context(torch.device("cpu")) is not None and not distributed.is_main():
+        log = quiet
+    return JOBS[job.data.task].run(job, log, resume)
+
+
+def predict(model_path: str, input_path: str, output_path: Optional[str] = None, log=print) -> str:
+    """Forecasts for every complete window of a CSV series (or, for a classifier, a label for
+    every sequence of a long-format CSV), written to a CSV."""
+    model = load(model_path)
+    info = getattr(model, "extra", None) or {}
+    if info.get("kind") not in JOBS:
+        raise ValueError(f"model {model_path!r} was not written by `grukit train` (no job settings)")
+    return JOBS[info["kind"]].predict(model, info, input_path, output_path, log)

@@ -1,0 +1,1 @@
+"""Other formats: gate orders, Keras layers and files, ONNX."""

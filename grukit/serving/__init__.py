@@ -1,0 +1,1 @@
+"""Serving: int8 and bfloat16 models."""

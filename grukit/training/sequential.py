@@ -1,0 +1,245 @@
+"""``gk.Sequential``: Keras' compile / fit / evaluate / predict over torch modules.
+
+Inputs may be NumPy arrays, torch tensors, Python lists, or a torch ``Dataset`` /
+``DataLoader`` yielding ``(x, y)`` pairs. The one training loop here also serves
+``gk.architect`` networks.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import _checks
+from . import callbacks as cbks
+from . import checkpoint, losses
+from . import fit as fit_loop
+from . import layers as L
+from .data import Batches
+
+OPTIMIZERS = {  # name -> (class, Keras' default learning rate, extra arguments)
+    "adam": (torch.optim.Adam, 1e-3, {"eps": 1e-7}),
+    "adamw": (torch.optim.AdamW, 1e-3, {"eps": 1e-7}),
+    "sgd": (torch.optim.SGD, 1e-2, {}),
+    "rmsprop": (torch.optim.RMSprop, 1e-3, {"eps": 1e-7, "alpha": 0.9}),
+    "adagrad": (torch.optim.Adagrad, 1e-3, {}),
+}
+
+
+# ------------------------------------------------------------------------ model
+
+class Sequential(nn.Module):
+    """A stack of grukit layers with Keras' training API.
+
+    Example::
+
+        >>> import numpy as np, grukit as gk
+        >>> from grukit import layers
+        >>> model = gk.Sequential([layers.GRU(8), layers.Dense(1)])
+        >>> model.compile(optimizer="adam", loss="mse")
+        >>> x, y = np.random.rand(16, 5, 3), np.random.rand(16, 1)
+        >>> history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        >>> sorted(history.history)
+        ['loss']
+        >>> model.predict(x).shape
+        (16, 1)
+    """
+
+    def __init__(self, layers: Optional[Sequence[L.Layer]] = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList()
+        self.compiled = False
+        self.stop_training = False
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        self.input_spec: Optional[tuple[list[int], str]] = None  # one sample's shape, dtype
+        self.compute_dtype: Optional[torch.dtype] = None  # set by gk.quantize(model, torch.bfloat16)
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer: L.Layer) -> None:
+        if not isinstance(layer, L.Layer):
+            raise TypeError(f"layers must be grukit.layers layers, got {_checks.describe(layer)}")
+        if isinstance(layer, L.Input) and len(self.layers):
+            raise ValueError("layers.Input must come first")
+        self.layers.append(layer)
+        first = self.layers[0]
+        if isinstance(first, L.Input):  # declared input: build as layers arrive, as Keras does
+            shape = [1 if s is None else s for s in first.shape]
+            dtype = torch.long if first.dtype.startswith("int") else torch.float32
+            self.input_spec = None
+            self.build_from(torch.zeros((1, *shape), dtype=dtype))
+
+    # ------------------------------------------------------------------ calling
+
+    def _takes_ids(self) -> bool:
+        """Whether the first layer reads token ids (an Embedding); others read float features."""
+        return isinstance(next((la for la in self.layers if not isinstance(la, L.Input)), None), L.Embedding)
+
+    def call_with_mask(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        return self.forward(x, mask)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None, return_mask: bool = False) -> Any:
+        """The model's output for x; with ``return_mask``, (output, its mask): the mask of a
+        per-step output ((B, T) bool, from Embedding(mask_zero) or Masking), which fit and
+        evaluate apply to the loss and metrics as Keras does, or None."""
+        if not x.dtype.is_floating_point and not self._takes_ids():
+            x = x.float()  # integer features (0/1 flags, counts) are numbers to a GRU, as in Keras
+        low = self.compute_dtype  # float inputs in, float32 outputs out, as Keras' mixed precision
+        if low is not None and x.dtype.is_floating_point:
+            x = x.to(low)
+        for layer in self.layers:
+            x, mask = layer(x, mask)
+        if low is not None and isinstance(x, Tensor) and x.dtype == low:
+            x = x.float()
+        return (x, mask) if return_mask else x
+
+    def build_from(self, x: Tensor) -> None:
+        """Create every layer's weights from one sample batch (as Keras does on first call)."""
+        if self.input_spec is None:
+            with torch.no_grad():
+                was = self.training
+                self.eval()
+                self.call_with_mask(x[:1])
+                self.train(was)
+            self.reset_states()  # the build pass's state is not a real call's: stateful layers start at zeros
+            ids = not x.dtype.is_floating_point and self._takes_ids()
+            self.input_spec = (list(x.shape[1:]), "int64" if ids else "float32")
+
+    def reset_states(self) -> None:
+        for layer in self.layers:
+            layer.reset_states()
+
+    reset_state = reset_states  # Keras 3's name
+
+    # ------------------------------------------------------------------ compile
+
+    def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Optional[Sequence[Any]] = None,
+                learning_rate: Optional[float] = None) -> None:
+        """optimizer: a name (adam, adamw, sgd, rmsprop, adagrad; Keras' default learning
+        rates unless ``learning_rate``), a torch optimizer class, or a function of the
+        parameters returning an optimizer. loss: a name, a torch loss module, or a
+        callable ``loss(y_true, y_pred)``. metrics: names (``accuracy``...) or callables."""
+        if loss is None:
+            raise ValueError("loss is required, e.g. loss='mse' or loss='binary_crossentropy'")
+        if isinstance(optimizer, str) and optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, a torch optimizer class "
+                             f"or a function of the parameters, got {optimizer!r}")
+        if not isinstance(optimizer, str) and not callable(optimizer) and not isinstance(
+                optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a name, class or function, got {_checks.describe(optimizer)}")
+        if learning_rate is not None and (isinstance(learning_rate, bool) or not isinstance(
+                learning_rate, numbers.Real) or not learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, (list, tuple))):
+            raise TypeError(f"metrics must be a list, e.g. ['accuracy'], got {metrics!r}")
+        self.loss_name, self.loss_fn = losses.get_loss(loss)
+        self.metric_fns = [losses.get_metric(m, self.loss_name) for m in metrics or []]
+        self.optimizer_spec, self.learning_rate = optimizer, learning_rate
+        self.optimizer = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
+        self.compile_config = {
+            "optimizer": optimizer.lower() if isinstance(optimizer, str) else None,
+            "learning_rate": learning_rate, "loss": loss if isinstance(loss, str) else None,
+            "metrics": [m for m in metrics or [] if isinstance(m, str)],
+        }
+        self.compiled = True
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            spec, params = self.optimizer_spec, [p for p in self.parameters() if p.requires_grad]
+            if isinstance(spec, str):
+                cls, lr, extra = OPTIMIZERS[spec.lower()]
+                self.optimizer = cls(params, lr=self.learning_rate or lr, **extra)
+            else:
+                kwargs = {} if self.learning_rate is None else {"lr": self.learning_rate}
+                self.optimizer = spec(params, **kwargs)
+            if not isinstance(self.optimizer, torch.optim.Optimizer):
+                raise TypeError(f"optimizer must make a torch.optim.Optimizer, got "
+                                f"{_checks.describe(self.optimizer)}")
+        return self.optimizer
+
+    def _require_compiled(self, what: str) -> None:
+        if not getattr(self, "compiled", False):
+            raise ValueError(f"call model.compile(optimizer=..., loss=...) before model.{what}()")
+
+    # ---------------------------------------------------------------- training
+
+    def fit(self, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1,
+            verbose: Union[int, str] = "auto", callbacks: Optional[Sequence[cbks.Callback]] = None,
+            validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
+            initial_epoch: int = 0, tbptt: Optional[int] = None,
+            resume: Optional[str] = None, sample_weight: Any = None) -> cbks.History:
+        """Train for ``epochs`` passes over (x, y); returns a History (``.history``).
+
+        ``sample_weight``: (N,) per sample or (N, T) per step of a per-step output, as
+        Keras weighs them; a per-step output's mask (from Embedding(mask_zero) or
+        Masking) leaves padded steps out of the loss and metrics, as in Keras.
+
+        ``tbptt=k``: truncated backpropagation through time for long streams. Each
+        batch (B, T, F) with per-step targets (B, T, ...) is cut into windows of k steps,
+        an optimizer step per window; the model's stateful GRU layers carry their state
+        from one window to the next (gradients stop at window edges) and start each
+        batch from zeros. Needs a stateful GRU layer and per-step targets.
+
+        ``resume=path``: a file written by ``callbacks.ModelCheckpoint``; the weights,
+        optimizer, random generators, callbacks' state and history are restored and
+        training goes on with the epoch after the one saved (call fit with the same data,
+        settings and callbacks; with ``gk.set_seed`` the end result is the same as
+        without the interruption). The loop itself is training/fit.py.
+        """
+        self._require_compiled("fit")
+        return fit_loop.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                            callbacks=callbacks, validation_split=validation_split,
+                            validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
+                            tbptt=tbptt, resume=resume, sample_weight=sample_weight)
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 0,
+                 sample_weight: Any = None) -> Union[float, list[float]]:
+        """The loss, or [loss, *metrics] when metrics were compiled (Keras' order); masks and
+        sample weights count as in fit."""
+        self._require_compiled("evaluate")
+        batches = Batches(x, y, _checks.positive_int("batch_size", batch_size), False, need_y=True,
+                          sample_weight=sample_weight)
+        self.build_from(batches.first_x())
+        logs = fit_loop.evaluate(self, batches)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
+        values = [logs["loss"], *(logs[name] for name, _ in self.metric_fns)]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+        """Model outputs for x, as a NumPy array (batched; eval mode, no gradients)."""
+        batches = Batches(x, None, _checks.positive_int("batch_size", batch_size), False, need_y=False)
+        self.build_from(batches.first_x())
+        self.eval()
+        with torch.no_grad():
+            outs = [self.call_with_mask(xb) for xb, _, _ in batches]
+        return torch.cat(outs).numpy()
+
+    # ----------------------------------------------------------------- saving
+
+    def get_config(self) -> dict[str, Any]:
+        return {"layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
+                           for layer in self.layers],
+                "input_spec": None if self.input_spec is None else
+                {"shape": self.input_spec[0], "dtype": self.input_spec[1]}}
+
+    def save(self, path: str, extra: Optional[dict] = None, training: Optional[tuple] = None) -> None:
+        """One file: safetensors weights with the JSON config in its header, written
+        atomically. ``gk.load(path)`` reads it back without executing any code; a
+        JSON-able ``extra`` dict comes back as ``model.extra``. ``training`` is for
+        ModelCheckpoint: the state that ``fit(..., resume=path)`` goes on from."""
+        checkpoint.save_model(self, path, extra, training)
+
+    def summary(self) -> str:
+        lines = [f"{'layer':<24}{'output':<10}{'params':>10}"]
+        for layer in self.layers:
+            n = sum(p.numel() for p in layer.parameters())
+            lines.append(f"{type(layer).__name__:<24}{'':<10}{n:>10,}")
+        lines.append(f"total params: {sum(p.numel() for p in self.parameters()):,}")
+        text = "\n".join(lines)
+        print(text)
+        return text
