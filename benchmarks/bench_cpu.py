@@ -2,7 +2,7 @@
 
     python benchmarks/bench_cpu.py [--threads 2] [--quick] [--rivals torch,onnx,keras]
 
-The logic lives in grukit/bench.py so that `grukit bench` runs the same thing.
+The logic lives in grukit/app/bench.py so that `grukit bench` runs the same thing.
 """
 
 import sys

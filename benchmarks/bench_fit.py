@@ -6,7 +6,7 @@ Model: Sequential([layers.GRU(64), layers.Dense(1)]), adam, mse; data (N, T=100,
 I=64) float32, batch 32. Times, side by side in one process (medians after a
 warm-up): a whole `fit` epoch, and the engine alone doing the same work: for each
 batch, the GRU forward and the backward of its last output through all steps.
-BENCH.md's target: the engine is >= 50% of the epoch.
+The target (docs/benchmarking.md): the engine is >= 50% of the epoch.
 """
 
 import argparse

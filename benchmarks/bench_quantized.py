@@ -2,7 +2,7 @@
 
     python benchmarks/bench_quantized.py [--threads 2] [--repeats 30]
 
-BENCH.md's setting: float32 inputs, T=100, I=64, torch.inference_mode(); rows
+The grid's setting (docs/benchmarking.md): float32 inputs, T=100, I=64, torch.inference_mode(); rows
 B=1 and B=32 at H=256 over a whole sequence, and streaming B=1, H=256 (one step
 per call, state carried). float32 and int8 are timed in turns (Timer.interleaved).
 Target (issue 7): B=1, H=256 inference >= 1.5x faster in int8 than in float32.

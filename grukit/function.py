@@ -27,11 +27,24 @@ _ops = torch.ops.grukit
 
 # ------------------------------------------------------------- fake kernels
 
+# The fused layer op's arguments and outputs, in its schema's order (csrc/gru.cpp), named
+# once: the fake kernels, the autograd below and gru_layer index them by these names.
+LAYER_ARGS = ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh", "lengths", "resets", "zoneout", "h_mask",
+              "ln_ih", "ln_hh", "reset_after", "reverse", "save")
+LAYER_OUTPUTS = ("y", "h_last", "gates", "hp", "xhat_ih", "rstd_ih", "xhat_hh", "rstd_hh")
+DIFFERENTIABLE = ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh", "ln_ih", "ln_hh")  # the gradients' order
+# what the backward reads: the kernel's saved tensors, and the inputs a differentiable
+# backward recomputes from (reference.through_reference)
+SAVED = ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh", "ln_ih", "ln_hh", "lengths", "resets", "zoneout",
+         "h_mask", "gates", "hp", "xhat_ih", "rstd_ih", "xhat_hh", "rstd_hh")
+
+
 @torch.library.register_fake("grukit::gru_layer_forward")
-def _forward_fake(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, resets, zoneout, rec_mask, ln_ih, ln_hh,
-                  reset_after, reverse, save):
-    T, B, H = x.shape[0], x.shape[1], w_hh.shape[1]
-    keep_ln = save and ln_ih is not None
+def _forward_fake(*args: Any) -> list[Tensor]:
+    a = dict(zip(LAYER_ARGS, args, strict=True))
+    x, save = a["x"], a["save"]
+    T, B, H = x.shape[0], x.shape[1], a["w_hh"].shape[1]
+    keep_ln = save and a["ln_ih"] is not None
 
     def saved(keep: bool, *shape: Any) -> Tensor:  # saved for the backward, else empty
         return x.new_empty(*shape) if keep else x.new_empty(0)
@@ -42,7 +55,7 @@ def _forward_fake(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, resets, zoneout, rec_m
 
 
 @torch.library.register_fake("grukit::gru_layer_backward")
-def _backward_fake(dy, dh_n, x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, rec_mask, ln, has_bias,
+def _backward_fake(dy, dh_n, x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, h_mask, ln, has_bias,
                    reset_after, reverse):
     H = w_hh.shape[1]
     bias = (lambda: x.new_empty(3 * H)) if has_bias else (lambda: x.new_empty(0))
@@ -75,13 +88,9 @@ def _mingru_backward_fake(dy, gates, h, h0):
 # ------------------------------------------------------------------ autograd
 
 def _save(ctx: Any, inputs: tuple, output: list) -> None:
-    (x, h0, w_ih, w_hh, b_ih, b_hh, lengths, resets, zoneout, rec_mask, ln_ih, ln_hh,
-     reset_after, reverse, save) = inputs
-    y, h_n, gates, hp, *norm = output
-    ln = [ln_ih, ln_hh, *norm] if ln_ih is not None else []
-    # h0 and the biases only for a differentiable backward (through_reference)
-    ctx.save_for_backward(x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, rec_mask, h0, b_ih, b_hh, *ln)
-    ctx.flags = (b_ih is not None, reset_after, reverse, tuple(h0.shape))
+    named = {**dict(zip(LAYER_ARGS, inputs, strict=True)), **dict(zip(LAYER_OUTPUTS, output, strict=True))}
+    ctx.save_for_backward(*(named[n] for n in SAVED))
+    ctx.flags = (named["reset_after"], named["reverse"])
 
 
 def _setup_context(ctx: Any, inputs: tuple, output: list) -> None:
@@ -94,35 +103,34 @@ def _reference_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Op
                      b_hh: Optional[Tensor], ln_ih: Optional[Tensor], ln_hh: Optional[Tensor], *,
                      lengths: Optional[Tensor], resets: Optional[Tensor], zoneout: Optional[Tensor],
                      h_mask: Optional[Tensor], reset_after: bool, reverse: bool) -> tuple[Tensor, Tensor]:
-    """The fused op's function on the reference engine, its differentiable inputs first."""
+    """The fused op's function on the reference engine, its DIFFERENTIABLE inputs first."""
     return reference.gru_layer(x, h0, (w_ih, w_hh, b_ih, b_hh), reset_after, lengths, reverse, h_mask=h_mask,
                                resets=resets, zoneout=zoneout,
                                layer_norm=None if ln_ih is None else (ln_ih, ln_hh))
 
 
 def _backward(ctx: Any, grads: list) -> tuple:
-    x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, rec_mask, h0, b_ih, b_hh, *ln = ctx.saved_tensors
-    has_bias, reset_after, reverse, h_shape = ctx.flags
+    s = dict(zip(SAVED, ctx.saved_tensors, strict=True))
+    reset_after, reverse = ctx.flags
     dy, dh_n = grads[0], grads[1]
     if torch.is_grad_enabled() or reference.batched(dy) or reference.batched(dh_n):  # see through_reference
-        ln_ih, ln_hh = (ln[0], ln[1]) if ln else (None, None)
-        layer = functools.partial(_reference_layer, lengths=lengths, resets=resets, zoneout=zoneout,
-                                  h_mask=rec_mask, reset_after=reset_after, reverse=reverse)
-        dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh = reference.through_reference(
-            layer, (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh), (dy, dh_n))
-        return (dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None, dln_ih, dln_hh, None, None, None)
-    if dy is None:
-        dy = x.new_zeros(x.shape[0], x.shape[1], w_hh.shape[1])
-    if dh_n is None:
-        dh_n = x.new_zeros(h_shape)
-    dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh = _ops.gru_layer_backward(
-        dy, dh_n, x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, rec_mask, ln, has_bias, reset_after,
-        reverse)
-    if not has_bias:
-        db_ih = db_hh = None
-    if not ln:
-        dln_ih = dln_hh = None
-    return (dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None, dln_ih, dln_hh, None, None, None)
+        layer = functools.partial(_reference_layer, lengths=s["lengths"], resets=s["resets"],
+                                  zoneout=s["zoneout"], h_mask=s["h_mask"], reset_after=reset_after,
+                                  reverse=reverse)
+        found = reference.through_reference(layer, tuple(s[n] for n in DIFFERENTIABLE), (dy, dh_n))
+    else:
+        x, w_hh = s["x"], s["w_hh"]
+        if dy is None:
+            dy = x.new_zeros(x.shape[0], x.shape[1], w_hh.shape[1])
+        if dh_n is None:
+            dh_n = torch.zeros_like(s["h0"])
+        has_ln = s["ln_ih"] is not None
+        ln = [s[n] for n in ("ln_ih", "ln_hh", "xhat_ih", "rstd_ih", "xhat_hh", "rstd_hh")] if has_ln else []
+        found = _ops.gru_layer_backward(dy, dh_n, x, s["w_ih"], w_hh, s["gates"], s["hp"], s["lengths"],
+                                        s["resets"], s["zoneout"], s["h_mask"], ln, s["b_ih"] is not None,
+                                        reset_after, reverse)
+    named = {n: g for n, g in zip(DIFFERENTIABLE, found, strict=True) if s[n] is not None}
+    return tuple(named.get(n) for n in LAYER_ARGS)
 
 
 torch.library.register_autograd("grukit::gru_layer_forward", _backward, setup_context=_setup_context)
@@ -207,8 +215,10 @@ def gru_layer(
     rs = None if resets is None else resets.to("cpu", torch.bool).contiguous()
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh))
-    args = (x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, zoneout, h_mask, ln_ih, ln_hh, reset_after, reverse,
-            save)
+    named = {"x": x, "h0": h0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh, "lengths": lens,
+             "resets": rs, "zoneout": zoneout, "h_mask": h_mask, "ln_ih": ln_ih, "ln_hh": ln_hh,
+             "reset_after": reset_after, "reverse": reverse, "save": save}
+    args = tuple(named[n] for n in LAYER_ARGS)
     if save and not torch.compiler.is_compiling():
         out = _EagerLayer.apply(*args)
     else:  # inference, or traced by torch.compile / torch.export: the op whole

@@ -179,7 +179,7 @@ class GRU(nn.Module):
         return [[p[n] for n in names] for names in self._weight_names]
 
     def _layer_norm_gains(self) -> Optional[list[tuple[Tensor, Tensor]]]:
-        """Per layer-direction (g_ih, g_hh) with layer_norm, else None."""
+        """Per layer-direction (ln_ih, ln_hh) with layer_norm, else None."""
         if not self.layer_norm:
             return None
         p = self._parameters
@@ -300,10 +300,12 @@ class GRU(nn.Module):
         if h0 is None:
             h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
         engine = engines.resolve(self.engine, x)
+        used = engines.options(self, self.training, resets is not None)
+        if engine == "cpu" and not engines.supports("cpu", used):  # an option only the reference has
+            engine = "reference"
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
         flat = [w for ws in self.all_weights for w in ws]
-        if engine == "cpu" and engines.supports(
-                "cpu-stack", engines.options(self, self.training, resets is not None)) and not (
+        if engine == "cpu" and engines.supports("cpu-stack", used) and not (
             torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
                                          or any(p.requires_grad for p in flat))
         ):

@@ -19,11 +19,13 @@ that is the same model with the update gate's pre-activation negated.
 
 With ``layer_norm`` (reset_after=True only; Ba et al. 2016, as Haste's
 LayerNormGRU), each projection is normalised over its 3H values before its bias:
-``gi = LN(W_ih x_t) * g_ih + b_ih`` and ``gh = LN(W_hh h_{t-1}) * g_hh + b_hh``, where
-LN(a) = (a - mean(a)) / sqrt(var(a) + 1e-5) and g_ih, g_hh (3H) are learned gains.
+``gi = LN(W_ih x_t) * ln_ih + b_ih`` and ``gh = LN(W_hh h_{t-1}) * ln_hh + b_hh``, where
+LN(a) = (a - mean(a)) / sqrt(var(a) + 1e-5) and ln_ih, ln_hh (3H) are learned gains
+(the parameters ``layer_norm_ih_l{k}``, ``layer_norm_hh_l{k}``).
 
-Names follow STYLE.md: ``gi`` = input projection (i_r, i_z, i_n), ``gh`` =
-recurrent projection (h_r, h_z, h_n).
+Names (the same in the C++ kernels; docs/architecture.md): ``gi`` = input projection
+(gi_r, gi_z, gi_n), ``gh`` = recurrent projection (gh_r, gh_z, gh_n); ``h_mask`` = the
+recurrent-dropout mask; ``h_n`` = the final states of a call, nothing else.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from torch import Tensor
 # One layer-direction's parameters: (weight_ih, weight_hh, bias_ih, bias_hh);
 # the biases may be None.
 LayerWeights = tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]
-# One layer-direction's layer-norm gains (g_ih, g_hh), each (3H,).
+# One layer-direction's layer-norm gains (ln_ih, ln_hh), each (3H,).
 LayerNormGains = tuple[Tensor, Tensor]
 LAYER_NORM_EPS = 1e-5
 
@@ -64,27 +66,27 @@ def gru_cell(
 
     ``h_mask`` (B, H), recurrent dropout as Keras does it: the state that feeds the
     recurrent matmul is ``h * h_mask``; the state carried in the last line is not.
-    ``layer_norm``: the gains (g_ih, g_hh) of a layer-normalised GRU (reset_after only).
+    ``layer_norm``: the gains (ln_ih, ln_hh) of a layer-normalised GRU (reset_after only).
     """
-    g_ih, g_hh = (None, None) if layer_norm is None else layer_norm
+    ln_ih, ln_hh = (None, None) if layer_norm is None else layer_norm
     if layer_norm is not None and not reset_after:
         raise ValueError("layer_norm needs reset_after=True (the recurrent projection is normalised "
                          "whole, before the reset gate), got reset_after=False")
-    gi = _project(x, w_ih, b_ih, g_ih)  # (B, 3H)
-    i_r, i_z, i_n = gi.chunk(3, dim=1)
+    gi = _project(x, w_ih, b_ih, ln_ih)  # (B, 3H)
+    gi_r, gi_z, gi_n = gi.chunk(3, dim=1)
     h_in = h if h_mask is None else h * h_mask
     if reset_after:
-        gh = _project(h_in, w_hh, b_hh, g_hh)  # (B, 3H)
-        h_r, h_z, h_n = gh.chunk(3, dim=1)
-        r = torch.sigmoid(i_r + h_r)
-        z = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
+        gh = _project(h_in, w_hh, b_hh, ln_hh)  # (B, 3H)
+        gh_r, gh_z, gh_n = gh.chunk(3, dim=1)
+        r = torch.sigmoid(gi_r + gh_r)
+        z = torch.sigmoid(gi_z + gh_z)
+        n = torch.tanh(gi_n + r * gh_n)
     else:
         w_hr, w_hz, w_hn = w_hh.chunk(3, dim=0)
         b_hr, b_hz, b_hn = (None, None, None) if b_hh is None else b_hh.chunk(3)
-        r = torch.sigmoid(i_r + torch.nn.functional.linear(h_in, w_hr, b_hr))
-        z = torch.sigmoid(i_z + torch.nn.functional.linear(h_in, w_hz, b_hz))
-        n = torch.tanh(i_n + torch.nn.functional.linear(r * h_in, w_hn, b_hn))
+        r = torch.sigmoid(gi_r + torch.nn.functional.linear(h_in, w_hr, b_hr))
+        z = torch.sigmoid(gi_z + torch.nn.functional.linear(h_in, w_hz, b_hz))
+        n = torch.tanh(gi_n + torch.nn.functional.linear(r * h_in, w_hn, b_hn))
     return (1 - z) * n + z * h
 
 
@@ -113,7 +115,7 @@ def gru_layer(
     before step t (an episode boundary), so nothing before it reaches what follows.
     ``zoneout``: (T, B, H), the share of each unit's previous state that it keeps at
     step t (Krueger et al. 2016): h_t = m h_{t-1} + (1 - m) h'_t.
-    ``layer_norm``: the layer-norm gains (g_ih, g_hh), see gru_cell.
+    ``layer_norm``: the layer-norm gains (ln_ih, ln_hh), see gru_cell.
     """
     T = x.shape[0]
     h = h0

@@ -6,7 +6,7 @@ import torch
 
 
 def tolerances(dtype: torch.dtype) -> dict:
-    """assert_close's float32 defaults; 1e-10 for float64 (SPEC section 6)."""
+    """assert_close's float32 defaults; 1e-10 for float64 (the README's exactness promise)."""
     if dtype == torch.float64:
         return {"rtol": 1e-10, "atol": 1e-10}
     return {}

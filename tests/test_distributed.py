@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # subprocesses: `pytest -m 'not slow'` skips them
+
 SCRIPT = """
 import os, sys
 import numpy as np, torch, grukit as gk

@@ -5,6 +5,8 @@ import pathlib
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real training, subprocesses: `pytest -m 'not slow'` skips them
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

@@ -48,6 +48,7 @@ def _run(*args, **kw):
                           timeout=300, **kw)
 
 
+@pytest.mark.slow
 def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tmp_path):
     full = _run(tmp_path / "full.grukit", 5, 0)
     assert full.returncode == 0, full.stderr[-2000:]

@@ -9,6 +9,8 @@ import torch
 
 import grukit as gk
 
+pytestmark = pytest.mark.slow  # subprocesses: `pytest -m 'not slow'` skips them
+
 TRAIN = """
 import hashlib, sys
 import numpy as np, torch

@@ -194,6 +194,7 @@ def _weights(path):
     return [p.detach().clone() for p in load(str(path)).parameters()]
 
 
+@pytest.mark.slow
 def test_cli_train_killed_and_resumed_equals_uninterrupted(tmp_path):
     """`grukit train` writes checkpoint.grukit after every epoch; a run killed with SIGKILL
     goes on with `grukit train --resume` (the job from the run folder's job.json) and ends

@@ -309,6 +309,7 @@ def test_fit_before_compile_and_bad_architect_arguments():
         gk.architect.GRU(2, 1)
 
 
+@pytest.mark.slow
 def test_architect_literal_one_unit_xor_converges_in_most_seeds():
     """Neataptic's docs warn that GRU(1, 1, 1) may not learn sequence XOR; with
     restarts on a plateau (train's default) it does within the 3000 iterations."""

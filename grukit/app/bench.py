@@ -1,4 +1,4 @@
-"""grukit against its rivals on this machine: the grid of shared/BENCH.md.
+"""grukit against its rivals on this machine: the grid of docs/benchmarking.md.
 
 Every figure is a ratio measured side by side in this one process: the rival's
 median time over grukit's median time, each after a warm-up, over at least
@@ -261,13 +261,14 @@ def summarize(grid: dict, log=print) -> dict:
 
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="grukit bench", description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2, help="torch threads (BENCH.md: 2)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (docs/benchmarking.md: 2)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--quick", action="store_true", help="3 repeats, 0.05 s: a smoke run, not a result")
     p.add_argument("--rivals", default="torch,onnx,keras",
                    help="comma list from torch,onnx,keras (nn.GRU always runs)")
-    p.add_argument("--grid", default=None, help="B,H pairs like 1x64,32x256 (default: BENCH.md's)")
+    p.add_argument("--grid", default=None,
+                   help="B,H pairs like 1x64,32x256 (default: docs/benchmarking.md's)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     timer = Timer(3, 0.05) if args.quick else Timer(args.repeats, args.min_seconds)

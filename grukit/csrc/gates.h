@@ -4,10 +4,10 @@
 // first column it did not do; row() runs the wide lanes, then the scalar tail.
 //
 // Per row, with H hidden units:
-//   gi = i_r|i_z|i_n (3H)  input projection W_ih x + b_ih
-//   gh = h_r|h_z|h_n (3H)  recurrent projection W_hh h + b_hh   (reset_after=True)
-//   g  = r|z|n|s   (4H)    saved gates; s = h_n (reset_after=True) or r*h (False)
-// Names follow STYLE.md: a gradient is d + the name.
+//   gi = gi_r|gi_z|gi_n (3H)  input projection W_ih x + b_ih
+//   gh = gh_r|gh_z|gh_n (3H)  recurrent projection W_hh h + b_hh   (reset_after=True)
+//   g  = r|z|n|s   (4H)    saved gates; s = gh_n (reset_after=True) or r*h (False)
+// A gradient is d + the name (docs/architecture.md, names).
 #pragma once
 
 #include <type_traits>
@@ -27,7 +27,7 @@ inline void row(Fn&& fn) {
 
 // ---------------------------------------------------------------- reset_after=True
 
-// r = σ(i_r + h_r); z = σ(i_z + h_z); n = tanh(i_n + r h_n); h' = n + z (h - n)
+// r = σ(gi_r + gh_r); z = σ(gi_z + gh_z); n = tanh(gi_n + r gh_n); h' = n + z (h - n)
 // Units j < n; gi and g have gate stride H, gh has gate stride S (= H, or the
 // width of one thread's share of the units).
 template <class V, class E>
@@ -37,8 +37,8 @@ inline int64_t forward_after(V, int64_t j, int64_t n_units, int64_t H, int64_t S
   for (; j + W <= n_units; j += W) {
     V r = sigmoid(ld<V>(gi + j) + ld<V>(gh + j));
     V z = sigmoid(ld<V>(gi + H + j) + ld<V>(gh + S + j));
-    V h_n = ld<V>(gh + 2 * S + j);
-    V n = tanh_(ld<V>(gi + 2 * H + j) + r * h_n);
+    V gh_n = ld<V>(gh + 2 * S + j);
+    V n = tanh_(ld<V>(gi + 2 * H + j) + r * gh_n);
     V hp = ld<V>(h + j);
     V out = n + z * (hp - n);
     store(h_new + j, out);
@@ -46,7 +46,7 @@ inline int64_t forward_after(V, int64_t j, int64_t n_units, int64_t H, int64_t S
     store(g + j, r);
     store(g + H + j, z);
     store(g + 2 * H + j, n);
-    store(g + 3 * H + j, h_n);
+    store(g + 3 * H + j, gh_n);
   }
   return j;
 }
@@ -58,15 +58,15 @@ inline int64_t backward_after(V, int64_t j, int64_t H, const E* dh, const E* dy,
   constexpr int W = Lanes<V>::width;
   for (; j + W <= H; j += W) {
     V d = ld<V>(dh + j) + ld<V>(dy + j);
-    V r = ld<V>(g + j), z = ld<V>(g + H + j), n = ld<V>(g + 2 * H + j), h_n = ld<V>(g + 3 * H + j);
+    V r = ld<V>(g + j), z = ld<V>(g + H + j), n = ld<V>(g + 2 * H + j), gh_n = ld<V>(g + 3 * H + j);
     V hp = ld<V>(h + j);
     // h' = n + z (h - n)
     V dn = d * (one<V>() - z);
     V dz = d * (hp - n);
     store(dh_prev + j, d * z);
-    // n = tanh(a_n), a_n = i_n + r h_n
+    // n = tanh(a_n), a_n = gi_n + r gh_n
     V dan = dn * (one<V>() - n * n);
-    V dr = dan * h_n;
+    V dr = dan * gh_n;
     // r = σ(a_r), z = σ(a_z)
     V dar = dr * r * (one<V>() - r);
     V daz = dz * z * (one<V>() - z);
@@ -81,15 +81,15 @@ inline int64_t backward_after(V, int64_t j, int64_t H, const E* dh, const E* dy,
 }
 
 // --------------------------------------------------------------- reset_after=False
-// Two halves around the second recurrent matmul, h_n = W_hn (r h) + b_hn.
+// Two halves around the second recurrent matmul, gh_n = W_hn (r h) + b_hn.
 
-// a, in two parts: r = σ(i_r + h_r) and s = r h; z = σ(i_z + h_z).
+// a, in two parts: r = σ(gi_r + gh_r) and s = r h; z = σ(gi_z + gh_z).
 template <class V, class E>
-inline int64_t reset_gate(V, int64_t j, int64_t n_units, const E* i_r, const E* h_r, const E* h, E* r_out,
+inline int64_t reset_gate(V, int64_t j, int64_t n_units, const E* gi_r, const E* gh_r, const E* h, E* r_out,
                           E* s_out) {
   constexpr int W = Lanes<V>::width;
   for (; j + W <= n_units; j += W) {
-    V r = sigmoid(ld<V>(i_r + j) + ld<V>(h_r + j));
+    V r = sigmoid(ld<V>(gi_r + j) + ld<V>(gh_r + j));
     store(r_out + j, r);
     store(s_out + j, r * ld<V>(h + j));
   }
@@ -97,13 +97,13 @@ inline int64_t reset_gate(V, int64_t j, int64_t n_units, const E* i_r, const E* 
 }
 
 template <class V, class E>
-inline int64_t update_gate(V, int64_t j, int64_t n_units, const E* i_z, const E* h_z, E* z_out) {
+inline int64_t update_gate(V, int64_t j, int64_t n_units, const E* gi_z, const E* gh_z, E* z_out) {
   constexpr int W = Lanes<V>::width;
-  for (; j + W <= n_units; j += W) store(z_out + j, sigmoid(ld<V>(i_z + j) + ld<V>(h_z + j)));
+  for (; j + W <= n_units; j += W) store(z_out + j, sigmoid(ld<V>(gi_z + j) + ld<V>(gh_z + j)));
   return j;
 }
 
-// b: n = tanh(i_n + h_n); h' = n + z (h - n)
+// b: n = tanh(gi_n + gh_n); h' = n + z (h - n)
 template <class V, class E>
 inline int64_t forward_before_b(V, int64_t j, int64_t n_units, int64_t H, const E* gi, const E* h_n_,
                                 const E* h, E* h_new, E* y, E* g) {

@@ -5,7 +5,7 @@
 // matmuls over all steps. The math is grukit/reference.py's; tests compare them.
 //
 // Layouts (all contiguous): x (T, B, I), h0 (B, H), w_ih (3H, I), w_hh (3H, H),
-// biases (3H); gates g (T, B, 4H) = r|z|n|s per step and row, s = h_n
+// biases (3H); gates g (T, B, 4H) = r|z|n|s per step and row, s = gh_n
 // (reset_after=True) or r*h (False); hp (T, B, H) = the state each step started
 // from. Steps are indexed by time t; a reverse layer visits t = T-1 .. 0.
 // Row b is valid at t when t < lengths[b]: otherwise its state passes through
@@ -13,8 +13,8 @@
 // state is zeroed before step t, and no gradient flows back through that boundary.
 // zoneout (T, B, H): the share of each unit's previous state kept at step t,
 // h_t = m h_{t-1} + (1 - m) h'_t with h'_t the GRU update (0/1 draws in training,
-// the probability itself at inference). rec_mask (B, H): recurrent dropout, Keras'
-// way: the state that feeds the recurrent matmul (and r h) is h * rec_mask; the
+// the probability itself at inference). h_mask (B, H): recurrent dropout, Keras'
+// way: the state that feeds the recurrent matmul (and r h) is h * h_mask; the
 // state carried in the blend is not. Only the one-thread-per-step loop takes it.
 // ln_ih, ln_hh (3H): layer normalisation (reset_after=True only, norm.h): each
 // step's input projection W_ih x and recurrent projection W_hh h are normalised
@@ -36,16 +36,11 @@
 #include "gates.h"
 #include "barrier.h"
 #include "gemm.h"
+#include "loop.h"
 #include "norm.h"
 
 namespace grukit {
 namespace {
-
-struct Dims {
-  int64_t T, B, I, H;
-};
-
-inline int64_t step_time(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
 
 // Zoneout after a row's update: h_new = m hp + (1 - m) h_new, and the output with it.
 template <class T>
@@ -167,12 +162,12 @@ void check_zoneout(const std::optional<at::Tensor>& zoneout, const at::Tensor& x
                     zoneout->sizes());
 }
 
-void check_rec_mask(const std::optional<at::Tensor>& mask, const at::Tensor& x, int64_t H) {
+void check_h_mask(const std::optional<at::Tensor>& mask, const at::Tensor& x, int64_t H) {
   if (!mask) return;
-  TORCH_CHECK_TYPE(mask->scalar_type() == x.scalar_type(), "rec_mask must have x's dtype ", x.scalar_type(),
+  TORCH_CHECK_TYPE(mask->scalar_type() == x.scalar_type(), "h_mask must have x's dtype ", x.scalar_type(),
                    ", got ", mask->scalar_type());
   TORCH_CHECK_VALUE(mask->dim() == 2 && mask->size(0) == x.size(1) && mask->size(1) == H && mask->device().is_cpu(),
-                    "rec_mask must be a (B, H) = (", x.size(1), ", ", H, ") CPU tensor, got ", mask->sizes());
+                    "h_mask must be a (B, H) = (", x.size(1), ", ", H, ") CPU tensor, got ", mask->sizes());
 }
 
 void check_layer_norm(const std::optional<at::Tensor>& ln_ih, const std::optional<at::Tensor>& ln_hh,
@@ -197,14 +192,14 @@ void check_resets(const std::optional<at::Tensor>& resets, int64_t T, int64_t B)
 
 template <class T>
 void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, const T* w_hh, const T* b_hh,
-                  const int64_t* len, const bool* rs, const T* zm, const T* rd, const T* ln_hh, T* h, T* y,
+                  const int64_t* len, const bool* rs, const T* zm, const T* h_mask, const T* ln_hh, T* h, T* y,
                   T* g_all, T* hp_all, T* xh_all, T* rstd_all, bool save, T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* gh = scratch;               // (B, 3H) recurrent projection
   T* g_step = scratch + B * 3 * H;  // (B, 4H) gates when they are not saved
   T* h_prev = scratch + B * 7 * H;  // (B, H) the step's starting state, for zoneout
   T* h_rec = scratch + B * 8 * H;   // (B, H) the state times the recurrent dropout mask
-  // gh = W_hh h + b_hh (reset_after=True); h_r|h_z = W_hrz h + b_hrz and h_n = W_hn (r h) + b_hn (False)
+  // gh = W_hh h + b_hh (reset_after=True); gh_r|gh_z = W_hrz h + b_hrz and gh_n = W_hn (r h) + b_hn (False)
   const StepMatmul<T> rec(w_hh, H, reset_after ? 3 * H : 2 * H, H, true, d.T);
   const StepMatmul<T> rec_n(w_hh + 2 * H * H, H, H, H, true, reset_after ? 0 : d.T);
   for (int64_t s = 0; s < d.T; ++s) {
@@ -217,9 +212,9 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
         if (resets_at(rs, len, t, B, b)) std::memset(h + b * H, 0, sizeof(T) * H);
     if (save) std::memcpy(hp_all + t * B * H, h, sizeof(T) * B * H);
     if (zm) std::memcpy(h_prev, h, sizeof(T) * B * H);
-    if (rd)
-      for (int64_t i = 0; i < B * H; ++i) h_rec[i] = h[i] * rd[i];
-    const T* hr = rd ? h_rec : h;
+    if (h_mask)
+      for (int64_t i = 0; i < B * H; ++i) h_rec[i] = h[i] * h_mask[i];
+    const T* hr = h_mask ? h_rec : h;
     rec(hr, H, ln_hh ? nullptr : b_hh, gh, 3 * H, B, false);  // with layer norm, b_hh comes after it
     if (!reset_after) {
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
@@ -230,7 +225,7 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
           row<T>([&](auto v, int64_t j) { return update_gate(v, j, H, gi_b + H, gh_b + H, g_b + H); });
         }
       });
-      // h_n = W_hn (r h) + b_hn, reading s = r h from the gates
+      // gh_n = W_hn (r h) + b_hn, reading s = r h from the gates
       rec_n(g_t + 3 * H, G, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H, 3 * H, B, false);
     }
     for_rows(B, H, [&](int64_t b0, int64_t b1) {
@@ -313,8 +308,7 @@ const SplitPlan& split_plan(const float* w_hh, const float* b_hh, int64_t H, boo
   p.reset_after = reset_after;
   p.dup_r = dup_r;
   p.slices = slices;
-  p.j0.resize(slices + 1);
-  for (int q = 0; q <= slices; ++q) p.j0[q] = std::min<int64_t>(H, (H * q / slices + 7) / 8 * 8);
+  p.j0 = slice_starts(H, slices);
   p.P.resize(slices);
   p.Pn.resize(slices);
   p.bias.resize(slices);
@@ -357,14 +351,14 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
                         const float* b_hh, const int64_t* len, const bool* rs, const float* zm, float* h, float* y,
                         float* g_all, float* hp_all, bool save, float* g_step, float* work) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
-  const int slices = static_cast<int>(std::min<int64_t>(at::get_num_threads(), H / 8));
+  const int slices = split_slices(at::get_num_threads(), H);
   // reset_after=False: with a few rows, recomputing r of all units in every thread
   // beats a second barrier; with more rows, the threads meet twice per step.
   const bool dup_r = !reset_after && B <= 4;
   const SplitPlan& plan = split_plan(w_hh, b_hh, H, reset_after, dup_r, slices);
   const std::vector<int64_t>& j0 = plan.j0;
   // work: (B, H) second state buffer, then per slice: its recurrent projection
-  // (B, 3 nu) for True or (B, H + nu) for False, and for False also h_n (B, nu)
+  // (B, 3 nu) for True or (B, H + nu) for False, and for False also gh_n (B, nu)
   // and private r, s of all units (B, H) each.
   float* buf[2] = {h, work};
   std::vector<float*> gh(slices), gh_n(slices), r_all(slices), s_all(slices);
@@ -458,7 +452,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
         for (int q = tid; q < slices; q += nthreads) {
           const int64_t a = j0[q], nu = j0[q + 1] - j0[q];
           float* ghn = gh_n[q];
-          // h_n = W_hn (r h) + b_hn for the slice's units
+          // gh_n = W_hn (r h) + b_hn for the slice's units
           mm_packed(dup_r ? s_all[q] : g_t + 3 * H, dup_r ? H : G, plan.Pn[q],
                     b_hh ? plan.bias_n[q].data_ptr<float>() : nullptr, ghn, nu, B, false);
           for (int64_t b = 0; b < B; ++b) {
@@ -489,7 +483,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
 
 template <class T>
 void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, const T* w_hh, const T* g_all,
-                   const T* hp_all, const int64_t* len, const bool* rs, const T* zm, const T* rd, const T* ln_hh,
+                   const T* hp_all, const int64_t* len, const bool* rs, const T* zm, const T* h_mask, const T* ln_hh,
                    const T* xh_all, const T* rstd_all, T* dh, T* dgi, T* dgh, T* dgh_raw, T* scratch) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* dh_prev = scratch;      // (B, H)
@@ -547,17 +541,17 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
     });
     if (reset_after) {
       // h_prev feeds gh = W_hh h_prev: dh_prev += dgh W_hh
-      back(dghr_t, 3 * H, nullptr, rd ? d_rec : dh_prev, H, B, !rd);
+      back(dghr_t, 3 * H, nullptr, h_mask ? d_rec : dh_prev, H, B, !h_mask);
     } else {
-      // h_n = W_hn s: ds = da_n W_hn (zero rows past their end give zero)
+      // gh_n = W_hn s: ds = da_n W_hn (zero rows past their end give zero)
       back_n(dgi_t + 2 * H, 3 * H, nullptr, ds, H, B, false);
       const T* hp_in = hp_t;
-      if (rd) {
-        for (int64_t i = 0; i < B * H; ++i) hp_rec[i] = hp_t[i] * rd[i];
+      if (h_mask) {
+        for (int64_t i = 0; i < B * H; ++i) hp_rec[i] = hp_t[i] * h_mask[i];
         std::memset(d_rec, 0, sizeof(T) * B * H);
         hp_in = hp_rec;
       }
-      T* d_to = rd ? d_rec : dh_prev;
+      T* d_to = h_mask ? d_rec : dh_prev;
       for_rows(B, H, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           if (len && t >= len[b]) continue;
@@ -567,11 +561,11 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
           });
         }
       });
-      // h_r|h_z = W_hrz h_prev: dh_prev += (da_r|da_z) W_hrz
+      // gh_r|gh_z = W_hrz h_prev: dh_prev += (da_r|da_z) W_hrz
       back(dgi_t, 3 * H, nullptr, d_to, H, B, true);
     }
-    if (rd)  // rows past their end have zero gate gradients, so d_rec is zero there
-      for (int64_t i = 0; i < B * H; ++i) dh_prev[i] += d_rec[i] * rd[i];
+    if (h_mask)  // rows past their end have zero gate gradients, so d_rec is zero there
+      for (int64_t i = 0; i < B * H; ++i) dh_prev[i] += d_rec[i] * h_mask[i];
     if (zm)
       for (int64_t b = 0; b < B; ++b)
         if (!(len && t >= len[b]))
@@ -585,7 +579,7 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
 
 }  // namespace
 
-// Returns (y (T,B,H), h_n (B,H), gates (T,B,4H), hp (T,B,H), xhat_i (T,B,3H), rstd_i (T,B), xhat_h (T,B,3H),
+// Returns (y (T,B,H), gh_n (B,H), gates (T,B,4H), hp (T,B,H), xhat_i (T,B,3H), rstd_i (T,B), xhat_h (T,B,3H),
 // rstd_h (T,B)); all but the first two are empty unless save, the last four unless layer norm.
 std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor& h0, const at::Tensor& w_ih_,
                                           const at::Tensor& w_hh_, const std::optional<at::Tensor>& b_ih,
@@ -593,14 +587,14 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
                                           const std::optional<at::Tensor>& lengths,
                                           const std::optional<at::Tensor>& resets,
                                           const std::optional<at::Tensor>& zoneout,
-                                          const std::optional<at::Tensor>& rec_mask,
+                                          const std::optional<at::Tensor>& h_mask,
                                           const std::optional<at::Tensor>& ln_ih,
                                           const std::optional<at::Tensor>& ln_hh, bool reset_after, bool reverse,
                                           bool save) {
   check_inputs(x_, h0, w_ih_, w_hh_, b_ih, b_hh, lengths);
   check_resets(resets, x_.size(0), x_.size(1));
   check_zoneout(zoneout, x_, w_hh_.size(1));
-  check_rec_mask(rec_mask, x_, w_hh_.size(1));
+  check_h_mask(h_mask, x_, w_hh_.size(1));
   check_layer_norm(ln_ih, ln_hh, x_, w_hh_.size(1), reset_after);
   const bool ln = ln_ih.has_value();
   const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
@@ -625,28 +619,28 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
   at::Tensor rsc = resets ? resets->contiguous() : at::Tensor();
   const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
   at::Tensor zmc = zoneout ? zoneout->contiguous() : at::Tensor();
-  at::Tensor rdc = rec_mask ? rec_mask->contiguous() : at::Tensor();
+  at::Tensor h_mask_c = h_mask ? h_mask->contiguous() : at::Tensor();
   at::Tensor ln_ih_c = ln ? ln_ih->contiguous() : at::Tensor(), ln_hh_c = ln ? ln_hh->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_forward", [&] {
     const scalar_t* zm = zoneout ? zmc.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* rd = rec_mask ? rdc.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* h_mask_data = h_mask ? h_mask_c.data_ptr<scalar_t>() : nullptr;
     const scalar_t* bias_ih = b_ih ? b_ih_c.data_ptr<scalar_t>() : nullptr;
     // gi = x W_ih^T + b_ih for all steps at once (with layer norm: LN(x W_ih^T) + b_ih)
     const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, d.T * d.B);
     proj(x.data_ptr<scalar_t>(), d.I, ln ? nullptr : bias_ih, gi.data_ptr<scalar_t>(), 3 * H, d.T * d.B, false);
-    const scalar_t* gain_hh = ln ? ln_hh_c.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* ln_hh_data = ln ? ln_hh_c.data_ptr<scalar_t>() : nullptr;
     if (ln) {
       scalar_t *gi_p = gi.data_ptr<scalar_t>(), *xi = save ? xhat_i.data_ptr<scalar_t>() : nullptr;
       scalar_t* ri = save ? rstd_i.data_ptr<scalar_t>() : nullptr;
-      const scalar_t* gain_ih = ln_ih_c.data_ptr<scalar_t>();
+      const scalar_t* ln_ih_data = ln_ih_c.data_ptr<scalar_t>();
       at::parallel_for(0, d.T * d.B, 16, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
-          layer_norm_row(gi_p + r * 3 * H, 3 * H, gain_ih, bias_ih, xi ? xi + r * 3 * H : nullptr, ri ? ri + r : nullptr);
+          layer_norm_row(gi_p + r * 3 * H, 3 * H, ln_ih_data, bias_ih, xi ? xi + r * 3 * H : nullptr, ri ? ri + r : nullptr);
       });
     }
 #if GRUKIT_HAVE_F8
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (!rd && !ln && use_split(d)) {
+      if (!h_mask_data && !ln && use_split(d)) {
         forward_loop_split(d, reset_after, reverse, gi.data_ptr<float>(), w_hh.data_ptr<float>(),
                            b_hh ? b_hh_c.data_ptr<float>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
                            rs, reinterpret_cast<const float*>(zm), h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
@@ -658,7 +652,7 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
 #endif
     forward_loop<scalar_t>(d, reset_after, reverse, gi.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
                            b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
-                           rs, zm, rd, gain_hh, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                           rs, zm, h_mask_data, ln_hh_data, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
                            save ? gates.data_ptr<scalar_t>() : nullptr, save ? hp.data_ptr<scalar_t>() : nullptr,
                            save_ln ? xhat_h.data_ptr<scalar_t>() : nullptr,
                            save_ln ? rstd_h.data_ptr<scalar_t>() : nullptr, save, scratch.data_ptr<scalar_t>());
@@ -674,12 +668,12 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
                                            const at::Tensor& hp, const std::optional<at::Tensor>& lengths,
                                            const std::optional<at::Tensor>& resets,
                                            const std::optional<at::Tensor>& zoneout,
-                                           const std::optional<at::Tensor>& rec_mask, at::TensorList ln,
+                                           const std::optional<at::Tensor>& h_mask, at::TensorList ln,
                                            bool has_bias, bool reset_after, bool reverse) {
   check_inputs(x_, dh_n, w_ih_, w_hh_, std::nullopt, std::nullopt, lengths);
   check_resets(resets, x_.size(0), x_.size(1));
   check_zoneout(zoneout, x_, w_hh_.size(1));
-  check_rec_mask(rec_mask, x_, w_hh_.size(1));
+  check_h_mask(h_mask, x_, w_hh_.size(1));
   TORCH_CHECK_VALUE(ln.empty() || ln.size() == 6, "ln must be empty or (ln_ih, ln_hh, xhat_i, rstd_i, xhat_h, rstd_h)");
   const bool has_ln = !ln.empty();
   if (has_ln) {
@@ -716,9 +710,9 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
     xhat_h = ln[4].contiguous();
     rstd_h = ln[5].contiguous();
   }
-  at::Tensor scratch = zoneout || rec_mask ? at::zeros({7 * B * H}, opts) : at::empty({2 * B * H}, opts);
+  at::Tensor scratch = zoneout || h_mask ? at::zeros({7 * B * H}, opts) : at::empty({2 * B * H}, opts);
   at::Tensor zmc = zoneout ? zoneout->contiguous() : at::Tensor();
-  at::Tensor rdc = rec_mask ? rec_mask->contiguous() : at::Tensor();
+  at::Tensor h_mask_c = h_mask ? h_mask->contiguous() : at::Tensor();
   at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
   at::Tensor rsc = resets ? resets->contiguous() : at::Tensor();
   const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
@@ -728,7 +722,7 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
                               g.data_ptr<scalar_t>(), hpc.data_ptr<scalar_t>(),
                               lengths ? len.data_ptr<int64_t>() : nullptr, rs,
                               zoneout ? zmc.data_ptr<scalar_t>() : nullptr,
-                              rec_mask ? rdc.data_ptr<scalar_t>() : nullptr,
+                              h_mask ? h_mask_c.data_ptr<scalar_t>() : nullptr,
                               has_ln ? ln_hh.data_ptr<scalar_t>() : nullptr,
                               has_ln ? xhat_h.data_ptr<scalar_t>() : nullptr,
                               has_ln ? rstd_h.data_ptr<scalar_t>() : nullptr, dh.data_ptr<scalar_t>(),
@@ -743,17 +737,17 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
     dgi_raw = workspace(5, T * B * 3 * H, opts).view({T, B, 3 * H});
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_layer_backward_ln", [&] {
       const scalar_t *dpost = dgi.data_ptr<scalar_t>(), *xi = xhat_i.data_ptr<scalar_t>();
-      const scalar_t *ri = rstd_i.data_ptr<scalar_t>(), *gain = ln_ih.data_ptr<scalar_t>();
+      const scalar_t *ri = rstd_i.data_ptr<scalar_t>(), *ln_ih_data = ln_ih.data_ptr<scalar_t>();
       scalar_t* draw = dgi_raw.data_ptr<scalar_t>();
       at::parallel_for(0, T * B, 16, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
-          layer_norm_row_backward(dpost + r * 3 * H, xi + r * 3 * H, ri[r], gain, draw + r * 3 * H, 3 * H);
+          layer_norm_row_backward(dpost + r * 3 * H, xi + r * 3 * H, ri[r], ln_ih_data, draw + r * 3 * H, 3 * H);
       });
     });
   }
   // The weight gradients: one matmul each over all T*B rows.
   // the recurrent matmul saw the masked state: so do the weight gradients
-  const at::Tensor hp_rec = rec_mask ? hpc * rec_mask->unsqueeze(0) : hpc;
+  const at::Tensor hp_rec = h_mask ? hpc * h_mask->unsqueeze(0) : hpc;
   const at::Tensor dgi2 = dgi.view({T * B, 3 * H}), x2 = x.view({T * B, d.I}), hp2 = hp_rec.view({T * B, H});
   const at::Tensor dgi_raw2 = dgi_raw.view({T * B, 3 * H});
   at::Tensor dx = at::mm(dgi_raw2, w_ih).view({T, B, d.I});
@@ -787,7 +781,7 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
 
 // Inference through the whole stack in one call: layer l, direction d uses
 // weights[(l * D + d) * P ...] with P = 4 (w_ih, w_hh, b_ih, b_hh) or 2 without
-// bias. Returns (output (T, B, D*H), h_n (L*D, B, H)). No dropout: inference only.
+// bias. Returns (output (T, B, D*H), gh_n (L*D, B, H)). No dropout: inference only.
 std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor& h0, at::TensorList weights,
                                           bool has_bias, int64_t num_layers, bool bidirectional,
                                           const std::optional<at::Tensor>& lengths, bool reset_after) {
@@ -795,7 +789,7 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor&
   TORCH_CHECK_VALUE(num_layers >= 1 && static_cast<int64_t>(weights.size()) == num_layers * D * P,
                     "weights must hold ", num_layers * D * P, " tensors, got ", weights.size());
   TORCH_CHECK_VALUE(h0.dim() == 3 && h0.size(0) == num_layers * D, "h0 must be (L*D, B, H), got ", h0.sizes());
-  at::Tensor h_n = at::empty_like(h0);
+  at::Tensor gh_n = at::empty_like(h0);
   at::Tensor inp = x;
   for (int64_t l = 0; l < num_layers; ++l) {
     std::vector<at::Tensor> outs;
@@ -809,12 +803,12 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor&
       }
       auto r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, std::nullopt, std::nullopt,
                                  std::nullopt, std::nullopt, std::nullopt, reset_after, d == 1, false);
-      h_n[k].copy_(r[1]);
+      gh_n[k].copy_(r[1]);
       outs.push_back(r[0]);
     }
     inp = D == 1 ? outs[0] : at::cat(outs, 2);
   }
-  return {inp, h_n};
+  return {inp, gh_n};
 }
 
 // C = A W^T (+ bias) through the step matmul, packed (as over many steps) or
@@ -844,11 +838,11 @@ at::Tensor step_matmul(const at::Tensor& A_, const at::Tensor& W_, const std::op
 TORCH_LIBRARY(grukit, m) {
   m.def(
       "gru_layer_forward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
-      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? rec_mask, Tensor? ln_ih, Tensor? ln_hh, "
+      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? h_mask, Tensor? ln_ih, Tensor? ln_hh, "
       "bool reset_after, bool reverse, bool save) -> Tensor[]");
   m.def(
       "gru_layer_backward(Tensor dy, Tensor dh_n, Tensor x, Tensor w_ih, Tensor w_hh, Tensor gates, Tensor hp, "
-      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? rec_mask, Tensor[] ln, bool has_bias, "
+      "Tensor? lengths, Tensor? resets, Tensor? zoneout, Tensor? h_mask, Tensor[] ln, bool has_bias, "
       "bool reset_after, bool reverse) -> Tensor[]");
   m.def(
       "gru_stack_forward(Tensor x, Tensor h0, Tensor[] weights, bool has_bias, int num_layers, "

@@ -24,6 +24,7 @@
 
 #include "barrier.h"
 #include "gates.h"
+#include "loop.h"
 
 namespace grukit {
 namespace {
@@ -175,12 +176,6 @@ inline void qmatmul_rows(const int16_t* aq, const float* sa, int64_t M, int64_t 
     }
 }
 
-struct Dims {
-  int64_t T, B, I, H;
-};
-
-inline int64_t step_time(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
-
 // The input projection when the loop makes it: x quantised per row, with the int8
 // input weights; each thread projects onto its own units' rows, which only it reads.
 struct InputRows {
@@ -195,9 +190,8 @@ void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, float* gi,
                        float* y) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   const int threads = at::in_parallel_region() ? 1 : at::get_num_threads();
-  const int slices = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, H / 8)));
-  std::vector<int64_t> j0(slices + 1);
-  for (int q = 0; q <= slices; ++q) j0[q] = std::min<int64_t>(H, (H * q / slices + 7) / 8 * 8);
+  const int slices = split_slices(threads, H);
+  const std::vector<int64_t> j0 = slice_starts(H, slices);
   std::vector<float> other(B * H), gates(B * G);  // second state buffer; r|z|n|s of the step
   float* buf[2] = {h, other.data()};
   float* g = gates.data();
@@ -265,7 +259,7 @@ void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, float* gi,
         for (int64_t b = 0; b < B; ++b) sa[b] = quantize_row(g + b * G + 3 * H, H, aq.data() + b * H);
         for (int q = tid; q < slices; q += nthreads) {
           const int64_t a = j0[q], nu = j0[q + 1] - j0[q];
-          // h_n = W_hn (r h) + b_hn for the slice's units
+          // gh_n = W_hn (r h) + b_hn for the slice's units
           qmatmul_rows(aq.data(), sa.data(), B, H, wq, sw, b_hh, 2 * H + a, 2 * H + a + nu, gh.data(), nu, 0);
           for (int64_t b = 0; b < B; ++b) {
             if (len && t >= len[b]) {
@@ -288,7 +282,7 @@ void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, float* gi,
 
 }  // namespace
 
-// y (T, B, H), h_n (B, H) from x (T, B, I) float32 and int8 weights with float32 row scales.
+// y (T, B, H), gh_n (B, H) from x (T, B, I) float32 and int8 weights with float32 row scales.
 std::vector<at::Tensor> gru_layer_forward_int8(const at::Tensor& x_, const std::optional<at::Tensor>& h0_,
                                                const at::Tensor& wq_ih_, const at::Tensor& s_ih_,
                                                const at::Tensor& wq_hh_, const at::Tensor& s_hh_,
