@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 TORCH  := torch==2.13.0
 SRC    := pyproject.toml $(wildcard setup.py) $(wildcard grukit/csrc/*)
 
-.PHONY: demo test bench sanitize install install-dev lint clean
+.PHONY: demo test test-isa bench sanitize install install-dev lint wheel clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,23 @@ bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/bench_cpu.py
 	$(PY) benchmarks/bench_fit.py
 
+# every kernel test under each instruction-set variant of the compiled engine (setup.py)
+KERNEL_TESTS := tests/test_cpu_engine.py tests/test_layer_norm.py tests/test_recurrent_dropout.py \
+	tests/test_zoneout.py tests/test_resets.py tests/test_mingru.py tests/test_quantize.py \
+	tests/test_torch_parity.py tests/test_higher_order.py tests/test_isa.py
+test-isa: $(VENV)/.installed-dev
+	GRUKIT_ISA=base $(PY) -m pytest -q $(KERNEL_TESTS)
+	GRUKIT_ISA=avx2 $(PY) -m pytest -q $(KERNEL_TESTS)
+
+# what a release publishes: the sdist, and a wheel built in isolation against the venv's
+# torch (pip finds it; no torch is downloaded), then auditwheel's report on it
+wheel: $(VENV)/.torch
+	$(PIP) install --quiet build auditwheel
+	rm -rf dist
+	$(PY) -m build --sdist --outdir dist .
+	$(PIP) wheel --no-deps --wheel-dir dist .
+	$(VENV)/bin/auditwheel show dist/grukit-*.whl
+
 sanitize: $(VENV)/.installed-dev  # the kernels under AddressSanitizer (docs/fuzzing.md)
 	$(PY) tools/sanitize.py
 
@@ -52,4 +69,4 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info grukit/*.so
+	rm -rf $(VENV) build dist *.egg-info grukit/*.so grukit/_build.json

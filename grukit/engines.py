@@ -13,6 +13,9 @@ so that choosing an engine is plain Python that torch.compile traces without a b
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import json
+import os
 import warnings
 from typing import Any, Callable, Optional
 
@@ -73,12 +76,55 @@ def require(path: str, used: frozenset, what: str) -> None:
         raise ValueError(f"{what} uses {', '.join(OPTIONS[m] for m in missing)}, which {path} does not "
                          f"compute (of the options it computes: {computes})")
 
+# ------------------------------------------------------- the compiled CPU engine
+# setup.py builds it once per instruction set: _C_avx2 (AVX2 + FMA, x86-64) and _C_base
+# (the architecture's portable baseline). The best one this CPU has is loaded here, at
+# import (never built then); GRUKIT_ISA=base forces the portable one (tests, bug reports).
+ISAS = ("avx2", "base")  # best first
+
+
+def _cpu_isas() -> tuple[list[str], Optional[str]]:
+    """The variants this CPU can run, best first, and a note on GRUKIT_ISA if it was ignored."""
+    capability = torch.backends.cpu.get_cpu_capability()  # "AVX512", "AVX2", "DEFAULT", ...
+    runnable = list(ISAS) if capability in ("AVX2", "AVX512") else ["base"]
+    forced = os.environ.get("GRUKIT_ISA", "").strip().lower()
+    if not forced:
+        return runnable, None
+    if forced not in ISAS:
+        return runnable, f"GRUKIT_ISA={forced!r} is not one of {ISAS}; ignored"
+    if forced not in runnable:
+        return runnable, f"GRUKIT_ISA={forced!r} is above what this CPU runs ({capability}); ignored"
+    return runnable[runnable.index(forced):], None
+
+
+def _build_info() -> dict:
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_build.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 _compiled: Optional[Any] = None
+_isa: Optional[str] = None
 _compiled_error: Optional[str] = None
-try:
-    _compiled = importlib.import_module("grukit._C")  # registers the ops under torch.ops.grukit
-except ImportError as exc:  # not built: the reference engine runs instead
-    _compiled_error = str(exc)
+_build = _build_info()
+_runnable, _isa_note = _cpu_isas()
+_built_for = _build.get("torch")
+_running = torch.__version__.split("+")[0]
+if _built_for and _built_for.split(".")[:2] != _running.split(".")[:2]:
+    _compiled_error = (f"it was built against torch {_built_for} and this is torch {_running}, whose C++ "
+                       "ABI differs; rebuild grukit against this torch (pip install --force-reinstall "
+                       "--no-deps --no-binary grukit grukit, or pip install . in a checkout)")
+else:
+    for _name in _runnable:
+        try:
+            _compiled = importlib.import_module(f"grukit._C_{_name}")  # registers torch.ops.grukit
+            _isa = _name
+            break
+        except ImportError as exc:
+            _compiled_error = str(exc)
 _warned = False
 
 
@@ -137,14 +183,16 @@ def _warn_missing(why: str) -> None:
         _warned = True
         warnings.warn(
             f"grukit: {why}; running on the reference engine, which is slower "
-            "(build it with 'make install' or 'pip install --no-build-isolation -e .')",
+            "(reinstall grukit where torch is installed: pip install grukit, or pip install . in a "
+            "checkout; engine_info() says why it is missing)",
             RuntimeWarning,
             stacklevel=4,
         )
 
 
 def engine_info() -> dict[str, Any]:
-    """What is built and what runs: engine names, availability, threads."""
+    """What is built and what runs: engine names, availability, the instruction set the
+    compiled engine runs with (``isa``) and the ones this CPU could run, threads."""
     compiled = compiled_cpu()
     return {
         "engines": {
@@ -157,5 +205,9 @@ def engine_info() -> dict[str, Any]:
             },
         },
         "auto": "cpu" if compiled is not None else "reference",
+        "isa": _isa,
+        "isas": {"runnable": _runnable, "built": [isa for isa in ISAS if importlib.util.find_spec(
+            f"grukit._C_{isa}") is not None], "note": _isa_note},
+        "built_against_torch": _built_for,
         "threads": torch.get_num_threads(),
     }

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent / "grukit"
+import grukit
+
+ROOT = Path(grukit.__file__).resolve().parent  # the package under test, installed or in a checkout
 RINGS = {"datasets": 1, "training": 1, "formats": 2, "serving": 2, "app": 3}  # the core is 0
 
 

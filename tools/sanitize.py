@@ -3,7 +3,8 @@
     python tools/sanitize.py            # build, control, then the kernel tests and the fuzz suite
     python tools/sanitize.py -- -x -k gru   # extra pytest arguments after --
 
-1. Builds grukit._C with ``-fsanitize=address -O1 -g`` (setup.py, GRUKIT_SANITIZE=address)
+1. Builds grukit's compiled engine (grukit._C_avx2, or _C_base off x86-64)
+   with ``-fsanitize=address -O1 -g`` (setup.py, GRUKIT_SANITIZE=address)
    into build/asan/, beside a copy of the Python package, so the normal build stays as it is.
    In that build every scratch buffer is allocated at its exact size (GRUKIT_EXACT_BUFFERS;
    the normal build reuses larger ones), so a read past a buffer's end reaches a red zone.
@@ -84,7 +85,8 @@ def _reports() -> str:
 
 
 def build() -> str:
-    """grukit._C with AddressSanitizer in build/asan/lib/grukit, beside the package's Python files."""
+    """The compiled engine with AddressSanitizer in build/asan/lib/grukit, beside the package's
+    Python files."""
     shutil.rmtree(OUT, ignore_errors=True)  # a fresh build: objects of an older source never linger
     shutil.copytree(os.path.join(ROOT, "grukit"), os.path.join(LIB, "grukit"),
                     ignore=shutil.ignore_patterns("*.so", "__pycache__"))
@@ -92,7 +94,9 @@ def build() -> str:
     subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib", LIB, "--build-temp",
                     os.path.join(OUT, "tmp")], cwd=ROOT, check=True,
                    env={**os.environ, "GRUKIT_SANITIZE": "address"})
-    so = os.path.join(LIB, "grukit", "_C" + sysconfig.get_config_var("EXT_SUFFIX"))
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    so = next(os.path.join(LIB, "grukit", f"_C_{isa}{suffix}") for isa in ("avx2", "base")
+              if os.path.exists(os.path.join(LIB, "grukit", f"_C_{isa}{suffix}")))
     symbols = subprocess.run(["nm", "-D", so], capture_output=True, text=True, check=True).stdout
     if "__asan_report_load" not in symbols:
         sys.exit(f"sanitize: {so} is not instrumented")
@@ -120,7 +124,8 @@ def main(argv: list[str]) -> int:
     so = build()
     control(runtime)
     env = _env(runtime)
-    which = subprocess.run([sys.executable, "-c", "import grukit._C as c, grukit; print(c.__file__); "
+    which = subprocess.run([sys.executable, "-c", "import grukit, grukit.engines as e; "
+                            "print(e.compiled_cpu().__file__); "
                             "print(grukit.engine_info()['engines']['cpu']['built'])"],
                            capture_output=True, text=True, env=env, cwd=OUT)  # not ROOT: its grukit/
     lines = which.stdout.split()

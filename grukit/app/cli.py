@@ -28,6 +28,11 @@ def _info(_: argparse.Namespace) -> int:
         mark = "built" if e["built"] else "missing"
         print(f"  {name:<10} {mark:<8} {e['runs']}")
     print(f"  auto       runs {info['auto']}")
+    isas = info["isas"]
+    print(f"isa      {info['isa'] or '-'} (built: {', '.join(isas['built']) or 'none'}; this CPU runs: "
+          f"{', '.join(isas['runnable'])}; GRUKIT_ISA=base forces the portable one)")
+    if isas["note"]:
+        print(f"         {isas['note']}")
     return 0
 
 
