@@ -52,6 +52,7 @@ KERNEL_TESTS := tests/test_cpu_engine.py tests/test_layer_norm.py tests/test_rec
 test-isa: $(VENV)/.installed-dev
 	GRUKIT_ISA=base $(PY) -m pytest -q $(KERNEL_TESTS)
 	GRUKIT_ISA=avx2 $(PY) -m pytest -q $(KERNEL_TESTS)
+	GRUKIT_ISA=avx512 $(PY) -m pytest -q $(KERNEL_TESTS)
 
 # what a release publishes: the sdist, and a wheel built in isolation against the venv's
 # torch (pip finds it; no torch is downloaded), then auditwheel's report on it

@@ -77,16 +77,17 @@ def require(path: str, used: frozenset, what: str) -> None:
                          f"compute (of the options it computes: {computes})")
 
 # ------------------------------------------------------- the compiled CPU engine
-# setup.py builds it once per instruction set: _C_avx2 (AVX2 + FMA, x86-64) and _C_base
-# (the architecture's portable baseline). The best one this CPU has is loaded here, at
-# import (never built then); GRUKIT_ISA=base forces the portable one (tests, bug reports).
-ISAS = ("avx2", "base")  # best first
+# setup.py builds it once per instruction set: on x86-64 _C_avx512 (AVX-512), _C_avx2
+# (AVX2 + FMA) and _C_base (the portable baseline); elsewhere _C_base. The best one this
+# CPU has is loaded here, at import (never built then); GRUKIT_ISA=avx2 or =base forces a
+# lower one (tests, bug reports).
+ISAS = ("avx512", "avx2", "base")  # best first
 
 
 def _cpu_isas() -> tuple[list[str], Optional[str]]:
     """The variants this CPU can run, best first, and a note on GRUKIT_ISA if it was ignored."""
     capability = torch.backends.cpu.get_cpu_capability()  # "AVX512", "AVX2", "DEFAULT", ...
-    runnable = list(ISAS) if capability in ("AVX2", "AVX512") else ["base"]
+    runnable = {"AVX512": list(ISAS), "AVX2": ["avx2", "base"]}.get(capability, ["base"])
     forced = os.environ.get("GRUKIT_ISA", "").strip().lower()
     if not forced:
         return runnable, None

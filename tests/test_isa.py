@@ -66,7 +66,7 @@ def test_the_best_variant_this_cpu_runs_is_loaded():
         assert info["isa"] == next(isa for isa in RUNNABLE if isa in BUILT)
 
 
-@pytest.mark.parametrize("isa", ["base", "avx2"])
+@pytest.mark.parametrize("isa", ["base", "avx2", "avx512"])
 def test_each_variant_computes_what_the_reference_does(isa):
     if isa not in BUILT or isa not in RUNNABLE:
         pytest.skip(f"{isa} is not built here or this CPU cannot run it")
@@ -88,11 +88,12 @@ def test_a_bad_or_too_high_isa_is_ignored_with_a_note():
 
 @pytest.mark.skipif(shutil.which("objdump") is None, reason="objdump (binutils) is not installed")
 def test_the_portable_variant_holds_no_instruction_above_the_baseline():
-    """No AVX (ymm) or AVX-512 (zmm) register in _C_base; no AVX-512 in _C_avx2: a CPU without
-    them never runs them, since only the variant it can run is loaded."""
+    """No AVX (ymm) or AVX-512 (zmm) register in _C_base, no AVX-512 register or mask
+    instruction in _C_avx2: a CPU without them never runs them, since only a variant it can
+    run is loaded (_C_avx512 only where torch reports AVX512)."""
     import importlib.util
 
-    for isa, banned in (("base", ("%ymm", "%zmm")), ("avx2", ("%zmm",))):
+    for isa, banned in (("base", ("%ymm", "%zmm")), ("avx2", ("%zmm", "%k1", "{%k"))):
         spec = importlib.util.find_spec(f"grukit._C_{isa}")
         if spec is None:
             continue
