@@ -157,3 +157,39 @@ def test_learning_rate_scheduler_bad_input():
         model.fit(x, x[:, 0, :1], verbose=0, callbacks=[C.LearningRateScheduler(lambda e, lr: float("nan"))])
     with pytest.raises(TypeError, match="LRScheduler"):
         model.fit(x, x[:, 0, :1], verbose=0, callbacks=[C.LearningRateScheduler(torch_scheduler=lambda o: 3)])
+
+
+def _with_header(src, dst, edit):
+    """A copy of a grukit file whose JSON config is changed by edit(config): a crafted file."""
+    import json
+    import struct
+
+    data = open(src, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    config = json.loads(header["__metadata__"]["grukit"])
+    edit(config)
+    header["__metadata__"]["grukit"] = json.dumps(config)
+    raw = json.dumps(header).encode()
+    open(dst, "wb").write(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+
+
+@pytest.mark.parametrize("field,layer,value", [("units", 1, 4_000_000_000), ("input_dim", 0, 10**12),
+                                               ("output_dim", 0, 3_000_000_000), ("units", 2, -5),
+                                               ("units", 1, "many")])
+def test_a_crafted_header_is_refused_before_anything_is_allocated(tmp_path, field, layer, value):
+    import time
+
+    model = gk.Sequential([L.Input((6,), dtype="int64"), L.Embedding(20, 4), L.GRU(5), L.Dense(1)])
+    path = tmp_path / "m.grukit"
+    model.save(str(path))
+    crafted = tmp_path / "crafted.grukit"
+    _with_header(path, crafted, lambda c: c["model"]["layers"][layer + 1]["config"].__setitem__(field, value))
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=field):
+        gk.load(str(crafted))
+    assert time.perf_counter() - start < 1.0
+    shape_bomb = tmp_path / "shape.grukit"
+    _with_header(path, shape_bomb, lambda c: c["model"]["input_spec"].__setitem__("shape", [10**12]))
+    loaded = gk.load(str(shape_bomb))  # a huge T allocates nothing: the build takes one step
+    assert loaded.predict(np.ones((2, 6), dtype="int64")).shape == (2, 1)

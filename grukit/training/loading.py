@@ -34,10 +34,12 @@ def _build(config: Any, tensors: dict, path: str) -> Any:
     if config.get("version", 0) > checkpoint.VERSION:
         raise ValueError(f"path {path!r} was written by a newer grukit (format version {config['version']})")
     spec = config["model"]
+    _check_sizes(spec, tensors, path)
     model = Sequential([L.from_config(item["class_name"], item["config"]) for item in spec["layers"]])
     if spec.get("input_spec"):
         dtype = torch.long if spec["input_spec"]["dtype"].startswith("int") else torch.float32
-        model.build_from(torch.zeros((1, *spec["input_spec"]["shape"]), dtype=dtype))
+        shape = [1, *spec["input_spec"]["shape"][1:]]  # one step builds it: the weights do not depend on T
+        model.build_from(torch.zeros((1, *shape), dtype=dtype))
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -47,3 +49,43 @@ def _build(config: Any, tensors: dict, path: str) -> Any:
     if comp and comp.get("optimizer") and comp.get("loss"):
         model.compile(comp["optimizer"], comp["loss"], comp.get("metrics") or None, comp.get("learning_rate"))
     return model
+
+
+SIZE_FIELDS = ("units", "input_dim", "output_dim")
+
+
+def _check_sizes(spec: Any, tensors: dict, path: str) -> None:
+    """Refuse a header whose sizes no stored tensor backs, before anything is allocated: a
+    layer of ``units`` (or ``input_dim``, ``output_dim``) holds a weight with a dimension at
+    least that large, so a larger value is a corrupt or crafted file, not a model."""
+    largest = max((max(t.shape, default=1) for t in tensors.values()), default=0)
+
+    def sizes(config: Any, where: str) -> None:
+        if not isinstance(config, dict):
+            return
+        for field in SIZE_FIELDS:
+            value = config.get(field)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"path {path!r}: {where} field {field} must be a positive int, "
+                                 f"got {value!r}")
+            if value > largest:
+                raise ValueError(f"path {path!r}: {where} field {field}={value} is larger than any "
+                                 f"tensor stored in the file (largest dimension {largest}): a corrupt or "
+                                 "crafted header")
+        sizes(config.get("layer"), where + " (wrapped layer)")
+
+    for i, item in enumerate(spec["layers"]):
+        sizes(item.get("config") if isinstance(item, dict) else None,
+              f"layer {i} ({item.get('class_name') if isinstance(item, dict) else item!r})")
+    input_spec = spec.get("input_spec")
+    if input_spec:
+        shape = input_spec.get("shape") if isinstance(input_spec, dict) else None
+        if (not isinstance(shape, list) or not shape or
+                not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)):
+            raise ValueError(f"path {path!r}: input_spec shape must be a list of positive ints, "
+                             f"got {shape!r}")
+        if any(s > largest for s in shape[1:]):
+            raise ValueError(f"path {path!r}: input_spec shape {shape} has a feature size larger than any "
+                             f"tensor stored in the file (largest dimension {largest})")
