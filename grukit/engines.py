@@ -129,6 +129,24 @@ else:
 _warned = False
 
 
+def _after_fork_in_child() -> None:
+    """A forked child runs grukit (and torch) on one thread.
+
+    GNU OpenMP's thread pool does not survive fork: a child whose parent ran a parallel
+    region (any GRU call, grukit's or torch.nn.GRU's) hangs in its first parallel region
+    with more than one thread. Servers fork their workers (gunicorn --preload, Celery
+    prefork, multiprocessing pools) after loading a model, and each worker is one of many
+    processes on the machine, so one thread each is also the right default; torch's own
+    DataLoader workers do the same. A child may call torch.set_num_threads(n) afterwards
+    only if its parent never ran a parallel region. Spawned processes are not affected.
+    """
+    torch.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def compiled_cpu() -> Optional[Any]:
     """The compiled CPU extension module, or None when it was not built."""
     return _compiled
