@@ -122,3 +122,27 @@ def test_bad_files_and_models_are_named(tmp_path):
     with pytest.raises(ValueError, match="zoneout or layer_norm"):
         gk.interop.save_keras(gk.Sequential([gl.Input((None, 3)), gl.GRU(4, zoneout=0.1)]),
                               tmp_path / "z.keras")
+
+
+@pytest.mark.parametrize("value", [4_000_000_000, -3, 7])
+def test_a_crafted_keras_config_is_refused_before_anything_is_allocated(tmp_path, value):
+    """units far beyond any stored weight, negative, or disagreeing with the weights."""
+    import json
+    import time
+
+    model = gk.Sequential([gl.Input((None, 3)), gl.GRU(5), gl.Dense(2)])
+    path = gk.interop.save_keras(model, tmp_path / "m.keras")
+    crafted = tmp_path / "crafted.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(crafted, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                gru = next(e for e in config["config"]["layers"] if e["class_name"] == "GRU")
+                gru["config"]["units"] = value
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    start = time.perf_counter()
+    with pytest.raises(ValueError):
+        gk.interop.load_keras(crafted)
+    assert time.perf_counter() - start < 1.0

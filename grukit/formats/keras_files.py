@@ -25,6 +25,7 @@ import torch
 
 from .. import _checks
 from ..training import layers as L
+from ..training.loading import check_sizes
 from ..training.sequential import Sequential
 from .gate_order import swap_zr
 
@@ -162,6 +163,23 @@ def _write_weights(model: Sequential, names: list[str], target: Any) -> None:
         f.create_group("vars").attrs["name"] = "sequential"
 
 
+def _largest_dimension(weights: bytes) -> int:
+    """The largest dimension of any array in a Keras weights file (0 for none)."""
+    h5py = _h5py()
+    found = [0]
+
+    def visit(_: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and obj.shape:
+            found[0] = max(found[0], *obj.shape)
+
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as f:
+            f.visititems(visit)
+    except OSError as exc:
+        raise ValueError(f"the .keras file's model.weights.h5 is not a readable HDF5 file: {exc}") from None
+    return found[0]
+
+
 def _read_weights(model: Sequential, names: list[str], source: Any) -> None:
     h5py = _h5py()
     with h5py.File(source, "r") as f:
@@ -280,6 +298,7 @@ def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Sequential
     if config.get("class_name") != "Sequential":
         raise ValueError(f"only Sequential Keras models can be read, got {config.get('class_name')!r}")
     entries = config["config"]["layers"]
+    check_sizes(entries, _largest_dimension(weights), str(path))  # before anything is allocated
     layers = [_layer_from_keras(e) for e in entries]
     if not isinstance(layers[0], L.Input):
         shape = (config.get("build_config") or {}).get("input_shape")

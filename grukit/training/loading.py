@@ -54,11 +54,12 @@ def _build(config: Any, tensors: dict, path: str) -> Any:
 SIZE_FIELDS = ("units", "input_dim", "output_dim")
 
 
-def _check_sizes(spec: Any, tensors: dict, path: str) -> None:
-    """Refuse a header whose sizes no stored tensor backs, before anything is allocated: a
-    layer of ``units`` (or ``input_dim``, ``output_dim``) holds a weight with a dimension at
-    least that large, so a larger value is a corrupt or crafted file, not a model."""
-    largest = max((max(t.shape, default=1) for t in tensors.values()), default=0)
+def check_sizes(layers: Any, largest: int, path: str) -> None:
+    """Refuse layer configs whose sizes no stored tensor backs, before anything is allocated:
+    a layer of ``units`` (or ``input_dim``, ``output_dim``) holds a weight with a dimension
+    at least that large, so a larger value is a corrupt or crafted file, not a model.
+    ``layers``: [{"class_name", "config"}] as grukit and Keras write them (wrapped layers
+    nested); ``largest``: the largest dimension of any tensor in the file."""
 
     def sizes(config: Any, where: str) -> None:
         if not isinstance(config, dict):
@@ -75,10 +76,19 @@ def _check_sizes(spec: Any, tensors: dict, path: str) -> None:
                                  f"tensor stored in the file (largest dimension {largest}): a corrupt or "
                                  "crafted header")
         sizes(config.get("layer"), where + " (wrapped layer)")
+        sizes(config.get("config"), where)
 
-    for i, item in enumerate(spec["layers"]):
-        sizes(item.get("config") if isinstance(item, dict) else None,
-              f"layer {i} ({item.get('class_name') if isinstance(item, dict) else item!r})")
+    if not isinstance(layers, list):
+        raise ValueError(f"path {path!r}: the model's layers must be a list, got {type(layers).__name__}")
+    for i, item in enumerate(layers):
+        name = item.get("class_name") if isinstance(item, dict) else item
+        sizes(item, f"layer {i} ({name!r})")
+
+
+def _check_sizes(spec: Any, tensors: dict, path: str) -> None:
+    """check_sizes for a grukit header, and its input_spec's feature sizes."""
+    largest = max((max(t.shape, default=1) for t in tensors.values()), default=0)
+    check_sizes(spec["layers"], largest, path)
     input_spec = spec.get("input_spec")
     if input_spec:
         shape = input_spec.get("shape") if isinstance(input_spec, dict) else None

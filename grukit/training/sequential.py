@@ -68,7 +68,7 @@ class Sequential(nn.Module):
         self.layers.append(layer)
         first = self.layers[0]
         if isinstance(first, L.Input):  # declared input: build as layers arrive, as Keras does
-            shape = [1 if s is None else s for s in first.shape]
+            shape = [1, *(1 if s is None else s for s in first.shape[1:])]  # one step: no weight depends on T
             dtype = torch.long if first.dtype.startswith("int") else torch.float32
             self.input_spec = None
             self.build_from(torch.zeros((1, *shape), dtype=dtype))
