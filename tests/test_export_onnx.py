@@ -82,46 +82,40 @@ def _predict_both(model, x):
     return _session(model).run(None, {"input": x})[0], model.predict(x)
 
 
+def _masked_ids_agree(model):
+    """grukit and ONNX Runtime agree on token ids pre-padded, post-padded and with holes."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 30, size=(4, 9))
+    ids[0, :3] = 0  # pre-padded (Keras' pad_sequences default)
+    ids[1, 6:] = 0  # post-padded
+    ids[2, ::2] = 0  # holes
+    model.build_from(torch.from_numpy(ids))
+    for x in (ids, rng.integers(0, 30, size=(2, 17))):
+        got, want = _predict_both(model, x)
+        assert got.shape == want.shape
+        _close(got, want)
+
+
 @pytest.mark.parametrize("zero_output_for_mask", [False, True])
 def test_sequential_with_embedding_masks_and_pre_padding(zero_output_for_mask):
     torch.manual_seed(2)
-    rng = np.random.default_rng(0)
-    model = gk.Sequential([
+    _masked_ids_agree(gk.Sequential([
         L.Embedding(30, 5, mask_zero=True),
         L.GRU(6, return_sequences=True, reset_after=False, zero_output_for_mask=zero_output_for_mask),
         L.GRU(5, return_sequences=True, zero_output_for_mask=zero_output_for_mask),
         L.GRU(5, zero_output_for_mask=zero_output_for_mask),
         L.Dense(3, activation="softmax"),
-    ])
-    ids = rng.integers(1, 30, size=(4, 9))
-    ids[0, :3] = 0  # pre-padded (Keras' pad_sequences default)
-    ids[1, 6:] = 0  # post-padded
-    ids[2, ::2] = 0  # holes
-    model.build_from(torch.from_numpy(ids))
-    for x in (ids, rng.integers(0, 30, size=(2, 17))):
-        got, want = _predict_both(model, x)
-        assert got.shape == want.shape
-        _close(got, want)
+    ]))
 
 
 def test_sequential_with_embedding_masks_into_bidirectional():
     torch.manual_seed(2)
-    rng = np.random.default_rng(0)
-    model = gk.Sequential([
+    _masked_ids_agree(gk.Sequential([
         L.Embedding(30, 5, mask_zero=True),
         L.GRU(6, return_sequences=True, reset_after=False),
         L.Bidirectional(L.GRU(4), merge_mode="ave"),
         L.Dense(3, activation="softmax"),
-    ])
-    ids = rng.integers(1, 30, size=(4, 9))
-    ids[0, :3] = 0  # pre-padded (Keras' pad_sequences default)
-    ids[1, 6:] = 0  # post-padded
-    ids[2, ::2] = 0  # holes
-    model.build_from(torch.from_numpy(ids))
-    for x in (ids, rng.integers(0, 30, size=(2, 17))):
-        got, want = _predict_both(model, x)
-        assert got.shape == want.shape
-        _close(got, want)
+    ]))
 
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul"])
