@@ -246,3 +246,64 @@ def test_cli_resume_errors(tmp_path):
                           str(tmp_path / "bad.grukit"), "--epochs", "1"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 2 and "not a grukit checkpoint" in res.stderr
+
+
+def test_print_config_lists_every_field_and_reads_back_as_the_default_job():
+    import dataclasses
+    import pathlib
+
+    from grukit.app import job as jobs
+
+    text = jobs.template()
+    assert parse_config(text, "template") == JobConfig()
+    for section in dataclasses.fields(JobConfig):
+        for field in dataclasses.fields(getattr(JobConfig(), section.name)):
+            assert f"\n{field.name} = " in text and jobs.HELP[section.name][field.name] in text
+    res = subprocess.run([sys.executable, "-m", "grukit", "train", "--print-config"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout == text
+    doc = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "train_config.md").read_text()
+    assert f"```toml\n{text}```" in doc  # the docs page is the command's output
+
+
+def test_the_live_progress_bar_leaves_no_tail_on_a_terminal():
+    """On a pseudo-terminal the epoch line replaces the (longer) bar line whole."""
+    import os
+    import pty
+
+    import numpy as np
+
+    import grukit as gk
+    from grukit import callbacks as C
+    from grukit import layers as L
+
+    master, slave = pty.openpty()
+    term = os.fdopen(slave, "w")
+    assert term.isatty()
+    model = gk.Sequential([L.GRU(4), L.Dense(1)])
+    model.compile(loss="mse")
+    x, y = np.random.default_rng(0).normal(size=(64, 5, 2)), np.zeros((64, 1))
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[C.ProgbarLogger(1, stream=term)])
+    term.flush()
+    written = os.read(master, 1 << 16).decode()
+    term.close()
+    os.close(master)
+    assert "[" in written  # the live bar was drawn
+
+    screen, line = [], []
+    for part in written.replace("\r\n", "\n").split("\n"):  # a tiny terminal: \r, erase-line, text
+        cursor, line = 0, []
+        i = 0
+        while i < len(part):
+            if part.startswith("\x1b[2K", i):
+                line, i = [], i + 4
+            elif part[i] == "\r":
+                cursor, i = 0, i + 1
+            else:
+                line[cursor:cursor + 1] = [part[i]]
+                cursor, i = cursor + 1, i + 1
+        screen.append("".join(line))
+    epoch_lines = [s for s in screen if s.startswith("8/8 - ")]
+    assert len(epoch_lines) == 2
+    for s in epoch_lines:  # "8/8 - 0.0s - loss: 0.1234" and nothing of the bar after it
+        assert "[" not in s and "=" not in s and len(s.split("loss: ")[1].strip()) <= 10, s

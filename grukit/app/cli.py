@@ -37,6 +37,9 @@ def _info(_: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.print_config:
+        print(job.template(), end="")
+        return 0
     config = job.load_config(args.config, args.resume)
     if args.out:
         config.output.dir = args.out
@@ -62,7 +65,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_info.set_defaults(func=_info)
     p_train = sub.add_parser("train", help="train a GRU forecaster or sequence classifier "
                              "(default: the shipped CO2 series)")
-    p_train.add_argument("config", nargs="?", help="a TOML job config (its fields: grukit/app/job.py)")
+    p_train.add_argument("config", nargs="?", help="a TOML job config (every field, its default and "
+                         "meaning: grukit train --print-config)")
+    p_train.add_argument("--print-config", action="store_true",
+                         help="print a commented TOML template of every config field, then exit")
     p_train.add_argument("--out", help="output folder (default: runs/train-<date>-<time>)")
     p_train.add_argument("--epochs", type=int, help="override train.epochs")
     p_train.add_argument("--resume", metavar="PATH", help="go on from a run's checkpoint.grukit (its "

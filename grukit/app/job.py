@@ -107,6 +107,62 @@ class JobConfig:
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
 
 
+# What each field means: `grukit train --print-config` writes them as a commented template.
+HELP = {
+    "data": {
+        "task": '"forecast" (a series, the next values) or "classify" (a label per sequence)',
+        "path": '"co2" (shipped), a CSV file; classify: "japanese_vowels" or a long-format CSV',
+        "time_column": "forecast: the CSV's time column (\"\" for none)",
+        "target_columns": "forecast: the columns to forecast",
+        "window": "forecast: past steps the model sees",
+        "horizon": "forecast: how many steps ahead it forecasts",
+        "season": "forecast: the seasonal-naive baseline's lag",
+        "sequence_column": "classify: the column naming each row's sequence",
+        "label_column": "classify: the class of that sequence",
+        "feature_columns": "classify: the input columns (empty: every other column)",
+    },
+    "split": {
+        "val_fraction": "validation share (forecast: in time order, after training)",
+        "test_fraction": "test share (forecast: the last part of the series)",
+    },
+    "model": {
+        "units": "GRU units per layer",
+        "layers": "stacked GRU layers",
+        "dropout": "input dropout of each GRU layer, in training",
+        "reset_after": "true: torch's and Keras' GRU; false: Cho et al. 2014",
+    },
+    "train": {
+        "epochs": "at most this many passes over the training part",
+        "batch_size": "samples per step",
+        "learning_rate": "Adam's learning rate",
+        "patience": "early stopping: epochs without a better validation loss",
+        "seed": "seeds every generator (same seed, same run)",
+    },
+    "output": {"dir": 'run folder ("": runs/train-<date>-<time>)'},
+}
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, list)):
+        return json.dumps(value)  # JSON strings and lists of strings are TOML too
+    return repr(value)
+
+
+def template() -> str:
+    """Every field of a job config with its default and what it means, as TOML that
+    parse_config reads back to the default job."""
+    lines = ["# grukit train: the job config. Every field is optional; these are the defaults."]
+    for section in dataclasses.fields(JobConfig):
+        lines.append(f"\n[{section.name}]")
+        values = getattr(JobConfig(), section.name)
+        for field in dataclasses.fields(values):
+            text = f"{field.name} = {_toml(getattr(values, field.name))}"
+            lines.append(f"{text:<34}# {HELP[section.name][field.name]}")
+    return "\n".join(lines) + "\n"
+
+
 def parse_config(text: str, source: str = "config") -> JobConfig:
     """A JobConfig from TOML text; unknown sections and fields, and wrong types, are errors."""
     try:

@@ -91,6 +91,9 @@ def _fmt(logs: Logs) -> str:
     return " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
 
 
+CLEAR_LINE = "\r\x1b[2K"  # back to the line's start and erase it (ANSI), before redrawing
+
+
 class ProgbarLogger(Callback):
     """Keras-like progress: verbose=1 a live bar per epoch (on a terminal; a line per
     epoch elsewhere), verbose=2 one line per epoch, verbose=0 nothing."""
@@ -114,7 +117,7 @@ class ProgbarLogger(Callback):
         self.last_draw = now
         total = self.model.steps_per_epoch
         done = int(30 * (batch + 1) / total)
-        print(f"\r{batch + 1}/{total} [{'=' * done}{'.' * (30 - done)}] - {_fmt(logs or {})}",
+        print(f"{CLEAR_LINE}{batch + 1}/{total} [{'=' * done}{'.' * (30 - done)}] - {_fmt(logs or {})}",
               end="", file=self.out, flush=True)
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
@@ -122,7 +125,7 @@ class ProgbarLogger(Callback):
             return
         took = time.perf_counter() - self.epoch_start
         total = self.model.steps_per_epoch
-        prefix = "\r" if self.live else ""
+        prefix = CLEAR_LINE if self.live else ""  # the bar's line may be longer than this one
         print(f"{prefix}{total}/{total} - {took:.1f}s - {_fmt(logs or {})}", file=self.out, flush=True)
 
 
