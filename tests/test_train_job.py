@@ -1,6 +1,7 @@
 """`grukit train` / `grukit predict`: the default job on the shipped series, configs, errors."""
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
@@ -57,10 +58,17 @@ def test_cli_train_with_a_config_on_a_users_csv(tmp_path):
     config = tmp_path / "job.toml"
     config.write_text(f'[data]\npath = "{data}"\ntime_column = "when"\ntarget_columns = ["load"]\n'
                       'window = 30\nseason = 24\n[train]\nepochs = 3\n[model]\nunits = 8\n')
+    tensorboard = importlib.util.find_spec("tensorboard") is not None
     res = subprocess.run([sys.executable, "-m", "grukit", "train", str(config), "--out",
-                          str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+                          str(tmp_path / "run"), *(["--tensorboard"] if tensorboard else [])],
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "seasonal_naive" in res.stdout and (tmp_path / "run" / "model.grukit").exists()
+    if tensorboard:  # --tensorboard: the epochs' losses as TensorBoard reads them
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        board = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "validation")).Reload()
+        assert [e.step for e in board.Scalars("epoch_loss")] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(

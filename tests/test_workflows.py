@@ -335,3 +335,21 @@ def test_masking_layer_skips_padded_steps_of_float_input():
     torch.testing.assert_close(model(front), model(x))
     with pytest.raises(TypeError, match="mask_value must be a number"):
         layers.Masking("0")
+
+
+def test_tensorboard_writes_what_tensorboards_reader_reads_back(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    x, y = _regression(n=32)
+    model = _model()
+    board = callbacks.TensorBoard(str(tmp_path / "logs"), histogram_freq=1)
+    hist = model.fit(x, y, epochs=3, batch_size=8, verbose=0, validation_split=0.25, callbacks=[board])
+    train = EventAccumulator(str(tmp_path / "logs" / "train"), size_guidance={"histograms": 0}).Reload()
+    val = EventAccumulator(str(tmp_path / "logs" / "validation")).Reload()
+    assert [e.value for e in train.Scalars("epoch_loss")] == pytest.approx(hist.history["loss"], rel=1e-6)
+    assert [e.value for e in val.Scalars("epoch_loss")] == pytest.approx(hist.history["val_loss"], rel=1e-6)
+    assert [e.step for e in train.Scalars("epoch_learning_rate")] == [0, 1, 2]
+    assert train.Scalars("epoch_learning_rate")[0].value == pytest.approx(0.01)
+    names = [n for n, _ in model.named_parameters()]
+    assert set(train.Tags()["histograms"]) == set(names) and len(train.Histograms(names[0])) == 3

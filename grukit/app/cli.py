@@ -47,6 +47,8 @@ def _train(args: argparse.Namespace) -> int:
         if args.epochs <= 0:
             raise ValueError(f"--epochs must be positive, got {args.epochs}")
         config.train.epochs = args.epochs
+    if args.tensorboard:
+        config.train.tensorboard = True
     train.run(config, resume=args.resume)
     return 0
 
@@ -67,6 +69,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "(default: the shipped CO2 series)")
     p_train.add_argument("config", nargs="?", help="a TOML job config (every field, its default and "
                          "meaning: grukit train --print-config)")
+    p_train.add_argument("--tensorboard", action="store_true",
+                         help="write TensorBoard logs to the run folder's tensorboard/ (train.tensorboard)")
     p_train.add_argument("--print-config", action="store_true",
                          help="print a commented TOML template of every config field, then exit")
     p_train.add_argument("--out", help="output folder (default: runs/train-<date>-<time>)")

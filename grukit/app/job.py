@@ -91,6 +91,7 @@ class TrainConfig:
     learning_rate: float = 0.002
     patience: int = 8
     seed: int = 0
+    tensorboard: bool = False
 
 
 @dataclasses.dataclass
@@ -137,6 +138,7 @@ HELP = {
         "learning_rate": "Adam's learning rate",
         "patience": "early stopping: epochs without a better validation loss",
         "seed": "seeds every generator (same seed, same run)",
+        "tensorboard": "write TensorBoard logs to the run folder's tensorboard/ (needs tensorboard)",
     },
     "output": {"dir": 'run folder ("": runs/train-<date>-<time>)'},
 }
@@ -243,6 +245,8 @@ def fit(model: Sequential, job: JobConfig, out_dir: str, resume: Optional[str], 
     t = job.train
     callbacks = [cbks.EarlyStopping("val_loss", patience=t.patience, restore_best_weights=True),
                  cbks.ModelCheckpoint(os.path.join(out_dir, "checkpoint.grukit"), monitor="val_loss")]
+    if t.tensorboard:
+        callbacks.append(cbks.TensorBoard(os.path.join(out_dir, "tensorboard")))
     if resume is not None:
         log(f"resuming from {resume}")
     return model.fit(x, y, epochs=t.epochs, batch_size=t.batch_size, validation_data=validation,

@@ -347,3 +347,49 @@ class TerminateOnNaN(Callback):
         if loss is not None and not math.isfinite(loss):
             print(f"Batch {batch}: invalid loss {loss}, terminating training", file=sys.stderr)
             self.model.stop_training = True
+
+
+class TensorBoard(Callback):
+    """Keras' TensorBoard callback: per epoch, every logged value as a scalar ``epoch_<name>``
+    (training values under ``log_dir/train``, ``val_`` ones under ``log_dir/validation``,
+    as Keras lays them out) and the learning rate; with ``histogram_freq=k`` a histogram of
+    every weight each k epochs. Needs the ``tensorboard`` package
+    (``pip install grukit[tensorboard]``); view with ``tensorboard --logdir LOG_DIR``.
+    Under torchrun, process 0 writes."""
+
+    def __init__(self, log_dir: str = "logs", histogram_freq: int = 0) -> None:
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) or histogram_freq < 0:
+            raise ValueError(f"histogram_freq must be an int >= 0, got {histogram_freq!r}")
+        self.log_dir, self.histogram_freq = str(log_dir), histogram_freq
+        self.writers: dict[str, Any] = {}
+
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
+        if not distributed.is_main():
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise ImportError("callbacks.TensorBoard needs the tensorboard package: "
+                              "pip install grukit[tensorboard] (or pip install tensorboard)") from exc
+        self.writers = {part: SummaryWriter(os.path.join(self.log_dir, part))
+                        for part in ("train", "validation")}
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        if not self.writers:
+            return
+        for name, value in (logs or {}).items():
+            part, tag = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
+            self.writers[part].add_scalar(f"epoch_{tag}", value, epoch)
+        optimizer = self.params.get("optimizer") or getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            self.writers["train"].add_scalar("epoch_learning_rate", optimizer.param_groups[0]["lr"], epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            for name, weight in self.model.named_parameters():
+                self.writers["train"].add_histogram(name, weight.detach().cpu(), epoch)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs: Optional[Logs] = None) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
