@@ -2,10 +2,11 @@
 
 pyproject.toml holds the metadata; this file adds the C++ extension, once per
 instruction set: ``grukit._C_base`` for the architecture's portable baseline (x86-64
-without AVX, or armv8-a) and, on x86-64, ``grukit._C_avx2`` (AVX2 + FMA). No
-``-march=native``: a wheel built on one machine runs on any other of its
-architecture, and grukit loads the best variant the CPU has at import
-(grukit/engines.py; ``GRUKIT_ISA=base`` forces the portable one).
+without AVX, or armv8-a) and, on x86-64, ``grukit._C_avx2`` (AVX2 + FMA) and
+``grukit._C_avx512`` (the same kernels with AVX-512's registers). No ``-march=native``:
+a wheel built on one machine runs on any other of its architecture, and grukit loads
+the best variant the CPU has at import (grukit/engines.py; ``GRUKIT_ISA=avx2`` or
+``=base`` forces a lower one; ``GRUKIT_ISAS=avx2,base`` builds only those).
 
 The extension is built against the torch of the environment grukit is installed
 into. ``pip install .`` / ``pip install grukit-*.tar.gz`` / ``pip wheel .`` build in
@@ -86,8 +87,7 @@ def _extensions():
                       "-fopenmp", "-std=c++20"]
         link = [*link, "-fsanitize=address"]
     with open(BUILD_INFO, "w") as f:  # read by grukit/engines.py
-        json.dump({"torch": torch.__version__.split("+")[0], "machine": machine,
-                   "variants": sorted(variants)}, f)
+        json.dump({"torch": torch.__version__.split("+")[0]}, f)
     exts = [CppExtension(f"grukit._C_{name}", SOURCES, extra_compile_args=[*base_flags, *flags],
                          extra_link_args=link) for name, flags in variants.items()]
     return exts, {"build_ext": BuildExtension.with_options(use_ninja=True)}

@@ -30,7 +30,7 @@ def _info(_: argparse.Namespace) -> int:
     print(f"  auto       runs {info['auto']}")
     isas = info["isas"]
     print(f"isa      {info['isa'] or '-'} (built: {', '.join(isas['built']) or 'none'}; this CPU runs: "
-          f"{', '.join(isas['runnable'])}; GRUKIT_ISA=base forces the portable one)")
+          f"{', '.join(isas['runnable'])}; GRUKIT_ISA=avx2|base forces a lower one)")
     if isas["note"]:
         print(f"         {isas['note']}")
     return 0
