@@ -2,9 +2,13 @@
 
 ``"reference"`` is the plain-PyTorch loop in reference.py, differentiated by
 autograd. ``"cpu"`` is the fused compiled engine; it is built by the install
-step, never at import. ``"auto"`` picks the fastest engine that supports the
-call. When the compiled engine is missing (not built at install), a call under
-"auto" or "cpu" warns once and runs on the reference engine.
+step, never at import. On CUDA, ``"cudnn"`` is PyTorch's own cuDNN GRU (for the
+configurations cuDNN computes) and ``"triton"`` the fused Triton kernels of
+grukit.gpu (every option; Triton is an optional extra). ``"auto"`` picks the
+fastest engine that supports the call: on the CPU "cpu", on CUDA "cudnn" where it
+computes the call and "triton" elsewhere. When the engine it would pick is missing
+(the compiled engine not built, Triton not installed), a call warns once and runs
+on the reference engine.
 
 The compiled extension is loaded when this module is imported (never built then),
 so that choosing an engine is plain Python that torch.compile traces without a break.
@@ -23,7 +27,7 @@ import torch
 
 from . import reference
 
-ENGINES = ("auto", "reference", "cpu")
+ENGINES = ("auto", "reference", "cpu", "cudnn", "triton")
 
 # --------------------------------------------------------------- what runs where
 # The one table of which GRU option each engine, path, exporter and quantiser computes.
@@ -40,6 +44,8 @@ OPTIONS = {  # name: what it means, for error messages
 SUPPORT = {
     "reference": frozenset(OPTIONS),
     "cpu": frozenset(OPTIONS),  # the fused layer op, with the hand-written backward
+    "cudnn": frozenset({"dropout"}),  # torch's cuDNN GRU (the whole stack; inter-layer dropout)
+    "triton": frozenset(OPTIONS),  # grukit.gpu's Triton kernels, with the hand-written backward
     "cpu-stack": frozenset({"reset_before"}),  # inference in one call for the whole stack
     "onnx": frozenset({"reset_before"}),  # ONNX's GRU operator (an inference graph)
     "int8": frozenset({"reset_before"}),  # gk.quantize's int8 engine (inference)
@@ -126,7 +132,6 @@ else:
             break
         except ImportError as exc:
             _compiled_error = str(exc)
-_warned = False
 
 
 def _after_fork_in_child() -> None:
@@ -152,18 +157,86 @@ def compiled_cpu() -> Optional[Any]:
     return _compiled
 
 
-def resolve(engine: str, x: torch.Tensor) -> str:
-    """The engine that will actually run for ``engine`` requested on input x."""
+def resolve(engine: str, x: torch.Tensor, used: frozenset = frozenset()) -> str:
+    """The engine that will actually run for ``engine`` requested on input x, for a call
+    that uses the options ``used`` (see options())."""
     if engine == "reference" or (not torch.compiler.is_compiling() and transformed()):
         return "reference"
+    if x.device.type == "cuda":
+        return _resolve_cuda(engine, x, used)
+    if engine == "triton" and x.device.type == "cpu" and triton_interpreted():
+        if triton_error() is None and x.dtype in TRITON_DTYPES:
+            return "triton"  # the kernels under Triton's interpreter (tests, CI)
+    if engine in ("cudnn", "triton"):
+        _warn_missing(f"engine={engine!r} runs on CUDA tensors" + (
+            " (or on CPU tensors under TRITON_INTERPRET=1)" if engine == "triton" else "")
+            + f", and this input is on {x.device}", kind=engine)
     cpu_ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
     if cpu_ok and compiled_cpu() is not None:
-        return "cpu"
+        return "cpu" if supports("cpu", used) else "reference"
     if cpu_ok:  # "auto" or "cpu" on a CPU input, but the extension was not built
         _warn_missing("the compiled CPU engine is not built")
     elif engine == "cpu":
         _warn_missing(f"the CPU engine does not run {x.dtype} on {x.device}")
     return "reference"
+
+
+CUDNN_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _resolve_cuda(engine: str, x: torch.Tensor, used: frozenset) -> str:
+    if engine == "cudnn":
+        require("cudnn", used, "engine='cudnn'")
+        return "cudnn"
+    if engine == "cpu":
+        raise ValueError(f"engine='cpu' runs on CPU tensors; this input is on {x.device} (use engine='auto', "
+                         "'cudnn' or 'triton' there, or move the model to the CPU)")
+    if engine == "auto" and supports("cudnn", used) and x.dtype in CUDNN_DTYPES:
+        return "cudnn"
+    if x.dtype in TRITON_DTYPES and triton_error() is None:
+        return "triton"
+    why = triton_error() or f"the Triton engine does not run {x.dtype}"
+    _warn_missing(f"{why}; this call's options ({', '.join(sorted(used)) or 'none'}) need it on CUDA",
+                  kind="triton")
+    return "reference"
+
+
+# ------------------------------------------------------------- the Triton engine
+# Loaded on first use, never at import: importing grukit must not need triton.
+_triton_modules: dict[str, Any] = {}
+_triton_error: Optional[str] = None
+_triton_checked = False
+
+
+def triton_interpreted() -> bool:
+    """Whether Triton kernels run under its interpreter (TRITON_INTERPRET=1): on CPU tensors."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def triton_error() -> Optional[str]:
+    """Why the Triton engine cannot run here, or None when it can."""
+    global _triton_checked, _triton_error
+    if not _triton_checked:
+        _triton_checked = True
+        if importlib.util.find_spec("triton") is None:
+            _triton_error = "Triton is not installed (pip install 'grukit[triton]')"
+        else:
+            try:
+                from .gpu import recurrence, scan  # noqa: F401  (registers the ops)
+
+                _triton_modules.update(recurrence=recurrence, scan=scan)
+            except Exception as exc:  # a Triton too old, or broken
+                _triton_error = f"Triton did not load: {type(exc).__name__}: {exc}"
+    return _triton_error
+
+
+def triton_version() -> Optional[str]:
+    if importlib.util.find_spec("triton") is None:
+        return None
+    from importlib.metadata import version
+
+    return version("triton")
 
 
 def transformed() -> bool:
@@ -183,12 +256,27 @@ if _compiled is not None:
 
 def layer_fn(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The function that runs one layer-direction on the named engine."""
-    return _fused.gru_layer if name == "cpu" else reference.gru_layer
+    if name == "cpu":
+        return _fused.gru_layer
+    if name == "triton":
+        triton_error()
+        return _triton_modules["recurrence"].gru_layer
+    return reference.gru_layer
 
 
-def mingru_scan() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """minGRU's fused scan (cpu engine only)."""
+def mingru_scan(name: str = "cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """minGRU's fused scan on the named engine ("cpu" or "triton")."""
+    if name == "triton":
+        triton_error()
+        return _triton_modules["scan"].mingru_scan
     return _fused.mingru_scan
+
+
+def cudnn_stack() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """torch's own GRU function for the whole stack (grukit.gpu.cudnn)."""
+    from .gpu import cudnn
+
+    return cudnn.gru_stack
 
 
 def stack_inference() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
@@ -196,23 +284,29 @@ def stack_inference() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     return _fused.gru_stack_inference
 
 
-def _warn_missing(why: str) -> None:
-    global _warned
-    if not _warned:
-        _warned = True
-        warnings.warn(
-            f"grukit: {why}; running on the reference engine, which is slower "
-            "(reinstall grukit where torch is installed: pip install grukit, or pip install . in a "
-            "checkout; engine_info() says why it is missing)",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+_warned_kinds: set[str] = set()
+
+
+def _warn_missing(why: str, kind: str = "cpu") -> None:
+    """Warn once per kind of missing engine."""
+    if kind in _warned_kinds:
+        return
+    _warned_kinds.add(kind)
+    fix = ("reinstall grukit where torch is installed: pip install grukit, or pip install . in a checkout"
+           if kind == "cpu" else "see gk.engine_info()")
+    warnings.warn(f"grukit: {why}; running on the reference engine, which is slower ({fix}; "
+                  "engine_info() says why it is missing)", RuntimeWarning, stacklevel=4)
 
 
 def engine_info() -> dict[str, Any]:
     """What is built and what runs: engine names, availability, the instruction set the
-    compiled engine runs with (``isa``) and the ones this CPU could run, threads."""
+    compiled engine runs with (``isa``) and the ones this CPU could run, threads, and the
+    GPU engines with the device they would run on and what is missing."""
     compiled = compiled_cpu()
+    cuda = torch.cuda.is_available()
+    device = torch.cuda.get_device_name(0) if cuda else None
+    terr = triton_error()
+    cudnn_ok = cuda and torch.backends.cudnn.is_available()
     return {
         "engines": {
             "reference": {"built": True, "runs": "plain PyTorch ops, autograd"},
@@ -222,8 +316,23 @@ def engine_info() -> dict[str, Any]:
                 if compiled is not None
                 else f"not built ({_compiled_error})",
             },
+            "cudnn": {
+                "built": cudnn_ok,
+                "runs": f"torch's cuDNN GRU (cuDNN {torch.backends.cudnn.version()}) on {device}" if cudnn_ok
+                else "needs a CUDA device with cuDNN (none here)" if not cuda
+                else "cuDNN is not available to this torch",
+            },
+            "triton": {
+                "built": terr is None,
+                "runs": (f"fused Triton {triton_version()} kernels, hand-written backward, on "
+                         + (device if cuda else "CPU tensors under TRITON_INTERPRET=1" if triton_interpreted()
+                            else "CUDA tensors (no CUDA device here)")) if terr is None else terr,
+            },
         },
         "auto": "cpu" if compiled is not None else "reference",
+        "auto_cuda": ("cudnn where it computes the call, else " + ("triton" if terr is None else "reference"))
+        if cuda else None,
+        "device": device,
         "isa": _isa,
         "isas": {"runnable": _runnable, "built": [isa for isa in ISAS if importlib.util.find_spec(
             f"grukit._C_{isa}") is not None], "note": _isa_note},

@@ -103,7 +103,13 @@ def layer_parallel(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor
 
 def layer_fused(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
     """One layer on the CPU engine: one matmul for every step's gates, then the fused scan."""
-    return engines.mingru_scan()(F.linear(x, weight, bias), h0)
+    return engines.mingru_scan("cpu")(F.linear(x, weight, bias), h0)
+
+
+def layer_triton(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
+    """One layer on the Triton engine: one matmul for every step's gates, then the fused scan
+    (grukit.gpu.scan)."""
+    return engines.mingru_scan("triton")(F.linear(x, weight, bias), h0)
 
 
 def layer_sequential(x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
@@ -117,7 +123,8 @@ class MinGRU(nn.Module):
     Args:
         input_size, hidden_size, num_layers, bias, batch_first: as for ``gk.GRU``.
         engine: "auto" (the fused CPU engine for float32/float64 on the CPU when it is
-            built), "cpu", or "reference" (the log-space scan in PyTorch ops).
+            built; the Triton scan on CUDA when Triton is installed), "cpu", "triton", or
+            "reference" (the log-space scan in PyTorch ops).
     Inputs: ``input, h0=None, lengths=None, mode="auto"``
         input: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched.
         h0: (num_layers, B, H) or (num_layers, H) unbatched; zeros when omitted.
@@ -195,8 +202,10 @@ class MinGRU(nn.Module):
         if mode == "sequential" or (mode == "auto" and T == 1):
             run, self.last_engine = layer_sequential, "sequential"
         else:
-            self.last_engine = engines.resolve(self.engine, x)
-            run = layer_fused if self.last_engine == "cpu" else layer_parallel
+            # on CUDA the scan is Triton's ("cudnn" has no minGRU)
+            requested = "triton" if x.is_cuda and self.engine in ("auto", "cudnn") else self.engine
+            self.last_engine = engines.resolve(requested, x)
+            run = {"cpu": layer_fused, "triton": layer_triton}.get(self.last_engine, layer_parallel)
         finals = []
         if lengths is not None:  # (T, B, 1): True at a row's real steps
             real = (torch.arange(T, device=x.device)[:, None] < lengths[None, :])[..., None]

@@ -51,7 +51,9 @@ class GRU(nn.Module):
         bidirectional: D = 2 when True, else 1.
         reset_after: apply the reset gate after the recurrent matmul (True, torch's
             and Keras' default) or before it (False, Cho et al. 2014).
-        engine: "auto", "reference" or "cpu" (see ``gk.engine_info()``).
+        engine: "auto", "reference", "cpu", "cudnn" or "triton" (see ``gk.engine_info()``
+            and docs/gpu.md). "auto" runs the fused CPU engine on the CPU and, on CUDA,
+            torch's cuDNN GRU where it computes the call, else the Triton kernels.
         zoneout: the probability that a unit keeps its previous state at a step
             (Krueger et al. 2016), drawn afresh per step, unit, row, layer and
             direction in training; at inference each unit keeps that share of its
@@ -171,7 +173,18 @@ class GRU(nn.Module):
             nn.init.ones_(gain)
 
     def flatten_parameters(self) -> None:
-        """A no-op kept so that code written for torch.nn.GRU runs unchanged."""
+        """On CUDA, make the weights views of one buffer in cuDNN's layout, as
+        torch.nn.GRU does (so that cuDNN does not copy them per call); a no-op elsewhere.
+        Called after every ``.to()``/``.cuda()``, as in torch."""
+        from .gpu import cudnn
+
+        cudnn.flatten([w for ws in self.all_weights for w in ws], self.bias, self.input_size,
+                      self.hidden_size, self.num_layers, self.bidirectional)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> "GRU":
+        out = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return out
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
@@ -299,12 +312,13 @@ class GRU(nn.Module):
         D = 2 if self.bidirectional else 1
         if h0 is None:
             h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
-        engine = engines.resolve(self.engine, x)
         used = engines.options(self, self.training, resets is not None)
-        if engine == "cpu" and not engines.supports("cpu", used):  # an option only the reference has
-            engine = "reference"
+        engine = engines.resolve(self.engine, x, used)
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
         flat = [w for ws in self.all_weights for w in ws]
+        if engine == "cudnn":  # torch's own GRU function, the whole stack in one call
+            return engines.cudnn_stack()(x, h0, flat, self.bias, self.num_layers, self.bidirectional, lens,
+                                         self.dropout, self.training)
         if engine == "cpu" and engines.supports("cpu-stack", used) and not (
             torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
                                          or any(p.requires_grad for p in flat))
@@ -440,9 +454,12 @@ class GRUCell(nn.Module):
         _checks.optional_h("hx", hx, expect, ref, "(B, H), or (H,) for an unbatched input")
         h = x.new_zeros(x.shape[0], H) if hx is None else (hx.unsqueeze(0) if unbatched else hx)
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        self.__dict__["last_engine"] = engines.resolve(self.engine, x)
+        used = frozenset() if self.reset_after else frozenset({"reset_before"})
+        self.__dict__["last_engine"] = engines.resolve(self.engine, x, used)
         if self.last_engine == "reference":
             h_new = reference.gru_cell(x, h, *weights, reset_after=self.reset_after)
+        elif self.last_engine == "cudnn":  # torch.nn.GRUCell's own fused kernel
+            h_new = torch._VF.gru_cell(x, h, *weights)
         else:  # one time step of the fused layer
             h_new = engines.layer_fn(self.last_engine)(x.unsqueeze(0), h, weights, self.reset_after)[1]
         return h_new.squeeze(0) if unbatched else h_new

@@ -11,6 +11,7 @@ import grukit
 
 ROOT = Path(grukit.__file__).resolve().parent  # the package under test, installed or in a checkout
 RINGS = {"datasets": 1, "training": 1, "formats": 2, "serving": 2, "app": 3}  # the core is 0
+CORE_PACKAGES = {"gpu"}  # the GPU engines: part of the core, beside engines.py
 
 
 def _module_name(path: Path) -> str:
@@ -78,6 +79,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
 
 def _ring(module: str) -> tuple[str, int]:
     parts = module.split(".")
+    if len(parts) > 1 and parts[1] in CORE_PACKAGES:
+        return "core", 0
     if len(parts) > 2 or (len(parts) == 2 and parts[1] in RINGS):
         return parts[1], RINGS.get(parts[1], 0)
     return "core", 0

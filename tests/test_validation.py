@@ -153,7 +153,7 @@ def test_missing_compiled_engine_falls_back_with_one_warning(monkeypatch):
     from grukit import engines
 
     monkeypatch.setattr(engines, "_compiled", None)
-    monkeypatch.setattr(engines, "_warned", False)
+    monkeypatch.setattr(engines, "_warned_kinds", set())
     gru = gk.GRU(3, 4, engine="auto")
     with pytest.warns(RuntimeWarning, match="compiled CPU engine is not built"):
         gru(torch.randn(2, 1, 3))

@@ -129,7 +129,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
 
     model = Sequential([L.Masking(0.0), *gru_stack(job),
                         L.Dense(len(classes), activation="softmax")])
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"],
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], device=t.device,
                   learning_rate=t.learning_rate)
     out_dir = output_dir(job, resume)
     log(f"grukit train: classify {source}: {len(seqs)} sequences of {min(map(len, seqs))}-{length} steps x "

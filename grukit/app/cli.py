@@ -49,12 +49,14 @@ def _train(args: argparse.Namespace) -> int:
         config.train.epochs = args.epochs
     if args.tensorboard:
         config.train.tensorboard = True
+    if args.device is not None:
+        config.train.device = args.device
     train.run(config, resume=args.resume)
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    train.predict(args.model, args.input, args.output)
+    train.predict(args.model, args.input, args.output, device=args.device)
     return 0
 
 
@@ -71,6 +73,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "meaning: grukit train --print-config)")
     p_train.add_argument("--tensorboard", action="store_true",
                          help="write TensorBoard logs to the run folder's tensorboard/ (train.tensorboard)")
+    p_train.add_argument("--device", help="where to train: auto (a GPU when there is one; the default), "
+                         "cpu, cuda or cuda:N (train.device)")
     p_train.add_argument("--print-config", action="store_true",
                          help="print a commented TOML template of every config field, then exit")
     p_train.add_argument("--out", help="output folder (default: runs/train-<date>-<time>)")
@@ -82,6 +86,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_pred.add_argument("model", help="model.grukit written by grukit train")
     p_pred.add_argument("input", help="CSV with the columns the model was trained on")
     p_pred.add_argument("--output", help="output CSV (default: INPUT.forecast.csv or INPUT.labels.csv)")
+    p_pred.add_argument("--device", default="auto", help="where the model runs: auto (default), cpu, cuda, "
+                        "cuda:N")
     p_pred.set_defaults(func=_predict)
     sub.add_parser("bench", help="grukit vs torch.nn.GRU, ONNX Runtime and Keras on this machine "
                    "(grukit bench --help)")

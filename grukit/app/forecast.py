@@ -66,7 +66,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
              "test": slice(n_train + n_val, n)}
 
     model = Sequential([*gru_stack(job), L.Dense(len(d.target_columns))])
-    model.compile("adam", "mse", learning_rate=t.learning_rate)
+    model.compile("adam", "mse", learning_rate=t.learning_rate, device=t.device)
     out_dir = output_dir(job, resume)
     log(f"grukit train: {source}, {len(values)} steps, {n} windows of {d.window} -> "
         f"{n_train} train / {n_val} validation / {n_test} test (in time order); output in {out_dir}")

@@ -92,6 +92,7 @@ class TrainConfig:
     patience: int = 8
     seed: int = 0
     tensorboard: bool = False
+    device: str = "auto"
 
 
 @dataclasses.dataclass
@@ -139,6 +140,7 @@ HELP = {
         "patience": "early stopping: epochs without a better validation loss",
         "seed": "seeds every generator (same seed, same run)",
         "tensorboard": "write TensorBoard logs to the run folder's tensorboard/ (needs tensorboard)",
+        "device": '"auto" (a GPU when there is one), "cpu", "cuda" or "cuda:N"',
     },
     "output": {"dir": 'run folder ("": runs/train-<date>-<time>)'},
 }

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import torch
 
 from ..seeding import set_seed
-from ..training import distributed
+from ..training import distributed, placement
 from ..training.loading import load
 from . import classify, forecast
 from .job import JobConfig, quiet
@@ -29,15 +29,17 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     # every process draws the same shuffles, a resumed run repeats them; the CPU ops a job runs
     # are deterministic as they are, so torch's global deterministic switch stays as the caller set it
     set_seed(job.train.seed, deterministic=torch.are_deterministic_algorithms_enabled())
-    if distributed.context(torch.device("cpu")) is not None and not distributed.is_main():
+    device = placement.resolve(placement.check("train.device", job.train.device), "train.device")
+    if distributed.context(device) is not None and not distributed.is_main():
         log = quiet
     return JOBS[job.data.task].run(job, log, resume)
 
 
-def predict(model_path: str, input_path: str, output_path: Optional[str] = None, log=print) -> str:
+def predict(model_path: str, input_path: str, output_path: Optional[str] = None, log=print,
+            device: str = "auto") -> str:
     """Forecasts for every complete window of a CSV series (or, for a classifier, a label for
-    every sequence of a long-format CSV), written to a CSV."""
-    model = load(model_path)
+    every sequence of a long-format CSV), written to a CSV; the model runs on ``device``."""
+    model = load(model_path, device=device)
     info = getattr(model, "extra", None) or {}
     if info.get("kind") not in JOBS:
         raise ValueError(f"model {model_path!r} was not written by `grukit train` (no job settings)")

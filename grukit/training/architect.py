@@ -83,14 +83,14 @@ class _Schedule(cbks.Callback):
 class Network:
     """What ``architect.GRU`` returns: ``train``, ``activate``, ``clear``, ``test``."""
 
-    def __init__(self, sizes: Sequence[int]) -> None:
+    def __init__(self, sizes: Sequence[int], device: Any = "auto") -> None:
         self.sizes = [_checks.positive_int(f"sizes[{i}]", s) for i, s in enumerate(sizes)]
         if len(self.sizes) < 3:
             raise ValueError(f"architect.GRU needs input, at least one hidden and output sizes, "
                              f"got {list(sizes)}")
         hidden = [L.GRU(h, return_sequences=True, stateful=True) for h in self.sizes[1:-1]]
         self.model = Sequential([L.Input((None, self.sizes[0])), *hidden,
-                                 L.Dense(self.sizes[-1], activation="sigmoid")])
+                                 L.Dense(self.sizes[-1], activation="sigmoid")], device=device)
 
     def _sequence(self, name: str, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(data, (list, tuple)) or not data:
@@ -162,7 +162,7 @@ class Network:
             raise ValueError("input contains NaN or Inf")
         self.model.eval()
         with torch.no_grad():
-            out = self.model(torch.tensor(x[None, None], dtype=torch.float32))
+            out = self.model(torch.tensor(x[None, None], dtype=torch.float32, device=self.model.device))
         return out[0, 0].tolist()
 
     def clear(self) -> None:
@@ -176,12 +176,13 @@ class Network:
         self.clear()
         self.model.eval()
         with torch.no_grad():
-            pred = self.model(x)
+            pred = self.model(x.to(self.model.device)).cpu()
         self.clear()
         _, fn = get_loss(COSTS[_checks.choice("cost", cost, tuple(COSTS))])
         return {"error": float(fn(y, pred)), "time": time.perf_counter() - start}
 
 
-def GRU(*sizes: int) -> Network:
-    """A GRU network: ``GRU(inputs, hidden..., outputs)``, e.g. ``GRU(2, 4, 4, 4, 1)``."""
-    return Network(sizes)
+def GRU(*sizes: int, device: Any = "auto") -> Network:
+    """A GRU network: ``GRU(inputs, hidden..., outputs)``, e.g. ``GRU(2, 4, 4, 4, 1)``;
+    ``device`` as for Sequential ("auto": a GPU when there is one)."""
+    return Network(sizes, device)

@@ -133,6 +133,8 @@ def capture(optimizer: torch.optim.Optimizer, callbacks: list, history: Any,
         for name, value in (cb.get_tensors() if hasattr(cb, "get_tensors") else {}).items():
             tensors[f"{PREFIX}cb/{key}/{name}"] = value.detach().cpu().contiguous().clone()
     tensors[PREFIX + "rng/torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # the GPU's generator (dropout there)
+        tensors[PREFIX + "rng/cuda"] = torch.cuda.get_rng_state()
     np_state = np.random.get_state()
     keys = np.asarray(np_state[1], dtype=np.uint32).astype(np.int64)  # safetensors has no uint32
     tensors[PREFIX + "rng/numpy"] = torch.from_numpy(keys)
@@ -171,6 +173,8 @@ def restore(optimizer: torch.optim.Optimizer, callbacks: list, history: Any, ten
                 group[k] = tuple(v)
     optimizer.load_state_dict({"state": state, "param_groups": groups})
     torch.set_rng_state(tensors[PREFIX + "rng/torch"])
+    if PREFIX + "rng/cuda" in tensors and torch.cuda.is_available():  # saved on a GPU, resumed on one
+        torch.cuda.set_rng_state(tensors[PREFIX + "rng/cuda"])
     kind, pos, has_gauss, cached = info["rng"]["numpy"]
     keys = tensors[PREFIX + "rng/numpy"].numpy().astype(np.uint32)
     np.random.set_state((kind, keys, pos, has_gauss, cached))

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from .. import _checks
+from . import placement
 
 
 def as_tensor(name: str, value: Any) -> Tensor:
@@ -58,6 +59,7 @@ class Batches:
     def __init__(self, x: Any, y: Any, batch_size: int, shuffle: bool, need_y: bool, role: str = "",
                  shard: Optional[tuple[int, int]] = None, sample_weight: Any = None) -> None:
         self.loader: Optional[Iterable] = None
+        self.device = torch.device("cpu")  # where the batches go (fit, evaluate, predict set it)
         self.shard = shard  # (rank, world): this process's part of every batch (under torchrun)
         self.sw: Optional[Tensor] = None
         if isinstance(x, (Dataset, DataLoader)):
@@ -117,7 +119,12 @@ class Batches:
         return math.ceil(self.x.shape[0] / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Optional[Tensor], Optional[Tensor]]]:
-        """(x, y, sample_weight) batches; y and sample_weight may be None."""
+        """(x, y, sample_weight) batches on ``self.device``; y and sample_weight may be None."""
+        for xb, yb, swb in self._drawn():
+            yield (placement.move(xb, self.device), placement.move(yb, self.device),
+                   placement.move(swb, self.device))
+
+    def _drawn(self) -> Iterator[tuple[Tensor, Optional[Tensor], Optional[Tensor]]]:
         if self.loader is not None:
             for item in self.loader:
                 if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
@@ -144,4 +151,4 @@ class Batches:
                    None if self.sw is None else self.sw[idx])
 
     def first_x(self) -> Tensor:
-        return self.x[:1] if self.loader is None else next(iter(self))[0][:1]
+        return self.x[:1] if self.loader is None else next(self._drawn())[0][:1]

@@ -41,6 +41,8 @@ def context(device: torch.device) -> Optional[tuple[int, int]]:
     if not dist.is_available():
         raise RuntimeError("this torch build has no torch.distributed; run without torchrun")
     if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # one GPU per process
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
@@ -56,7 +58,9 @@ def sum_over_processes(values: list[float]) -> list[float]:
     """Element-wise sums over every process (the same list on all of them)."""
     import torch.distributed as dist
 
-    t = torch.tensor(values, dtype=torch.float64)
+    # nccl reduces GPU tensors only
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=on)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
 

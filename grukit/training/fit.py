@@ -179,16 +179,21 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
     train, val = prepare(x, y, batch_size, shuffle, validation_split, validation_data, sample_weight)
-    model.build_from(train.first_x())
+    model.build_from(train.first_x())  # and placed on its device
+    device = model.device
+    for batches in (train, val):
+        if batches is not None:
+            batches.device = device
     optimizer = model._make_optimizer()
-    shard = distributed.context(next(model.parameters()).device)
+    shard = distributed.context(device)
     runner: nn.Module = model
     if shard is not None:  # launched by torchrun: PyTorch's data parallelism
         if batch_size % shard[1]:
             raise ValueError(f"batch_size is the global batch under torchrun and must divide among "
                              f"{shard[1]} processes, got {batch_size}")
         train.distribute(shard, x, batch_size, shuffle)
-        runner = nn.parallel.DistributedDataParallel(model)
+        runner = nn.parallel.DistributedDataParallel(  # one GPU per process
+            model, device_ids=[device.index] if device.type == "cuda" else None)
         if shard[0] != 0:
             verbose = 0
 

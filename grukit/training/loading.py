@@ -6,17 +6,20 @@ from typing import Any
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, placement
 from . import layers as L
 from .sequential import Sequential
 
 
-def load(path: str) -> Sequential:
-    """Read a model written by ``model.save``: layers, weights and compile settings."""
+def load(path: str, device: Any = "auto") -> Sequential:
+    """Read a model written by ``model.save``: layers, weights and compile settings. The
+    file holds no device: the model goes to ``device`` ("auto": a GPU when there is one;
+    "cpu", "cuda", "cuda:N"), wherever it was saved."""
     path = str(path)
+    device = placement.check("device", device)
     config, tensors = checkpoint.read_model_file(path)
     try:
-        return _build(config, tensors, path)
+        return _build(config, tensors, path, device)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith(f"path {path!r}"):
             raise
@@ -24,7 +27,7 @@ def load(path: str) -> Sequential:
                          f"build (corrupt or edited?): {type(exc).__name__}: {exc}") from None
 
 
-def _build(config: Any, tensors: dict, path: str) -> Any:
+def _build(config: Any, tensors: dict, path: str, device: str = "auto") -> Any:
     """The model a parsed grukit header describes, with its weights."""
     if not isinstance(config, dict):
         raise TypeError(f"the grukit header must be a JSON object, got {type(config).__name__}")
@@ -35,7 +38,8 @@ def _build(config: Any, tensors: dict, path: str) -> Any:
         raise ValueError(f"path {path!r} was written by a newer grukit (format version {config['version']})")
     spec = config["model"]
     _check_sizes(spec, tensors, path)
-    model = Sequential([L.from_config(item["class_name"], item["config"]) for item in spec["layers"]])
+    model = Sequential([L.from_config(item["class_name"], item["config"]) for item in spec["layers"]],
+                       device=device)
     if spec.get("input_spec"):
         dtype = torch.long if spec["input_spec"]["dtype"].startswith("int") else torch.float32
         shape = [1, *spec["input_spec"]["shape"][1:]]  # one step builds it: the weights do not depend on T

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .. import _checks
 from . import callbacks as cbks
-from . import checkpoint, losses
+from . import checkpoint, losses, placement
 from . import fit as fit_loop
 from . import layers as L
 from .data import Batches
@@ -49,8 +49,9 @@ class Sequential(nn.Module):
         (16, 1)
     """
 
-    def __init__(self, layers: Optional[Sequence[L.Layer]] = None) -> None:
+    def __init__(self, layers: Optional[Sequence[L.Layer]] = None, device: Any = "auto") -> None:
         super().__init__()
+        self.device_spec = placement.check("device", device)  # see training/placement.py
         self.layers = nn.ModuleList()
         self.compiled = False
         self.stop_training = False
@@ -108,6 +109,26 @@ class Sequential(nn.Module):
             self.reset_states()  # the build pass's state is not a real call's: stateful layers start at zeros
             ids = not x.dtype.is_floating_point and self._takes_ids()
             self.input_spec = (list(x.shape[1:]), "int64" if ids else "float32")
+        self._place()
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (the CPU before it is built)."""
+        p = next(self.parameters(), None)
+        return torch.device("cpu") if p is None else p.device
+
+    def _place(self) -> None:
+        """Move the built model to its device: ``device_spec``, except that under "auto" a
+        model that the user moved to a GPU stays there."""
+        if next(self.parameters(), None) is None:
+            return
+        current = self.device
+        if self.device_spec == "auto" and current.type != "cpu":
+            return
+        target = placement.resolve(self.device_spec)
+        if target != current:
+            self.to(target)
+            self.reset_states()
 
     def reset_states(self) -> None:
         for layer in self.layers:
@@ -118,11 +139,15 @@ class Sequential(nn.Module):
     # ------------------------------------------------------------------ compile
 
     def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Optional[Sequence[Any]] = None,
-                learning_rate: Optional[float] = None) -> None:
+                learning_rate: Optional[float] = None, device: Any = None) -> None:
         """optimizer: a name (adam, adamw, sgd, rmsprop, adagrad; Keras' default learning
         rates unless ``learning_rate``), a torch optimizer class, or a function of the
         parameters returning an optimizer. loss: a name, a torch loss module, or a
-        callable ``loss(y_true, y_pred)``. metrics: names (``accuracy``...) or callables."""
+        callable ``loss(y_true, y_pred)``. metrics: names (``accuracy``...) or callables.
+        device: where fit, evaluate and predict run ("auto": CUDA when there is a GPU,
+        as Keras does; "cpu", "cuda", "cuda:N"); None keeps the model's ``device=``."""
+        if device is not None:
+            self.device_spec = placement.check("device", device)
         if loss is None:
             raise ValueError("loss is required, e.g. loss='mse' or loss='binary_crossentropy'")
         if isinstance(optimizer, str) and optimizer.lower() not in OPTIMIZERS:
@@ -204,6 +229,7 @@ class Sequential(nn.Module):
         batches = Batches(x, y, _checks.positive_int("batch_size", batch_size), False, need_y=True,
                           sample_weight=sample_weight)
         self.build_from(batches.first_x())
+        batches.device = self.device
         logs = fit_loop.evaluate(self, batches)
         if verbose:
             print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
@@ -214,10 +240,11 @@ class Sequential(nn.Module):
         """Model outputs for x, as a NumPy array (batched; eval mode, no gradients)."""
         batches = Batches(x, None, _checks.positive_int("batch_size", batch_size), False, need_y=False)
         self.build_from(batches.first_x())
+        batches.device = self.device
         self.eval()
         with torch.no_grad():
             outs = [self.call_with_mask(xb) for xb, _, _ in batches]
-        return torch.cat(outs).numpy()
+        return torch.cat(outs).cpu().numpy()
 
     # ----------------------------------------------------------------- saving
 
