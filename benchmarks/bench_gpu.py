@@ -1,0 +1,211 @@
+"""grukit's GPU engines against torch.nn.GRU on cuDNN, on one CUDA GPU, in one run.
+
+    python benchmarks/bench_gpu.py [--out results.md] [--quick]
+
+First the `cuda`-marked tests (tests/test_gpu_engines.py: the engines against the
+reference on this GPU), then the grid of issue 17's targets, each row timed side by
+side in this process (median of repeated calls, CUDA-synchronised; training = forward
++ backward of the summed output), written as a markdown table (stdout, and --out).
+Meant to finish in under 5 minutes on an H100/H200; --quick times fewer repeats.
+Ratios are rival time / grukit time: above 1 means grukit is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import grukit as gk  # noqa: E402
+
+ROWS: list[str] = []
+
+
+def timed(fn, budget: float) -> float:
+    """Median seconds per call of fn (CUDA-synchronised), over about ``budget`` seconds."""
+    for _ in range(2):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    start = time.perf_counter()
+    while len(times) < 5 or (time.perf_counter() - start < budget and len(times) < 50):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def call(model, x, train: bool, **kw):
+    def run():
+        if train:
+            out = model(x, **kw)[0]
+            (out.data if hasattr(out, "batch_sizes") else out).float().sum().backward()
+        else:
+            with torch.no_grad():
+                model(x, **kw)
+    return run
+
+
+def row(name: str, rival: str, t_rival: float, ours: dict[str, float]) -> None:
+    cells = " | ".join(f"{k} {v * 1e3:.3f} ms ({t_rival / v:.2f}x)" for k, v in ours.items())
+    ROWS.append(f"| {name} | {rival} {t_rival * 1e3:.3f} ms | {cells} |")
+    print(ROWS[-1], flush=True)
+
+
+def torch_gru(I, H, **kw):
+    return torch.nn.GRU(I, H, **kw).cuda()
+
+
+def ours(I, H, engine, **kw):
+    return gk.GRU(I, H, engine=engine, **kw).cuda()
+
+
+def plain_grid(budget: float) -> None:
+    ROWS.append("\n### Plain GRU, T=100, I=H: torch.nn.GRU (cuDNN) vs gk.GRU\n")
+    ROWS.append("| config | torch.nn.GRU | gk.GRU |")
+    ROWS.append("|---|---|---|")
+    for H in (256, 512, 1024):
+        for B in (1, 8, 64, 256):
+            x = torch.randn(100, B, H, device="cuda")
+            t_ref = torch_gru(H, H)
+            a, tr = ours(H, H, "auto"), ours(H, H, "triton")
+            for train in (False, True):
+                mode = "train" if train else "infer"
+                row(f"B={B} H={H} {mode}", "cuDNN", timed(call(t_ref, x, train), budget),
+                    {"auto": timed(call(a, x, train), budget), "triton": timed(call(tr, x, train), budget)})
+
+
+def small_grid(budget: float) -> None:
+    ROWS.append("\n### Small hidden sizes (the persistent kernel), T=100, I=H\n")
+    ROWS.append("| config | torch.nn.GRU | gk.GRU |")
+    ROWS.append("|---|---|---|")
+    for H in (32, 64, 128):
+        for B in (1, 8, 64):
+            x = torch.randn(100, B, H, device="cuda")
+            t_ref, tr = torch_gru(H, H), ours(H, H, "triton")
+            for train in (False, True):
+                row(f"B={B} H={H} {'train' if train else 'infer'}", "cuDNN",
+                    timed(call(t_ref, x, train), budget), {"triton": timed(call(tr, x, train), budget)})
+
+
+def lengths_row(budget: float) -> None:
+    ROWS.append("\n### Variable lengths, B=64, H=512, T=200, lengths uniform in [20, 200], training\n")
+    ROWS.append("| config | torch.nn.GRU on a PackedSequence | gk.GRU with lengths= |")
+    ROWS.append("|---|---|---|")
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(20, 201, (64,), generator=g)
+    x = torch.randn(200, 64, 512, device="cuda")
+    t_ref = torch_gru(512, 512)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    a, tr = ours(512, 512, "auto"), ours(512, 512, "triton")
+    row("B=64 H=512 T=200 train", "packed", timed(call(t_ref, packed, True), budget),
+        {"auto": timed(call(a, x, True, lengths=lengths), budget),
+         "triton": timed(call(tr, x, True, lengths=lengths), budget)})
+
+
+def options_rows(budget: float) -> None:
+    ROWS.append("\n### Options cuDNN lacks, B=64, H=512, T=100, training; rival: cuDNN's plain GRU\n")
+    ROWS.append("| option | torch.nn.GRU (plain) | gk.GRU |")
+    ROWS.append("|---|---|---|")
+    x = torch.randn(100, 64, 512, device="cuda")
+    t_plain = timed(call(torch_gru(512, 512), x, True), budget)
+    for name, kw in (("reset_after=False", {"reset_after": False}), ("layer_norm", {"layer_norm": True}),
+                     ("zoneout=0.1", {"zoneout": 0.1}), ("recurrent_dropout=0.25", {"recurrent_dropout": 0.25})):
+        tr = ours(512, 512, "triton", **kw).train()
+        ref = ours(512, 512, "reference", **kw).train()
+        row(name, "cuDNN plain", t_plain, {"triton": timed(call(tr, x, True), budget),
+                                           "reference loop": timed(call(ref, x, True), min(budget, 1.0))})
+
+
+def mingru_row(budget: float) -> None:
+    ROWS.append("\n### MinGRU, B=32, H=256, T=4096, training\n")
+    ROWS.append("| config | torch.nn.GRU | gk.MinGRU |")
+    ROWS.append("|---|---|---|")
+    x = torch.randn(4096, 32, 256, device="cuda")
+    m = gk.MinGRU(256, 256).cuda()
+    row("B=32 H=256 T=4096 train", "cuDNN GRU", timed(call(torch_gru(256, 256), x, True), budget),
+        {"MinGRU triton scan": timed(call(m, x, True), budget)})
+    assert m.last_engine == "triton", m.last_engine
+
+
+def bf16_row(budget: float) -> None:
+    ROWS.append("\n### bfloat16 autocast, B=256, H=1024, T=100, training (rival: the same engine in float32)\n")
+    ROWS.append("| engine | float32 | bfloat16 autocast |")
+    ROWS.append("|---|---|---|")
+    x = torch.randn(100, 256, 1024, device="cuda")
+    for engine, kw in (("cudnn", {}), ("triton", {}), ("triton layer_norm", {"layer_norm": True})):
+        m = ours(1024, 1024, engine.split()[0], **kw)
+
+        def bf16():
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                call(m, x, True)()
+        row(engine, "float32", timed(call(m, x, True), budget), {"bf16": timed(bf16, budget)})
+
+
+def compile_check() -> None:
+    ROWS.append("\n### torch.compile(fullgraph=True) and torch.export on CUDA\n")
+    for engine, kw in (("cudnn", {}), ("triton", {"layer_norm": True})):
+        m = ours(64, 64, engine, **kw)
+        x = torch.randn(20, 8, 64, device="cuda")
+        try:
+            want = m(x)[0]
+            got = torch.compile(m, fullgraph=True)(x)[0]
+            err = (got - want).abs().max().item()
+            exported = torch.export.export(m.eval(), (x,))
+            err_e = (exported.module()(x)[0] - want).abs().max().item()
+            ROWS.append(f"- {engine}: compiled max error {err:.2e}, exported max error {err_e:.2e}")
+        except Exception as exc:  # reported, not hidden
+            ROWS.append(f"- {engine}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
+        print(ROWS[-1], flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="also write the markdown here")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--skip-tests", action="store_true")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("bench_gpu.py needs a CUDA GPU; torch sees none here", file=sys.stderr)
+        return 2
+    budget = 0.15 if args.quick else 0.4
+    device = torch.cuda.get_device_name(0)
+    info = gk.engine_info()
+    head = [f"## GPU: {device}, torch {torch.__version__}, {info['engines']['triton']['runs']}",
+            f"date {time.strftime('%Y-%m-%d')}, command: python benchmarks/bench_gpu.py"]
+    print("\n".join(head), flush=True)
+    start = time.perf_counter()
+    if not args.skip_tests:
+        res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
+                              os.path.join(os.path.dirname(HERE), "tests", "test_gpu_engines.py")],
+                             capture_output=True, text=True, timeout=240)
+        tail = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else res.stderr[-500:]
+        head.append(f"cuda tests: {tail} (rc {res.returncode})")
+        print(res.stdout[-3000:], res.stderr[-2000:], flush=True)
+    torch.backends.cudnn.benchmark = False
+    for part in (plain_grid, small_grid, lengths_row, options_rows, mingru_row, bf16_row):
+        try:
+            part(budget)
+        except Exception as exc:  # one failing part must not hide the others
+            ROWS.append(f"- {part.__name__}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
+            print(ROWS[-1], flush=True)
+    compile_check()
+    text = "\n".join(head + ROWS + [f"\n(total {time.perf_counter() - start:.0f} s)"])
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
