@@ -118,8 +118,9 @@ def options_rows(budget: float) -> None:
     ROWS.append("|---|---|---|")
     x = torch.randn(100, 64, 512, device="cuda")
     t_plain = timed(call(torch_gru(512, 512), x, True), budget)
-    for name, kw in (("reset_after=False", {"reset_after": False}), ("layer_norm", {"layer_norm": True}),
-                     ("zoneout=0.1", {"zoneout": 0.1}), ("recurrent_dropout=0.25", {"recurrent_dropout": 0.25})):
+    options = (("reset_after=False", {"reset_after": False}), ("layer_norm", {"layer_norm": True}),
+               ("zoneout=0.1", {"zoneout": 0.1}), ("recurrent_dropout=0.25", {"recurrent_dropout": 0.25}))
+    for name, kw in options:
         tr = ours(512, 512, "triton", **kw).train()
         ref = ours(512, 512, "reference", **kw).train()
         row(name, "cuDNN plain", t_plain, {"triton": timed(call(tr, x, True), budget),
@@ -138,14 +139,15 @@ def mingru_row(budget: float) -> None:
 
 
 def bf16_row(budget: float) -> None:
-    ROWS.append("\n### bfloat16 autocast, B=256, H=1024, T=100, training (rival: the same engine in float32)\n")
+    ROWS.append("\n### bfloat16 autocast, B=256, H=1024, T=100, training "
+                "(rival: the same engine in float32)\n")
     ROWS.append("| engine | float32 | bfloat16 autocast |")
     ROWS.append("|---|---|---|")
     x = torch.randn(100, 256, 1024, device="cuda")
     for engine, kw in (("cudnn", {}), ("triton", {}), ("triton layer_norm", {"layer_norm": True})):
         m = ours(1024, 1024, engine.split()[0], **kw)
 
-        def bf16():
+        def bf16(m=m):
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 call(m, x, True)()
         row(engine, "float32", timed(call(m, x, True), budget), {"bf16": timed(bf16, budget)})

@@ -17,6 +17,10 @@ def test_grukit_info_reports_versions_engines_threads():
     assert f"torch    {torch.__version__}" in res.stdout
     assert re.search(r"reference\s+built", res.stdout)
     assert re.search(r"cpu\s+(built|missing)", res.stdout)
+    for gpu_engine in ("cudnn", "triton"):
+        assert re.search(gpu_engine + r"\s+(built|missing)", res.stdout)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (torch sees no CUDA device)"
+    assert f"gpu      {gpu}" in res.stdout
     assert f"threads  {torch.get_num_threads()}" in res.stdout
 
 

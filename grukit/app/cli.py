@@ -27,7 +27,9 @@ def _info(_: argparse.Namespace) -> int:
     for name, e in info["engines"].items():
         mark = "built" if e["built"] else "missing"
         print(f"  {name:<10} {mark:<8} {e['runs']}")
-    print(f"  auto       runs {info['auto']}")
+    on_cuda = f"; on CUDA {info['auto_cuda']}" if info["auto_cuda"] else ""
+    print(f"  auto       runs {info['auto']} on the CPU{on_cuda}")
+    print(f"gpu      {info['device'] or 'none (torch sees no CUDA device)'}")
     isas = info["isas"]
     print(f"isa      {info['isa'] or '-'} (built: {', '.join(isas['built']) or 'none'}; this CPU runs: "
           f"{', '.join(isas['runnable'])}; GRUKIT_ISA=avx2|base forces a lower one)")

@@ -37,7 +37,7 @@ from torch import Tensor
 from .. import reference
 from . import kernels
 
-PERSISTENT_MAX_H = int(os.environ.get("GRUKIT_TRITON_PERSISTENT_MAX_H", "128"))
+PERSISTENT_MAX_H = int(os.environ.get("GRUKIT_TRITON_PERSISTENT_MAX_H", "64"))  # W_hh fits on-chip
 f32 = torch.float32
 
 
