@@ -2,10 +2,12 @@
 
     python benchmarks/bench_gpu.py [--out results.md] [--quick]
 
-First the `cuda`-marked tests (tests/test_gpu_engines.py: the engines against the
-reference on this GPU), then the grid of issue 17's targets, each row timed side by
-side in this process (median of repeated calls, CUDA-synchronised; training = forward
-+ backward of the summed output), written as a markdown table (stdout, and --out).
+First tests/test_gpu_engines.py on this GPU (every comparison of the Triton kernels
+with the reference engine, compiled for the GPU instead of interpreted, and the
+`cuda`-marked checks; on several processes when pytest-xdist is installed), then the
+grid of issue 17's targets, each row timed side by side in this process (median of
+repeated calls, CUDA-synchronised; training = forward + backward of the summed
+output), written as a markdown table (stdout, and --out).
 Meant to finish in under 5 minutes on an H100/H200; --quick times fewer repeats.
 Ratios are rival time / grukit time: above 1 means grukit is faster.
 """
@@ -85,7 +87,8 @@ def plain_grid(budget: float) -> None:
 
 
 def small_grid(budget: float) -> None:
-    ROWS.append("\n### Small hidden sizes (the persistent kernel), T=100, I=H\n")
+    ROWS.append("\n### Small hidden sizes, T=100, I=H (H <= 32: the persistent kernel; above: the "
+                "per-step loop as a CUDA graph)\n")
     ROWS.append("| config | torch.nn.GRU | gk.GRU |")
     ROWS.append("|---|---|---|")
     for H in (32, 64, 128):
@@ -153,6 +156,57 @@ def bf16_row(budget: float) -> None:
         row(engine, "float32", timed(call(m, x, True), budget), {"bf16": timed(bf16, budget)})
 
 
+def modes_rows(budget: float) -> None:
+    """Where the time goes: the persistent kernel against the per-step loop at H=64, and
+    the per-step loop's floor (its T cuBLAS calls alone)."""
+    ROWS.append("\n### Diagnostics: the Triton engine's two modes, T=100, I=H\n")
+    ROWS.append("| config | torch.nn.GRU | gk.GRU triton |")
+    ROWS.append("|---|---|---|")
+    from grukit.gpu import recurrence
+    for H, B in ((32, 8), (64, 8), (64, 64)):
+        x = torch.randn(100, B, H, device="cuda")
+        t_ref, tr = torch_gru(H, H), ours(H, H, "triton")
+        for train in (False, True):
+            got = {}
+            for mode in ("persistent", "step"):
+                recurrence.MODE = mode
+                try:
+                    got[mode] = timed(call(tr, x, train), budget)
+                finally:
+                    recurrence.MODE = None
+            name = f"B={B} H={H} {'train' if train else 'infer'}"
+            row(name, "cuDNN", timed(call(t_ref, x, train), budget), got)
+    h, w = torch.randn(8, 256, device="cuda"), torch.randn(768, 256, device="cuda")
+
+    def mm_loop():
+        for _ in range(100):
+            torch.mm(h, w.t())
+    ROWS.append(f"- floor of the per-step loop at B=8, H=256: 100 torch.mm calls take "
+                f"{timed(mm_loop, budget) * 1e3:.3f} ms")
+    print(ROWS[-1], flush=True)
+
+
+def profile_rows(budget: float) -> None:
+    """How much of a call the GPU is busy (torch.profiler): where the rest is host time."""
+    ROWS.append("\n### Diagnostics: GPU busy time per call (torch.profiler), T=100, I=H\n")
+    for H, B, train in ((32, 8, False), (256, 8, False), (256, 64, False), (512, 64, True)):
+        x = torch.randn(100, B, H, device="cuda")
+        for name, model in (("cuDNN", torch_gru(H, H)), ("triton", ours(H, H, "triton"))):
+            fn = call(model, x, train)
+            wall = timed(fn, budget)
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                for _ in range(5):
+                    fn()
+                torch.cuda.synchronize()
+            events = prof.key_averages()
+            ms = lambda e: getattr(e, "self_device_time_total", 0) / 5 / 1e3  # noqa: E731
+            busy = sum(ms(e) for e in events)
+            tops = ", ".join(f"{e.key[:40]} {ms(e):.3f}" for e in sorted(events, key=ms)[::-1][:3])
+            ROWS.append(f"- B={B} H={H} {'train' if train else 'infer'} {name}: wall {wall * 1e3:.3f} ms, "
+                        f"GPU busy {busy:.3f} ms (top: {tops})")
+            print(ROWS[-1], flush=True)
+
+
 def compile_check() -> None:
     ROWS.append("\n### torch.compile(fullgraph=True) and torch.export on CUDA\n")
     for engine, kw in (("cudnn", {}), ("triton", {"layer_norm": True})):
@@ -175,6 +229,7 @@ def main() -> int:
     parser.add_argument("--out", help="also write the markdown here")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--tests-timeout", type=float, default=240, help="seconds for the tests")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("bench_gpu.py needs a CUDA GPU; torch sees none here", file=sys.stderr)
@@ -187,14 +242,20 @@ def main() -> int:
     print("\n".join(head), flush=True)
     start = time.perf_counter()
     if not args.skip_tests:
-        res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
+        try:
+            import xdist  # noqa: F401
+            workers = ["-n", "8"]
+        except ImportError:
+            workers = []
+        res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers,
                               os.path.join(os.path.dirname(HERE), "tests", "test_gpu_engines.py")],
-                             capture_output=True, text=True, timeout=240)
+                             capture_output=True, text=True, timeout=args.tests_timeout)
         tail = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else res.stderr[-500:]
         head.append(f"cuda tests: {tail} (rc {res.returncode})")
         print(res.stdout[-3000:], res.stderr[-2000:], flush=True)
     torch.backends.cudnn.benchmark = False
-    for part in (plain_grid, small_grid, lengths_row, options_rows, mingru_row, bf16_row):
+    for part in (plain_grid, small_grid, modes_rows, profile_rows, lengths_row, options_rows, mingru_row,
+                 bf16_row):
         try:
             part(budget)
         except Exception as exc:  # one failing part must not hide the others

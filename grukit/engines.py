@@ -214,6 +214,7 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+@torch.compiler.assume_constant_result  # torch.compile must not trace the import check
 def triton_error() -> Optional[str]:
     """Why the Triton engine cannot run here, or None when it can."""
     global _triton_checked, _triton_error

@@ -35,9 +35,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import reference
-from . import kernels
+from . import graphs, kernels
 
-PERSISTENT_MAX_H = int(os.environ.get("GRUKIT_TRITON_PERSISTENT_MAX_H", "64"))  # W_hh fits on-chip
+# measured on an H200 (benchmarks/README.md): at H=64 the per-step loop replayed as a
+# CUDA graph already beats the persistent kernel; at H=32 the persistent kernel is faster
+PERSISTENT_MAX_H = int(os.environ.get("GRUKIT_TRITON_PERSISTENT_MAX_H", "32"))
 f32 = torch.float32
 
 
@@ -54,6 +56,12 @@ def _blocks(B: int, H: int, persistent: bool) -> tuple[int, int]:
     if persistent:  # tl.dot needs 16 rows at least
         return 16, BH
     return min(_pow2(B), max(1, 2048 // BH)), BH
+
+
+def _warps(BH: int) -> int:
+    """Warps for the persistent kernels: at BH=64 four warps hold W_hh only by spilling
+    registers (ptxas -v, sm_90), eight hold it without."""
+    return 4 if BH <= 32 else 8
 
 
 def _persistent(H: int, mode: Optional[str]) -> bool:
@@ -108,59 +116,86 @@ def _forward(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[T
              zoneout: Optional[Tensor], h_mask: Optional[Tensor], ln_ih: Optional[Tensor],
              ln_hh: Optional[Tensor], reset_after: bool, reverse: bool, save: bool) -> list[Tensor]:
     dt = x.dtype
-    T, B = x.shape[0], x.shape[1]
     H = w_hh.shape[1]
     with torch.autocast(x.device.type, enabled=False):
         gi = _input_projection(x, w_ih, b_ih, ln_ih, dt).contiguous()
-        w = w_hh.to(dt).contiguous()
-        new = lambda *shape: torch.empty(*shape, device=x.device, dtype=f32)  # noqa: E731
-        none = new(0)
-        y = torch.empty(T, B, H, device=x.device, dtype=dt)
-        # the saved tensors, each a tensor of its own (a custom op's outputs may not alias)
-        gates = new(T, B, 3 * H) if save or not reset_after else new(0)
-        ghn = new(T, B, H) if save and reset_after else new(0)
-        xhat = new(T, B, 3 * H) if save and ln_hh is not None else new(0)
-        rstd = new(T, B) if save and ln_hh is not None else new(0)
-        hprev = new(T, B, H) if save else new(0)
-        h = h0.to(f32).contiguous().clone()
-        lens = None if lengths is None else lengths.contiguous()
-        rs = None if resets is None else resets.to(torch.uint8).contiguous()
-        zone = None if zoneout is None else zoneout.contiguous()
-        mask = None if h_mask is None else h_mask.contiguous()
-        dummy = none
-        opt = lambda t: dummy if t is None else t  # noqa: E731
-        common = _flags(lens, rs, zone, mask)
-        persistent = _persistent(H, MODE)
-        BB, BH = _blocks(B, H, persistent)
-        grid = (triton_cdiv(B, BB),)
-        if persistent:
-            kernels.fwd_seq[grid](gi, w, opt(b_hh), opt(ln_hh), h, opt(mask), opt(zone), opt(lens), opt(rs),
-                                  y, gates, ghn, xhat, rstd, hprev, T, B, H, REVERSE=reverse,
-                                  RESET_AFTER=reset_after, HAS_BIAS=b_hh is not None,
-                                  HAS_LN=ln_hh is not None, SAVE=save, BB=BB, BH=BH, **common)
+        inputs = [gi, w_hh.to(dt).contiguous(), b_hh, ln_hh, h0.to(f32).contiguous(),
+                  None if h_mask is None else h_mask.contiguous(),
+                  None if zoneout is None else zoneout.contiguous(),
+                  None if lengths is None else lengths.contiguous(),
+                  None if resets is None else resets.to(torch.uint8).contiguous()]
+        flags = (reset_after, reverse, save)
+        if _persistent(H, MODE):
+            out = _seq_forward(*inputs, *flags)
+        else:  # T launches of each kernel: replayed from a CUDA graph where it can be
+            out = graphs.replay(("forward", *flags), lambda *a: _step_forward(*a, *flags), inputs)
+    y, h = out[0], out[1]
+    return [y, h.to(h0.dtype), *out[2:]]
+
+
+def _forward_outputs(gi: Tensor, H: int, ln: bool, reset_after: bool, save: bool) -> list[Tensor]:
+    """y and what the backward reads (empty where not saved), allocated for the loops below."""
+    T, B = gi.shape[0], gi.shape[1]
+    new = lambda *shape: torch.empty(*shape, device=gi.device, dtype=f32)  # noqa: E731
+    return [torch.empty(T, B, H, device=gi.device, dtype=gi.dtype),
+            new(T, B, 3 * H) if save or not reset_after else new(0),
+            new(T, B, H) if save and reset_after else new(0),
+            new(T, B, 3 * H) if save and ln else new(0),
+            new(T, B) if save and ln else new(0),
+            new(T, B, H) if save else new(0)]
+
+
+def _seq_forward(gi: Tensor, w: Tensor, b_hh: Optional[Tensor], ln_hh: Optional[Tensor], h0: Tensor,
+                 mask: Optional[Tensor], zone: Optional[Tensor], lens: Optional[Tensor], rs: Optional[Tensor],
+                 reset_after: bool, reverse: bool, save: bool) -> list[Tensor]:
+    """The recurrence in one launch of the persistent kernel: [y, h_last, gates, ghn, xhat, rstd, hprev]."""
+    T, B, H = gi.shape[0], gi.shape[1], w.shape[1]
+    y, gates, ghn, xhat, rstd, hprev = _forward_outputs(gi, H, ln_hh is not None, reset_after, save)
+    h = h0.clone()
+    opt = lambda t: rstd.new_empty(0) if t is None else t  # noqa: E731
+    BB, BH = _blocks(B, H, True)
+    kernels.fwd_seq[(triton_cdiv(B, BB),)](
+        gi, w, opt(b_hh), opt(ln_hh), h, opt(mask), opt(zone), opt(lens), opt(rs),
+        y, gates, ghn, xhat, rstd, hprev, T, B, H, REVERSE=reverse, RESET_AFTER=reset_after,
+        HAS_BIAS=b_hh is not None, HAS_LN=ln_hh is not None, SAVE=save, BB=BB, BH=BH,
+        num_warps=_warps(BH), **_flags(lens, rs, zone, mask))
+    return [y, h, gates, ghn, xhat, rstd, hprev]
+
+
+def _step_forward(gi: Tensor, w: Tensor, b_hh: Optional[Tensor], ln_hh: Optional[Tensor], h0: Tensor,
+                  mask: Optional[Tensor], zone: Optional[Tensor], lens: Optional[Tensor],
+                  rs: Optional[Tensor], reset_after: bool, reverse: bool, save: bool) -> list[Tensor]:
+    """The recurrence step by step: per step a cuBLAS GEMM and kernels.fwd_step (two of
+    each for reset_after=False). Same outputs as _seq_forward."""
+    T, B, H = gi.shape[0], gi.shape[1], w.shape[1]
+    dt = gi.dtype
+    y, gates, ghn, xhat, rstd, hprev = _forward_outputs(gi, H, ln_hh is not None, reset_after, save)
+    opt = lambda t: rstd.new_empty(0) if t is None else t  # noqa: E731
+    BB, BH = _blocks(B, H, False)
+    grid = (triton_cdiv(B, BB),)
+    common = _flags(lens, rs, zone, mask)
+    order = _order(T, reverse)
+    h = h0.clone()
+    cut = _cut(rs, lens, order[0])
+    if cut is not None:
+        h = torch.where(cut, 0.0, h)
+    hin = (h if mask is None else h * mask).to(dt)
+    rh = torch.empty(B, H, device=gi.device, dtype=dt) if not reset_after else opt(None)
+    for i, t in enumerate(order):
+        has_next = i + 1 < T
+        if reset_after:
+            gh = torch.mm(hin, w.t())
         else:
-            order = _order(T, reverse)
-            cut = _cut(rs, lens, order[0])
-            if cut is not None:
-                h = torch.where(cut, 0.0, h)
-            hin = (h if mask is None else h * mask).to(dt)
-            rh = torch.empty(B, H, device=x.device, dtype=dt) if not reset_after else dummy
-            for i, t in enumerate(order):
-                has_next = i + 1 < T
-                if reset_after:
-                    gh = torch.mm(hin, w.t())
-                else:
-                    kernels.fwd_rz[grid](gi, torch.mm(hin, w[:2 * H].t()), opt(b_hh), h, opt(mask), gates, rh,
-                                         t, B, H, HAS_BIAS=b_hh is not None, HAS_MASK=mask is not None,
-                                         BB=BB, BH=BH)
-                    gh = torch.mm(rh, w[2 * H:].t())
-                kernels.fwd_step[grid](gi, gh, opt(b_hh), opt(ln_hh), h, opt(mask), opt(zone), opt(lens),
-                                       opt(rs),
-                                       y, gates, ghn, xhat, rstd, hprev, hin, t,
-                                       order[i + 1] if has_next else 0, B, H, RESET_AFTER=reset_after,
-                                       HAS_BIAS=b_hh is not None, HAS_LN=ln_hh is not None, HAS_NEXT=has_next,
-                                       SAVE=save, BB=BB, BH=BH, **common)
-    return [y, h.to(h0.dtype), gates, ghn, xhat, rstd, hprev]
+            kernels.fwd_rz[grid](gi, torch.mm(hin, w[:2 * H].t()), opt(b_hh), h, opt(mask), gates, rh,
+                                 t, B, H, HAS_BIAS=b_hh is not None, HAS_MASK=mask is not None,
+                                 BB=BB, BH=BH)
+            gh = torch.mm(rh, w[2 * H:].t())
+        kernels.fwd_step[grid](gi, gh, opt(b_hh), opt(ln_hh), h, opt(mask), opt(zone), opt(lens), opt(rs),
+                               y, gates, ghn, xhat, rstd, hprev, hin, t,
+                               order[i + 1] if has_next else 0, B, H, RESET_AFTER=reset_after,
+                               HAS_BIAS=b_hh is not None, HAS_LN=ln_hh is not None, HAS_NEXT=has_next,
+                               SAVE=save, BB=BB, BH=BH, **common)
+    return [y, h, gates, ghn, xhat, rstd, hprev]
 
 
 def _backward(dy: Optional[Tensor], dh_n: Optional[Tensor], x: Tensor, h0: Tensor, w_ih: Tensor,
@@ -175,49 +210,19 @@ def _backward(dy: Optional[Tensor], dh_n: Optional[Tensor], x: Tensor, h0: Tenso
         w = w_hh.to(dt).contiguous()
         new = lambda *shape: torch.empty(*shape, device=x.device, dtype=f32)  # noqa: E731
         none = new(0)
-        opt = lambda t: none if t is None else t  # noqa: E731
         g = (torch.zeros(B, H, device=x.device, dtype=f32) if dh_n is None
-             else dh_n.to(f32).contiguous().clone())
-        dyc = None if dy is None else dy.contiguous()
-        dgi = torch.empty(T, B, 3 * H, device=x.device, dtype=dt)
-        dgh = new(T, B, 3 * H)
-        dgh_post = new(T, B, 3 * H) if ln_hh is not None else none
-        lens = None if lengths is None else lengths.contiguous()
-        rs = None if resets is None else resets.to(torch.uint8).contiguous()
-        zone = None if zoneout is None else zoneout.contiguous()
+             else dh_n.to(f32).contiguous())
         mask = None if h_mask is None else h_mask.contiguous()
-        common = _flags(lens, rs, zone, mask)
-        persistent = _persistent(H, MODE)
-        BB, BH = _blocks(B, H, persistent)
-        grid = (triton_cdiv(B, BB),)
-        if persistent:
-            kernels.bwd_seq[grid](opt(dyc), g, w, opt(mask), opt(zone), opt(lens), opt(rs), opt(ln_hh),
-                                  gates, ghn, xhat, rstd, hprev, dgi, dgh, dgh_post, T, B, H,
-                                  REVERSE=reverse, RESET_AFTER=reset_after, HAS_LN=ln_hh is not None,
-                                  HAS_DY=dyc is not None, BB=BB, BH=BH, **common)
-            dh0 = g
+        inputs = [None if dy is None else dy.contiguous(), g, w, mask,
+                  None if zoneout is None else zoneout.contiguous(),
+                  None if lengths is None else lengths.contiguous(),
+                  None if resets is None else resets.to(torch.uint8).contiguous(),
+                  ln_hh, gates, ghn, xhat, rstd, hprev]
+        if _persistent(H, MODE):
+            dgi, dgh, dgh_post, dh0 = _seq_backward(*inputs, reset_after, reverse)
         else:
-            order = _order(T, reverse)[::-1]  # the forward's steps, last first
-            ghin = torch.zeros(B, H, device=x.device, dtype=f32)
-            extra = new(B, H) if not reset_after else none
-            for i, t in enumerate(order):
-                kernels.bwd_step[grid](opt(dyc), g, ghin, opt(mask), opt(zone), opt(lens), opt(rs),
-                                       opt(ln_hh),
-                                       gates, ghn, xhat, rstd, hprev, dgi, dgh, dgh_post, t,
-                                       order[i - 1] if i > 0 else 0, B, H, RESET_AFTER=reset_after,
-                                       HAS_LN=ln_hh is not None, HAS_NEXT=i > 0, HAS_DY=dyc is not None,
-                                       BB=BB, BH=BH, **common)
-                if reset_after:
-                    ghin = torch.mm(dgh[t].to(dt), w).float()
-                else:
-                    drh = torch.mm(dgh[t, :, 2 * H:].to(dt), w[2 * H:])
-                    kernels.bwd_r[grid](drh, opt(mask), gates, hprev, dgi, dgh, extra, t, B, H,
-                                        HAS_MASK=mask is not None, BB=BB, BH=BH)
-                    ghin = extra + torch.mm(dgh[t, :, :2 * H].to(dt), w[:2 * H]).float()
-            dh0 = g + (ghin if mask is None else ghin * mask)
-            cut = _cut(rs, lens, order[-1])
-            if cut is not None:
-                dh0 = torch.where(cut, 0.0, dh0)
+            loop = lambda *a: _step_backward(*a, reset_after, reverse)  # noqa: E731
+            dgi, dgh, dgh_post, dh0 = graphs.replay(("backward", reset_after, reverse), loop, inputs)
         # the weight gradients: GEMMs over all steps at once
         hin = hprev if mask is None else hprev * mask
         flat = lambda t: t.reshape(T * B, -1).to(dt)  # noqa: E731
@@ -250,6 +255,69 @@ def _backward(dy: Optional[Tensor], dh_n: Optional[Tensor], x: Tensor, h0: Tenso
             db_hh.to(b_hh.dtype) if b_hh is not None else new(0),
             dln_ih.to(ln_ih.dtype) if ln_ih is not None else new(0),
             dln_hh.to(ln_hh.dtype) if ln_hh is not None else new(0)]
+
+
+def _backward_outputs(gates: Tensor, dt: torch.dtype, ln: bool) -> list[Tensor]:
+    """dgi (in the matmul dtype), dgh and dgh_post (before the layer norm of gh)."""
+    T, B, H3 = gates.shape
+    new = lambda *shape: torch.empty(*shape, device=gates.device, dtype=f32)  # noqa: E731
+    return [torch.empty(T, B, H3, device=gates.device, dtype=dt), new(T, B, H3),
+            new(T, B, H3) if ln else new(0)]
+
+
+def _seq_backward(dy: Optional[Tensor], g_last: Tensor, w: Tensor, mask: Optional[Tensor],
+                  zone: Optional[Tensor], lens: Optional[Tensor], rs: Optional[Tensor],
+                  ln_hh: Optional[Tensor], gates: Tensor, ghn: Tensor, xhat: Tensor, rstd: Tensor,
+                  hprev: Tensor, reset_after: bool, reverse: bool) -> list[Tensor]:
+    """The backward through time in one launch of the persistent kernel: [dgi, dgh, dgh_post, dh0]."""
+    T, B, H = hprev.shape
+    dgi, dgh, dgh_post = _backward_outputs(gates, w.dtype, ln_hh is not None)
+    g = g_last.clone()
+    opt = lambda t: dgh.new_empty(0) if t is None else t  # noqa: E731
+    BB, BH = _blocks(B, H, True)
+    kernels.bwd_seq[(triton_cdiv(B, BB),)](
+        opt(dy), g, w, opt(mask), opt(zone), opt(lens), opt(rs), opt(ln_hh),
+        gates, ghn, xhat, rstd, hprev, dgi, dgh, dgh_post, T, B, H,
+        REVERSE=reverse, RESET_AFTER=reset_after, HAS_LN=ln_hh is not None,
+        HAS_DY=dy is not None, BB=BB, BH=BH, num_warps=_warps(BH), **_flags(lens, rs, zone, mask))
+    return [dgi, dgh, dgh_post, g]
+
+
+def _step_backward(dy: Optional[Tensor], g_last: Tensor, w: Tensor, mask: Optional[Tensor],
+                   zone: Optional[Tensor], lens: Optional[Tensor], rs: Optional[Tensor],
+                   ln_hh: Optional[Tensor], gates: Tensor, ghn: Tensor, xhat: Tensor, rstd: Tensor,
+                   hprev: Tensor, reset_after: bool, reverse: bool) -> list[Tensor]:
+    """The backward through time step by step (kernels.bwd_step, and bwd_r for
+    reset_after=False, around cuBLAS GEMMs). Same outputs as _seq_backward."""
+    T, B, H = hprev.shape
+    dt = w.dtype
+    dgi, dgh, dgh_post = _backward_outputs(gates, dt, ln_hh is not None)
+    g = g_last.clone()
+    opt = lambda t: dgh.new_empty(0) if t is None else t  # noqa: E731
+    BB, BH = _blocks(B, H, False)
+    grid = (triton_cdiv(B, BB),)
+    common = _flags(lens, rs, zone, mask)
+    order = _order(T, reverse)[::-1]  # the forward's steps, last first
+    ghin = torch.zeros(B, H, device=g.device, dtype=f32)
+    extra = torch.empty(B, H, device=g.device, dtype=f32) if not reset_after else opt(None)
+    for i, t in enumerate(order):
+        kernels.bwd_step[grid](opt(dy), g, ghin, opt(mask), opt(zone), opt(lens), opt(rs), opt(ln_hh),
+                               gates, ghn, xhat, rstd, hprev, dgi, dgh, dgh_post, t,
+                               order[i - 1] if i > 0 else 0, B, H, RESET_AFTER=reset_after,
+                               HAS_LN=ln_hh is not None, HAS_NEXT=i > 0, HAS_DY=dy is not None,
+                               BB=BB, BH=BH, **common)
+        if reset_after:
+            ghin = torch.mm(dgh[t].to(dt), w).float()
+        else:
+            drh = torch.mm(dgh[t, :, 2 * H:].to(dt), w[2 * H:])
+            kernels.bwd_r[grid](drh, opt(mask), gates, hprev, dgi, dgh, extra, t, B, H,
+                                HAS_MASK=mask is not None, BB=BB, BH=BH)
+            ghin = extra + torch.mm(dgh[t, :, :2 * H].to(dt), w[:2 * H]).float()
+    dh0 = g + (ghin if mask is None else ghin * mask)
+    cut = _cut(rs, lens, order[-1])
+    if cut is not None:
+        dh0 = torch.where(cut, 0.0, dh0)
+    return [dgi, dgh, dgh_post, dh0]
 
 
 # ------------------------------------------------------------------- the custom ops
