@@ -21,14 +21,28 @@ def test_shipped_co2_series():
     assert np.isfinite(values).all() and 310 < values.min() < values.max() < 380  # gaps filled
 
 
-def test_default_job_beats_seasonal_naive_and_writes_its_outputs(tmp_path):
+def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tmp_path):
     job = JobConfig()
     job.train.epochs, job.output.dir = 8, str(tmp_path)
-    metrics = train.run(job, log=lambda *a: None)
+    lines = []
+    metrics = train.run(job, log=lambda *a: lines.append(" ".join(map(str, a))))
     assert metrics["gru"]["rmse"] < metrics["seasonal_naive"]["rmse"]
     assert metrics["gru"]["mae"] < metrics["seasonal_naive"]["mae"]
+    methods = ("persistence", "seasonal_naive", "ets", "arima")
+    for name in ("gru", *methods):
+        assert set(metrics[name]) == {"rmse", "mae", "mase", "smape"} and metrics[name]["rmse"] > 0
+    # CO2 is seasonal and trending: the fitted models beat both naive ones on the same points
+    naive = min(metrics["persistence"]["rmse"], metrics["seasonal_naive"]["rmse"])
+    assert metrics["ets"]["rmse"] < naive and metrics["arima"]["rmse"] < naive
+    assert "ARIMA(" in metrics["classical"]["arima"]["model"]
+    assert "damped" in metrics["classical"]["ets"]["model"]
+    verdict = metrics["verdict"]
+    best = min(methods, key=lambda k: metrics[k]["rmse"])
+    assert verdict["best_classical"] == best
+    assert verdict["gru_beats_best"] == (metrics["gru"]["rmse"] < metrics[best]["rmse"])
+    assert verdict["line"] in "\n".join(lines) and "MASE" in "\n".join(lines)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
-    assert on_disk["gru"] == metrics["gru"]
+    assert on_disk["gru"] == metrics["gru"] and on_disk["verdict"] == verdict
     for png in ("forecast.png", "learning_curves.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -64,6 +78,7 @@ def test_cli_train_with_a_config_on_a_users_csv(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "seasonal_naive" in res.stdout and (tmp_path / "run" / "model.grukit").exists()
+    assert "arima" in res.stdout and "the best classical method" in res.stdout
     if tensorboard:  # --tensorboard: the epochs' losses as TensorBoard reads them
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -1,5 +1,6 @@
-"""``grukit train``'s forecast job: forecast a real series with a GRU, next to a
-seasonal-naive baseline.
+"""``grukit train``'s forecast job: forecast a real series with a GRU, next to the
+classical forecasters of baselines.py (persistence, seasonal naive, damped Holt-Winters,
+ARIMA) on the same test points.
 
 With no config the job forecasts the weekly Mauna Loa CO2 series shipped in the
 package, one week ahead (job.py lists the config's fields). Each window is taken
@@ -21,6 +22,7 @@ from .. import datasets
 from ..training import distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
+from . import baselines
 from .job import JobConfig, fit, gru_stack, output_dir
 
 # ------------------------------------------------------------------------ the job
@@ -37,13 +39,8 @@ def windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, 
     return values[idx], values[target_at], target_at
 
 
-def _rmse_mae(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    err = pred - truth
-    return {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())}
-
-
 def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
-    """Train, evaluate against the seasonal-naive baseline, write the outputs; returns metrics
+    """Train, evaluate against the classical forecasters, write the outputs; returns metrics
     (train.run has seeded the generators and chosen the log)."""
     d, t = job.data, job.train
     if d.path == "co2":
@@ -78,22 +75,38 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     test = parts["test"]
     pred = last[test] + model.predict(x_rel[test]) * scale
     truth = y[test]
-    lag = target_at[test] - d.season
-    if (lag < 0).any():
+    lag = baselines.seasonal_lag(d.horizon, d.season)
+    if (target_at[test] - lag < 0).any():
         raise ValueError(f"data.season={d.season} reaches before the series starts for test targets")
-    baseline = values[lag]
     metrics = {
         "data": source, "window": d.window, "horizon": d.horizon, "season": d.season,
         "windows": {"train": n_train, "val": n_val, "test": n_test},
         "epochs_run": len(history.history["loss"]), "train_seconds": round(train_seconds, 2),
-        "gru": _rmse_mae(pred, truth), "seasonal_naive": _rmse_mae(baseline, truth),
     }
-    if not distributed.is_main():  # under torchrun, process 0 writes
+    if not distributed.is_main():  # under torchrun, process 0 fits the baselines and writes
         return {**metrics, "output_dir": out_dir}
-    log(f"\ntest set ({n_test} windows, {times[target_at[test][0]]} .. {times[target_at[test][-1]]}):")
-    log(f"  {'':<16}{'RMSE':>10}{'MAE':>10}")
-    for name in ("gru", "seasonal_naive"):
-        log(f"  {name:<16}{metrics[name]['rmse']:>10.4f}{metrics[name]['mae']:>10.4f}")
+    # the classical methods, fitted on the training part only (up to its last target)
+    fit_end = int(target_at[n_train - 1]) + 1
+    log(f"fitting the classical forecasters on the training part ({fit_end} steps) ...")
+    classical, fitted = baselines.forecasts(values, target_at[test], d.horizon, d.season, fit_end)
+    mase_scale = baselines.mase_scale(values[:fit_end], d.season)
+    metrics["gru"] = baselines.accuracy(pred, truth, mase_scale)
+    for name, forecast in classical.items():
+        metrics[name] = baselines.accuracy(forecast, truth, mase_scale)
+    metrics["classical"] = fitted
+    metrics["verdict"] = baselines.verdict({k: metrics[k] for k in ("gru", *classical)})
+    log(f"\ntest set ({n_test} windows, {times[target_at[test][0]]} .. {times[target_at[test][-1]]}), "
+        f"{d.horizon} step{'s' if d.horizon > 1 else ''} ahead:")
+    log(f"  {'':<16}{'RMSE':>10}{'MAE':>10}{'MASE':>9}{'sMAPE %':>9}")
+    for name in ("gru", *classical):
+        m = metrics[name]
+        log(f"  {name:<16}{m['rmse']:>10.4f}{m['mae']:>10.4f}{m['mase']:>9.3f}{m['smape']:>9.3f}")
+    for name in ("ets", "arima"):
+        about = fitted.get(name)
+        if isinstance(about, dict):
+            about = f"{about['model']} ({about['seconds']} s)"
+        log(f"  {name}: {about}")
+    log(f"  {metrics['verdict']['line']}")
 
     job_info = {"kind": "forecast", "window": d.window, "horizon": d.horizon, "scale": scale.tolist(),
                 "time_column": d.time_column if d.path != "co2" else "date",
@@ -102,15 +115,16 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
+    best = metrics["verdict"]["best_classical"]
     _plot_forecast(os.path.join(out_dir, "forecast.png"), [times[i] for i in target_at[test]], truth, pred,
-                   baseline, d.target_columns)
+                   classical[best], best, d.target_columns)
     log(f"\nwrote {out_dir}/model.grukit, metrics.json, forecast.png, learning_curves.png "
         "(checkpoint.grukit: the last epoch, for --resume)")
     return {**metrics, "output_dir": out_dir}
 
 
 def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, baseline: np.ndarray,
-                   names: list) -> None:
+                   baseline_name: str, names: list) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,7 +135,8 @@ def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, 
     for j, ax in enumerate(axes[:, 0]):
         ax.plot(steps, truth[:, j], label="truth", lw=1.2)
         ax.plot(steps, pred[:, j], label="GRU forecast", lw=1)
-        ax.plot(steps, baseline[:, j], label="seasonal naive", lw=0.8, alpha=0.7)
+        ax.plot(steps, baseline[:, j], label=f"{baseline_name.replace('_', ' ')} (best classical)", lw=0.8,
+                alpha=0.8)
         ticks = np.linspace(0, len(times) - 1, 6).astype(int)
         ax.set_xticks(ticks, [times[i] for i in ticks])
         ax.set_title(f"{names[j]}: test-set forecast")

@@ -11,7 +11,7 @@ has a default and an unknown field is an error that names it::
     target_columns = ["co2"]
     window = 52               # past steps the model sees
     horizon = 1               # how far ahead it forecasts
-    season = 52               # the seasonal-naive baseline's lag
+    season = 52               # the season's length in steps (the classical baselines use it)
     sequence_column = "sequence"  # classify: the column naming each row's sequence
     label_column = "label"        # classify: the class of that sequence
     feature_columns = []          # classify: default every other column
@@ -118,7 +118,7 @@ HELP = {
         "target_columns": "forecast: the columns to forecast",
         "window": "forecast: past steps the model sees",
         "horizon": "forecast: how many steps ahead it forecasts",
-        "season": "forecast: the seasonal-naive baseline's lag",
+        "season": "forecast: the season's length in steps (seasonal naive, Holt-Winters, ARIMA)",
         "sequence_column": "classify: the column naming each row's sequence",
         "label_column": "classify: the class of that sequence",
         "feature_columns": "classify: the input columns (empty: every other column)",

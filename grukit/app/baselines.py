@@ -1,0 +1,237 @@
+"""The classical forecasters that every forecast report puts next to the GRU.
+
+What a statistician would fit in a minute, each fitted on the training part of the
+series only and then run over the whole series with those parameters fixed, so that
+every test forecast uses the same past as the GRU's (the value ``horizon`` steps
+before its target and everything earlier):
+
+* ``persistence``: the last value, y[t-h].
+* ``seasonal_naive``: the value one season before, y[t - m*ceil(h/m)].
+* ``ets``: damped Holt-Winters exponential smoothing (statsmodels' ExponentialSmoothing,
+  additive damped trend; additive or multiplicative season, the lower AIC; no season
+  when the series is not seasonal or too short for two seasons). The fitted smoothing
+  parameters and initial states are run forward by ``_holt_winters`` below, the same
+  recursions as statsmodels' (checked against its fitted values in the tests).
+* ``arima``: statsmodels' ARIMA, differenced once when the augmented Dickey-Fuller test
+  does not reject a unit root (p > 0.05), with a drift or constant, the season as
+  Fourier terms (up to 3 harmonics: the usual way with long seasons), orders p, q in
+  0..2 chosen by AIC; then the fitted model filters the whole series
+  (``results.apply``) and its h-step forecasts come from the filtered states.
+
+``accuracy`` scores forecasts as the M competitions do: RMSE, MAE, MASE (the MAE over
+the training part's in-sample seasonal-naive MAE) and sMAPE (percent).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+
+METHODS = ("persistence", "seasonal_naive", "ets", "arima")
+FOURIER_MAX = 3
+
+
+def _lagged(values: np.ndarray, target_at: np.ndarray, lag: int) -> np.ndarray:
+    at = target_at - lag
+    if (at < 0).any():
+        raise ValueError(f"a lag of {lag} steps reaches before the series starts for the first targets")
+    return values[at]
+
+
+def seasonal_lag(horizon: int, season: int) -> int:
+    """The seasonal-naive lag for a forecast ``horizon`` steps ahead: the last value in the
+    same phase of the season that is at least ``horizon`` steps old."""
+    season = max(1, season)
+    return season * -(-horizon // season)
+
+
+def forecasts(values: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every method's forecast of values[target_at] (N, C), made ``horizon`` steps before
+    each target, fitted on values[:fit_end]. Returns the forecasts and, per method, what
+    was fitted (or why it could not run)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = {"persistence": _lagged(values, target_at, horizon),
+           "seasonal_naive": _lagged(values, target_at, seasonal_lag(horizon, season))}
+    info: dict[str, Any] = {"persistence": f"y[t-{horizon}]",
+                            "seasonal_naive": f"y[t-{seasonal_lag(horizon, season)}]"}
+    for name, method in (("ets", _ets), ("arima", _arima)):
+        start = time.perf_counter()
+        try:
+            cols, fitted = zip(*(method(values[:, j], target_at, horizon, season, fit_end)
+                                 for j in range(values.shape[1])), strict=True)
+        except ImportError:
+            info[name] = "not run: statsmodels is not installed (pip install 'grukit[app]')"
+            continue
+        except Exception as exc:  # a series the method cannot fit: reported, the job goes on
+            info[name] = f"not run: {type(exc).__name__}: {exc}"
+            continue
+        out[name] = np.stack(cols, axis=1)
+        info[name] = {"model": list(fitted) if len(fitted) > 1 else fitted[0],
+                      "seconds": round(time.perf_counter() - start, 2)}
+    return out, info
+
+
+# ------------------------------------------------------------------ Holt-Winters
+
+def _ets(y: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int
+         ) -> tuple[np.ndarray, str]:
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    train = y[:fit_end]
+    kinds = [None]
+    if season > 1 and fit_end >= 2 * season:
+        kinds = ["add", "mul"] if (train > 0).all() else ["add"]
+    best = None
+    for kind in kinds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = ExponentialSmoothing(train, trend="add", damped_trend=True, seasonal=kind,
+                                       seasonal_periods=season if kind else None,
+                                       initialization_method="estimated").fit()
+        if best is None or fit.aic < best[1].aic:
+            best = (kind, fit)
+    kind, fit = best
+    p = fit.params
+    seasons = np.asarray(p["initial_seasons"], dtype=np.float64) if kind else None
+    pred = _holt_winters(y, p["smoothing_level"], p["smoothing_trend"], p["smoothing_seasonal"] or 0.0,
+                         p["damping_trend"], p["initial_level"], p["initial_trend"], seasons, kind,
+                         target_at, horizon)
+    named = {None: "no", "add": "additive", "mul": "multiplicative"}[kind]
+    return pred, f"damped trend, {named} season"
+
+
+def _holt_winters(y: np.ndarray, alpha: float, beta: float, gamma: float, phi: float, level: float,
+                  trend: float, seasons: Optional[np.ndarray], kind: Optional[str], target_at: np.ndarray,
+                  horizon: int) -> np.ndarray:
+    """Forecasts of y[target_at] made horizon steps before each, by damped Holt-Winters with
+    these parameters and initial states (statsmodels' recursions and parametrisation);
+    horizon=0 gives nothing useful, horizon=1 the one-step fitted values."""
+    m = 0 if seasons is None else len(seasons)
+    s = None if seasons is None else seasons.copy()  # s[t % m]: the latest estimate for t's phase
+    damp = np.cumsum(phi ** np.arange(1, horizon + 1))[-1]  # phi + ... + phi^h
+    wanted = {int(t) - horizon: k for k, t in enumerate(target_at)}
+    pred = np.empty(len(target_at))
+    l, b = float(level), float(trend)
+
+    def ahead(t: int) -> float:  # the forecast of y[t + horizon] from the state after y[t]
+        base = l + damp * b
+        if m == 0:
+            return base
+        phase = s[(t + horizon) % m]
+        return base * phase if kind == "mul" else base + phase
+
+    if -1 in wanted:
+        pred[wanted[-1]] = ahead(-1)
+    for t in range(len(y)):
+        prior = l + phi * b
+        if m == 0:
+            l = alpha * y[t] + (1 - alpha) * prior
+        elif kind == "mul":
+            l = alpha * y[t] / s[t % m] + (1 - alpha) * prior
+            s[t % m] = gamma * y[t] / prior + (1 - gamma) * s[t % m]
+        else:
+            l = alpha * (y[t] - s[t % m]) + (1 - alpha) * prior
+            s[t % m] = gamma * (y[t] - prior) + (1 - gamma) * s[t % m]
+        b = beta * (l - (prior - phi * b)) + (1 - beta) * phi * b
+        if t in wanted:
+            pred[wanted[t]] = ahead(t)
+    return pred
+
+
+# ------------------------------------------------------------------------ ARIMA
+
+def _fourier(n: int, season: int) -> Optional[np.ndarray]:
+    k = min(FOURIER_MAX, season // 2)
+    if season <= 1 or k < 1:
+        return None
+    t = np.arange(n)[:, None] * np.arange(1, k + 1)[None, :] * 2 * np.pi / season
+    return np.concatenate([np.sin(t), np.cos(t)], axis=1)
+
+
+def _arima(y: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int
+           ) -> tuple[np.ndarray, str]:
+    from statsmodels.tsa.arima.model import ARIMA
+    from statsmodels.tsa.stattools import adfuller
+
+    train = y[:fit_end]
+    exog = _fourier(len(y), season) if fit_end >= 2 * season else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = int(adfuller(train, autolag="AIC")[1] > 0.05)
+        best = None
+        for p in range(3):
+            for q in range(3):
+                try:
+                    fit = ARIMA(train, exog=None if exog is None else exog[:fit_end], order=(p, d, q),
+                                trend="t" if d else "c").fit()
+                except (ValueError, np.linalg.LinAlgError):
+                    continue
+                if np.isfinite(fit.aic) and (best is None or fit.aic < best.aic):
+                    best = fit
+        if best is None:
+            raise ValueError("no ARIMA order could be fitted to the training part")
+        full = best.apply(y, exog=exog)
+    pred = _state_space_ahead(full, target_at, horizon)
+    order = best.model.order
+    extra = f" + {exog.shape[1] // 2} Fourier pairs of period {season}" if exog is not None else ""
+    return pred, f"ARIMA{tuple(order)}{' with drift' if d else ''}{extra}"
+
+
+def _state_space_ahead(results, target_at: np.ndarray, horizon: int) -> np.ndarray:
+    """h-step forecasts of y[target_at] from a filtered linear state-space model with
+    time-invariant design and transition: Z T^(h-1) a[o+1|o] (+ the state intercepts)
+    + the observation intercept at the target, with o = target - h."""
+    ssm = results.model.ssm
+    Z = np.asarray(ssm["design"])
+    T = np.asarray(ssm["transition"])
+    c = np.asarray(ssm["state_intercept"])
+    d = np.asarray(ssm["obs_intercept"])
+    if Z.ndim == 3 and Z.shape[-1] > 1 or T.ndim == 3 and T.shape[-1] > 1 or c.ndim == 2 and c.shape[-1] > 1:
+        raise ValueError("the ARIMA state space is time-varying; h-step forecasts need it constant")
+    Z, T = Z.reshape(Z.shape[:2]), T.reshape(T.shape[:2])
+    c = c.reshape(-1)
+    a = np.asarray(results.filter_results.predicted_state)  # (k, n+1): a[t|t-1]
+    origins = target_at - horizon
+    state = a[:, origins + 1]  # a[o+1|o]
+    for _ in range(horizon - 1):
+        state = T @ state + c[:, None]
+    if d.ndim == 2 and d.shape[1] > 1:
+        d_at = d[0, target_at]
+    else:
+        d_at = np.full(len(target_at), float(d.reshape(-1)[0]))
+    return (Z @ state)[0] + d_at
+
+
+# ---------------------------------------------------------------------- scoring
+
+def mase_scale(train: np.ndarray, season: int) -> np.ndarray:
+    """Per column, the training part's in-sample seasonal-naive MAE (lag 1 when the
+    part is not longer than one season): MASE's denominator."""
+    lag = season if 1 < season < len(train) else 1
+    return np.abs(train[lag:] - train[:-lag]).mean(0) + 1e-12
+
+
+def accuracy(pred: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE, MASE and sMAPE (percent) over every test point and column."""
+    pred, truth = np.asarray(pred, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    err = pred - truth
+    denom = np.abs(pred) + np.abs(truth)
+    smape = np.where(denom > 0, 200 * np.abs(err) / np.where(denom > 0, denom, 1), 0.0)
+    return {"rmse": float(np.sqrt((err ** 2).mean())), "mae": float(np.abs(err).mean()),
+            "mase": float((np.abs(err) / scale).mean()), "smape": float(smape.mean())}
+
+
+def verdict(scores: dict[str, dict[str, float]], ours: str = "gru", metric: str = "rmse") -> dict[str, Any]:
+    """Whether ``ours`` beat the best classical method on ``metric``, and by how much."""
+    classical = {k: v for k, v in scores.items() if k in METHODS}
+    best = min(classical, key=lambda k: classical[k][metric])
+    ratio = scores[ours][metric] / max(classical[best][metric], 1e-300)
+    beats = ratio < 1.0
+    return {"best_classical": best, "metric": metric, "ratio": round(ratio, 4), "gru_beats_best": beats,
+            "line": f"the GRU {'beat' if beats else 'did not beat'} the best classical method "
+                    f"({best}): {metric.upper()} {scores[ours][metric]:.4g} vs {classical[best][metric]:.4g} "
+                    f"({ratio:.2f}x)"}

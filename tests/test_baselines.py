@@ -1,0 +1,128 @@
+"""The classical forecasters of every forecast report (grukit/app/baselines.py): each
+against statsmodels' own numbers, the scores against hand computations, and a report
+that goes on when a method cannot run."""
+
+import builtins
+import warnings
+
+import numpy as np
+import pytest
+
+from grukit import datasets
+from grukit.app import baselines as bl
+
+statsmodels = pytest.importorskip("statsmodels")
+
+
+def _co2(n=600):
+    return datasets.load_co2()[1][:n, 0].astype(np.float64)
+
+
+@pytest.mark.parametrize("kind,season", [("add", 52), ("mul", 52), (None, 0)])
+def test_holt_winters_recursions_are_statsmodels(kind, season):
+    """Run forward with statsmodels' fitted parameters, the recursions give its fitted
+    values (one step ahead) and its forecasts 1..7 steps past the fitted part."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    y = _co2()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = ExponentialSmoothing(y[:500], trend="add", damped_trend=True, seasonal=kind,
+                                   seasonal_periods=season or None, initialization_method="estimated").fit()
+    p = fit.params
+    seasons = None if kind is None else np.asarray(p["initial_seasons"])
+
+    def run(target_at, h):
+        return bl._holt_winters(y, p["smoothing_level"], p["smoothing_trend"], p["smoothing_seasonal"] or 0.0,
+                                p["damping_trend"], p["initial_level"], p["initial_trend"], seasons, kind,
+                                np.asarray(target_at), h)
+
+    np.testing.assert_allclose(run(np.arange(500), 1), fit.fittedvalues, rtol=0, atol=1e-9)
+    ahead = [run([499 + h], h)[0] for h in range(1, 8)]
+    np.testing.assert_allclose(ahead, fit.forecast(7), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("h", [1, 3])
+def test_arima_h_step_forecasts_are_statsmodels_dynamic_predictions(h):
+    from statsmodels.tsa.arima.model import ARIMA
+
+    y = _co2()
+    exog = bl._fourier(len(y), 52)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = ARIMA(y[:400], exog=exog[:400], order=(2, 1, 1), trend="t").fit().apply(y, exog=exog)
+    targets = np.array([450, 481, 599])
+    want = [full.get_prediction(start=t - h + 1, end=t, dynamic=True).predicted_mean[-1] for t in targets]
+    np.testing.assert_allclose(bl._state_space_ahead(full, targets, h), want, rtol=0, atol=1e-8)
+
+
+def test_naive_methods_and_their_lags():
+    cases = ((1, 52), (52, 52), (53, 52), (3, 1), (3, 0))
+    assert [bl.seasonal_lag(h, m) for h, m in cases] == [52, 52, 104, 3, 3]
+    values = np.arange(100.0)[:, None] * [1.0, -2.0]
+    preds, info = bl.forecasts(values, np.array([60, 70]), 2, 12, fit_end=50)
+    np.testing.assert_array_equal(preds["persistence"], values[[58, 68]])
+    np.testing.assert_array_equal(preds["seasonal_naive"], values[[48, 58]])
+    assert info["persistence"] == "y[t-2]" and info["seasonal_naive"] == "y[t-12]"
+    with pytest.raises(ValueError, match="a lag of 12 steps reaches before the series starts"):
+        bl.forecasts(values, np.array([5]), 1, 12, fit_end=4)
+
+
+def test_ets_and_arima_follow_a_clean_seasonal_series():
+    """On trend + season + small noise, both classical models forecast far better than
+    the naive ones; every column gets its own fit."""
+    rng = np.random.default_rng(0)
+    t = np.arange(300)
+    a = 10 + 0.05 * t + 2 * np.sin(2 * np.pi * t / 12) + 0.05 * rng.normal(size=300)
+    b = 50 - 0.02 * t + np.cos(2 * np.pi * t / 12) + 0.05 * rng.normal(size=300)
+    values = np.stack([a, b], axis=1)
+    targets = np.arange(240, 300)
+    preds, info = bl.forecasts(values, targets, 1, 12, fit_end=200)
+    scale = bl.mase_scale(values[:200], 12)
+    scores = {k: bl.accuracy(v, values[targets], scale) for k, v in preds.items()}
+    for method in ("ets", "arima"):
+        assert preds[method].shape == (60, 2)
+        assert scores[method]["rmse"] < 0.1 < scores["persistence"]["rmse"], scores
+        assert isinstance(info[method]["model"], list) and len(info[method]["model"]) == 2
+    assert "additive season" in info["ets"]["model"][0]
+    assert "Fourier pairs of period 12" in info["arima"]["model"][0]
+
+
+def test_accuracy_and_verdict_by_hand():
+    truth = np.array([[1.0], [2.0], [0.0]])
+    pred = np.array([[2.0], [2.0], [0.0]])
+    got = bl.accuracy(pred, truth, np.array([0.5]))
+    assert got["rmse"] == pytest.approx(np.sqrt(1 / 3)) and got["mae"] == pytest.approx(1 / 3)
+    assert got["mase"] == pytest.approx(2 / 3)  # errors 1, 0, 0 over a scale of 0.5
+    assert got["smape"] == pytest.approx(200 / 3 / 3)  # 200 * 1 / 3, then 0 and 0/0 -> 0
+    # the in-sample seasonal-naive MAE at lag 2: |2 - 1| and |6 - 3|
+    np.testing.assert_allclose(bl.mase_scale(np.array([[1.0], [3.0], [2.0], [6.0]]), 2), [2.0], atol=1e-9)
+    scores = {"gru": {"rmse": 0.9}, "persistence": {"rmse": 2.0}, "ets": {"rmse": 1.0},
+              "other": {"rmse": 0.1}}  # not a classical method: not a rival
+    v = bl.verdict(scores)
+    assert v["best_classical"] == "ets" and v["gru_beats_best"] and v["ratio"] == 0.9
+    assert v["line"] == "the GRU beat the best classical method (ets): RMSE 0.9 vs 1 (0.90x)"
+    assert not bl.verdict({**scores, "gru": {"rmse": 1.5}})["gru_beats_best"]
+
+
+def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):
+    values = _co2(300)[:, None]
+    targets = np.arange(250, 300)
+
+    def broken(*args):
+        raise np.linalg.LinAlgError("singular matrix")
+
+    monkeypatch.setattr(bl, "_arima", broken)
+    real_import = builtins.__import__
+
+    def no_statsmodels(name, *args, **kwargs):
+        if name.startswith("statsmodels"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    preds, info = bl.forecasts(values, targets, 1, 52, fit_end=200)
+    assert "arima" not in preds and info["arima"] == "not run: LinAlgError: singular matrix"
+    monkeypatch.setattr(builtins, "__import__", no_statsmodels)
+    preds, info = bl.forecasts(values, targets, 1, 52, fit_end=200)
+    assert set(preds) == {"persistence", "seasonal_naive"}
+    assert info["ets"] == "not run: statsmodels is not installed (pip install 'grukit[app]')"
