@@ -100,9 +100,10 @@ def test_accuracy_and_verdict_by_hand():
     scores = {"gru": {"rmse": 0.9}, "persistence": {"rmse": 2.0}, "ets": {"rmse": 1.0},
               "other": {"rmse": 0.1}}  # not a classical method: not a rival
     v = bl.verdict(scores)
-    assert v["best_classical"] == "ets" and v["gru_beats_best"] and v["ratio"] == 0.9
+    assert v["best_classical"] == "ets" and v["beats_best"] and v["ratio"] == 0.9
     assert v["line"] == "the GRU beat the best classical method (ets): RMSE 0.9 vs 1 (0.90x)"
-    assert not bl.verdict({**scores, "gru": {"rmse": 1.5}})["gru_beats_best"]
+    assert not bl.verdict({**scores, "gru": {"rmse": 1.5}})["beats_best"]
+    assert bl.verdict(scores, label="X")["line"].startswith("X beat the best")
 
 
 def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):
@@ -126,3 +127,25 @@ def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):
     preds, info = bl.forecasts(values, targets, 1, 52, fit_end=200)
     assert set(preds) == {"persistence", "seasonal_naive"}
     assert info["ets"] == "not run: statsmodels is not installed (pip install 'grukit[app]')"
+
+
+def test_the_forecasters_weights_and_references():
+    """The network's weight next to Holt-Winters: Bates-Granger's inverse-MSE weight,
+    shrunk towards one half by SHRINK pseudo-points; the references it may correct."""
+    from grukit.app import forecast
+
+    truth = np.zeros(10)
+    net, ets = np.full(10, 1.0), np.full(10, 2.0)  # MSE 1 and 4: Bates-Granger gives the network 0.8
+    assert forecast._network_weight(net, ets, truth) == pytest.approx((10 * 0.8 + forecast.SHRINK * 0.5) / 20)
+    assert forecast._network_weight(net, None, truth) == 1.0
+    assert forecast._network_weight(ets, ets, truth) == 0.5
+    values = np.arange(1.0, 41.0)[:, None]
+    targets = np.arange(20, 40)
+    refs = forecast._references(values, targets, 1, 12, 24, np.full((20, 1), 3.0), log_scale=True)
+    np.testing.assert_array_equal(refs["last"], values[targets - 1])
+    np.testing.assert_array_equal(refs["season"], values[targets - 12])
+    # one season back is not inside a window of 8
+    assert set(forecast._references(values, targets, 1, 12, 8, None, True)) == {"last"}
+    bad = np.full((20, 1), -1.0)  # a negative Holt-Winters forecast cannot be a reference in logs
+    assert "ets" not in forecast._references(values, targets, 1, 1, 8, bad, True)
+    assert "ets" in forecast._references(values, targets, 1, 1, 8, bad, False)

@@ -29,7 +29,7 @@ def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tm
     assert metrics["gru"]["rmse"] < metrics["seasonal_naive"]["rmse"]
     assert metrics["gru"]["mae"] < metrics["seasonal_naive"]["mae"]
     methods = ("persistence", "seasonal_naive", "ets", "arima")
-    for name in ("gru", *methods):
+    for name in ("grukit", "gru", *methods):
         assert set(metrics[name]) == {"rmse", "mae", "mase", "smape"} and metrics[name]["rmse"] > 0
     # CO2 is seasonal and trending: the fitted models beat both naive ones on the same points
     naive = min(metrics["persistence"]["rmse"], metrics["seasonal_naive"]["rmse"])
@@ -39,7 +39,10 @@ def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tm
     verdict = metrics["verdict"]
     best = min(methods, key=lambda k: metrics[k]["rmse"])
     assert verdict["best_classical"] == best
-    assert verdict["gru_beats_best"] == (metrics["gru"]["rmse"] < metrics[best]["rmse"])
+    assert verdict["beats_best"] == (metrics["grukit"]["rmse"] < metrics[best]["rmse"])
+    assert verdict["line"].startswith("grukit's forecaster")
+    assert metrics["network_sees"]["log"] is True  # CO2 is positive
+    assert "x the network +" in metrics["forecaster"]
     assert verdict["line"] in "\n".join(lines) and "MASE" in "\n".join(lines)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk["gru"] == metrics["gru"] and on_disk["verdict"] == verdict

@@ -48,20 +48,22 @@ def seasonal_lag(horizon: int, season: int) -> int:
     return season * -(-horizon // season)
 
 
-def forecasts(values: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int
-              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def forecasts(values: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int,
+              fitted: tuple[str, ...] = ("ets", "arima")) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every method's forecast of values[target_at] (N, C), made ``horizon`` steps before
-    each target, fitted on values[:fit_end]. Returns the forecasts and, per method, what
-    was fitted (or why it could not run)."""
+    each target, fitted on values[:fit_end] (the naive ones, and those of ``fitted``).
+    Returns the forecasts and, per method, what was fitted (or why it could not run)."""
     values = np.asarray(values, dtype=np.float64)
     out = {"persistence": _lagged(values, target_at, horizon),
            "seasonal_naive": _lagged(values, target_at, seasonal_lag(horizon, season))}
     info: dict[str, Any] = {"persistence": f"y[t-{horizon}]",
                             "seasonal_naive": f"y[t-{seasonal_lag(horizon, season)}]"}
     for name, method in (("ets", _ets), ("arima", _arima)):
+        if name not in fitted:
+            continue
         start = time.perf_counter()
         try:
-            cols, fitted = zip(*(method(values[:, j], target_at, horizon, season, fit_end)
+            cols, models = zip(*(method(values[:, j], target_at, horizon, season, fit_end)
                                  for j in range(values.shape[1])), strict=True)
         except ImportError:
             info[name] = "not run: statsmodels is not installed (pip install 'grukit[app]')"
@@ -70,12 +72,20 @@ def forecasts(values: np.ndarray, target_at: np.ndarray, horizon: int, season: i
             info[name] = f"not run: {type(exc).__name__}: {exc}"
             continue
         out[name] = np.stack(cols, axis=1)
-        info[name] = {"model": list(fitted) if len(fitted) > 1 else fitted[0],
+        info[name] = {"model": list(models) if len(models) > 1 else models[0],
                       "seconds": round(time.perf_counter() - start, 2)}
     return out, info
 
 
 # ------------------------------------------------------------------ Holt-Winters
+
+def ets_forecasts(values: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int
+                  ) -> tuple[Optional[np.ndarray], Any]:
+    """Damped Holt-Winters' forecasts of values[target_at] (N, C), fitted on values[:fit_end],
+    and what was fitted; (None, why) when it cannot run."""
+    got, info = forecasts(values, target_at, horizon, season, fit_end, fitted=("ets",))
+    return got.get("ets"), info["ets"]
+
 
 def _ets(y: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int
          ) -> tuple[np.ndarray, str]:
@@ -225,13 +235,14 @@ def accuracy(pred: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> dict[str
             "mase": float((np.abs(err) / scale).mean()), "smape": float(smape.mean())}
 
 
-def verdict(scores: dict[str, dict[str, float]], ours: str = "gru", metric: str = "rmse") -> dict[str, Any]:
+def verdict(scores: dict[str, dict[str, float]], ours: str = "gru", metric: str = "rmse",
+            label: str = "the GRU") -> dict[str, Any]:
     """Whether ``ours`` beat the best classical method on ``metric``, and by how much."""
     classical = {k: v for k, v in scores.items() if k in METHODS}
     best = min(classical, key=lambda k: classical[k][metric])
     ratio = scores[ours][metric] / max(classical[best][metric], 1e-300)
     beats = ratio < 1.0
-    return {"best_classical": best, "metric": metric, "ratio": round(ratio, 4), "gru_beats_best": beats,
-            "line": f"the GRU {'beat' if beats else 'did not beat'} the best classical method "
+    return {"best_classical": best, "metric": metric, "ratio": round(ratio, 4), "beats_best": beats,
+            "line": f"{label} {'beat' if beats else 'did not beat'} the best classical method "
                     f"({best}): {metric.upper()} {scores[ours][metric]:.4g} vs {classical[best][metric]:.4g} "
                     f"({ratio:.2f}x)"}
