@@ -249,15 +249,17 @@ def predict(model: Sequential, info: dict, input_path: str, output_path: Optiona
     if log_scale and not (values > 0).all():
         raise ValueError(f"{input_path!r}: the model was trained on the logarithm of a positive series; "
                          "this series has values <= 0")
-    ref = _reference(info, x, values, target_at)
+    weight = info.get("network_weight", 1.0)
+    # Holt-Winters, fitted on the series given, where the model uses it (once for both uses)
+    ets = _reference({**info, "reference": "ets"}, x, values, target_at) if weight < 1.0 else None
+    reuse = ets is not None and info.get("reference") == "ets"
+    ref = ets if reuse else _reference(info, x, values, target_at)
     if log_scale:
         x = np.log(np.where(x > 0, x, 1.0))  # (the padding past the end is never read)
         ref = np.log(ref)
     pred = ref + model.predict(((x - ref[:, None, :]) / scale).astype("float32")) * scale
     pred = np.exp(pred) if log_scale else pred
-    weight = info.get("network_weight", 1.0)
-    if weight < 1.0:  # Holt-Winters' part, fitted on the series given
-        ets = _reference({**info, "reference": "ets"}, x, values, target_at)
+    if ets is not None:
         pred = weight * pred + (1 - weight) * ets
     output_path = output_path or os.path.splitext(input_path)[0] + ".forecast.csv"
     with open(output_path, "w") as f:
