@@ -66,7 +66,8 @@ def main(argv=None) -> dict:
     torch.manual_seed(args.seed)
 
     times, values = load(args.series)
-    x, y, target_at = windows(values, cfg["window"], 1)
+    x, y, origins = windows(values, cfg["window"], 1)
+    y, target_at = y[:, 0], origins + 1  # one step ahead
     n = len(x)
     n_test = int(0.2 * n)
     n_val = int(0.1 * n)

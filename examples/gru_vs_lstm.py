@@ -64,6 +64,7 @@ def speakers_task():
 def sunspots_task():
     _, values = datasets.load_sunspots()
     x, y, _ = windows(values, 22, 1)
+    y = y[:, 0]  # one step ahead
     n_test = int(0.2 * len(x))
     mean, std = values[: len(x) - n_test].mean(), values[: len(x) - n_test].std()
     x = torch.from_numpy(((x - mean) / std).astype("float32"))

@@ -32,14 +32,18 @@ def test_holt_winters_recursions_are_statsmodels(kind, season):
     p = fit.params
     seasons = None if kind is None else np.asarray(p["initial_seasons"])
 
-    def run(target_at, h):
+    def run(origins, steps):
         return bl._holt_winters(y, p["smoothing_level"], p["smoothing_trend"], p["smoothing_seasonal"] or 0.0,
                                 p["damping_trend"], p["initial_level"], p["initial_trend"], seasons, kind,
-                                np.asarray(target_at), h)
+                                np.asarray(origins), steps)
 
-    np.testing.assert_allclose(run(np.arange(500), 1), fit.fittedvalues, rtol=0, atol=1e-9)
-    ahead = [run([499 + h], h)[0] for h in range(1, 8)]
-    np.testing.assert_allclose(ahead, fit.forecast(7), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(run(np.arange(-1, 499), 1)[:, 0], fit.fittedvalues, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(run([499], 7)[0], fit.forecast(7), rtol=0, atol=1e-9)
+    # past the data's end too (what grukit predict --steps asks): the same as from its last value
+    np.testing.assert_allclose(bl._holt_winters(y[:500], p["smoothing_level"], p["smoothing_trend"],
+                                                p["smoothing_seasonal"] or 0.0, p["damping_trend"],
+                                                p["initial_level"], p["initial_trend"], seasons, kind,
+                                                np.array([499]), 7)[0], fit.forecast(7), rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("h", [1, 3])
@@ -60,12 +64,16 @@ def test_naive_methods_and_their_lags():
     cases = ((1, 52), (52, 52), (53, 52), (3, 1), (3, 0))
     assert [bl.seasonal_lag(h, m) for h, m in cases] == [52, 52, 104, 3, 3]
     values = np.arange(100.0)[:, None] * [1.0, -2.0]
-    preds, info = bl.forecasts(values, np.array([60, 70]), 2, 12, fit_end=50)
-    np.testing.assert_array_equal(preds["persistence"], values[[58, 68]])
-    np.testing.assert_array_equal(preds["seasonal_naive"], values[[48, 58]])
-    assert info["persistence"] == "y[t-2]" and info["seasonal_naive"] == "y[t-12]"
+    preds, info = bl.forecasts(values, np.array([58, 68]), 14, 12, fit_end=50, fitted=())
+    assert preds["persistence"].shape == preds["seasonal_naive"].shape == (2, 14, 2)
+    np.testing.assert_array_equal(preds["persistence"], np.repeat(values[[58, 68]][:, None], 14, axis=1))
+    # steps 1..12 from the season before, 13 and 14 from two seasons before
+    lags = np.array([12] * 12 + [24, 24])
+    want = values[np.array([58, 68])[:, None] + np.arange(1, 15) - lags]
+    np.testing.assert_array_equal(preds["seasonal_naive"], want)
+    assert set(info) == {"persistence", "seasonal_naive"}
     with pytest.raises(ValueError, match="a lag of 12 steps reaches before the series starts"):
-        bl.forecasts(values, np.array([5]), 1, 12, fit_end=4)
+        bl.forecasts(values, np.array([4]), 1, 12, fit_end=4)
 
 
 def test_ets_and_arima_follow_a_clean_seasonal_series():
@@ -76,12 +84,13 @@ def test_ets_and_arima_follow_a_clean_seasonal_series():
     a = 10 + 0.05 * t + 2 * np.sin(2 * np.pi * t / 12) + 0.05 * rng.normal(size=300)
     b = 50 - 0.02 * t + np.cos(2 * np.pi * t / 12) + 0.05 * rng.normal(size=300)
     values = np.stack([a, b], axis=1)
-    targets = np.arange(240, 300)
-    preds, info = bl.forecasts(values, targets, 1, 12, fit_end=200)
+    origins = np.arange(239, 297)
+    preds, info = bl.forecasts(values, origins, 3, 12, fit_end=200)
     scale = bl.mase_scale(values[:200], 12)
-    scores = {k: bl.accuracy(v, values[targets], scale) for k, v in preds.items()}
+    truth = values[origins[:, None] + np.arange(1, 4)]
+    scores = {k: bl.accuracy(v, truth, scale) for k, v in preds.items()}
     for method in ("ets", "arima"):
-        assert preds[method].shape == (60, 2)
+        assert preds[method].shape == (58, 3, 2)
         assert scores[method]["rmse"] < 0.1 < scores["persistence"]["rmse"], scores
         assert isinstance(info[method]["model"], list) and len(info[method]["model"]) == 2
     assert "additive season" in info["ets"]["model"][0]
@@ -108,7 +117,7 @@ def test_accuracy_and_verdict_by_hand():
 
 def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):
     values = _co2(300)[:, None]
-    targets = np.arange(250, 300)
+    targets = np.arange(249, 299)  # the origins
 
     def broken(*args):
         raise np.linalg.LinAlgError("singular matrix")
@@ -140,12 +149,12 @@ def test_the_forecasters_weights_and_references():
     assert forecast._network_weight(net, None, truth) == 1.0
     assert forecast._network_weight(ets, ets, truth) == 0.5
     values = np.arange(1.0, 41.0)[:, None]
-    targets = np.arange(20, 40)
-    refs = forecast._references(values, targets, 1, 12, 24, np.full((20, 1), 3.0), log_scale=True)
-    np.testing.assert_array_equal(refs["last"], values[targets - 1])
-    np.testing.assert_array_equal(refs["season"], values[targets - 12])
+    origins = np.arange(19, 39)
+    refs = forecast._references(values, origins, 2, 12, 24, np.full((20, 2, 1), 3.0), log_scale=True)
+    np.testing.assert_array_equal(refs["last"], np.repeat(values[origins][:, None], 2, axis=1))
+    np.testing.assert_array_equal(refs["season"], values[origins[:, None] + np.array([1, 2]) - 12])
     # one season back is not inside a window of 8
-    assert set(forecast._references(values, targets, 1, 12, 8, None, True)) == {"last"}
-    bad = np.full((20, 1), -1.0)  # a negative Holt-Winters forecast cannot be a reference in logs
-    assert "ets" not in forecast._references(values, targets, 1, 1, 8, bad, True)
-    assert "ets" in forecast._references(values, targets, 1, 1, 8, bad, False)
+    assert set(forecast._references(values, origins, 1, 12, 8, None, True)) == {"last"}
+    bad = np.full((20, 1, 1), -1.0)  # a negative Holt-Winters forecast cannot be a reference in logs
+    assert "ets" not in forecast._references(values, origins, 1, 1, 8, bad, True)
+    assert "ets" in forecast._references(values, origins, 1, 1, 8, bad, False)

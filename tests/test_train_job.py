@@ -64,6 +64,47 @@ def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tm
     assert np.sqrt(((forecasts - truth) ** 2).mean()) < 2.0  # sane, in ppm
 
 
+def test_multi_step_job_and_forecasts_past_the_end_with_intervals(tmp_path):
+    """horizon = 3: every step 1..3 is forecast and scored (by step too); predict writes the
+    three for every window; predict --steps N forecasts past the series' end, recursively past
+    the trained horizon, with 80% intervals that widen after it, and a plot."""
+    from grukit.app import cli
+
+    rng = np.random.default_rng(1)
+    data = tmp_path / "load.csv"
+    with open(data, "w") as f:
+        f.write("when,load\n")
+        f.writelines(f"{i},{10 + 0.01 * i + np.sin(2 * np.pi * i / 24) + 0.1 * rng.normal():.4f}\n"
+                     for i in range(300))
+    job = JobConfig()
+    job.data.path, job.data.time_column, job.data.target_columns = str(data), "when", ["load"]
+    job.data.window, job.data.season, job.data.horizon = 48, 24, 3
+    job.train.epochs, job.model.units, job.output.dir = 4, 8, str(tmp_path / "run")
+    metrics = train.run(job, log=lambda *a: None)
+    assert metrics["horizon"] == 3 and len(metrics["rmse_by_step"]["grukit"]) == 3
+    best = metrics["verdict"]["best_classical"]
+    assert len(metrics["rmse_by_step"][best]) == 3
+    assert 0 <= metrics["interval"]["test_coverage"] <= 1
+    model = str(tmp_path / "run" / "model.grukit")
+    written = train.predict(model, str(data), str(tmp_path / "w.csv"), log=lambda *a: None)
+    rows = list(csv.reader(open(written)))
+    assert rows[0] == ["window_end", *[f"load_forecast_{k}_ahead" for k in (1, 2, 3)]]
+    assert len(rows) == 1 + 300 - 48 + 1 and rows[-1][0] == "299"
+    assert cli.main(["predict", model, str(data), "--steps", "2", "--output", str(tmp_path / "a.csv")]) == 0
+    ahead = list(csv.reader(open(tmp_path / "a.csv")))
+    assert ahead[0] == ["step", "load", "load_lower_80", "load_upper_80"]
+    assert [r[1] for r in ahead[1:]] == rows[-1][1:3]  # the last window's forecasts
+    out = train.predict(model, str(data), str(tmp_path / "b.csv"), log=lambda *a: None, steps=8)
+    far = np.array([[float(v) for v in r[1:]] for r in list(csv.reader(open(out)))[1:]])
+    assert far.shape == (8, 3) and (far[:, 1] < far[:, 0]).all() and (far[:, 0] < far[:, 2]).all()
+    width = far[:, 2] - far[:, 1]
+    assert width[7] > width[2] and np.isfinite(far).all()
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="steps must be a positive int"):
+            train.predict(model, str(data), str(tmp_path / "c.csv"), steps=bad)
+
+
 def test_cli_train_with_a_config_on_a_users_csv(tmp_path):
     rng = np.random.default_rng(0)
     t = np.arange(400)
@@ -173,6 +214,8 @@ def test_classify_job_on_a_users_long_csv_and_predict(tmp_path):
 
     new = tmp_path / "new.csv"
     _write_sequences(new, np.random.default_rng(1), n_per_class=5)
+    with pytest.raises(ValueError, match="steps is for forecasting models"):
+        train.predict(str(tmp_path / "out" / "model.grukit"), str(new), steps=3)
     out = train.predict(str(tmp_path / "out" / "model.grukit"), str(new), log=lambda *a: None)
     rows = list(csv.reader(open(out)))
     assert rows[0] == ["id", "predicted_label", "probability"] and len(rows) == 11

@@ -2,11 +2,11 @@
 
 What a statistician would fit in a minute, each fitted on the training part of the
 series only and then run over the whole series with those parameters fixed, so that
-every test forecast uses the same past as the GRU's (the value ``horizon`` steps
-before its target and everything earlier):
+every test forecast uses the same past as the GRU's: from an origin o (the last step a
+forecast may see), the forecasts of y[o+1] .. y[o+h]:
 
-* ``persistence``: the last value, y[t-h].
-* ``seasonal_naive``: the value one season before, y[t - m*ceil(h/m)].
+* ``persistence``: the last value, y[o].
+* ``seasonal_naive``: the value one season before, y[o + k - m*ceil(k/m)] for step k.
 * ``ets``: damped Holt-Winters exponential smoothing (statsmodels' ExponentialSmoothing,
   additive damped trend; additive or multiplicative season, the lower AIC; no season
   when the series is not seasonal or too short for two seasons). The fitted smoothing
@@ -34,13 +34,6 @@ METHODS = ("persistence", "seasonal_naive", "ets", "arima")
 FOURIER_MAX = 3
 
 
-def _lagged(values: np.ndarray, target_at: np.ndarray, lag: int) -> np.ndarray:
-    at = target_at - lag
-    if (at < 0).any():
-        raise ValueError(f"a lag of {lag} steps reaches before the series starts for the first targets")
-    return values[at]
-
-
 def seasonal_lag(horizon: int, season: int) -> int:
     """The seasonal-naive lag for a forecast ``horizon`` steps ahead: the last value in the
     same phase of the season that is at least ``horizon`` steps old."""
@@ -48,22 +41,32 @@ def seasonal_lag(horizon: int, season: int) -> int:
     return season * -(-horizon // season)
 
 
-def forecasts(values: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int,
+def _naive(values: np.ndarray, origins: np.ndarray, steps: int, lag) -> np.ndarray:
+    at = origins[:, None] + np.arange(1, steps + 1)[None, :] - np.array([lag(k) for k in range(1, steps + 1)])
+    if (at < 0).any():
+        raise ValueError(f"a lag of {lag(steps)} steps reaches before the series starts for the first "
+                         "targets")
+    return values[at]  # (N, steps, C)
+
+
+def forecasts(values: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end: int,
               fitted: tuple[str, ...] = ("ets", "arima")) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Every method's forecast of values[target_at] (N, C), made ``horizon`` steps before
-    each target, fitted on values[:fit_end] (the naive ones, and those of ``fitted``).
-    Returns the forecasts and, per method, what was fitted (or why it could not run)."""
+    """Every method's forecasts (N, steps, C) of values[o + 1 .. o + steps] from each origin
+    o, fitted on values[:fit_end] (the naive ones, and those of ``fitted``). Returns the
+    forecasts and, per method, what was fitted (or why it could not run)."""
     values = np.asarray(values, dtype=np.float64)
-    out = {"persistence": _lagged(values, target_at, horizon),
-           "seasonal_naive": _lagged(values, target_at, seasonal_lag(horizon, season))}
-    info: dict[str, Any] = {"persistence": f"y[t-{horizon}]",
-                            "seasonal_naive": f"y[t-{seasonal_lag(horizon, season)}]"}
+    origins = np.asarray(origins)
+    out = {"persistence": _naive(values, origins, steps, lambda k: k),
+           "seasonal_naive": _naive(values, origins, steps, lambda k: seasonal_lag(k, season))}
+    info: dict[str, Any] = {"persistence": "the last value",
+                            "seasonal_naive": f"the value a season ({max(1, season)} steps) before, at least "
+                                              "as old as the forecast's origin"}
     for name, method in (("ets", _ets), ("arima", _arima)):
         if name not in fitted:
             continue
         start = time.perf_counter()
         try:
-            cols, models = zip(*(method(values[:, j], target_at, horizon, season, fit_end)
+            cols, models = zip(*(method(values[:, j], origins, steps, season, fit_end)
                                  for j in range(values.shape[1])), strict=True)
         except ImportError:
             info[name] = "not run: statsmodels is not installed (pip install 'grukit[app]')"
@@ -71,7 +74,7 @@ def forecasts(values: np.ndarray, target_at: np.ndarray, horizon: int, season: i
         except Exception as exc:  # a series the method cannot fit: reported, the job goes on
             info[name] = f"not run: {type(exc).__name__}: {exc}"
             continue
-        out[name] = np.stack(cols, axis=1)
+        out[name] = np.stack(cols, axis=2)
         info[name] = {"model": list(models) if len(models) > 1 else models[0],
                       "seconds": round(time.perf_counter() - start, 2)}
     return out, info
@@ -79,16 +82,15 @@ def forecasts(values: np.ndarray, target_at: np.ndarray, horizon: int, season: i
 
 # ------------------------------------------------------------------ Holt-Winters
 
-def ets_forecasts(values: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int
+def ets_forecasts(values: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end: int
                   ) -> tuple[Optional[np.ndarray], Any]:
-    """Damped Holt-Winters' forecasts of values[target_at] (N, C), fitted on values[:fit_end],
-    and what was fitted; (None, why) when it cannot run."""
-    got, info = forecasts(values, target_at, horizon, season, fit_end, fitted=("ets",))
+    """Damped Holt-Winters' forecasts (N, steps, C) from each origin, fitted on
+    values[:fit_end], and what was fitted; (None, why) when it cannot run."""
+    got, info = forecasts(values, origins, steps, season, fit_end, fitted=("ets",))
     return got.get("ets"), info["ets"]
 
 
-def _ets(y: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int
-         ) -> tuple[np.ndarray, str]:
+def _ets(y: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end: int) -> tuple[np.ndarray, str]:
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     train = y[:fit_end]
@@ -108,47 +110,50 @@ def _ets(y: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_en
     p = fit.params
     seasons = np.asarray(p["initial_seasons"], dtype=np.float64) if kind else None
     pred = _holt_winters(y, p["smoothing_level"], p["smoothing_trend"], p["smoothing_seasonal"] or 0.0,
-                         p["damping_trend"], p["initial_level"], p["initial_trend"], seasons, kind,
-                         target_at, horizon)
+                         p["damping_trend"], p["initial_level"], p["initial_trend"], seasons, kind, origins,
+                         steps)
     named = {None: "no", "add": "additive", "mul": "multiplicative"}[kind]
     return pred, f"damped trend, {named} season"
 
 
 def _holt_winters(y: np.ndarray, alpha: float, beta: float, gamma: float, phi: float, level: float,
-                  trend: float, seasons: Optional[np.ndarray], kind: Optional[str], target_at: np.ndarray,
-                  horizon: int) -> np.ndarray:
-    """Forecasts of y[target_at] made horizon steps before each, by damped Holt-Winters with
-    these parameters and initial states (statsmodels' recursions and parametrisation);
-    horizon=0 gives nothing useful, horizon=1 the one-step fitted values."""
+                  trend: float, seasons: Optional[np.ndarray], kind: Optional[str], origins: np.ndarray,
+                  steps: int) -> np.ndarray:
+    """Forecasts (N, steps) of y[o + 1 .. o + steps] from each origin o (-1: before the
+    first value; o may be the last value, or past it: nothing after it is read) by damped
+    Holt-Winters with these parameters and initial states (statsmodels' recursions and
+    parametrisation)."""
     m = 0 if seasons is None else len(seasons)
     s = None if seasons is None else seasons.copy()  # s[t % m]: the latest estimate for t's phase
-    damp = np.cumsum(phi ** np.arange(1, horizon + 1))[-1]  # phi + ... + phi^h
-    wanted = {int(t) - horizon: k for k, t in enumerate(target_at)}
-    pred = np.empty(len(target_at))
+    damp = np.cumsum(phi ** np.arange(1, steps + 1))  # phi + ... + phi^k for each step k
+    k = np.arange(1, steps + 1)
+    rows: dict[int, list[int]] = {}
+    for row, o in enumerate(np.asarray(origins)):
+        rows.setdefault(int(o), []).append(row)
+    pred = np.empty((len(origins), steps))
     l, b = float(level), float(trend)
 
-    def ahead(t: int) -> float:  # the forecast of y[t + horizon] from the state after y[t]
+    def ahead(t: int) -> np.ndarray:  # the forecasts of y[t + 1 .. t + steps] from the state after y[t]
         base = l + damp * b
         if m == 0:
             return base
-        phase = s[(t + horizon) % m]
+        phase = s[(t + k) % m]
         return base * phase if kind == "mul" else base + phase
 
-    if -1 in wanted:
-        pred[wanted[-1]] = ahead(-1)
-    for t in range(len(y)):
-        prior = l + phi * b
-        if m == 0:
-            l = alpha * y[t] + (1 - alpha) * prior
-        elif kind == "mul":
-            l = alpha * y[t] / s[t % m] + (1 - alpha) * prior
-            s[t % m] = gamma * y[t] / prior + (1 - gamma) * s[t % m]
-        else:
-            l = alpha * (y[t] - s[t % m]) + (1 - alpha) * prior
-            s[t % m] = gamma * (y[t] - prior) + (1 - gamma) * s[t % m]
-        b = beta * (l - (prior - phi * b)) + (1 - beta) * phi * b
-        if t in wanted:
-            pred[wanted[t]] = ahead(t)
+    for t in range(-1, max(rows) + 1):
+        if t >= 0:
+            prior = l + phi * b
+            if m == 0:
+                l = alpha * y[t] + (1 - alpha) * prior
+            elif kind == "mul":
+                l = alpha * y[t] / s[t % m] + (1 - alpha) * prior
+                s[t % m] = gamma * y[t] / prior + (1 - gamma) * s[t % m]
+            else:
+                l = alpha * (y[t] - s[t % m]) + (1 - alpha) * prior
+                s[t % m] = gamma * (y[t] - prior) + (1 - gamma) * s[t % m]
+            b = beta * (l - (prior - phi * b)) + (1 - beta) * phi * b
+        if t in rows:
+            pred[rows[t]] = ahead(t)
     return pred
 
 
@@ -162,7 +167,7 @@ def _fourier(n: int, season: int) -> Optional[np.ndarray]:
     return np.concatenate([np.sin(t), np.cos(t)], axis=1)
 
 
-def _arima(y: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_end: int
+def _arima(y: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end: int
            ) -> tuple[np.ndarray, str]:
     from statsmodels.tsa.arima.model import ARIMA
     from statsmodels.tsa.stattools import adfuller
@@ -185,7 +190,7 @@ def _arima(y: np.ndarray, target_at: np.ndarray, horizon: int, season: int, fit_
         if best is None:
             raise ValueError("no ARIMA order could be fitted to the training part")
         full = best.apply(y, exog=exog)
-    pred = _state_space_ahead(full, target_at, horizon)
+    pred = np.stack([_state_space_ahead(full, origins + k, k) for k in range(1, steps + 1)], axis=1)
     order = best.model.order
     extra = f" + {exog.shape[1] // 2} Fourier pairs of period {season}" if exog is not None else ""
     return pred, f"ARIMA{tuple(order)}{' with drift' if d else ''}{extra}"

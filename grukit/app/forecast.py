@@ -63,45 +63,57 @@ def _network_weight(net_val: np.ndarray, ets_val: Optional[np.ndarray], truth_va
 
 REFERENCES = {"last": "the window's last value", "season": "the value one season before the target",
               "ets": "damped Holt-Winters' forecast (fitted on the training part)"}
+Z80 = 1.2815515655446004  # the 80% interval of a normal distribution: +-Z80 sigma
 
 
-def _references(values: np.ndarray, target_at: np.ndarray, horizon: int, season: int, window: int,
+def _references(values: np.ndarray, origins: np.ndarray, steps: int, season: int, window: int,
                 ets: Optional[np.ndarray], log_scale: bool) -> dict[str, np.ndarray]:
-    """The forecasts (N, C) the network may learn to correct (it forecasts the change from
-    one of them, in log units for a positive series): the window's last value, the value
-    one season before the target when that is inside the window, and damped Holt-Winters'
-    forecast (ES-RNN's idea: exponential smoothing takes level and season, the network the
-    rest). The job takes the one with the lowest RMSE on the validation part."""
-    refs = {"last": values[target_at - horizon]}
-    lag = baselines.seasonal_lag(horizon, season)
-    if season > 1 and lag != horizon and lag <= window + horizon - 1:
-        refs["season"] = values[target_at - lag]
+    """The forecasts (N, steps, C) the network may learn to correct (it forecasts the change
+    from one of them, in log units for a positive series): the window's last value, the
+    value one season before each target when that is inside the window, and damped
+    Holt-Winters' forecast (ES-RNN's idea: exponential smoothing takes level and season,
+    the network the rest). The job takes the one with the lowest RMSE on the validation part."""
+    k = np.arange(1, steps + 1)
+    refs = {"last": np.repeat(values[origins][:, None, :], steps, axis=1)}
+    lags = np.array([baselines.seasonal_lag(j, season) for j in k])
+    if season > 1 and (lags != k).any() and (lags - k <= window - 1).all():
+        refs["season"] = values[origins[:, None] + k - lags]
     if ets is not None and np.isfinite(ets).all() and (not log_scale or (ets > 0).all()):
         refs["ets"] = ets
     return refs
 
 
-def _reference(info: dict, x: np.ndarray, values: np.ndarray, target_at: np.ndarray) -> np.ndarray:
-    """For `grukit predict`: the saved model's reference forecast of every window's target
-    (Holt-Winters refitted on the series given)."""
-    horizon, kind = info["horizon"], info.get("reference", "last")
+def _reference(info: dict, x: np.ndarray, values: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
+    """For `grukit predict`: the saved model's reference forecasts (N, steps, C) from each
+    window x (its last value is values[origin]); Holt-Winters is refitted on the series given."""
+    kind, season = info.get("reference", "last"), info.get("season", 1)
     if kind == "ets":
-        return np.stack([baselines._ets(values[:, j], target_at, horizon, info["season"], len(values))[0]
-                         for j in range(values.shape[1])], axis=1)
-    lag = baselines.seasonal_lag(horizon, info["season"]) if kind == "season" else horizon
-    return x[:, info["window"] - 1 - (lag - horizon), :]
+        return np.stack([baselines._ets(values[:, j], origins, steps, season, len(values))[0]
+                         for j in range(values.shape[1])], axis=2)
+    k = np.arange(1, steps + 1)
+    lags = np.array([baselines.seasonal_lag(j, season) for j in k]) if kind == "season" else k
+    return x[:, x.shape[1] - 1 - (lags - k), :]
 
 
 def windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """X (N, window, C), the target (N, C) `horizon` steps after each window's end, and
-    the index of each target in the series."""
+    """X (N, window, C), the targets (N, horizon, C): the `horizon` steps after each window's
+    end, and each window's last index in the series (its forecasts' origin)."""
     n = len(values) - window - horizon + 1
     if n <= 0:
         raise ValueError(f"the series has {len(values)} steps: shorter than one window plus the horizon "
                          f"({window} + {horizon}); lower data.window or use a longer series")
-    idx = np.arange(window)[None, :] + np.arange(n)[:, None]
-    target_at = np.arange(n) + window - 1 + horizon
-    return values[idx], values[target_at], target_at
+    origins = np.arange(n) + window - 1
+    idx = origins[:, None] + np.arange(-window + 1, 1)[None, :]
+    return values[idx], values[origins[:, None] + np.arange(1, horizon + 1)[None, :]], origins
+
+
+def _network(model: Sequential, xs: np.ndarray, ref: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The network's forecasts (N, steps, C), in the units it sees (logs for a positive
+    series), from windows xs and references ref in those units. The window is taken
+    relative to the first step's reference and scaled by the first step's spread."""
+    n, steps, c = ref.shape  # (the first `steps` of the trained horizon)
+    x_rel = ((xs - ref[:, :1, :]) / scale[0]).astype("float32")
+    return ref + model.predict(x_rel).reshape(n, -1, c)[:, :steps] * scale[:steps]
 
 
 def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
@@ -114,49 +126,45 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     else:
         times, values = datasets.read_series(d.path, d.time_column or None, d.target_columns)
         source = d.path
-    x, y, target_at = windows(values, d.window, d.horizon)
-    n = len(x)
+    x, y, origins = windows(values, d.window, d.horizon)
+    n, h, n_cols = len(x), d.horizon, values.shape[1]
     n_test, n_val = int(n * job.split.test_fraction), int(n * job.split.val_fraction)
     n_train = n - n_val - n_test
     if min(n_train, n_val, n_test) < 1:
         raise ValueError(f"{n} windows are too few to split into train, validation and test")
-    parts = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_val),
-             "test": slice(n_train + n_val, n)}
+    if origins[n_train] + 1 - baselines.seasonal_lag(1, d.season) < 0:
+        raise ValueError(f"data.season={d.season} reaches before the series starts for the validation "
+                         "targets")
+    train_rows, val, test = slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, n)
     # how the network sees the series, chosen on the training and validation parts only
-    fit_end = int(target_at[n_train - 1]) + 1  # the classical methods see the training part only
+    fit_end = int(origins[n_train - 1]) + h + 1  # the classical methods see the training part only
     log_scale = bool((values > 0).all())  # a positive series: the network sees its logarithm
-    ets_all, ets_about = baselines.ets_forecasts(values, target_at, d.horizon, d.season, fit_end)
-    refs = _references(values, target_at, d.horizon, d.season, d.window, ets_all, log_scale)
-    val_rows = parts["val"]
-    reference = min(refs, key=lambda k: np.sqrt(((refs[k][val_rows] - y[val_rows]) ** 2).mean()))
-    ref = np.log(refs[reference]) if log_scale else refs[reference]  # (N, C)
+    ets_all, ets_about = baselines.ets_forecasts(values, origins, h, d.season, fit_end)
+    refs = _references(values, origins, h, d.season, d.window, ets_all, log_scale)
+    reference = min(refs, key=lambda k: np.sqrt(((refs[k][val] - y[val]) ** 2).mean()))
+    ref = np.log(refs[reference]) if log_scale else refs[reference]  # (N, h, C)
     xs, ys = (np.log(x), np.log(y)) if log_scale else (x, y)
-    scale = (ys[:n_train] - ref[:n_train]).std(0) + 1e-8  # fitted on the training part only
-    x_rel = ((xs - ref[:, None, :]) / scale).astype("float32")
-    y_rel = ((ys - ref) / scale).astype("float32")
+    scale = (ys[train_rows] - ref[train_rows]).std(0) + 1e-8  # (h, C), fitted on the training part only
+    x_rel = ((xs - ref[:, :1, :]) / scale[0]).astype("float32")
+    y_rel = ((ys - ref) / scale).reshape(n, h * n_cols).astype("float32")
 
-    model = Sequential([*gru_stack(job), L.Dense(len(d.target_columns))])
+    model = Sequential([*gru_stack(job), L.Dense(h * n_cols)])
     model.compile("adam", "mse", learning_rate=t.learning_rate, device=t.device)
     out_dir = output_dir(job, resume)
     log(f"grukit train: {source}, {len(values)} steps, {n} windows of {d.window} -> "
         f"{n_train} train / {n_val} validation / {n_test} test (in time order); output in {out_dir}")
     start = time.perf_counter()
-    history = fit(model, job, out_dir, resume, x_rel[parts["train"]], y_rel[parts["train"]],
-                  (x_rel[parts["val"]], y_rel[parts["val"]]), log)
+    history = fit(model, job, out_dir, resume, x_rel[train_rows], y_rel[train_rows],
+                  (x_rel[val], y_rel[val]), log)
     train_seconds = time.perf_counter() - start
 
-    test, val = parts["test"], parts["val"]
-
     def network(rows: slice) -> np.ndarray:
-        pred = ref[rows] + model.predict(x_rel[rows]) * scale
+        pred = _network(model, xs[rows], ref[rows], scale)
         return np.exp(pred) if log_scale else pred
 
     truth = y[test]
-    lag = baselines.seasonal_lag(d.horizon, d.season)
-    if (target_at[test] - lag < 0).any():
-        raise ValueError(f"data.season={d.season} reaches before the series starts for test targets")
     metrics = {
-        "data": source, "window": d.window, "horizon": d.horizon, "season": d.season,
+        "data": source, "window": d.window, "horizon": h, "season": d.season,
         "network_sees": {"log": log_scale, "reference": REFERENCES[reference]},
         "windows": {"train": n_train, "val": n_val, "test": n_test},
         "epochs_run": len(history.history["loss"]), "train_seconds": round(train_seconds, 2),
@@ -164,18 +172,23 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     if not distributed.is_main():  # under torchrun, process 0 fits the baselines and writes
         return {**metrics, "output_dir": out_dir}
     # the classical methods, fitted on the training part only (up to its last target), on the
-    # validation targets (to choose the forecaster) and the test targets (to compare)
+    # validation windows (to choose the forecaster) and the test windows (to compare)
     log(f"fitting ARIMA on the training part ({fit_end} steps) ...")
-    both, fitted = baselines.forecasts(values, target_at[n_train:], d.horizon, d.season, fit_end,
-                                       fitted=("arima",))
+    both, fitted = baselines.forecasts(values, origins[n_train:], h, d.season, fit_end, fitted=("arima",))
     if ets_all is not None:
         both["ets"] = ets_all[n_train:]
     fitted["ets"] = ets_about
     both = {k: both[k] for k in baselines.METHODS if k in both}
     classical = {k: v[n_val:] for k, v in both.items()}
-    weight = _network_weight(network(val), both["ets"][:n_val] if "ets" in both else None, y[val])
+    net_val = network(val)
+    weight = _network_weight(net_val, both["ets"][:n_val] if "ets" in both else None, y[val])
+    def combine(net: np.ndarray, ets: Optional[np.ndarray]) -> np.ndarray:
+        return net if weight == 1.0 else weight * net + (1 - weight) * ets
+
     pred_net = network(test)
-    pred = pred_net if weight == 1.0 else weight * pred_net + (1 - weight) * classical["ets"]
+    pred = combine(pred_net, classical.get("ets"))
+    # an 80% interval per step from the forecaster's errors on the validation part (normal)
+    sigma = np.sqrt(((y[val] - combine(net_val, both.get("ets", net_val)[:n_val])) ** 2).mean(0)) + 1e-12
     mase_scale = baselines.mase_scale(values[:fit_end], d.season)
     metrics["forecaster"] = _forecaster(weight)
     metrics["grukit"] = baselines.accuracy(pred, truth, mase_scale)
@@ -185,8 +198,16 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     metrics["classical"] = fitted
     metrics["verdict"] = baselines.verdict({k: metrics[k] for k in ("grukit", *classical)}, ours="grukit",
                                            label="grukit's forecaster")
-    log(f"\ntest set ({n_test} windows, {times[target_at[test][0]]} .. {times[target_at[test][-1]]}), "
-        f"{d.horizon} step{'s' if d.horizon > 1 else ''} ahead:")
+    best = metrics["verdict"]["best_classical"]
+    if h > 1:
+        by_step = lambda f: [round(float(v), 6) for v in np.sqrt(((f - truth) ** 2).mean((0, 2)))]  # noqa: E731
+        metrics["rmse_by_step"] = {"grukit": by_step(pred), best: by_step(classical[best])}
+    inside = np.abs(truth - pred) <= Z80 * sigma
+    metrics["interval"] = {"level": 0.8, "test_coverage": round(float(inside.mean()), 4),
+                           "how": "normal, sigma per step = the forecaster's RMSE on the validation part"}
+    first, last = times[origins[test][0] + 1], times[origins[test][-1] + h]
+    log(f"\ntest set ({n_test} windows, targets {first} .. {last}), "
+        + (f"steps 1..{h} ahead (all steps scored):" if h > 1 else "1 step ahead:"))
     log(f"  {'':<16}{'RMSE':>10}{'MAE':>10}{'MASE':>9}{'sMAPE %':>9}")
     for name in ("grukit", "gru", *classical):
         m = metrics[name]
@@ -197,26 +218,32 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         if isinstance(about, dict):
             about = f"{about['model']} ({about['seconds']} s)"
         log(f"  {name}: {about}")
+    if h > 1:
+        for name, rmse in metrics["rmse_by_step"].items():
+            log(f"  RMSE by step, {name}: {' '.join(f'{v:.4g}' for v in rmse)}")
+    log(f"  80% interval coverage on the test part: {metrics['interval']['test_coverage']:.3f}")
     log(f"  {metrics['verdict']['line']}")
 
-    job_info = {"kind": "forecast", "window": d.window, "horizon": d.horizon, "scale": scale.tolist(),
+    job_info = {"kind": "forecast", "window": d.window, "horizon": h, "scale": scale.tolist(),
                 "log": log_scale, "reference": reference, "network_weight": weight, "season": d.season,
-                "time_column": d.time_column if d.path != "co2" else "date",
+                "sigma": sigma.tolist(), "time_column": d.time_column if d.path != "co2" else "date",
                 "target_columns": list(d.target_columns)}
     model.save(os.path.join(out_dir, "model.grukit"), extra=job_info)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
-    best = metrics["verdict"]["best_classical"]
-    _plot_forecast(os.path.join(out_dir, "forecast.png"), [times[i] for i in target_at[test]], truth, pred,
-                   classical[best], best, d.target_columns)
+    _plot_forecast(os.path.join(out_dir, "forecast.png"), [times[i] for i in origins[test] + 1], truth[:, 0],
+                   pred[:, 0], Z80 * sigma[0], classical[best][:, 0], best, d.target_columns,
+                   "test part, 1 step ahead" + (f" (of {h} forecast)" if h > 1 else ""))
     log(f"\nwrote {out_dir}/model.grukit, metrics.json, forecast.png, learning_curves.png "
         "(checkpoint.grukit: the last epoch, for --resume)")
     return {**metrics, "output_dir": out_dir}
 
 
-def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, baseline: np.ndarray,
-                   baseline_name: str, names: list) -> None:
+def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, half_width: np.ndarray,
+                   baseline: Optional[np.ndarray], baseline_name: str, names: list, what: str) -> None:
+    """truth and forecasts (T, C) with the 80% interval pred +- half_width (C,) or (T, C);
+    NaN where one of them has no value."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,49 +251,107 @@ def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, 
 
     fig, axes = plt.subplots(len(names), 1, figsize=(10, 3.4 * len(names)), squeeze=False)
     steps = np.arange(len(times))
+    band = np.broadcast_to(half_width, pred.shape)
     for j, ax in enumerate(axes[:, 0]):
-        ax.plot(steps, truth[:, j], label="truth", lw=1.2)
-        ax.plot(steps, pred[:, j], label="GRU forecast", lw=1)
-        ax.plot(steps, baseline[:, j], label=f"{baseline_name.replace('_', ' ')} (best classical)", lw=0.8,
-                alpha=0.8)
-        ticks = np.linspace(0, len(times) - 1, 6).astype(int)
+        ax.plot(steps, truth[:, j], label="truth" if baseline is not None else "the series", lw=1.2)
+        ax.plot(steps, pred[:, j], label="grukit forecast", lw=1)
+        ax.fill_between(steps, pred[:, j] - band[:, j], pred[:, j] + band[:, j], alpha=0.25,
+                        label="80% interval")
+        if baseline is not None:
+            ax.plot(steps, baseline[:, j], label=f"{baseline_name.replace('_', ' ')} (best classical)",
+                    lw=0.8, alpha=0.8)
+        ticks = np.unique(np.linspace(0, len(times) - 1, 6).astype(int))
         ax.set_xticks(ticks, [times[i] for i in ticks])
-        ax.set_title(f"{names[j]}: test-set forecast")
+        ax.set_title(f"{names[j]}: {what}")
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _forecasts(model: Sequential, info: dict, values: np.ndarray, x: np.ndarray, origins: np.ndarray,
+               steps: int, ets: Optional[np.ndarray] = None) -> np.ndarray:
+    """The saved forecaster's forecasts (N, steps, C) from windows x ending at origins, in
+    the series' units (steps <= the trained horizon). ``ets``: Holt-Winters' forecasts
+    from those origins where the model uses them (else fitted here on ``values``)."""
+    weight = info.get("network_weight", 1.0)
+    if ets is None and (weight < 1.0 or info.get("reference") == "ets"):
+        ets = _reference({**info, "reference": "ets"}, x, values, origins, steps)
+    ref = ets if info.get("reference") == "ets" else _reference(info, x, values, origins, steps)
+    scale = np.array(info["scale"])[:steps]
+    if info.get("log", False):
+        pred = np.exp(_network(model, np.log(np.where(x > 0, x, 1.0)), np.log(ref), scale))
+    else:
+        pred = _network(model, x, ref, scale)
+    return pred if weight == 1.0 else weight * pred + (1 - weight) * ets
+
+
 def predict(model: Sequential, info: dict, input_path: str, output_path: Optional[str] = None,
-            log=print) -> str:
-    """Forecasts for every complete window of a CSV series, written to a CSV."""
+            log=print, steps: Optional[int] = None) -> str:
+    """Forecasts for every complete window of a CSV series (steps 1..horizon after each
+    window), or with ``steps`` the next N steps after the series' end with 80% intervals
+    (recursively past the trained horizon); written to a CSV."""
     times, values = datasets.read_series(input_path, info["time_column"] or None, info["target_columns"])
-    x, _, target_at = windows(np.concatenate([values, np.zeros((info["horizon"], values.shape[1]))]),
-                              info["window"], info["horizon"])
-    scale = np.array(info["scale"])
-    log_scale = info.get("log", False)
-    if log_scale and not (values > 0).all():
+    if info.get("log", False) and not (values > 0).all():
         raise ValueError(f"{input_path!r}: the model was trained on the logarithm of a positive series; "
                          "this series has values <= 0")
-    weight = info.get("network_weight", 1.0)
-    # Holt-Winters, fitted on the series given, where the model uses it (once for both uses)
-    ets = _reference({**info, "reference": "ets"}, x, values, target_at) if weight < 1.0 else None
-    reuse = ets is not None and info.get("reference") == "ets"
-    ref = ets if reuse else _reference(info, x, values, target_at)
-    if log_scale:
-        x = np.log(np.where(x > 0, x, 1.0))  # (the padding past the end is never read)
-        ref = np.log(ref)
-    pred = ref + model.predict(((x - ref[:, None, :]) / scale).astype("float32")) * scale
-    pred = np.exp(pred) if log_scale else pred
-    if ets is not None:
-        pred = weight * pred + (1 - weight) * ets
+    h, window, names = info["horizon"], info["window"], info["target_columns"]
     output_path = output_path or os.path.splitext(input_path)[0] + ".forecast.csv"
+    if steps is None:
+        if len(values) < window:
+            raise ValueError(f"{input_path!r} has {len(values)} rows: fewer than one window ({window})")
+        origins = np.arange(window - 1, len(values))
+        x = values[origins[:, None] + np.arange(-window + 1, 1)[None, :]]
+        pred = _forecasts(model, info, values, x, origins, h)
+        with open(output_path, "w") as f:
+            f.write(",".join(["window_end", *[f"{c}_forecast_{k}_ahead" for k in range(1, h + 1)
+                                              for c in names]]) + "\n")
+            for i, o in enumerate(origins):
+                f.write(",".join([times[o], *[f"{v:.6g}" for v in pred[i].ravel()]]) + "\n")
+        log(f"wrote {len(pred)} forecasts to {output_path}")
+        return output_path
+    return _predict_ahead(model, info, times, values, steps, output_path, log)
+
+
+def _predict_ahead(model: Sequential, info: dict, times: list, values: np.ndarray, steps: int,
+                   output_path: str, log) -> str:
+    """The next ``steps`` values after the series' end: the trained horizon at a time, each
+    block's forecasts appended to the series for the next (Holt-Winters' part runs on from
+    the real data). The 80% interval: the validation errors' spread per step, growing as
+    the square root of the step past the trained horizon."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    h, window, names = info["horizon"], info["window"], info["target_columns"]
+    if len(values) < window:
+        raise ValueError(f"the series has {len(values)} rows: fewer than one window ({window})")
+    ets_all = None  # Holt-Winters from the real data's end, where the model uses it
+    if info.get("network_weight", 1.0) < 1.0 or info.get("reference") == "ets":
+        ets_all = _reference({**info, "reference": "ets"}, None, values, np.array([len(values) - 1]), steps)
+    series = values.astype(np.float64)
+    out: list = []
+    while len(out) < steps:
+        k, o = min(h, steps - len(out)), len(series) - 1
+        ets = None if ets_all is None else ets_all[:, len(out):len(out) + k]
+        pred = _forecasts(model, info, series, series[None, o - window + 1:o + 1], np.array([o]), k, ets)
+        out.extend(pred[0])
+        series = np.concatenate([series, pred[0]])
+    pred = np.array(out[:steps])
+    sigma = np.array(info.get("sigma", [[0.0] * len(names)] * h))
+    step = np.arange(1, steps + 1)
+    width = Z80 * np.concatenate([sigma[:min(h, steps)], sigma[-1] * np.sqrt(step[h:, None] / h)])
     with open(output_path, "w") as f:
-        names = [f"{c}_forecast_{info['horizon']}_ahead" for c in info["target_columns"]]
-        f.write(",".join(["window_end", *names]) + "\n")
-        for i, row in enumerate(pred):
-            end = target_at[i] - info["horizon"]
-            f.write(",".join([times[end], *[f"{v:.6g}" for v in row]]) + "\n")
-    log(f"wrote {len(pred)} forecasts to {output_path}")
+        columns = [f"{c}{part}" for c in names for part in ("", "_lower_80", "_upper_80")]
+        f.write(",".join(["step", *columns]) + "\n")
+        for i in range(steps):
+            cells = [f"{v:.6g}" for j in range(len(names))
+                     for v in (pred[i, j], pred[i, j] - width[i, j], pred[i, j] + width[i, j])]
+            f.write(",".join([str(i + 1), *cells]) + "\n")
+    plot = os.path.splitext(output_path)[0] + ".png"
+    seen = values[-window:]  # the last window of the series, then the forecasts
+    gap = np.full((steps, len(names)), np.nan)
+    _plot_forecast(plot, [*times[-window:], *[f"+{i}" for i in step]], np.concatenate([seen, gap]),
+                   np.concatenate([np.full_like(seen, np.nan), pred]),
+                   np.concatenate([np.zeros_like(seen), width]), None, "", names,
+                   f"the {steps} steps after {times[-1]}, with 80% intervals")
+    log(f"wrote {steps} forecasts after {times[-1]} with 80% intervals to {output_path} (plot: {plot})")
     return output_path

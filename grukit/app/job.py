@@ -10,7 +10,7 @@ has a default and an unknown field is an error that names it::
     time_column = "date"
     target_columns = ["co2"]
     window = 52               # past steps the model sees
-    horizon = 1               # how far ahead it forecasts
+    horizon = 1               # it forecasts every step 1..horizon after each window
     season = 52               # the season's length in steps (the classical baselines use it)
     sequence_column = "sequence"  # classify: the column naming each row's sequence
     label_column = "label"        # classify: the class of that sequence
@@ -117,7 +117,7 @@ HELP = {
         "time_column": "forecast: the CSV's time column (\"\" for none)",
         "target_columns": "forecast: the columns to forecast",
         "window": "forecast: past steps the model sees",
-        "horizon": "forecast: how many steps ahead it forecasts",
+        "horizon": "forecast: it forecasts every step 1..horizon after each window",
         "season": "forecast: the season's length in steps (seasonal naive, Holt-Winters, ARIMA)",
         "sequence_column": "classify: the column naming each row's sequence",
         "label_column": "classify: the class of that sequence",

@@ -36,11 +36,19 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
 
 
 def predict(model_path: str, input_path: str, output_path: Optional[str] = None, log=print,
-            device: str = "auto") -> str:
+            device: str = "auto", steps: Optional[int] = None) -> str:
     """Forecasts for every complete window of a CSV series (or, for a classifier, a label for
-    every sequence of a long-format CSV), written to a CSV; the model runs on ``device``."""
+    every sequence of a long-format CSV), written to a CSV; the model runs on ``device``.
+    ``steps`` (forecasters): the next N steps after the series' end instead, with 80%
+    intervals, and a plot beside the CSV."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
     model = load(model_path, device=device)
     info = getattr(model, "extra", None) or {}
     if info.get("kind") not in JOBS:
         raise ValueError(f"model {model_path!r} was not written by `grukit train` (no job settings)")
-    return JOBS[info["kind"]].predict(model, info, input_path, output_path, log)
+    if info["kind"] != "forecast":
+        if steps is not None:
+            raise ValueError(f"steps is for forecasting models; {model_path!r} is a {info['kind']} model")
+        return JOBS[info["kind"]].predict(model, info, input_path, output_path, log)
+    return forecast.predict(model, info, input_path, output_path, log, steps=steps)
