@@ -5,7 +5,7 @@ package, one week ahead. A TOML config points it at a user's CSV; every field
 has a default and an unknown field is an error that names it::
 
     [data]
-    task = "forecast"         # or "classify": label whole sequences (see grukit/app/classify.py)
+    task = "forecast"         # or "classify" (label sequences: classify.py) or "text" (label texts: text.py)
     path = "co2"              # "co2" (shipped) or a CSV file; classify: "japanese_vowels" or a CSV
     time_column = "date"
     target_columns = ["co2"]
@@ -13,8 +13,11 @@ has a default and an unknown field is an error that names it::
     horizon = 1               # it forecasts every step 1..horizon after each window
     season = 52               # the season's length in steps (the classical baselines use it)
     sequence_column = "sequence"  # classify: the column naming each row's sequence
-    label_column = "label"        # classify: the class of that sequence
+    label_column = "label"        # classify, text: the class of that sequence or text
     feature_columns = []          # classify: default every other column
+    text_column = "text"          # text: the column holding each text
+    vocabulary = 20000            # text: the most frequent words of the training texts kept
+    max_tokens = 200              # text: the last tokens of each text the model reads
     [split]
     val_fraction = 0.1        # in time order: train, then validation, then test
     test_fraction = 0.2
@@ -68,6 +71,9 @@ class DataConfig:
     sequence_column: str = "sequence"
     label_column: str = "label"
     feature_columns: list = dataclasses.field(default_factory=list)
+    text_column: str = "text"
+    vocabulary: int = 20000
+    max_tokens: int = 200
 
 
 @dataclasses.dataclass
@@ -112,7 +118,7 @@ class JobConfig:
 # What each field means: `grukit train --print-config` writes them as a commented template.
 HELP = {
     "data": {
-        "task": '"forecast" (a series, the next values) or "classify" (a label per sequence)',
+        "task": '"forecast" (a series, the next values), "classify" (a label per sequence) or "text"',
         "path": '"co2" (shipped), a CSV file; classify: "japanese_vowels" or a long-format CSV',
         "time_column": "forecast: the CSV's time column (\"\" for none)",
         "target_columns": "forecast: the columns to forecast",
@@ -120,8 +126,11 @@ HELP = {
         "horizon": "forecast: it forecasts every step 1..horizon after each window",
         "season": "forecast: the season's length in steps (seasonal naive, Holt-Winters, ARIMA)",
         "sequence_column": "classify: the column naming each row's sequence",
-        "label_column": "classify: the class of that sequence",
+        "label_column": "classify, text: the class of that sequence or text",
         "feature_columns": "classify: the input columns (empty: every other column)",
+        "text_column": "text: the column holding each text",
+        "vocabulary": "text: the most frequent words of the training texts kept (the rest: one id)",
+        "max_tokens": "text: the last tokens of each text the model reads",
     },
     "split": {
         "val_fraction": "validation share (forecast: in time order, after training)",
@@ -207,12 +216,16 @@ def from_dict(raw: dict, source: str = "config") -> JobConfig:
 def _check(job: JobConfig, source: str) -> None:
     d, s = job.data, job.split
     for name, value in (("data.window", d.window), ("data.horizon", d.horizon), ("data.season", d.season),
+                        ("data.vocabulary", d.vocabulary), ("data.max_tokens", d.max_tokens),
                         ("model.units", job.model.units), ("model.layers", job.model.layers),
                         ("train.epochs", job.train.epochs), ("train.batch_size", job.train.batch_size)):
         if value <= 0:
             raise ValueError(f"{name} in {source} must be positive, got {value}")
-    if d.task not in ("forecast", "classify"):
-        raise ValueError(f"data.task in {source} must be 'forecast' or 'classify', got {d.task!r}")
+    if d.task not in ("forecast", "classify", "text"):
+        raise ValueError(f"data.task in {source} must be 'forecast', 'classify' or 'text', got {d.task!r}")
+    if d.vocabulary < 3:
+        raise ValueError(f"data.vocabulary in {source} must be at least 3 (padding, unknown, one word), "
+                         f"got {d.vocabulary}")
     if not all(isinstance(c, str) for c in d.feature_columns):
         raise ValueError(f"data.feature_columns in {source} must be a list of column names")
     if not d.target_columns or not all(isinstance(c, str) for c in d.target_columns):

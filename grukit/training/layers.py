@@ -171,6 +171,39 @@ class Dropout(Layer):
         return {"rate": self.rate}
 
 
+class GlobalAveragePooling1D(Layer):
+    """The mean over time of (B, T, F) -> (B, F); with a mask, over each sample's real
+    steps only (Keras 3's GlobalAveragePooling1D). The mask stops here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        if x.dim() != 3:
+            raise ValueError(f"GlobalAveragePooling1D input must be 3-D (batch, time, features), got shape "
+                             f"{tuple(x.shape)}")
+        if mask is None:
+            return x.mean(1), None
+        w = mask.to(x.dtype)[..., None]
+        return (x * w).sum(1) / w.sum(1).clamp_min(1.0), None
+
+
+class GlobalMaxPooling1D(Layer):
+    """The maximum over time of (B, T, F) -> (B, F). As Keras 3's GlobalMaxPooling1D, it
+    takes every step, padding too; the mask stops here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        if x.dim() != 3:
+            raise ValueError(f"GlobalMaxPooling1D input must be 3-D (batch, time, features), got shape "
+                             f"{tuple(x.shape)}")
+        return x.amax(1), None
+
+
 def _compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Optional[Tensor]]:
     """Move each row's real steps to the front, in order: (x, lengths, order or None)."""
     lengths = mask.sum(1)
@@ -393,7 +426,8 @@ class Bidirectional(Layer):
         return cls(GRU(**config["layer"]), config["merge_mode"])
 
 
-LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GRU, MinGRU, Bidirectional)}
+LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GlobalAveragePooling1D,
+                                  GlobalMaxPooling1D, GRU, MinGRU, Bidirectional)}
 
 
 def from_config(name: str, config: dict[str, Any]) -> Layer:

@@ -1,0 +1,95 @@
+"""`grukit train` with task = "text" (grukit/app/text.py) and the pooling layers it uses."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import grukit as gk
+from grukit.app import text, train
+from grukit.app.job import JobConfig, parse_config
+
+
+def _texts(path, n=240, seed=0):
+    """Short texts whose label is carried by one of a few sentiment words among filler."""
+    rng = np.random.default_rng(seed)
+    filler = "the a this that it was is product box tea coffee taste order bag".split()
+    cues = {"good": ["great", "lovely", "excellent"], "bad": ["awful", "stale", "broken"]}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "review", "stars"])
+        for i in range(n):
+            label = "good" if i % 3 else "bad"  # 2:1, so the majority class is 0.67
+            words = list(rng.choice(filler, size=rng.integers(4, 15)))
+            words.insert(int(rng.integers(0, len(words))), str(rng.choice(cues[label])))
+            w.writerow([f"r{i}", " ".join(words) + ", really.", label])
+
+
+def test_text_job_learns_labels_reports_rivals_and_predicts(tmp_path):
+    data = tmp_path / "reviews.csv"
+    _texts(data)
+    job = parse_config(f'[data]\ntask = "text"\npath = "{data}"\ntext_column = "review"\n'
+                       'label_column = "stars"\nmax_tokens = 20\n[train]\nepochs = 20\npatience = 20\n'
+                       'learning_rate = 0.01\n'
+                       '[model]\nunits = 8\n')
+    job.output.dir = str(tmp_path / "run")
+    metrics = train.run(job, log=lambda *a: None)
+    assert metrics["classes"] == ["bad", "good"] and metrics["texts"] == {"train": 168, "val": 24, "test": 48}
+    assert metrics["majority_class"]["accuracy"] == pytest.approx(32 / 48)
+    assert metrics["gru"]["accuracy"] >= 0.9 > metrics["majority_class"]["accuracy"]
+    assert 0 <= metrics["tfidf_logistic_regression"]["accuracy"] <= 1
+    assert np.sum(metrics["confusion"]) == 48 and metrics["verdict"]["line"].startswith("the GRU")
+    assert (tmp_path / "run" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+    new = tmp_path / "new.csv"
+    new.write_text('review,note\n"what a great, lovely tea",x\n"stale and broken box",y\n"",z\n')
+    out = train.predict(str(tmp_path / "run" / "model.grukit"), str(new), log=lambda *a: None)
+    rows = list(csv.DictReader(open(out)))
+    assert [r["note"] for r in rows] == ["x", "y", "z"]  # the other columns are kept
+    assert [r["predicted_label"] for r in rows[:2]] == ["good", "bad"]
+    assert all(0.5 <= float(r["probability"]) <= 1 for r in rows)
+
+
+def test_text_encoding_and_bad_inputs(tmp_path):
+    assert text.tokenize("It's GREAT, 10/10!") == ["it's", "great", "10", "10"]
+    ids = text.encode(["a b c d", "zzz", ""], {"a": 2, "b": 3, "d": 4}, 3)
+    np.testing.assert_array_equal(ids, [[3, 1, 4], [0, 0, 1], [0, 0, 0]])  # last tokens, padded in front
+    data = tmp_path / "t.csv"
+    data.write_text("text,label\nfine,a\nbad,\n")
+    with pytest.raises(ValueError, match="line 3: column 'label' is empty"):
+        text.read_texts(str(data), "text", "label")
+    with pytest.raises(ValueError, match="column 'body' is not in"):
+        text.read_texts(str(data), "body", "label")
+    one = tmp_path / "one.csv"
+    one.write_text("text,label\n" + "".join(f"t{i},same\n" for i in range(20)))
+    job = JobConfig()
+    job.data.task, job.data.path, job.output.dir = "text", str(one), str(tmp_path / "o")
+    with pytest.raises(ValueError, match="1 class"):
+        train.run(job, log=lambda *a: None)
+    with pytest.raises(ValueError, match="data.vocabulary .* at least 3"):
+        parse_config('[data]\ntask = "text"\nvocabulary = 2')
+
+
+def test_global_pooling_layers_follow_keras(tmp_path):
+    """GlobalAveragePooling1D averages each sample's real steps (Keras 3 with a mask);
+    GlobalMaxPooling1D takes every step, as Keras 3's does."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1], [0, 0, 0, 0, 1]], dtype=torch.bool)
+    avg, m = gk.layers.GlobalAveragePooling1D()(x, mask)
+    assert m is None
+    torch.testing.assert_close(avg, torch.stack([x[0].mean(0), x[1, 2:].mean(0), x[2, 4]]))
+    torch.testing.assert_close(gk.layers.GlobalMaxPooling1D()(x, mask)[0], x.amax(1))
+    with pytest.raises(ValueError, match="must be 3-D"):
+        gk.layers.GlobalAveragePooling1D()(torch.zeros(2, 3), None)
+    keras = pytest.importorskip("keras")
+    want = keras.layers.GlobalAveragePooling1D()(x.numpy(), mask=mask.numpy())
+    np.testing.assert_allclose(np.asarray(want), avg.numpy(), rtol=1e-6, atol=1e-6)
+    model = gk.Sequential([gk.layers.Embedding(10, 4, mask_zero=True),
+                           gk.layers.GRU(3, return_sequences=True), gk.layers.GlobalAveragePooling1D(),
+                           gk.layers.Dense(2)])
+    ids = np.array([[0, 0, 3, 4], [1, 2, 3, 4]])
+    before = model.predict(ids)
+    model.save(str(tmp_path / "pooled.grukit"))  # the layer round-trips through a model file
+    np.testing.assert_allclose(gk.load(str(tmp_path / "pooled.grukit")).predict(ids), before, rtol=0, atol=0)
