@@ -150,11 +150,38 @@ def test_the_forecasters_weights_and_references():
     assert forecast._network_weight(ets, ets, truth) == 0.5
     values = np.arange(1.0, 41.0)[:, None]
     origins = np.arange(19, 39)
-    refs = forecast._references(values, origins, 2, 12, 24, np.full((20, 2, 1), 3.0), log_scale=True)
+    refs = forecast._references(values, origins, 2, 12, 24, np.full((20, 2, 1), 3.0), True, 20)
     np.testing.assert_array_equal(refs["last"], np.repeat(values[origins][:, None], 2, axis=1))
     np.testing.assert_array_equal(refs["season"], values[origins[:, None] + np.array([1, 2]) - 12])
     # one season back is not inside a window of 8
-    assert set(forecast._references(values, origins, 1, 12, 8, None, True)) == {"last"}
+    assert set(forecast._references(values, origins, 1, 12, 8, None, True, 20)) == {"last"}
     bad = np.full((20, 1, 1), -1.0)  # a negative Holt-Winters forecast cannot be a reference in logs
-    assert "ets" not in forecast._references(values, origins, 1, 1, 8, bad, True)
-    assert "ets" in forecast._references(values, origins, 1, 1, 8, bad, False)
+    assert "ets" not in forecast._references(values, origins, 1, 1, 8, bad, True, 20)
+    assert "ets" in forecast._references(values, origins, 1, 1, 8, bad, False, 20)
+    late = np.concatenate([np.full((15, 1, 1), 2.0), bad[:5]])  # negative only after the known windows
+    assert "ets" in forecast._references(values, origins, 1, 1, 8, late, True, 15)
+
+
+def test_baselines_on_a_tiny_series_by_hand():
+    y = np.array([1.0, 2.0, 4.0, 3.0, 5.0, 6.0])
+    values = y[:, None]
+    preds, _ = bl.forecasts(values, np.array([3, 4]), 2, 2, fit_end=4, fitted=())
+    np.testing.assert_array_equal(preds["persistence"][:, :, 0], [[3, 3], [5, 5]])
+    np.testing.assert_array_equal(preds["seasonal_naive"][:, :, 0], [[4, 3], [3, 5]])  # y[o-1], y[o]
+
+    def hw(alpha, beta, gamma, level, trend, seasons, kind, origins, steps):
+        return bl._holt_winters(y, alpha, beta, gamma, 1.0, level, trend, seasons, kind, np.array(origins),
+                                steps)
+
+    # simple exponential smoothing (alpha 0.5): levels 1, 1, 1.5, 2.75, 2.875, 3.9375
+    np.testing.assert_allclose(hw(0.5, 0.0, 0.0, 1.0, 0.0, None, None, range(-1, 5), 1)[:, 0],
+                               [1, 1, 1.5, 2.75, 2.875, 3.9375])
+    # Holt's trend (alpha = beta = 0.5 from level 1, trend 1): 2, 2.25, 2.8125, and 3.5 two steps ahead
+    np.testing.assert_allclose(hw(0.5, 0.5, 0.0, 1.0, 1.0, None, None, [-1, 0, 1], 2),
+                               [[2, 3], [2.25, 3.0], [2.8125, 3.5]])
+    # an additive season of 2 (gamma 0.5, from seasons 1, -1): 1, -1, 2.5
+    np.testing.assert_allclose(hw(0.5, 0.0, 0.5, 0.0, 0.0, np.array([1.0, -1.0]), "add", [-1, 0, 1], 1)[:, 0],
+                               [1, -1, 2.5])
+    scale = bl.mase_scale(values[:4], 2)  # |4 - 1| and |3 - 2|: 2
+    got = bl.accuracy(np.array([[2.0], [5.0]]), np.array([[3.0], [6.0]]), scale)
+    assert got == pytest.approx({"rmse": 1.0, "mae": 1.0, "mase": 0.5, "smape": (200 / 5 + 200 / 11) / 2})

@@ -43,7 +43,7 @@ def test_text_job_learns_labels_reports_rivals_and_predicts(tmp_path):
     assert (tmp_path / "run" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
     new = tmp_path / "new.csv"
-    new.write_text('review,note\n"what a great, lovely tea",x\n"stale and broken box",y\n"",z\n')
+    new.write_text('review,note\n"what a great, lovely tea",x\n"stale and broken box",y\n"ok",z\n')
     out = train.predict(str(tmp_path / "run" / "model.grukit"), str(new), log=lambda *a: None)
     rows = list(csv.DictReader(open(out)))
     assert [r["note"] for r in rows] == ["x", "y", "z"]  # the other columns are kept
@@ -61,6 +61,14 @@ def test_text_encoding_and_bad_inputs(tmp_path):
         text.read_texts(str(data), "text", "label")
     with pytest.raises(ValueError, match="column 'body' is not in"):
         text.read_texts(str(data), "body", "label")
+    empty = tmp_path / "e.csv"
+    empty.write_text('text,label\nfine,a\n"  ",b\n')
+    with pytest.raises(ValueError, match="line 3: column 'text' is empty"):
+        text.read_texts(str(empty), "text", "label")
+    latin = tmp_path / "l.csv"
+    latin.write_bytes("text,label\ncaf\u00e9,a\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="is not UTF-8 text \\(byte b'\\\\xe9'"):
+        text.read_texts(str(latin), "text", "label")
     one = tmp_path / "one.csv"
     one.write_text("text,label\n" + "".join(f"t{i},same\n" for i in range(20)))
     job = JobConfig()

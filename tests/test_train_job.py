@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from grukit import datasets
 from grukit.app import train
@@ -92,10 +93,11 @@ def test_multi_step_job_and_forecasts_past_the_end_with_intervals(tmp_path):
     assert len(rows) == 1 + 300 - 48 + 1 and rows[-1][0] == "299"
     assert cli.main(["predict", model, str(data), "--steps", "2", "--output", str(tmp_path / "a.csv")]) == 0
     ahead = list(csv.reader(open(tmp_path / "a.csv")))
-    assert ahead[0] == ["step", "load", "load_lower_80", "load_upper_80"]
-    assert [r[1] for r in ahead[1:]] == rows[-1][1:3]  # the last window's forecasts
+    assert ahead[0] == ["step", "time", "load", "load_lower_80", "load_upper_80"]
+    assert [r[2] for r in ahead[1:]] == rows[-1][1:3]  # the last window's forecasts
+    assert [r[:2] for r in ahead[1:]] == [["1", "300"], ["2", "301"]]  # the times go on
     out = train.predict(model, str(data), str(tmp_path / "b.csv"), log=lambda *a: None, steps=8)
-    far = np.array([[float(v) for v in r[1:]] for r in list(csv.reader(open(out)))[1:]])
+    far = np.array([[float(v) for v in r[2:]] for r in list(csv.reader(open(out)))[1:]])
     assert far.shape == (8, 3) and (far[:, 1] < far[:, 0]).all() and (far[:, 0] < far[:, 2]).all()
     width = far[:, 2] - far[:, 1]
     assert width[7] > width[2] and np.isfinite(far).all()
@@ -103,6 +105,51 @@ def test_multi_step_job_and_forecasts_past_the_end_with_intervals(tmp_path):
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="steps must be a positive int"):
             train.predict(model, str(data), str(tmp_path / "c.csv"), steps=bad)
+
+
+def test_future_times_continue_the_series_spacing():
+    from grukit.app.forecast import future_times
+
+    assert future_times(["1", "2", "3"], 2) == ["4", "5"]
+    assert future_times(["0.5", "1.0", "1.5"], 2) == ["2", "2.5"]
+    assert future_times(["2001-12-15", "2001-12-22", "2001-12-29"], 2) == ["2002-01-05", "2002-01-12"]
+    assert future_times(["2020-11-01", "2020-12-01", "2021-01-01"], 2) == ["2021-02-01", "2021-03-01"]
+    assert future_times(["1990-01-01", "1990-04-01"], 2) == ["1990-07-01", "1990-10-01"]  # quarterly
+    assert future_times(["2020-01-01T00:00", "2020-01-01T06:00"], 1) == ["2020-01-01T12:00:00"]
+    assert future_times(["1", "2", "4"], 1) == future_times(["a", "b"], 1) == [""]  # no regular spacing
+
+
+def test_the_forecaster_never_reads_the_test_part(tmp_path):
+    """Two runs whose series differ only in the test part: the same weights, the same
+    choices (transform, reference, combination weight, interval widths) and the same
+    classical models; only the test scores differ."""
+    from grukit import load
+
+    rng = np.random.default_rng(2)
+    t = np.arange(260)
+    base = 20 + 0.05 * t + 2 * np.sin(2 * np.pi * t / 12) + 0.3 * rng.normal(size=260)
+    window, n = 24, 260 - 24 - 1 + 1
+    first_test = (window - 1) + (n - int(n * 0.2)) + 1  # the first test window's target
+    runs = []
+    for k, series in enumerate((base, np.r_[base[:first_test], 1.5 * base[first_test:] + 3])):
+        data = tmp_path / f"s{k}.csv"
+        data.write_text("t,v\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(series)))
+        job = JobConfig()
+        job.data.path, job.data.time_column, job.data.target_columns = str(data), "t", ["v"]
+        job.data.window, job.data.season = window, 12
+        job.train.epochs, job.model.units, job.output.dir = 3, 8, str(tmp_path / f"run{k}")
+        metrics = train.run(job, log=lambda *a: None)
+        model = load(str(tmp_path / f"run{k}" / "model.grukit"))
+        runs.append((metrics, model.extra, [p.detach().clone() for p in model.parameters()]))
+    (m0, info0, w0), (m1, info1, w1) = runs
+    for a, b in zip(w0, w1, strict=True):
+        assert torch.equal(a, b)
+    for key in ("scale", "log", "reference", "network_weight", "sigma"):
+        assert info0[key] == info1[key], key
+    assert m0["network_sees"] == m1["network_sees"] and m0["forecaster"] == m1["forecaster"]
+    for method in ("ets", "arima"):
+        assert m0["classical"][method]["model"] == m1["classical"][method]["model"]
+    assert m0["grukit"]["rmse"] != m1["grukit"]["rmse"]  # the test part did change
 
 
 def test_cli_train_with_a_config_on_a_users_csv(tmp_path):

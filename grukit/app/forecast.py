@@ -67,18 +67,20 @@ Z80 = 1.2815515655446004  # the 80% interval of a normal distribution: +-Z80 sig
 
 
 def _references(values: np.ndarray, origins: np.ndarray, steps: int, season: int, window: int,
-                ets: Optional[np.ndarray], log_scale: bool) -> dict[str, np.ndarray]:
+                ets: Optional[np.ndarray], log_scale: bool, known: int) -> dict[str, np.ndarray]:
     """The forecasts (N, steps, C) the network may learn to correct (it forecasts the change
     from one of them, in log units for a positive series): the window's last value, the
     value one season before each target when that is inside the window, and damped
     Holt-Winters' forecast (ES-RNN's idea: exponential smoothing takes level and season,
-    the network the rest). The job takes the one with the lowest RMSE on the validation part."""
+    the network the rest). The job takes the one with the lowest RMSE on the validation
+    part; whether Holt-Winters' may serve is judged on the first ``known`` windows
+    (training and validation) only."""
     k = np.arange(1, steps + 1)
     refs = {"last": np.repeat(values[origins][:, None, :], steps, axis=1)}
     lags = np.array([baselines.seasonal_lag(j, season) for j in k])
     if season > 1 and (lags != k).any() and (lags - k <= window - 1).all():
         refs["season"] = values[origins[:, None] + k - lags]
-    if ets is not None and np.isfinite(ets).all() and (not log_scale or (ets > 0).all()):
+    if ets is not None and np.isfinite(ets[:known]).all() and (not log_scale or (ets[:known] > 0).all()):
         refs["ets"] = ets
     return refs
 
@@ -138,11 +140,16 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     train_rows, val, test = slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, n)
     # how the network sees the series, chosen on the training and validation parts only
     fit_end = int(origins[n_train - 1]) + h + 1  # the classical methods see the training part only
-    log_scale = bool((values > 0).all())  # a positive series: the network sees its logarithm
+    log_scale = bool((values[:fit_end] > 0).all())  # positive so far: the network sees logarithms
+    if log_scale and not (values > 0).all():
+        bad = int(np.flatnonzero((values <= 0).any(1))[0])
+        raise ValueError(f"the series is positive in its training part, so the network works on its "
+                         f"logarithm, but it is {values[bad].tolist()} at step {bad} ({times[bad]})")
     ets_all, ets_about = baselines.ets_forecasts(values, origins, h, d.season, fit_end)
-    refs = _references(values, origins, h, d.season, d.window, ets_all, log_scale)
+    refs = _references(values, origins, h, d.season, d.window, ets_all, log_scale, n_train + n_val)
     reference = min(refs, key=lambda k: np.sqrt(((refs[k][val] - y[val]) ** 2).mean()))
-    ref = np.log(refs[reference]) if log_scale else refs[reference]  # (N, h, C)
+    # (N, h, C); a Holt-Winters forecast <= 0 in the test part is taken as the least positive number
+    ref = np.log(np.maximum(refs[reference], np.finfo(float).tiny)) if log_scale else refs[reference]
     xs, ys = (np.log(x), np.log(y)) if log_scale else (x, y)
     scale = (ys[train_rows] - ref[train_rows]).std(0) + 1e-8  # (h, C), fitted on the training part only
     x_rel = ((xs - ref[:, :1, :]) / scale[0]).astype("float32")
@@ -313,6 +320,46 @@ def predict(model: Sequential, info: dict, input_path: str, output_path: Optiona
     return _predict_ahead(model, info, times, values, steps, output_path, log)
 
 
+def future_times(times: list[str], steps: int) -> list[str]:
+    """The ``steps`` time stamps after the series' last, continuing its spacing: numbers,
+    ISO dates or date-times a fixed time apart, or dates a fixed number of months apart
+    (monthly, quarterly, yearly data); "" each where the spacing is not regular."""
+    import datetime as dt
+
+    blank = [""] * steps
+    if len(times) < 2:
+        return blank
+    try:
+        nums = [float(t) for t in times]
+    except ValueError:
+        nums = None
+    if nums is not None:
+        gaps = np.diff(nums)
+        if not np.allclose(gaps, gaps[-1], rtol=1e-6, atol=1e-9) or gaps[-1] <= 0:
+            return blank
+        ints = all(t.strip().lstrip("-").isdigit() for t in times)
+        return [str(int(round(nums[-1] + k * gaps[-1]))) if ints else f"{nums[-1] + k * gaps[-1]:.10g}"
+                for k in range(1, steps + 1)]
+    try:
+        stamps = [dt.datetime.fromisoformat(t.strip()) for t in times]
+    except ValueError:
+        return blank
+    as_date = all(len(t.strip()) == 10 for t in times)  # YYYY-MM-DD
+    fmt = (lambda d: d.date().isoformat()) if as_date else (lambda d: d.isoformat())  # noqa: E731
+    pairs = list(zip(stamps[:-1], stamps[1:], strict=True))
+    months = {(b.year - a.year) * 12 + b.month - a.month for a, b in pairs}
+    same_day = len({(d.day, d.time()) for d in stamps}) == 1 and stamps[-1].day <= 28
+    if same_day and len(months) == 1 and (step := months.pop()) > 0:  # monthly, quarterly, yearly
+        def add(d: dt.datetime, m: int) -> dt.datetime:
+            total = d.month - 1 + m
+            return d.replace(year=d.year + total // 12, month=total % 12 + 1)
+        return [fmt(add(stamps[-1], k * step)) for k in range(1, steps + 1)]
+    gaps = {b - a for a, b in pairs}
+    if len(gaps) == 1 and (gap := gaps.pop()) > dt.timedelta(0):  # a fixed gap: days, weeks, hours
+        return [fmt(stamps[-1] + k * gap) for k in range(1, steps + 1)]
+    return blank
+
+
 def _predict_ahead(model: Sequential, info: dict, times: list, values: np.ndarray, steps: int,
                    output_path: str, log) -> str:
     """The next ``steps`` values after the series' end: the trained horizon at a time, each
@@ -341,15 +388,16 @@ def _predict_ahead(model: Sequential, info: dict, times: list, values: np.ndarra
     width = Z80 * np.concatenate([sigma[:min(h, steps)], sigma[-1] * np.sqrt(step[h:, None] / h)])
     with open(output_path, "w") as f:
         columns = [f"{c}{part}" for c in names for part in ("", "_lower_80", "_upper_80")]
-        f.write(",".join(["step", *columns]) + "\n")
-        for i in range(steps):
+        f.write(",".join(["step", "time", *columns]) + "\n")
+        for i, when in enumerate(future_times(times, steps)):
             cells = [f"{v:.6g}" for j in range(len(names))
                      for v in (pred[i, j], pred[i, j] - width[i, j], pred[i, j] + width[i, j])]
-            f.write(",".join([str(i + 1), *cells]) + "\n")
+            f.write(",".join([str(i + 1), when, *cells]) + "\n")
     plot = os.path.splitext(output_path)[0] + ".png"
     seen = values[-window:]  # the last window of the series, then the forecasts
     gap = np.full((steps, len(names)), np.nan)
-    _plot_forecast(plot, [*times[-window:], *[f"+{i}" for i in step]], np.concatenate([seen, gap]),
+    ahead = [t or f"+{i}" for i, t in zip(step, future_times(times, steps), strict=True)]
+    _plot_forecast(plot, [*times[-window:], *ahead], np.concatenate([seen, gap]),
                    np.concatenate([np.full_like(seen, np.nan), pred]),
                    np.concatenate([np.zeros_like(seen), width]), None, "", names,
                    f"the {steps} steps after {times[-1]}, with 80% intervals")

@@ -62,16 +62,24 @@ def read_texts(path: str, text_column: str, label_column: Optional[str]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file {path!r} does not exist")
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long texts are fields too
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        for col in [text_column, *([label_column] if label_column else [])]:
-            if col not in header:
-                raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}")
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            for col in [text_column, *([label_column] if label_column else [])]:
+                if col not in header:
+                    raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}")
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start:exc.start + 1]
+        raise ValueError(f"{path!r} is not UTF-8 text (byte {bad!r}: {exc.reason}); save the CSV as UTF-8"
+                         ) from None
     if not rows:
         raise ValueError(f"{path!r} has no rows")
     texts = [r[text_column] or "" for r in rows]
+    if any(not t.strip() for t in texts):
+        line = 2 + next(i for i, t in enumerate(texts) if not t.strip())
+        raise ValueError(f"{path!r} line {line}: column {text_column!r} is empty (every row needs a text)")
     labels = [(r[label_column] or "").strip() for r in rows] if label_column else [""] * len(rows)
     if label_column and any(not lab for lab in labels):
         line = 2 + next(i for i, lab in enumerate(labels) if not lab)
