@@ -450,7 +450,7 @@ def test_load_and_resume_corrupt_files(data):
 
 
 FIELD_VALUES = st.one_of(st.integers(-3, 100), st.floats(allow_nan=True), st.booleans(), st.text(max_size=8),
-                         st.sampled_from(["forecast", "classify", "text", "co2"]),
+                         st.sampled_from(["forecast", "classify", "text", "anomaly", "co2"]),
                          st.lists(st.text(max_size=4), max_size=3), st.lists(st.integers(), max_size=2),
                          st.dictionaries(st.text(max_size=3), st.integers()))
 
@@ -483,7 +483,8 @@ def test_train_configs(data):
         _count("train config", False)
         return
     _count("train config", True)
-    assert job.train.epochs > 0 and job.model.units > 0 and job.data.task in ("forecast", "classify", "text")
+    assert job.train.epochs > 0 and job.model.units > 0
+    assert job.data.task in ("forecast", "classify", "text", "anomaly")
     assert 0 < job.split.val_fraction < 1 and 0 < job.split.test_fraction < 1
     assert all(isinstance(c, str) for c in job.data.target_columns)
 

@@ -298,7 +298,7 @@ def test_classify_bad_csv(tmp_path, rows, match):
 
 
 def test_classify_config_errors():
-    with pytest.raises(ValueError, match="data.task .* 'forecast', 'classify' or 'text', got 'cluster'"):
+    with pytest.raises(ValueError, match="data.task .* 'text' or 'anomaly', got 'cluster'"):
         parse_config('[data]\ntask = "cluster"')
     with pytest.raises(TypeError, match="data.feature_columns .* must be list"):
         parse_config('[data]\nfeature_columns = "a"')

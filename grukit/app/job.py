@@ -5,7 +5,7 @@ package, one week ahead. A TOML config points it at a user's CSV; every field
 has a default and an unknown field is an error that names it::
 
     [data]
-    task = "forecast"         # or "classify" (label sequences: classify.py) or "text" (label texts: text.py)
+    task = "forecast"         # or "classify" (classify.py), "text" (text.py), "anomaly" (anomaly.py)
     path = "co2"              # "co2" (shipped) or a CSV file; classify: "japanese_vowels" or a CSV
     time_column = "date"
     target_columns = ["co2"]
@@ -13,11 +13,12 @@ has a default and an unknown field is an error that names it::
     horizon = 1               # it forecasts every step 1..horizon after each window
     season = 52               # the season's length in steps (the classical baselines use it)
     sequence_column = "sequence"  # classify: the column naming each row's sequence
-    label_column = "label"        # classify, text: the class of that sequence or text
+    label_column = "label"        # classify, text: the class; anomaly: 0/1 labels, for the report only
     feature_columns = []          # classify: default every other column
     text_column = "text"          # text: the column holding each text
     vocabulary = 20000            # text: the most frequent words of the training texts kept
     max_tokens = 200              # text: the last tokens of each text the model reads
+    threshold_quantile = 0.99     # anomaly: flag scores above this quantile of the validation part's
     [split]
     val_fraction = 0.1        # in time order: train, then validation, then test
     test_fraction = 0.2
@@ -74,6 +75,7 @@ class DataConfig:
     text_column: str = "text"
     vocabulary: int = 20000
     max_tokens: int = 200
+    threshold_quantile: float = 0.99
 
 
 @dataclasses.dataclass
@@ -118,7 +120,7 @@ class JobConfig:
 # What each field means: `grukit train --print-config` writes them as a commented template.
 HELP = {
     "data": {
-        "task": '"forecast" (a series, the next values), "classify" (a label per sequence) or "text"',
+        "task": '"forecast" (the next values), "classify" (a label per sequence), "text" or "anomaly"',
         "path": '"co2" (shipped), a CSV file; classify: "japanese_vowels" or a long-format CSV',
         "time_column": "forecast: the CSV's time column (\"\" for none)",
         "target_columns": "forecast: the columns to forecast",
@@ -126,11 +128,12 @@ HELP = {
         "horizon": "forecast: it forecasts every step 1..horizon after each window",
         "season": "forecast: the season's length in steps (seasonal naive, Holt-Winters, ARIMA)",
         "sequence_column": "classify: the column naming each row's sequence",
-        "label_column": "classify, text: the class of that sequence or text",
+        "label_column": "classify, text: the class; anomaly: 0/1 labels if the CSV has them (report only)",
         "feature_columns": "classify: the input columns (empty: every other column)",
         "text_column": "text: the column holding each text",
         "vocabulary": "text: the most frequent words of the training texts kept (the rest: one id)",
         "max_tokens": "text: the last tokens of each text the model reads",
+        "threshold_quantile": "anomaly: flag scores above this quantile of the validation part's scores",
     },
     "split": {
         "val_fraction": "validation share (forecast: in time order, after training)",
@@ -221,8 +224,11 @@ def _check(job: JobConfig, source: str) -> None:
                         ("train.epochs", job.train.epochs), ("train.batch_size", job.train.batch_size)):
         if value <= 0:
             raise ValueError(f"{name} in {source} must be positive, got {value}")
-    if d.task not in ("forecast", "classify", "text"):
-        raise ValueError(f"data.task in {source} must be 'forecast', 'classify' or 'text', got {d.task!r}")
+    if d.task not in ("forecast", "classify", "text", "anomaly"):
+        raise ValueError(f"data.task in {source} must be 'forecast', 'classify', 'text' or 'anomaly', "
+                         f"got {d.task!r}")
+    if not 0 < d.threshold_quantile < 1:
+        raise ValueError(f"data.threshold_quantile in {source} must be in (0, 1), got {d.threshold_quantile}")
     if d.vocabulary < 3:
         raise ValueError(f"data.vocabulary in {source} must be at least 3 (padding, unknown, one word), "
                          f"got {d.vocabulary}")

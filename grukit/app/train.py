@@ -10,10 +10,10 @@ import torch
 from ..seeding import set_seed
 from ..training import distributed, placement
 from ..training.loading import load
-from . import classify, forecast, text
+from . import anomaly, classify, forecast, text
 from .job import JobConfig, quiet
 
-JOBS = {"forecast": forecast, "classify": classify, "text": text}
+JOBS = {"forecast": forecast, "classify": classify, "text": text, "anomaly": anomaly}
 
 
 def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""`grukit train` with task = "anomaly" (grukit/app/anomaly.py), end to end on small CSVs."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from grukit import load
+from grukit.app import anomaly, train
+from grukit.app.job import JobConfig, parse_config
+
+
+def _series(path, labels=True, seed=0, n=900):
+    """A noisy two-period wave with one labelled burst in the test part."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    v = np.sin(2 * np.pi * t / 25) + 0.5 * np.sin(2 * np.pi * t / 7) + 0.05 * rng.normal(size=n)
+    w = np.cos(2 * np.pi * t / 25) + 0.05 * rng.normal(size=n)
+    bad = slice(800, 812)
+    v[bad] += 2.5 * rng.normal(size=12)
+    label = np.zeros(n, dtype=int)
+    label[bad] = 1
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["t", "v", "w", *(["label"] if labels else [])])
+        for i in t:
+            out.writerow([i, f"{v[i]:.5f}", f"{w[i]:.5f}", *([label[i]] if labels else [])])
+
+
+def _job(path, out):
+    job = parse_config(f'[data]\ntask = "anomaly"\npath = "{path}"\ntime_column = "t"\n'
+                       'target_columns = ["v", "w"]\nwindow = 24\n[train]\nepochs = 6\n[model]\nunits = 8\n')
+    job.output.dir = str(out)
+    return job
+
+
+def test_anomaly_job_flags_the_burst_next_to_classical_detectors_and_predicts(tmp_path):
+    data = tmp_path / "s.csv"
+    _series(data)
+    metrics = train.run(_job(data, tmp_path / "run"), log=lambda *a: None)
+    assert metrics["steps"] == {"train": 630, "val": 90, "test": 180}
+    for name in ("gru", "rolling_zscore", "isolation_forest", "pca_reconstruction"):
+        assert set(metrics[name]) == {"precision", "recall", "f1", "ucr_hit", "flagged"}
+    assert metrics["gru"]["ucr_hit"] and metrics["gru"]["recall"] > 0.5
+    assert metrics["verdict"]["line"].startswith("the GRU")
+    assert (tmp_path / "run" / "anomaly.png").read_bytes()[:4] == b"\x89PNG"
+    out = train.predict(str(tmp_path / "run" / "model.grukit"), str(data), str(tmp_path / "p.csv"),
+                        log=lambda *a: None)
+    rows = list(csv.reader(open(out)))
+    assert rows[0] == ["time", "score", "flag"] and len(rows) == 901
+    assert rows[1][1:] == ["", ""] and rows[25][1] != ""  # no score before one window
+    scores = np.array([float(r[1]) for r in rows[25:]])
+    assert 790 <= 24 + int(np.argmax(scores)) <= 815  # the top score is at the burst
+
+
+def test_labels_are_read_for_the_report_only(tmp_path):
+    """The same series with and without its label column: the same model and threshold."""
+    results = []
+    for k, labels in enumerate((True, False)):
+        data = tmp_path / f"s{k}.csv"
+        _series(data, labels=labels)
+        metrics = train.run(_job(data, tmp_path / f"run{k}"), log=lambda *a: None)
+        model = load(str(tmp_path / f"run{k}" / "model.grukit"))
+        results.append((metrics, model.extra["threshold"], [p.detach().clone() for p in model.parameters()]))
+    (m0, t0, w0), (m1, t1, w1) = results
+    assert t0 == t1 and all(torch.equal(a, b) for a, b in zip(w0, w1, strict=True))
+    assert "gru" in m0 and "gru" not in m1 and m1["flagged_in_test"] == m0["flagged_in_test"]
+
+
+def test_anomaly_scores_and_errors(tmp_path):
+    ev = anomaly.evaluate(np.array([0.1, 0.2, 5.0, 0.3]), np.array([False, True, True, False]),
+                          np.array([0, 0, 1, 1]))
+    assert ev == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "ucr_hit": True, "flagged": 2}
+    far = anomaly.evaluate(np.r_[np.zeros(300), 1.0], np.zeros(301, bool), np.r_[1, np.zeros(300)])
+    assert not far["ucr_hit"]  # the top score is 300 steps from the anomaly
+    short = tmp_path / "short.csv"
+    short.write_text("t,v\n" + "".join(f"{i},{i % 5}\n" for i in range(60)))
+    job = JobConfig()
+    job.data.task, job.data.path = "anomaly", str(short)
+    job.data.time_column, job.data.target_columns = "t", ["v"]
+    job.output.dir = str(tmp_path / "o")
+    with pytest.raises(ValueError, match="leave too few steps"):
+        train.run(job, log=lambda *a: None)
+    with pytest.raises(ValueError, match="threshold_quantile .* must be in \\(0, 1\\)"):
+        parse_config('[data]\ntask = "anomaly"\nthreshold_quantile = 1.5')
