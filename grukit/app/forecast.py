@@ -109,13 +109,17 @@ def windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, 
     return values[idx], values[origins[:, None] + np.arange(1, horizon + 1)[None, :]], origins
 
 
+def _inputs(xs: np.ndarray, ref: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """What the network reads: each window relative to its first step's reference, scaled
+    by the first step's spread."""
+    return ((xs - ref[:, :1, :]) / scale[0]).astype("float32")
+
+
 def _network(model: Sequential, xs: np.ndarray, ref: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """The network's forecasts (N, steps, C), in the units it sees (logs for a positive
-    series), from windows xs and references ref in those units. The window is taken
-    relative to the first step's reference and scaled by the first step's spread."""
+    series), from windows xs and references ref in those units."""
     n, steps, c = ref.shape  # (the first `steps` of the trained horizon)
-    x_rel = ((xs - ref[:, :1, :]) / scale[0]).astype("float32")
-    return ref + model.predict(x_rel).reshape(n, -1, c)[:, :steps] * scale[:steps]
+    return ref + model.predict(_inputs(xs, ref, scale)).reshape(n, -1, c)[:, :steps] * scale[:steps]
 
 
 def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
@@ -152,7 +156,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     ref = np.log(np.maximum(refs[reference], np.finfo(float).tiny)) if log_scale else refs[reference]
     xs, ys = (np.log(x), np.log(y)) if log_scale else (x, y)
     scale = (ys[train_rows] - ref[train_rows]).std(0) + 1e-8  # (h, C), fitted on the training part only
-    x_rel = ((xs - ref[:, :1, :]) / scale[0]).astype("float32")
+    x_rel = _inputs(xs, ref, scale)
     y_rel = ((ys - ref) / scale).reshape(n, h * n_cols).astype("float32")
 
     model = Sequential([*gru_stack(job), L.Dense(h * n_cols)])
