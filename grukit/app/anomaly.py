@@ -25,7 +25,6 @@ a flag per step.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from typing import Any, Optional
@@ -36,7 +35,7 @@ from .. import datasets
 from ..training import distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
-from .job import JobConfig, fit, gru_stack, output_dir
+from .job import JobConfig, fit, gru_stack, output_dir, write_outputs
 
 UCR_MARGIN = 100  # the UCR archive's rule: a detection within 100 steps of the anomaly counts
 
@@ -178,14 +177,9 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
             "spread": spread.tolist(), "threshold": thresholds["gru"],
             "time_column": d.time_column if d.path != "ucr135" else "",
             "target_columns": list(d.target_columns) if d.path != "ucr135" else ["value"]}
-    model.save(os.path.join(out_dir, "model.grukit"), extra=info)
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
-    _plot(os.path.join(out_dir, "anomaly.png"), values[:, 0], labels, scores["gru"], thresholds["gru"], w,
-          (train_end, val_end))
-    log(f"\nwrote {out_dir}/model.grukit, metrics.json, anomaly.png, learning_curves.png "
-        "(checkpoint.grukit: the last epoch, for --resume)")
+    write_outputs(out_dir, model, info, metrics, history, "anomaly.png",
+                  lambda path: _plot(path, values[:, 0], labels, scores["gru"], thresholds["gru"], w,
+                                     (train_end, val_end)), log)
     return {**metrics, "output_dir": out_dir}
 
 

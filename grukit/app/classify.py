@@ -21,7 +21,6 @@ confusion-matrix PNG.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from typing import Any, Optional
@@ -32,7 +31,7 @@ from .. import datasets
 from ..training import distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
-from .job import JobConfig, fit, gru_stack, output_dir
+from .job import JobConfig, fit, gru_stack, output_dir, write_outputs
 
 
 def read_sequences(path: str, sequence_column: str, label_column: Optional[str], feature_columns: list
@@ -163,13 +162,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         f"{centroid:.4f}   majority class {majority:.4f}")
     info = {"kind": "classify", "sequence_column": d.sequence_column, "feature_columns": features,
             "classes": classes, "mean": mean.tolist(), "std": std.tolist()}
-    model.save(os.path.join(out_dir, "model.grukit"), extra=info)
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
-    _plot_confusion(os.path.join(out_dir, "confusion.png"), confusion, classes)
-    log(f"\nwrote {out_dir}/model.grukit, metrics.json, confusion.png, learning_curves.png "
-        "(checkpoint.grukit: the last epoch, for --resume)")
+    write_outputs(out_dir, model, info, metrics, history, "confusion.png",
+                  lambda path: _plot_confusion(path, confusion, classes), log)
     return {**metrics, "output_dir": out_dir}
 
 

@@ -20,7 +20,6 @@ Nothing is chosen or fitted on the test part. The report gives the network alone
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any, Optional
@@ -32,7 +31,7 @@ from ..training import distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
 from . import baselines
-from .job import JobConfig, fit, gru_stack, output_dir
+from .job import JobConfig, fit, gru_stack, output_dir, write_outputs
 
 # ------------------------------------------------------------------------ the job
 
@@ -239,15 +238,11 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
                 "log": log_scale, "reference": reference, "network_weight": weight, "season": d.season,
                 "sigma": sigma.tolist(), "time_column": d.time_column if d.path != "co2" else "date",
                 "target_columns": list(d.target_columns)}
-    model.save(os.path.join(out_dir, "model.grukit"), extra=job_info)
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
-    _plot_forecast(os.path.join(out_dir, "forecast.png"), [times[i] for i in origins[test] + 1], truth[:, 0],
-                   pred[:, 0], Z80 * sigma[0], classical[best][:, 0], best, d.target_columns,
-                   "test part, 1 step ahead" + (f" (of {h} forecast)" if h > 1 else ""))
-    log(f"\nwrote {out_dir}/model.grukit, metrics.json, forecast.png, learning_curves.png "
-        "(checkpoint.grukit: the last epoch, for --resume)")
+    what = "test part, 1 step ahead" + (f" (of {h} forecast)" if h > 1 else "")
+    at = [times[i] for i in origins[test] + 1]
+    write_outputs(out_dir, model, job_info, metrics, history, "forecast.png",
+                  lambda path: _plot_forecast(path, at, truth[:, 0], pred[:, 0], Z80 * sigma[0],
+                                              classical[best][:, 0], best, d.target_columns, what), log)
     return {**metrics, "output_dir": out_dir}
 
 

@@ -274,6 +274,20 @@ def fit(model: Sequential, job: JobConfig, out_dir: str, resume: Optional[str], 
                      callbacks=callbacks, verbose=1, resume=resume)
 
 
+def write_outputs(out_dir: str, model: Sequential, info: dict, metrics: dict, history: Any, plot: str,
+                  draw: Any, log=print) -> None:
+    """What every job writes into its run folder: model.grukit (with ``info``, the job's
+    settings that grukit predict reads), metrics.json, learning_curves.png, and the job's own
+    plot ``plot`` (``draw(path)`` makes it)."""
+    model.save(os.path.join(out_dir, "model.grukit"), extra=info)
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
+    draw(os.path.join(out_dir, plot))
+    log(f"\nwrote {out_dir}/model.grukit, metrics.json, {plot}, learning_curves.png "
+        "(checkpoint.grukit: the last epoch, for --resume)")
+
+
 def gru_stack(job: JobConfig) -> list:
     """The GRU layers of the [model] section (every one but the last returns sequences)."""
     m = job.model

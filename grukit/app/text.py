@@ -22,7 +22,6 @@ Outputs: the checkpoint, metrics.json, learning curves and a confusion-matrix PN
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import sys
@@ -37,7 +36,7 @@ from ..training import distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
 from .classify import _plot_confusion, _split
-from .job import JobConfig, fit, output_dir
+from .job import JobConfig, fit, output_dir, write_outputs
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -174,13 +173,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     log(f"  {metrics['verdict']['line']}")
     info = {"kind": "text", "text_column": d.text_column, "classes": classes, "words": words,
             "max_tokens": d.max_tokens}
-    model.save(os.path.join(out_dir, "model.grukit"), extra=info)
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    history.plot(os.path.join(out_dir, "learning_curves.png"), title="grukit train: learning curves")
-    _plot_confusion(os.path.join(out_dir, "confusion.png"), confusion, classes)
-    log(f"\nwrote {out_dir}/model.grukit, metrics.json, confusion.png, learning_curves.png "
-        "(checkpoint.grukit: the last epoch, for --resume)")
+    write_outputs(out_dir, model, info, metrics, history, "confusion.png",
+                  lambda path: _plot_confusion(path, confusion, classes), log)
     return {**metrics, "output_dir": out_dir}
 
 
