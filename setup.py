@@ -29,7 +29,7 @@ import sysconfig
 from setuptools import setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["grukit/csrc/gru.cpp", "grukit/csrc/mingru.cpp", "grukit/csrc/int8.cpp"]
+SOURCES = ["grukit/csrc/gru.cpp", "grukit/csrc/mingru.cpp", "grukit/csrc/int8.cpp", "grukit/csrc/stream.cpp"]
 VARIANTS = {  # machine -> {variant: flags}; the best variant the CPU has is loaded at import
     "x86_64": {"base": ["-march=x86-64", "-mtune=generic"],
                "avx2": ["-march=x86-64", "-mavx2", "-mfma", "-mf16c", "-mtune=generic"],

@@ -20,6 +20,7 @@ from .mingru import MinGRU
 from .modules import GRU, GRUCell
 from .seeding import set_seed
 from .serving.quantize import QuantizedGRU, quantize
+from .serving.stream import Stream, stream
 from .training import architect, callbacks, layers, losses
 from .training.loading import load
 from .training.sequential import Sequential
@@ -32,6 +33,6 @@ for _module in (architect, callbacks, export, interop, layers, losses):
     _sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
 
 __all__ = ["GRU", "GRUCell", "InputDTypeError", "InputError", "MinGRU",
-           "QuantizedGRU", "Sequential", "architect", "callbacks",
+           "QuantizedGRU", "Sequential", "Stream", "architect", "callbacks",
            "engine_info", "export", "interop", "layers", "load", "losses", "quantize", "reference",
-           "set_seed", "__version__"]
+           "set_seed", "stream", "__version__"]

@@ -49,6 +49,8 @@ SUPPORT = {
     "cpu-stack": frozenset({"reset_before"}),  # inference in one call for the whole stack
     "onnx": frozenset({"reset_before"}),  # ONNX's GRU operator (an inference graph)
     "int8": frozenset({"reset_before"}),  # gk.quantize's int8 engine (inference)
+    # bfloat16 weights on the compiled step engine (csrc/stream.cpp): inference, no lengths
+    "cpu-bf16": frozenset({"reset_before", "layer_norm", "zoneout"}),
 }
 
 
@@ -171,6 +173,9 @@ def resolve(engine: str, x: torch.Tensor, used: frozenset = frozenset()) -> str:
         _warn_missing(f"engine={engine!r} runs on CUDA tensors" + (
             " (or on CPU tensors under TRITON_INTERPRET=1)" if engine == "triton" else "")
             + f", and this input is on {x.device}", kind=engine)
+    if (x.dtype == torch.bfloat16 and x.device.type == "cpu" and engine in ("auto", "cpu")
+            and supports("cpu-bf16", used) and hasattr(compiled_cpu(), "StreamCore")):
+        return "cpu-bf16"  # inference calls only: GRU._run falls back to the reference otherwise
     cpu_ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
     if cpu_ok and compiled_cpu() is not None:
         return "cpu" if supports("cpu", used) else "reference"

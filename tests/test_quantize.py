@@ -118,3 +118,27 @@ def test_quantize_models_and_bad_arguments():
         gk.quantize("model")
     with pytest.raises(ValueError, match="zoneout"):
         gk.quantize(gk.GRU(3, 4, zoneout=0.1))
+
+
+@pytest.mark.skipif(engines.compiled_cpu() is None, reason="the compiled CPU engine is not built")
+@pytest.mark.parametrize("options", [{}, {"reset_after": False}, {"layer_norm": True, "zoneout": 0.2},
+                                     {"bidirectional": True, "num_layers": 2}])
+def test_bfloat16_inference_runs_its_weights_in_float32_on_the_step_engine(options):
+    torch.manual_seed(0)
+    b16 = gk.quantize(gk.GRU(6, 21, **options), torch.bfloat16)
+    exact = gk.GRU(6, 21, **options).eval()  # the bfloat16 weights widened to float32
+    exact.load_state_dict({k: v.float() for k, v in b16.state_dict().items()})
+    D = 2 if exact.bidirectional else 1
+    x, h0 = torch.randn(9, 3, 6).bfloat16(), torch.randn(exact.num_layers * D, 3, 21).bfloat16()
+    with torch.no_grad():
+        y, h_n = b16(x, h0)
+        want_y, want_h = exact(x.float(), h0.float())
+    assert b16.last_engine == "cpu-bf16" and y.dtype == h_n.dtype == torch.bfloat16
+    # float32 sums, then rounded once to bfloat16 (half a bfloat16 ulp: 2^-9 relative)
+    torch.testing.assert_close(y.float(), want_y, rtol=2 ** -8, atol=1e-6)
+    torch.testing.assert_close(h_n.float(), want_h, rtol=2 ** -8, atol=1e-6)
+    b16(x.requires_grad_())  # gradients wanted: the reference engine in bfloat16
+    assert b16.last_engine == "reference"
+    with torch.no_grad():  # lengths: the reference engine too
+        b16(x, lengths=torch.tensor([9, 4, 1]))
+    assert b16.last_engine == "reference"

@@ -224,7 +224,7 @@ def run_streaming(timer: Timer, rivals: set[str], H: int = 256, steps: int = 100
         def ort_loop():
             h = torch.zeros(1, 1, H).numpy()
             for x in feeds:
-                _, h = sess.run(None, {"X": x, "initial_h": h})
+                _, h = sess.run(None, {"input": x, "h0": h})
         t_ort = timer(ort_loop) / steps
     log(f"\nstreaming B=1 H={H}, one step per call: grukit {t_ours * 1e6:.1f} us/step, "
         f"nn.GRU {t_torch * 1e6:.1f} us ({_ratio(t_torch, t_ours)}), "

@@ -254,18 +254,31 @@ inline std::shared_ptr<const Packed> cached_pack(const float* W, int64_t ldw, in
   return cache.back().P;
 }
 
+// One row of a panel (16 weights) as two registers of 8 floats. The panels hold float32,
+// or bfloat16 (the upper half of a float32: widened by a 16-bit shift, exactly).
+inline void load_panel_row(const float* p, __m256& lo, __m256& hi) {
+  lo = _mm256_loadu_ps(p);
+  hi = _mm256_loadu_ps(p + 8);
+}
+inline void load_panel_row(const uint16_t* p, __m256& lo, __m256& hi) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), 16));
+  hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16));
+}
+
 // C[m, n0:n0+cols] (+)= A[m, :] . panel for MR rows m of A. The accumulators are
 // named variables, not an array: GCC spills an array to the stack every iteration.
 #define GRUKIT_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
-template <int MR>
-inline void kernel_mr(const float* A, int64_t lda, const float* panel, int64_t K, float* C, int64_t ldc,
+template <int MR, class WT>
+inline void kernel_mr(const float* A, int64_t lda, const WT* panel, int64_t K, float* C, int64_t ldc,
                       int64_t cols, const float* bias, bool accumulate) {
 #define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
   GRUKIT_ROWS(DECL)
 #undef DECL
   const float* a = A;
   for (int64_t k = 0; k < K; ++k, ++a) {
-    const __m256 w0 = _mm256_loadu_ps(panel + k * 16), w1 = _mm256_loadu_ps(panel + k * 16 + 8);
+    __m256 w0, w1;
+    load_panel_row(panel + k * 16, w0, w1);
 #define STEP(i)                                               \
   if constexpr (MR > i) {                                     \
     const __m256 b = _mm256_broadcast_ss(a + i * lda);        \
@@ -284,34 +297,42 @@ inline void kernel_mr(const float* A, int64_t lda, const float* panel, int64_t K
 
 // One row of A (a matrix-vector product): with only two accumulators the FMA
 // latency would bound it, so four partial sums over k interleave.
-inline void kernel_m1(const float* a, const float* panel, int64_t K, float* c, int64_t cols, const float* bias,
+template <class WT>
+inline void kernel_m1(const float* a, const WT* panel, int64_t K, float* c, int64_t cols, const float* bias,
                       bool accumulate) {
   __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+  __m256 w0, w1, w2, w3, w4, w5, w6, w7;
   int64_t k = 0;
   for (; k + 4 <= K; k += 4) {
-    const float* w = panel + k * 16;
+    const WT* w = panel + k * 16;
+    load_panel_row(w, w0, w1);
+    load_panel_row(w + 16, w2, w3);
+    load_panel_row(w + 32, w4, w5);
+    load_panel_row(w + 48, w6, w7);
     __m256 b0 = _mm256_broadcast_ss(a + k), b1 = _mm256_broadcast_ss(a + k + 1);
     __m256 b2 = _mm256_broadcast_ss(a + k + 2), b3 = _mm256_broadcast_ss(a + k + 3);
-    s00 = _mm256_fmadd_ps(b0, _mm256_loadu_ps(w), s00);
-    s01 = _mm256_fmadd_ps(b0, _mm256_loadu_ps(w + 8), s01);
-    s10 = _mm256_fmadd_ps(b1, _mm256_loadu_ps(w + 16), s10);
-    s11 = _mm256_fmadd_ps(b1, _mm256_loadu_ps(w + 24), s11);
-    s20 = _mm256_fmadd_ps(b2, _mm256_loadu_ps(w + 32), s20);
-    s21 = _mm256_fmadd_ps(b2, _mm256_loadu_ps(w + 40), s21);
-    s30 = _mm256_fmadd_ps(b3, _mm256_loadu_ps(w + 48), s30);
-    s31 = _mm256_fmadd_ps(b3, _mm256_loadu_ps(w + 56), s31);
+    s00 = _mm256_fmadd_ps(b0, w0, s00);
+    s01 = _mm256_fmadd_ps(b0, w1, s01);
+    s10 = _mm256_fmadd_ps(b1, w2, s10);
+    s11 = _mm256_fmadd_ps(b1, w3, s11);
+    s20 = _mm256_fmadd_ps(b2, w4, s20);
+    s21 = _mm256_fmadd_ps(b2, w5, s21);
+    s30 = _mm256_fmadd_ps(b3, w6, s30);
+    s31 = _mm256_fmadd_ps(b3, w7, s31);
   }
   for (; k < K; ++k) {
     __m256 b = _mm256_broadcast_ss(a + k);
-    s00 = _mm256_fmadd_ps(b, _mm256_loadu_ps(panel + k * 16), s00);
-    s01 = _mm256_fmadd_ps(b, _mm256_loadu_ps(panel + k * 16 + 8), s01);
+    load_panel_row(panel + k * 16, w0, w1);
+    s00 = _mm256_fmadd_ps(b, w0, s00);
+    s01 = _mm256_fmadd_ps(b, w1, s01);
   }
   store_panel(c, _mm256_add_ps(_mm256_add_ps(s00, s10), _mm256_add_ps(s20, s30)),
               _mm256_add_ps(_mm256_add_ps(s01, s11), _mm256_add_ps(s21, s31)), cols, bias, accumulate);
 }
 
 // Rows [0, M) of A against one panel: 6 rows at a time, then the remainder.
-inline void rows_panel(const float* A, int64_t lda, int64_t M, const float* panel, int64_t K, float* C,
+template <class WT>
+inline void rows_panel(const float* A, int64_t lda, int64_t M, const WT* panel, int64_t K, float* C,
                        int64_t ldc, int64_t cols, const float* b, bool accumulate) {
   if (M == 1) return kernel_m1(A, panel, K, C, cols, b, accumulate);
   int64_t m = 0;

@@ -857,4 +857,11 @@ TORCH_LIBRARY_IMPL(grukit, CPU, m) {
   m.impl("step_matmul", &grukit::step_matmul);
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.doc() = "grukit's fused CPU engine (ops under torch.ops.grukit)"; }
+namespace grukit {
+void bind_stream(pybind11::module_& m);  // stream.cpp
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "grukit's fused CPU engine (ops under torch.ops.grukit; StreamCore for gk.stream)";
+  grukit::bind_stream(m);
+}

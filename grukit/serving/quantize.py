@@ -8,9 +8,11 @@ sums over blocks of 512, float32 across blocks; for batches of 8 or more rows th
 input projection is one float32 matmul with the weights dequantised). Biases stay
 float32. Inference only.
 
-bfloat16: the model's weights are cast to bfloat16 and every GRU computes in
-bfloat16 on the reference engine (PyTorch's CPU matmuls accumulate bfloat16
-products in float32); Sequential models take float32 inputs and return float32.
+bfloat16: the model's weights are cast to bfloat16. Inference calls run every GRU on
+the compiled step engine (serving/bf16.py: bfloat16 weights widened in registers,
+float32 sums, gates and state; outputs in bfloat16); calls it does not take (lengths,
+resets, gradients) run on the reference engine in bfloat16 arithmetic. Sequential
+models take float32 inputs and return float32.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def quantize(model: nn.Module, dtype: Any = torch.qint8) -> nn.Module:
         out = out.to(torch.bfloat16)
         for m in out.modules():
             if isinstance(m, GRU):
-                m.engine = "reference"  # the fused engine runs float32 and float64
+                m.engine = "auto"  # the step engine for inference (serving/bf16.py), else the reference
             elif isinstance(m, Sequential):
                 m.compute_dtype = torch.bfloat16
         return out
