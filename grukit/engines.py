@@ -49,7 +49,7 @@ SUPPORT = {
     "cpu-stack": frozenset({"reset_before"}),  # inference in one call for the whole stack
     "onnx": frozenset({"reset_before"}),  # ONNX's GRU operator (an inference graph)
     "int8": frozenset({"reset_before"}),  # gk.quantize's int8 engine (inference)
-    # bfloat16 weights on the compiled step engine (csrc/stream.cpp): inference, no lengths
+    # bfloat16 weights on the compiled step engine (csrc/stream.cpp): inference
     "cpu-bf16": frozenset({"reset_before", "layer_norm", "zoneout"}),
 }
 

@@ -319,10 +319,10 @@ class GRU(nn.Module):
         grad = torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
                                             or any(p.requires_grad for p in flat))
         if engine == "cpu-bf16":
-            if lens is None and resets is None and not grad and not (self.training and self.dropout):
+            if resets is None and not grad and not (self.training and self.dropout):
                 from .serving import bf16  # bfloat16 weights, float32 sums, on the step engine
 
-                return bf16.gru_stack(self, x, h0)
+                return bf16.gru_stack(self, x, h0, lens)
             engine = self.__dict__["last_engine"] = "reference"
         if engine == "cudnn":  # torch's own GRU function, the whole stack in one call
             return engines.cudnn_stack()(x, h0, flat, self.bias, self.num_layers, self.bidirectional, lens,

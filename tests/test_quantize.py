@@ -42,9 +42,9 @@ def _dequantised(q: QuantizedGRU, like: gk.GRU) -> gk.GRU:
 @pytest.mark.parametrize(
     "I,H,options,T,B",
     [
-        (16, 32, {}, 20, 3),                                       # matmul projection (T*B >= 16)
+        (16, 32, {}, 20, 3),                                       # int8 projection, 16-bit activations
         (16, 32, {}, 3, 2),                                        # int8 projection (few rows)
-        (5, 13, {"reset_after": False}, 9, 4),                     # odd sizes: every tail path
+        (5, 13, {"reset_after": False}, 9, 3),                     # odd sizes: every tail path
         (600, 24, {"num_layers": 2, "bidirectional": True}, 4, 3),  # K > 512: block sums
         (8, 64, {"reset_after": False, "bias": False, "bidirectional": True}, 30, 1),
     ],
@@ -137,8 +137,72 @@ def test_bfloat16_inference_runs_its_weights_in_float32_on_the_step_engine(optio
     # float32 sums, then rounded once to bfloat16 (half a bfloat16 ulp: 2^-9 relative)
     torch.testing.assert_close(y.float(), want_y, rtol=2 ** -8, atol=1e-6)
     torch.testing.assert_close(h_n.float(), want_h, rtol=2 ** -8, atol=1e-6)
+    lengths = torch.tensor([9, 4, 1])  # rows of their own lengths (a reverse direction from each one's end)
+    with torch.no_grad():
+        y, h_n = b16(x, h0, lengths)
+        want_y, want_h = exact(x.float(), h0.float(), lengths)
+    assert b16.last_engine == "cpu-bf16"
+    torch.testing.assert_close(y.float(), want_y, rtol=2 ** -8, atol=1e-6)
+    torch.testing.assert_close(h_n.float(), want_h, rtol=2 ** -8, atol=1e-6)
     b16(x.requires_grad_())  # gradients wanted: the reference engine in bfloat16
     assert b16.last_engine == "reference"
-    with torch.no_grad():  # lengths: the reference engine too
-        b16(x, lengths=torch.tensor([9, 4, 1]))
-    assert b16.last_engine == "reference"
+
+
+def _u8(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """int8.h's 8-bit activations, in float32 as the kernel computes them: q in [-127, 127]
+    per row (q = u - 128) and the row's scale."""
+    m = a.abs().amax(1)
+    inv = torch.where(m > 0, torch.tensor(127.0) / m, torch.zeros_like(m))
+    return torch.round(a * inv[:, None]), m / 127.0
+
+
+def _u8_step(q: QuantizedGRU, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """One step of a one-layer QuantizedGRU at a batch of 4 or more rows, replicated: the
+    input and recurrent products as exact integer sums of 8-bit activations and int8
+    weights, scaled as the kernel does."""
+    b = {n: q.get_buffer(n) for n in q._layers[0]}
+    H = q.hidden_size
+
+    def product(a, part, rows=slice(None)):
+        wq, sw, bias = b[f"weight_{part}_l0_int8"].double(), b[f"weight_{part}_l0_scale"], b[f"bias_{part}_l0"]
+        qa, sa = _u8(a)
+        dot = (qa.double() @ wq[rows].T).float()  # exact: integers below 2^24
+        return dot * sa[:, None] * sw[rows] + bias[rows]
+
+    gi = product(x, "ih")
+    if q.reset_after:
+        gh = product(h, "hh", slice(0, 3 * H))
+        r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+        z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+    else:
+        gh = product(h, "hh", slice(0, 2 * H))
+        r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+        z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:])
+        n = torch.tanh(gi[:, 2 * H:] + product(r * h, "hh", slice(2 * H, 3 * H)))
+    return n + z * (h - n)
+
+
+@pytest.mark.skipif(engines.compiled_cpu() is None, reason="the compiled CPU engine is not built")
+@pytest.mark.parametrize("I,H,B,reset_after", [(7, 13, 4, True), (600, 40, 9, False), (7, 64, 16, True),
+                                               (33, 21, 5, False)])
+def test_batched_int8_steps_take_8_bit_activations_summed_exactly(I, H, B, reset_after):
+    """From 4 rows per step on, the input and recurrent products quantise x and the state
+    to 8 bits per row and sum int8 products exactly (VNNI's vpdpbusd where the CPU has it, else the same
+    integers through 16 bits): one step equals its replica to float32 rounding, H odd too."""
+    torch.manual_seed(H)
+    gru = gk.GRU(I, H, reset_after=reset_after).eval()
+    q = gk.quantize(gru)
+    x, h0 = torch.randn(1, B, I), torch.randn(1, B, H) * 0.7
+    with torch.no_grad():
+        got = q(x, h0)[0][0]
+        float_y = gru(x, h0)[0][0]
+    torch.testing.assert_close(got, _u8_step(q, x[0], h0[0]), rtol=0, atol=2e-6)
+    assert (got - float_y).abs().max() < 0.05  # weights to int8, the state to 8 bits
+    T = 40  # many steps, rows of their own lengths: near the float model
+    xs, lengths = torch.randn(T, B, I), torch.randint(1, T + 1, (B,))
+    with torch.no_grad():
+        got, got_h = q(xs, lengths=lengths)
+        want, want_h = gru(xs, lengths=lengths)
+    assert (got - want).abs().max() < 0.08 and (got_h - want_h).abs().max() < 0.08  # 600 inputs: 0.055
+    assert all(torch.all(got[lengths[b]:, b] == 0) for b in range(B))  # past each row's end: zeros

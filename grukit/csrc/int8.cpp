@@ -1,15 +1,14 @@
 // Int8 inference: one GRU layer in one direction with int8 weights, quantised per
 // output row (gk.quantize). Activations (x, and h at every step) are quantised per
-// row to int16 on the fly; products are summed exactly in int32 over blocks of at
-// most 512 terms and the block sums in float32, then scaled by the row's two scales:
-//   (x W^T)[m, n] ~ sx[m] sw[n] sum_k xq[m, k] wq[n, k]
-// With 16-bit activations the error is the weights' rounding; int8 weights are a
-// quarter of float32's bytes, which is what B=1 inference is bound by: the whole
-// recurrent matrix is read at every step. The time loop is the split loop's scheme
-// (gru.cpp): each thread owns a slice of the hidden units, one barrier per step
-// (two for reset_after=False). From a batch of 8 rows on, the input projection of all
-// steps is instead one float32 matmul with the input weights dequantised (batched, it
-// is bound by arithmetic, where int8 does not help). Inference only: no gradients.
+// row on the fly and products summed exactly in int32 (int8.h), then scaled by the
+// row's two scales:  (x W^T)[m, n] ~ sx[m] sw[n] sum_k xq[m, k] wq[n, k].
+// A few rows per step (B < kU8Batch): 16-bit activations, whose error is the weights'
+// rounding; int8 weights are a quarter of float32's bytes, which is what B=1 inference
+// is bound by (the whole recurrent matrix is read at every step). Batches: 8-bit
+// activations against weights packed for vpdpbusd (VNNI) or its 16-bit equivalent,
+// where arithmetic bounds the step and 8-bit products are what make int8 pay.
+// The time loop is the split loop's scheme (gru.cpp): each thread owns a slice of
+// the hidden units, one barrier per step (two for reset_after=False). Inference only.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #include <torch/library.h>
@@ -30,20 +29,25 @@
 namespace grukit {
 namespace {
 
-constexpr int64_t kMatmulBatch = 8;  // from this batch size on, the input projection is one float32 matmul
-
 // The input projection when the loop makes it: x quantised per row, with the int8
 // input weights; each thread projects onto its own units' rows, which only it reads.
+// With 8-bit rows (xu, batches), each step's projection is made at the start of the step
+// into a buffer of one step (gi then holds B rows, reused): writing all steps' projections
+// first would stream megabytes out to memory and back.
 struct InputRows {
   const int16_t* xq = nullptr;
+  const uint8_t* xu = nullptr;
+  const PackedU8* const* packed = nullptr;  // xu: W_ih's three gate blocks
   const float* sx = nullptr;
   const int8_t* wq = nullptr;
   const float *sw = nullptr, *bias = nullptr;
 };
 
+// u8: the recurrent weights' three gate blocks packed for 8-bit activations (batches of
+// kU8Batch rows and more), else null: 16-bit activations.
 void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, float* gi, const InputRows& in,
                        const int8_t* wq, const float* sw, const float* b_hh, const int64_t* len, float* h,
-                       float* y) {
+                       float* y, const PackedU8* const* u8) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   const int threads = at::in_parallel_region() ? 1 : at::get_num_threads();
   const int slices = split_slices(threads, H);
@@ -69,8 +73,20 @@ void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, float* gi,
       }
     };
 #endif
-    std::vector<int16_t> aq(B * H);
+    std::vector<int16_t> aq(u8 ? 0 : B * H);
+    const int64_t Kp = u8 ? u8[0]->Kp : 0;
+    std::vector<uint8_t> au(B * Kp);
     std::vector<float> sa(B), gh(B * 3 * H);
+    auto quantize_rows_of = [&](const float* a, int64_t lda) {  // the step's state (or r h), per row
+      for (int64_t b = 0; b < B; ++b)
+        sa[b] = u8 ? quantize_row_u8(a + b * lda, H, Kp, au.data() + b * Kp) : quantize_row(a + b * lda, H, aq.data() + b * H);
+    };
+    // rows [n0, n1) of gate block k of W_hh: gh[:, c0 + n - n0], of width ldc
+    auto product = [&](int k, int64_t n0, int64_t n1, int64_t ldc, int64_t c0) {
+      const float* bias = b_hh ? b_hh + k * H : nullptr;
+      if (u8) return qmatmul_u8(au.data(), sa.data(), B, *u8[k], sw + k * H, bias, n0, n1, gh.data(), ldc, c0);
+      qmatmul_rows(aq.data(), sa.data(), B, H, wq, sw, b_hh, k * H + n0, k * H + n1, gh.data(), ldc, c0);
+    };
     if (in.xq)  // one fork for the projection and the loop, each thread's weights in its cache
       for (int q = tid; q < slices; q += nthreads)
         for (int k = 0; k < 3; ++k)
@@ -80,15 +96,20 @@ void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, float* gi,
       const int64_t t = step_time(s, d.T, reverse);
       const float* cur = buf[s % 2];
       float* nxt = buf[(s + 1) % 2];
-      const float* gi_t = gi + t * B * 3 * H;
+      if (in.xu) {  // this step's projection, each thread onto its own units
+        const int64_t Kp = in.packed[0]->Kp;
+        for (int q = tid; q < slices; q += nthreads)
+          for (int k = 0; k < 3; ++k)
+            qmatmul_u8(in.xu + t * B * Kp, in.sx + t * B, B, *in.packed[k], in.sw + k * H,
+                       in.bias ? in.bias + k * H : nullptr, j0[q], j0[q + 1], gi, 3 * H, k * H + j0[q]);
+      }
+      const float* gi_t = in.xu ? gi : gi + t * B * 3 * H;
       float* y_t = y + t * B * H;
-      for (int64_t b = 0; b < B; ++b) sa[b] = quantize_row(cur + b * H, H, aq.data() + b * H);
+      quantize_rows_of(cur, H);
       for (int q = tid; q < slices; q += nthreads) {
         const int64_t a = j0[q], nu = j0[q + 1] - j0[q], width = reset_after ? 3 : 2;
         // the slice's rows of each gate block: gh (B, width*nu), block k at column k*nu
-        for (int k = 0; k < width; ++k)
-          qmatmul_rows(aq.data(), sa.data(), B, H, wq, sw, b_hh, k * H + a, k * H + a + nu, gh.data(),
-                       width * nu, k * nu);
+        for (int k = 0; k < width; ++k) product(k, a, a + nu, width * nu, k * nu);
         for (int64_t b = 0; b < B; ++b) {
           if (len && t >= len[b]) {
             std::memcpy(nxt + b * H + a, cur + b * H + a, sizeof(float) * nu);
@@ -112,11 +133,11 @@ void forward_loop_int8(const Dims& d, bool reset_after, bool reverse, float* gi,
       }
       if (!reset_after) {
         sync();  // all of s = r h is in g now
-        for (int64_t b = 0; b < B; ++b) sa[b] = quantize_row(g + b * G + 3 * H, H, aq.data() + b * H);
+        quantize_rows_of(g + 3 * H, G);
         for (int q = tid; q < slices; q += nthreads) {
           const int64_t a = j0[q], nu = j0[q + 1] - j0[q];
           // gh_n = W_hn (r h) + b_hn for the slice's units
-          qmatmul_rows(aq.data(), sa.data(), B, H, wq, sw, b_hh, 2 * H + a, 2 * H + a + nu, gh.data(), nu, 0);
+          product(2, a, a + nu, nu, 0);
           for (int64_t b = 0; b < B; ++b) {
             if (len && t >= len[b]) {
               std::memcpy(nxt + b * H + a, cur + b * H + a, sizeof(float) * nu);
@@ -176,29 +197,52 @@ std::vector<at::Tensor> gru_layer_forward_int8(const at::Tensor& x_, const std::
   const at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
   at::Tensor h = h0_ ? h0.contiguous().clone() : h0, y = at::empty({T, B, H}, x.options());
   if (T == 0 || B == 0) return {y, h};
-  // The input projection of all steps. A batch of rows per step: one float32 matmul with
-  // the weights dequantised (the same products, summed in float32; a batched matmul is
-  // bound by arithmetic, where float32 is as fast). One row or a few per step: int8
-  // rows, faster there than MKL's float32 matmul of a thin (T, I) x (I, 3H) product.
-  at::Tensor gi;
+  // The input projection. A batch of rows per step (kU8Batch and more): x quantised to
+  // 8 bits per row, each step projected in the loop against W_ih's packed gate blocks
+  // (a row's result does not depend on the others: gk.stream gets the same, step by
+  // step). One row or a few per step, where reading the weights bounds the step: int16
+  // rows, all steps projected at the loop's start inside its parallel region.
   InputRows in;
   std::vector<int16_t> xq;
-  std::vector<float> sx;
-  if (B >= kMatmulBatch) {
-    const at::Tensor w = wq_ih.to(at::kFloat).mul_(s_ih.unsqueeze(1));
-    gi = b_ih ? at::addmm(bi, x.view({T * B, I}), w.t()) : at::mm(x.view({T * B, I}), w.t());
-    gi = gi.view({T, B, 3 * H});
-  } else {  // int8 rows, projected inside the loop's parallel region
+  std::vector<uint8_t> xu;
+  std::vector<float> sx(T * B);
+  std::shared_ptr<const PackedU8> ih_blocks[3];
+  const PackedU8* ih[3] = {};
+  const float* xp = x.data_ptr<float>();
+  const float* bias_ih = b_ih ? bi.data_ptr<float>() : nullptr;
+  at::Tensor gi;
+  if (B >= kU8Batch) {
+    for (int k = 0; k < 3; ++k) {
+      ih_blocks[k] = cached_pack_u8(wq_ih.data_ptr<int8_t>() + k * H * I, H, I);
+      ih[k] = ih_blocks[k].get();
+    }
+    const int64_t Kp = ih[0]->Kp;
+    xu.resize(T * B * Kp);
+    for (int64_t r = 0; r < T * B; ++r) sx[r] = quantize_row_u8(xp + r * I, I, Kp, xu.data() + r * Kp);
+    gi = at::empty({B, 3 * H}, x.options());
+    in.xu = xu.data();
+    in.packed = ih;
+  } else {
     gi = at::empty({T, B, 3 * H}, x.options());
     xq.resize(T * B * I);
-    sx.resize(T * B);
-    const float* xp = x.data_ptr<float>();
     for (int64_t r = 0; r < T * B; ++r) sx[r] = quantize_row(xp + r * I, I, xq.data() + r * I);
-    in = {xq.data(), sx.data(), wq_ih.data_ptr<int8_t>(), s_ih.data_ptr<float>(), b_ih ? bi.data_ptr<float>() : nullptr};
+    in.xq = xq.data();
+    in.wq = wq_ih.data_ptr<int8_t>();
   }
+  in.sx = sx.data();
+  in.sw = s_ih.data_ptr<float>();
+  in.bias = bias_ih;
+  std::shared_ptr<const PackedU8> blocks[3];  // batches: 8-bit activations against packed gate blocks
+  const PackedU8* u8[3] = {};
+  if (B >= kU8Batch)
+    for (int k = 0; k < 3; ++k) {
+      blocks[k] = cached_pack_u8(wq_hh.data_ptr<int8_t>() + k * H * H, H, H);
+      u8[k] = blocks[k].get();
+    }
   forward_loop_int8({T, B, I, H}, reset_after, reverse, gi.data_ptr<float>(), in, wq_hh.data_ptr<int8_t>(),
                     s_hh.data_ptr<float>(), b_hh ? bh.data_ptr<float>() : nullptr,
-                    lengths ? len.data_ptr<int64_t>() : nullptr, h.data_ptr<float>(), y.data_ptr<float>());
+                    lengths ? len.data_ptr<int64_t>() : nullptr, h.data_ptr<float>(), y.data_ptr<float>(),
+                    B >= kU8Batch ? u8 : nullptr);
   return {y, h};
 }
 

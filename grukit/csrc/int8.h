@@ -1,6 +1,13 @@
-// The int8 products of grukit's int8 inference (int8.cpp's loop, stream.cpp's steps):
-// activations quantised per row to int16, int8 weights per output row, exact int32
-// sums over blocks of at most 512 terms, float32 across blocks.
+// The int8 products of grukit's int8 inference (int8.cpp's loop, stream.cpp's steps).
+// Weights: int8 per output row (w ~ sw[n] q[n, :]). Two kinds of activation rows:
+//  - int16 (quantize_row, qmatmul_rows): exact int32 sums over blocks of at most 512
+//    terms, float32 across blocks; the error is the weights' rounding. For a few rows
+//    per step, where reading the weights bounds the step.
+//  - 8-bit (quantize_row_u8, qmatmul_u8): a ~ sa (u - 128), u in [1, 255], against
+//    weights packed 8 rows by 4 columns (pack_u8), so that one instruction multiplies
+//    and sums 32 pairs: VNNI's vpdpbusd where the CPU has it (AVX512-VNNI), else the
+//    same integers by widening to 16 bits. Exact int32 sums, corrected for the offset
+//    by the weights' row sums. For batches of rows, where arithmetic bounds the step.
 #pragma once
 
 #include <algorithm>
@@ -8,11 +15,14 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <vector>
 
 #include "vec.h"
 
 namespace grukit {
 
+constexpr int64_t kU8Batch = 4;  // from this many rows per step on, recurrent products take 8-bit activations
 constexpr int64_t kBlockK = 512;  // |xq| <= 32767, |wq| <= 127: int32 sums of 512 terms cannot overflow
 
 // q = round(a / scale) with scale = max|a| / 32767; returns the scale: 0 for a zero
@@ -157,6 +167,212 @@ inline void qmatmul_rows(const int16_t* aq, const float* sa, int64_t M, int64_t 
       dot_rows<1>(aq + m * K, wq + n * K, K, K, d);
       c[m * ldc + n] = d[0] * sa[m] * sw[n] + (bias ? bias[n] : 0.0f);
     }
+}
+
+// ------------------------------------------------------------ 8-bit activations
+// u = round(a / sa) + 128 with sa = max|a| / 127, padded with 128 (a zero) to n_pad;
+// returns sa: 0 for a zero row, NaN for a row holding NaN or Inf.
+inline float quantize_row_u8(const float* a, int64_t n, int64_t n_pad, uint8_t* u) {
+  float m = 0.0f;
+  bool finite = true;
+  int64_t j = 0;
+#if GRUKIT_HAVE_F8
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_loadu_ps(a + j);
+    mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v));
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ));  // NaN or Inf
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mx);
+  for (float v : lanes) m = std::max(m, v);
+  finite = _mm256_movemask_ps(bad) == 0;
+#endif
+  for (; j < n; ++j) {
+    finite = finite && std::isfinite(a[j]);
+    m = std::max(m, std::fabs(a[j]));
+  }
+  if (!finite || m == 0.0f) {
+    std::memset(u, 128, n_pad);
+    return finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
+  }
+  const float inv = 127.0f / m;
+  j = 0;
+#if GRUKIT_HAVE_F8
+  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m128i offset = _mm_set1_epi8(static_cast<char>(0x80));  // q + 128 = q ^ 0x80 as a byte
+  for (; j + 16 <= n; j += 16) {  // round to nearest (even), pack to 16 bytes in order, offset
+    const __m256i lo = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(a + j), vinv));
+    const __m256i hi = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(a + j + 8), vinv));
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);
+    const __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(u + j), _mm_xor_si128(b8, offset));
+  }
+#endif
+  for (; j < n; ++j) u[j] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(a[j] * inv)) + 128);
+  std::memset(u + n, 128, n_pad - n);
+  return m / 127.0f;
+}
+
+// Weights for qmatmul_u8: N rows in panels of 16, K padded to Kp (a multiple of 4) with
+// zeros; panel p, group g holds w[16p + c][4g + i] at byte (p * Kp/4 + g) * 64 + 4c + i.
+// rowsum[n] = sum_k w[n, k], for the offset: sum_k (u - 128) w = sum_k u w - 128 rowsum.
+struct PackedU8 {
+  int64_t N = 0, K = 0, Kp = 0;
+  std::vector<int8_t> w;
+  std::vector<int32_t> rowsum;
+};
+
+inline PackedU8 pack_u8(const int8_t* wq, int64_t ldw, int64_t N, int64_t K) {
+  PackedU8 P;
+  P.N = N;
+  P.K = K;
+  P.Kp = (K + 3) / 4 * 4;
+  const int64_t panels = (N + 15) / 16, G = P.Kp / 4;
+  P.w.assign(panels * G * 64, 0);
+  P.rowsum.assign(panels * 16, 0);  // zero past N: whole panels are summed
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const int8_t v = wq[n * ldw + k];
+      P.w[((n / 16) * G + k / 4) * 64 + (n % 16) * 4 + k % 4] = v;
+      P.rowsum[n] += v;
+    }
+  return P;
+}
+
+// Packs of the same weights come back call after call (a model's inference): the last
+// few are kept per thread, found by pointer and shape, reused only while the bytes match.
+inline std::shared_ptr<const PackedU8> cached_pack_u8(const int8_t* wq, int64_t N, int64_t K) {
+  struct Entry {
+    const int8_t* ptr;
+    int64_t N, K;
+    std::vector<int8_t> copy;
+    std::shared_ptr<const PackedU8> P;
+  };
+  static thread_local std::vector<Entry> cache;
+  for (auto& e : cache)
+    if (e.ptr == wq && e.N == N && e.K == K && std::memcmp(e.copy.data(), wq, N * K) == 0) return e.P;
+  Entry e{wq, N, K, std::vector<int8_t>(wq, wq + N * K), std::make_shared<const PackedU8>(pack_u8(wq, K, N, K))};
+  if (cache.size() >= 8) cache.erase(cache.begin());
+  cache.push_back(std::move(e));
+  return cache.back().P;
+}
+
+// sums[m][c] = sum over k of u[m, k] w[16p + c, k], for MR (<= 4) rows of u and one panel.
+#if GRUKIT_HAVE_F8 && defined(__GNUC__)
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void panel_sums_vnni(
+    const uint8_t* u, int64_t ldu, int MR, const int8_t* panel, int64_t G, int32_t (*sums)[16]) {
+  // two sums per row, over even and odd groups: eight chains of vpdpbusd hide its latency
+  // (written out: a lambda would not inherit this function's target)
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+#define GRUKIT_GROUP(g, r0, r1, r2, r3)                                                               \
+  {                                                                                                    \
+    const __m512i w = _mm512_loadu_si512(panel + (g) * 64);                                            \
+    int32_t v;                                                                                         \
+    std::memcpy(&v, u + 4 * (g), 4);                                                                   \
+    r0 = _mm512_dpbusd_epi32(r0, _mm512_set1_epi32(v), w);                                             \
+    if (MR > 1) { std::memcpy(&v, u + ldu + 4 * (g), 4); r1 = _mm512_dpbusd_epi32(r1, _mm512_set1_epi32(v), w); } \
+    if (MR > 2) { std::memcpy(&v, u + 2 * ldu + 4 * (g), 4); r2 = _mm512_dpbusd_epi32(r2, _mm512_set1_epi32(v), w); } \
+    if (MR > 3) { std::memcpy(&v, u + 3 * ldu + 4 * (g), 4); r3 = _mm512_dpbusd_epi32(r3, _mm512_set1_epi32(v), w); } \
+  }
+  int64_t g = 0;
+  for (; g + 2 <= G; g += 2) {
+    GRUKIT_GROUP(g, a0, a1, a2, a3)
+    GRUKIT_GROUP(g + 1, b0, b1, b2, b3)
+  }
+  if (g < G) GRUKIT_GROUP(g, a0, a1, a2, a3)
+#undef GRUKIT_GROUP
+  _mm512_storeu_si512(sums[0], _mm512_add_epi32(a0, b0));
+  if (MR > 1) _mm512_storeu_si512(sums[1], _mm512_add_epi32(a1, b1));
+  if (MR > 2) _mm512_storeu_si512(sums[2], _mm512_add_epi32(a2, b2));
+  if (MR > 3) _mm512_storeu_si512(sums[3], _mm512_add_epi32(a3, b3));
+}
+
+inline bool have_vnni() {
+  static const bool yes = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  return yes;
+}
+#endif
+
+#if GRUKIT_HAVE_F8
+// The same sums without VNNI: bytes widened to 16 bits, pairs summed by vpmaddwd into
+// column pairs, joined at the end; each 32-byte half of a group is 8 columns.
+inline void panel_sums_avx2(const uint8_t* u, int64_t ldu, int MR, const int8_t* panel, int64_t G,
+                            int32_t (*sums)[16]) {
+  for (int m = 0; m < MR; ++m)
+    for (int half = 0; half < 2; ++half) {
+      __m256i lo = _mm256_setzero_si256(), hi = lo;
+      for (int64_t g = 0; g < G; ++g) {
+        const int8_t* w = panel + g * 64 + half * 32;
+        int32_t v;
+        std::memcpy(&v, u + m * ldu + 4 * g, 4);
+        const __m256i a = _mm256_cvtepu8_epi16(_mm_set1_epi32(v));
+        const __m128i w0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+        const __m128i w1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 16));
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(a, _mm256_cvtepi8_epi16(w0)));  // columns 0-3, in pairs
+        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(a, _mm256_cvtepi8_epi16(w1)));  // columns 4-7
+      }
+      // hadd: [c0 c1 c4 c5 | c2 c3 c6 c7]; the 64-bit lanes reordered 0, 2, 1, 3: c0 .. c7
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums[m] + 8 * half),
+                          _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8));
+    }
+}
+#endif
+
+// C[m, c0 + n - n0] = sa[m] sw[n] (sum_k u[m, k] w[n, k] - 128 rowsum[n]) + bias[n] for rows
+// n in [n0, n1) of P; u: M rows of P.Kp bytes. A panel that straddles n0 or n1 is summed
+// whole and written in part (a row's sum does not depend on its neighbours).
+inline void qmatmul_u8(const uint8_t* u, const float* sa, int64_t M, const PackedU8& P, const float* sw,
+                       const float* bias, int64_t n0, int64_t n1, float* C, int64_t ldc, int64_t c0) {
+  const int64_t G = P.Kp / 4, ldu = P.Kp;
+  for (int64_t p = n0 / 16; p * 16 < n1; ++p) {
+    const int64_t first = std::max(n0, p * 16), last = std::min(n1, p * 16 + 16);
+    const int8_t* panel = P.w.data() + p * G * 64;
+    for (int64_t m0 = 0; m0 < M; m0 += 4) {
+      const int MR = static_cast<int>(std::min<int64_t>(4, M - m0));
+      alignas(64) int32_t sums[4][16];
+#if GRUKIT_HAVE_F8
+#if defined(__GNUC__)
+      if (have_vnni()) {
+        panel_sums_vnni(u + m0 * ldu, ldu, MR, panel, G, sums);
+      } else {
+        panel_sums_avx2(u + m0 * ldu, ldu, MR, panel, G, sums);
+      }
+#else
+      panel_sums_avx2(u + m0 * ldu, ldu, MR, panel, G, sums);
+#endif
+#else
+      for (int m = 0; m < MR; ++m)
+        for (int c = 0; c < 16; ++c) {
+          int32_t t = 0;
+          for (int64_t k = 0; k < P.Kp; ++k)
+            t += int32_t(u[(m0 + m) * ldu + k]) * int32_t(panel[(k / 4) * 64 + c * 4 + k % 4]);
+          sums[m][c] = t;
+        }
+#endif
+      for (int m = 0; m < MR; ++m) {
+        float* c = C + (m0 + m) * ldc + c0 - n0;  // c[n]
+        int64_t n = first;
+#if GRUKIT_HAVE_F8
+        for (; n + 8 <= last; n += 8) {  // the same float32 operations as below, 8 columns at once
+          const __m256i s8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sums[m] + (n - p * 16)));
+          const __m256i r8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(P.rowsum.data() + n));
+          __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s8, _mm256_slli_epi32(r8, 7))),
+                                                 _mm256_set1_ps(sa[m0 + m])),
+                                   _mm256_loadu_ps(sw + n));
+          if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n));
+          _mm256_storeu_ps(c + n, v);
+        }
+#endif
+        for (; n < last; ++n) {
+          const float d = static_cast<float>(sums[m][n - p * 16] - 128 * P.rowsum[n]);
+          const float scaled = d * sa[m0 + m];  // two roundings, as the vector lanes
+          c[n] = scaled * sw[n] + (bias ? bias[n] : 0.0f);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace grukit

@@ -71,9 +71,11 @@ struct Linear {
   at::Tensor w;      // float32/bfloat16: panels of 16 columns (AVX2 builds) or rows; int8: rows
   at::Tensor scale;  // int8: float32 (N,)
   at::Tensor bias;   // float32 (N,), or undefined
+  PackedU8 u8;       // int8 for batches: packed for 8-bit activations, as int8.cpp
 
   Linear() = default;
-  Linear(const at::Tensor& W, const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& s) {
+  Linear(const at::Tensor& W, const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& s,
+         bool batched = false) {
     TORCH_CHECK_VALUE(W.dim() == 2, "weights must be 2-D, got ", W.sizes());
     N = W.size(0);
     K = W.size(1);
@@ -89,6 +91,7 @@ struct Linear {
       TORCH_CHECK_VALUE(s && s->dim() == 1 && s->size(0) == N, "int8 weights need (", N, ",) row scales");
       scale = s->to(at::kFloat).contiguous().clone();
       w = W.contiguous().clone();
+      if (batched) u8 = pack_u8(w.data_ptr<int8_t>(), K, N, K);
       return;
     }
 #if GRUKIT_HAVE_F8
@@ -100,9 +103,19 @@ struct Linear {
 #endif
   }
 
-  // scratch: int16 activations (M * K) and their scales (M), for int8
+  // scratch: int16 activations (M * K) or 8-bit ones (M * K rounded up to 4), and their
+  // scales (M), for int8
   void apply(const float* x, int64_t ldx, int64_t M, float* y, int64_t ldy, int16_t* aq, float* sa) const {
     const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+    if (format == Format::kInt8 && u8.N) {
+      auto* au = reinterpret_cast<uint8_t*>(aq);
+      for (int64_t m = 0; m < M; ++m) sa[m] = quantize_row_u8(x + m * ldx, K, u8.Kp, au + m * u8.Kp);
+      const float* sw = scale.data_ptr<float>();
+      maybe_parallel((N + 15) / 16, M * N * K, [&](int64_t p0, int64_t p1) {
+        qmatmul_u8(au, sa, M, u8, sw, b, p0 * 16, std::min(N, p1 * 16), y, ldy, p0 * 16);
+      });
+      return;
+    }
     if (format == Format::kInt8) {
       for (int64_t m = 0; m < M; ++m) sa[m] = quantize_row(x + m * ldx, K, aq + m * K);
       const int8_t* wq = w.data_ptr<int8_t>();
@@ -131,7 +144,12 @@ struct Linear {
           static thread_local std::vector<float> wide;
           wide.resize(K * 16);
           const auto* panel = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()) + p * K * 16;
-          for (int64_t i = 0; i < K * 16; ++i) wide[i] = bf16_value(panel[i]);
+          for (int64_t i = 0; i < K * 16; i += 16) {
+            __m256 lo, hi;
+            load_panel_row(panel + i, lo, hi);
+            _mm256_storeu_ps(wide.data() + i, lo);
+            _mm256_storeu_ps(wide.data() + i + 8, hi);
+          }
           rows_panel(x + m0 * ldx, ldx, m1 - m0, wide.data(), K, y + m0 * ldy + n0, ldy, cols, bp, false);
         }
       }
@@ -196,8 +214,6 @@ struct Layer {
   int64_t state = -1;  // gru, mingru: offset of this layer's state (B, out) in the states buffer
 };
 
-}  // namespace
-
 class StreamCore {
  public:
   explicit StreamCore(int64_t batch) : B_(batch) { TORCH_CHECK_VALUE(batch >= 1, "batch must be >= 1, got ", batch); }
@@ -225,7 +241,8 @@ class StreamCore {
     l.out = H;
     l.reset_after = reset_after;
     l.zoneout = static_cast<float>(zoneout);
-    l.a = Linear(w_ih, ln ? std::nullopt : b_ih, s_ih);
+    const bool batched = B_ >= kU8Batch;  // int8: 8-bit activations, as the sequence engine (int8.cpp)
+    l.a = Linear(w_ih, ln ? std::nullopt : b_ih, s_ih, batched);
     if (ln) {
       l.gamma_ih = gamma_ih->to(at::kFloat).contiguous().clone();
       l.gamma_hh = gamma_hh->to(at::kFloat).contiguous().clone();
@@ -233,14 +250,14 @@ class StreamCore {
       l.beta_hh = b_hh ? b_hh->to(at::kFloat).contiguous().clone() : at::zeros({3 * H}, at::kFloat);
     }
     if (reset_after) {
-      l.b = Linear(w_hh, ln ? std::nullopt : b_hh, s_hh);
+      l.b = Linear(w_hh, ln ? std::nullopt : b_hh, s_hh, batched);
     } else {  // r|z, then n (it multiplies r h)
       auto part = [&](const std::optional<at::Tensor>& t, int64_t r0, int64_t n) -> std::optional<at::Tensor> {
         if (!t) return std::nullopt;
         return t->narrow(0, r0, n);
       };
-      l.b = Linear(w_hh.narrow(0, 0, 2 * H), part(b_hh, 0, 2 * H), part(s_hh, 0, 2 * H));
-      l.c = Linear(w_hh.narrow(0, 2 * H, H), part(b_hh, 2 * H, H), part(s_hh, 2 * H, H));
+      l.b = Linear(w_hh.narrow(0, 0, 2 * H), part(b_hh, 0, 2 * H), part(s_hh, 0, 2 * H), batched);
+      l.c = Linear(w_hh.narrow(0, 2 * H, H), part(b_hh, 2 * H, H), part(s_hh, 2 * H, H), batched);
     }
     add(std::move(l));
   }
@@ -281,12 +298,13 @@ class StreamCore {
     input_ = ids ? at::zeros({B_}, at::kLong) : at::zeros({B_, layers_.front().in}, at::kFloat);
     output_ = at::zeros({B_, layers_.back().out}, at::kFloat);
     states_ = at::zeros({states}, at::kFloat);
+    saved_ = at::zeros({states}, at::kFloat);
     for (int i = 0; i < 2; ++i) between_[i] = at::zeros({B_ * widest}, at::kFloat);
     gi_ = at::zeros({B_ * 3 * widest}, at::kFloat);
     gh_ = at::zeros({B_ * 3 * widest}, at::kFloat);
     g_ = at::zeros({B_ * 4 * widest}, at::kFloat);
     hprev_ = at::zeros({B_ * widest}, at::kFloat);
-    aq_.assign(B_ * in_max, 0);
+    aq_.assign(B_ * (in_max + 4), 0);  // int16 activations, or 8-bit ones padded to 4 (as bytes)
     sa_.assign(B_, 0.0f);
   }
 
@@ -304,8 +322,10 @@ class StreamCore {
   void step() { forward(input_.data_ptr(), output_.data_ptr<float>()); }
 
   // Steps x (T, B, I) float32, or (T, B) int64 ids, from the current state, which it
-  // carries on; returns the outputs (T, B, O).
-  at::Tensor run(const at::Tensor& x_) {
+  // carries on; returns the outputs (T, B, O). lengths (B,): row b's steps from
+  // lengths[b] on are not taken (its state stays, its outputs are 0), as in the
+  // sequence engine.
+  at::Tensor run(const at::Tensor& x_, const std::optional<at::Tensor>& lengths) {
     const bool ids = layers_.front().kind == Kind::kEmbedding;
     TORCH_CHECK_VALUE(x_.dim() == (ids ? 2 : 3) && x_.size(1) == B_ && (ids || x_.size(2) == layers_.front().in),
                       "x must be (T, ", B_, ids ? ")" : ", I)", ", got ", x_.sizes());
@@ -317,14 +337,33 @@ class StreamCore {
     const Layer& first = layers_.front();
     at::Tensor gi;
     if (first.kind == Kind::kGru && first.a.format != Format::kInt8 && T > 1) {
-      gi = at::empty({T * B_, 3 * first.out}, at::kFloat);
+      const int64_t n = T * B_ * 3 * first.out;  // kept between calls: a fresh buffer's page faults cost
+      if (!gi_all_.defined() || gi_all_.numel() < n) gi_all_ = at::empty({n}, at::kFloat);
+      gi = gi_all_.narrow(0, 0, n);
       project(first, x.data_ptr<float>(), T * B_, gi.data_ptr<float>());
     }
+    at::Tensor len;
+    if (lengths) {
+      TORCH_CHECK_VALUE(lengths->dim() == 1 && lengths->size(0) == B_, "lengths must be (", B_, ",)");
+      len = lengths->to(at::kLong).contiguous();
+    }
+    const int64_t* lp = lengths ? len.data_ptr<int64_t>() : nullptr;
     for (int64_t t = 0; t < T; ++t) {
       const void* xt = ids ? static_cast<const void*>(x.data_ptr<int64_t>() + t * row)
                            : static_cast<const void*>(x.data_ptr<float>() + t * row);
-      forward(xt, y.data_ptr<float>() + t * B_ * O, gi.defined() ? gi.data_ptr<float>() + t * B_ * 3 * first.out
-                                                                 : nullptr);
+      float* yt = y.data_ptr<float>() + t * B_ * O;
+      const bool partial = lp && std::any_of(lp, lp + B_, [&](int64_t n) { return t >= n; });
+      if (partial) std::memcpy(saved_.data_ptr<float>(), states_.data_ptr<float>(), sizeof(float) * states_.numel());
+      forward(xt, yt, gi.defined() ? gi.data_ptr<float>() + t * B_ * 3 * first.out : nullptr);
+      if (!partial) continue;
+      for (int64_t b = 0; b < B_; ++b) {  // rows past their end: the state as it was, output 0
+        if (t < lp[b]) continue;
+        std::memset(yt + b * O, 0, sizeof(float) * O);
+        for (const Layer& l : layers_)
+          if (l.state >= 0)
+            std::memcpy(states_.data_ptr<float>() + l.state + b * l.out, saved_.data_ptr<float>() + l.state + b * l.out,
+                        sizeof(float) * l.out);
+      }
     }
     return y;
   }
@@ -440,10 +479,12 @@ class StreamCore {
 
   int64_t B_;
   std::vector<Layer> layers_;
-  at::Tensor input_, output_, states_, between_[2], gi_, gh_, g_, hprev_;
+  at::Tensor input_, output_, states_, saved_, between_[2], gi_, gh_, g_, hprev_, gi_all_;
   std::vector<int16_t> aq_;
   std::vector<float> sa_;
 };
+
+}  // namespace
 
 void bind_stream(pybind11::module_& m) {
   namespace py = pybind11;
@@ -461,7 +502,8 @@ void bind_stream(pybind11::module_& m) {
       .def("states", &StreamCore::states)
       .def("state_views", &StreamCore::state_views)
       .def("step", &StreamCore::step, py::call_guard<py::gil_scoped_release>())
-      .def("run", &StreamCore::run, py::arg("x"), py::call_guard<py::gil_scoped_release>());
+      .def("run", &StreamCore::run, py::arg("x"), py::arg("lengths") = py::none(),
+           py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace grukit

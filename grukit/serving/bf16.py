@@ -5,8 +5,9 @@ A GRU whose weights are bfloat16 runs each layer-direction through a StreamCore
 (half of float32's bytes, which is what a step that reads large weights is bound by),
 each is widened to float32 in registers, and the sums, the gates and the state are
 float32. Between layers the activations are float32; the outputs are cast to bfloat16
-at the end. Inference only (no gradients, no ``lengths``/``resets``): other calls run
-on the reference engine in bfloat16 arithmetic.
+at the end. Inference only (no gradients, no ``resets``): other calls run on the
+reference engine in bfloat16 arithmetic. ``lengths`` are taken as the sequence engine
+takes them (a reverse direction starts at each row's own last step).
 
 The cores (packed weights and their buffers) are kept per module and batch size, and
 made again when a weight changes (its version counter or storage).
@@ -15,6 +16,7 @@ made again when a weight changes (its version counter or storage).
 from __future__ import annotations
 
 import weakref
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -47,18 +49,38 @@ def _layer_cores(gru: torch.nn.Module, batch: int) -> list:
     return cores
 
 
-def gru_stack(gru: torch.nn.Module, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
-    """x (T, B, I), h0 (L*D, B, H), bfloat16 -> output (T, B, D*H), h_n (L*D, B, H), bfloat16."""
+def _reversal(lengths: Optional[Tensor], T: int, B: int) -> Optional[Tensor]:
+    """Time indices (T, B) that reverse each row's first lengths[b] steps (and keep the
+    rest): a reverse direction starts at each row's own last step."""
+    if lengths is None:
+        return None
+    t = torch.arange(T)[:, None].expand(T, B)
+    n = lengths.cpu()[None, :]
+    return torch.where(t < n, n - 1 - t, t)
+
+
+def _reverse(x: Tensor, index: Optional[Tensor]) -> Tensor:
+    if index is None:
+        return x.flip(0)
+    return x.gather(0, index[..., None].expand_as(x))
+
+
+def gru_stack(gru: torch.nn.Module, x: Tensor, h0: Tensor,
+              lengths: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """x (T, B, I), h0 (L*D, B, H), bfloat16, lengths (B,) or None -> output (T, B, D*H),
+    h_n (L*D, B, H), bfloat16; past a row's length its outputs are 0 and its state stays."""
     D = 2 if gru.bidirectional else 1
-    cores = _layer_cores(gru, x.shape[1])
+    T, B = x.shape[:2]
+    cores = _layer_cores(gru, B)
+    index = _reversal(lengths, T, B) if D == 2 else None
     inp, finals = x, []
     for layer in range(gru.num_layers):  # the caller made sure that no gradient is wanted
         outs = []
         for d in range(D):
             core, state = cores[layer * D + d]
             state.copy_(h0[layer * D + d])
-            y = core.run(inp if d == 0 else inp.flip(0))
-            outs.append(y if d == 0 else y.flip(0))
+            y = core.run(inp if d == 0 else _reverse(inp, index), lengths)
+            outs.append(y if d == 0 else _reverse(y, index))
             finals.append(state.clone())
         inp = outs[0] if D == 1 else torch.cat(outs, 2)
     return inp.to(torch.bfloat16), torch.stack(finals).to(torch.bfloat16)

@@ -47,7 +47,6 @@ from .quantize import QuantizedGRU
 # Dense activations the compiled steps know, by the codes of csrc/stream.cpp
 ACTIVATION_CODES = {None: 0, "linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4, "gelu": 5,
                     "elu": 6, "softplus": 7, "selu": 8}
-BATCH_FOR_FLOAT_INPUT = 8  # as the int8 sequence engine: from this batch on, x W_ih^T in float32
 
 
 def stream(model: nn.Module, batch_size: int = 1) -> "Stream":
@@ -277,8 +276,6 @@ def _module_plan(m: nn.Module, batch: int, what: str, directions: bool = False) 
             spec = {"w_ih": q_ih, "s_ih": s_ih, "w_hh": q_hh, "s_hh": s_hh,
                     "b_ih": bias[0] if bias else None, "b_hh": bias[1] if bias else None,
                     "reset_after": m.reset_after, "gamma_ih": None, "gamma_hh": None, "zoneout": 0.0}
-            if batch >= BATCH_FOR_FLOAT_INPUT:
-                spec["w_ih"], spec["s_ih"] = q_ih.float() * s_ih[:, None], None
             out.append(("gru", spec))
         return out
     p = dict(m.named_parameters())
