@@ -53,8 +53,21 @@ diff(m(x)[0], r(x)[0])
 q = gk.quantize(gk.GRU(5, 32).eval())
 with torch.no_grad():
     int8_out = q(torch.randn(6, 2, 5))[0]
+    # a batch: 8-bit activations (VNNI in the AVX-512 build where the CPU has it, else 16-bit
+    # arithmetic, or plain C++): the same integers, so the same step to float32 rounding
+    qb = gk.quantize(gk.GRU(37, 21, reset_after=False).eval())
+    batched = qb(torch.randn(1, 6, 37), torch.randn(1, 6, 21))[0]
+    gru = gk.GRU(6, 19, num_layers=2, reset_after=False).eval()  # a stream equals the sequence
+    xs = torch.randn(5, 2, 6)
+    s = gk.stream(gru, 2)
+    diff(torch.stack([s.step(x_t) for x_t in xs]).double(), gru(xs)[0].double())
+    b16 = gk.quantize(gru, torch.bfloat16)  # bfloat16 weights, float32 sums
+    exact = gk.GRU(6, 19, num_layers=2, reset_after=False).eval()
+    exact.load_state_dict({k: v.float() for k, v in b16.state_dict().items()})
+    bf16_err = float((b16(xs.bfloat16())[0].float() - exact(xs.bfloat16().float())[0]).abs().max())
 print(json.dumps({"isa": engines.engine_info()["isa"], "worst": worst,
-                  "int8_finite": bool(int8_out.isfinite().all())}))
+                  "int8_finite": bool(int8_out.isfinite().all()), "batched": batched.flatten().tolist(),
+                  "bf16_err": bf16_err, "stream_compiled": s.compiled}))
 """
 
 
@@ -66,16 +79,25 @@ def test_the_best_variant_this_cpu_runs_is_loaded():
         assert info["isa"] == next(isa for isa in RUNNABLE if isa in BUILT)
 
 
+def _check(isa: str) -> dict:
+    res = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "GRUKIT_ISA": isa})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("isa", ["base", "avx2", "avx512"])
 def test_each_variant_computes_what_the_reference_does(isa):
     if isa not in BUILT or isa not in RUNNABLE:
         pytest.skip(f"{isa} is not built here or this CPU cannot run it")
-    res = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "GRUKIT_ISA": isa})
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["isa"] == isa
+    out = _check(isa)
+    assert out["isa"] == isa and out["stream_compiled"]
     assert out["worst"] < 1e-6 and out["int8_finite"], out
+    assert out["bf16_err"] < 2e-2, out  # the outputs rounded once to bfloat16
+    # the batched int8 step of every variant equals the best one's (the same integer sums)
+    loaded = engines.engine_info()["isa"]
+    best = out if isa == loaded else _check(loaded)
+    assert max(abs(a - b) for a, b in zip(out["batched"], best["batched"], strict=True)) < 1e-6
 
 
 def test_a_bad_or_too_high_isa_is_ignored_with_a_note():

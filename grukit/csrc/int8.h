@@ -4,9 +4,9 @@
 //    terms, float32 across blocks; the error is the weights' rounding. For a few rows
 //    per step, where reading the weights bounds the step.
 //  - 8-bit (quantize_row_u8, qmatmul_u8): a ~ sa (u - 128), u in [1, 255], against
-//    weights packed 8 rows by 4 columns (pack_u8), so that one instruction multiplies
-//    and sums 32 pairs: VNNI's vpdpbusd where the CPU has it (AVX512-VNNI), else the
-//    same integers by widening to 16 bits. Exact int32 sums, corrected for the offset
+//    weights packed 16 rows by 4 columns (pack_u8), so that one instruction multiplies
+//    and sums 64 pairs: VNNI's vpdpbusd where the CPU has it (AVX512-VNNI, in the AVX-512
+//    build), else the same integers by widening to 16 bits. Exact int32 sums, corrected for the offset
 //    by the weights' row sums. For batches of rows, where arithmetic bounds the step.
 #pragma once
 
@@ -260,7 +260,10 @@ inline std::shared_ptr<const PackedU8> cached_pack_u8(const int8_t* wq, int64_t 
 }
 
 // sums[m][c] = sum over k of u[m, k] w[16p + c, k], for MR (<= 4) rows of u and one panel.
-#if GRUKIT_HAVE_F8 && defined(__GNUC__)
+// VNNI only in the AVX-512 build (the AVX2 build holds no AVX-512 instruction at all);
+// there, chosen at run time by whether the CPU has AVX512-VNNI.
+#if GRUKIT_HAVE_F8 && defined(__AVX512F__) && defined(__GNUC__)
+#define GRUKIT_HAVE_VNNI 1
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void panel_sums_vnni(
     const uint8_t* u, int64_t ldu, int MR, const int8_t* panel, int64_t G, int32_t (*sums)[16]) {
   // two sums per row, over even and odd groups: eight chains of vpdpbusd hide its latency
@@ -293,6 +296,8 @@ inline bool have_vnni() {
   static const bool yes = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
   return yes;
 }
+#else
+#define GRUKIT_HAVE_VNNI 0
 #endif
 
 #if GRUKIT_HAVE_F8
@@ -333,7 +338,7 @@ inline void qmatmul_u8(const uint8_t* u, const float* sa, int64_t M, const Packe
       const int MR = static_cast<int>(std::min<int64_t>(4, M - m0));
       alignas(64) int32_t sums[4][16];
 #if GRUKIT_HAVE_F8
-#if defined(__GNUC__)
+#if GRUKIT_HAVE_VNNI
       if (have_vnni()) {
         panel_sums_vnni(u + m0 * ldu, ldu, MR, panel, G, sums);
       } else {
