@@ -320,9 +320,9 @@ class GRU(nn.Module):
                                             or any(p.requires_grad for p in flat))
         if engine == "cpu-bf16":
             if resets is None and not grad and not (self.training and self.dropout):
-                from .serving import bf16  # bfloat16 weights, float32 sums, on the step engine
+                from . import steps  # bfloat16 weights, float32 sums, on the step engine
 
-                return bf16.gru_stack(self, x, h0, lens)
+                return steps.gru_stack(self, x, h0, lens)
             engine = self.__dict__["last_engine"] = "reference"
         if engine == "cudnn":  # torch's own GRU function, the whole stack in one call
             return engines.cudnn_stack()(x, h0, flat, self.bias, self.num_layers, self.bidirectional, lens,

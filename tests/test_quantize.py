@@ -164,7 +164,8 @@ def _u8_step(q: QuantizedGRU, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     H = q.hidden_size
 
     def product(a, part, rows=slice(None)):
-        wq, sw, bias = b[f"weight_{part}_l0_int8"].double(), b[f"weight_{part}_l0_scale"], b[f"bias_{part}_l0"]
+        wq, sw = b[f"weight_{part}_l0_int8"].double(), b[f"weight_{part}_l0_scale"]
+        bias = b[f"bias_{part}_l0"]
         qa, sa = _u8(a)
         dot = (qa.double() @ wq[rows].T).float()  # exact: integers below 2^24
         return dot * sa[:, None] * sw[rows] + bias[rows]

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import grukit as gk
-from grukit import engines
-from grukit.serving import stream as stream_module
+from grukit import engines, steps
 
 compiled = pytest.mark.skipif(engines.compiled_cpu() is None, reason="the compiled CPU engine is not built")
 
@@ -104,7 +103,7 @@ def test_sequential_stream_gives_the_model_s_output_at_each_step(return_sequence
     assert isinstance(s.state, list) and [h.shape for h in s.state] == [(3, 16), (3, 12)]
 
 
-@pytest.mark.parametrize("activation", sorted(a for a in stream_module.ACTIVATION_CODES if a))
+@pytest.mark.parametrize("activation", sorted(a for a in steps.ACTIVATION_CODES if a))
 def test_every_dense_activation_streams(activation):
     torch.manual_seed(0)
     model = gk.Sequential([gk.layers.GRU(8, return_sequences=True),

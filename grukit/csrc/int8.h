@@ -27,9 +27,10 @@ constexpr int64_t kBlockK = 512;  // |xq| <= 32767, |wq| <= 127: int32 sums of 5
 
 // q = round(a / scale) with scale = max|a| / 32767; returns the scale: 0 for a zero
 // row, NaN for a row holding NaN or Inf (so that it reaches the output, as in float32).
-inline float quantize_row(const float* a, int64_t n, int16_t* q) {
+// max |a[j]| over a row, and whether every value is finite.
+inline float row_absmax(const float* a, int64_t n, bool& finite) {
   float m = 0.0f;
-  bool finite = true;
+  finite = true;
   int64_t j = 0;
 #if GRUKIT_HAVE_F8
   const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -48,12 +49,18 @@ inline float quantize_row(const float* a, int64_t n, int16_t* q) {
     finite = finite && std::isfinite(a[j]);
     m = std::max(m, std::fabs(a[j]));
   }
+  return m;
+}
+
+inline float quantize_row(const float* a, int64_t n, int16_t* q) {
+  bool finite;
+  const float m = row_absmax(a, n, finite);
   if (!finite || m == 0.0f) {
     std::memset(q, 0, sizeof(int16_t) * n);
     return finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   }
   const float inv = 32767.0f / m;
-  j = 0;
+  int64_t j = 0;
 #if GRUKIT_HAVE_F8
   const __m256 vinv = _mm256_set1_ps(inv);
   for (; j + 16 <= n; j += 16) {  // round to nearest (even), then pack to int16 in order
@@ -173,32 +180,14 @@ inline void qmatmul_rows(const int16_t* aq, const float* sa, int64_t M, int64_t 
 // u = round(a / sa) + 128 with sa = max|a| / 127, padded with 128 (a zero) to n_pad;
 // returns sa: 0 for a zero row, NaN for a row holding NaN or Inf.
 inline float quantize_row_u8(const float* a, int64_t n, int64_t n_pad, uint8_t* u) {
-  float m = 0.0f;
-  bool finite = true;
-  int64_t j = 0;
-#if GRUKIT_HAVE_F8
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
-  for (; j + 8 <= n; j += 8) {
-    const __m256 v = _mm256_loadu_ps(a + j);
-    mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v));
-    bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ));  // NaN or Inf
-  }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, mx);
-  for (float v : lanes) m = std::max(m, v);
-  finite = _mm256_movemask_ps(bad) == 0;
-#endif
-  for (; j < n; ++j) {
-    finite = finite && std::isfinite(a[j]);
-    m = std::max(m, std::fabs(a[j]));
-  }
+  bool finite;
+  const float m = row_absmax(a, n, finite);
   if (!finite || m == 0.0f) {
     std::memset(u, 128, n_pad);
     return finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   }
   const float inv = 127.0f / m;
-  j = 0;
+  int64_t j = 0;
 #if GRUKIT_HAVE_F8
   const __m256 vinv = _mm256_set1_ps(inv);
   const __m128i offset = _mm_set1_epi8(static_cast<char>(0x80));  // q + 128 = q ^ 0x80 as a byte

@@ -9,7 +9,7 @@ input projection is one float32 matmul with the weights dequantised). Biases sta
 float32. Inference only.
 
 bfloat16: the model's weights are cast to bfloat16. Inference calls run every GRU on
-the compiled step engine (serving/bf16.py: bfloat16 weights widened in registers,
+the compiled step engine (grukit/steps.py: bfloat16 weights widened in registers,
 float32 sums, gates and state; outputs in bfloat16); calls it does not take (lengths,
 resets, gradients) run on the reference engine in bfloat16 arithmetic. Sequential
 models take float32 inputs and return float32.
@@ -145,7 +145,7 @@ def quantize(model: nn.Module, dtype: Any = torch.qint8) -> nn.Module:
         out = out.to(torch.bfloat16)
         for m in out.modules():
             if isinstance(m, GRU):
-                m.engine = "auto"  # the step engine for inference (serving/bf16.py), else the reference
+                m.engine = "auto"  # the step engine for inference (grukit/steps.py), else the reference
             elif isinstance(m, Sequential):
                 m.compute_dtype = torch.bfloat16
         return out

@@ -20,7 +20,7 @@ not seen (make a new stream). The stream runs the model as in evaluation: no
 dropout; zoneout blends with its probability. A stream is not for concurrent use
 from several threads; make one per thread (they share nothing).
 
-On the compiled CPU engine (``csrc/stream.cpp``) the state and every buffer live in
+On the compiled CPU engine (``csrc/stream.cpp``, ``grukit/steps.py``) the state and every buffer live in
 the stream, and a step is one call into C++ that allocates nothing; the only
 allocation is the returned output (pass ``out=`` to write into your own array
 instead). Outputs equal the whole-sequence call to float32 rounding (the same gate
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import _checks, engines, reference
+from .. import _checks, engines, reference, steps
 from ..mingru import MinGRU
 from ..modules import GRU
 from ..training import layers as L
@@ -45,8 +45,7 @@ from ..training.sequential import Sequential
 from .quantize import QuantizedGRU
 
 # Dense activations the compiled steps know, by the codes of csrc/stream.cpp
-ACTIVATION_CODES = {None: 0, "linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4, "gelu": 5,
-                    "elu": 6, "softplus": 7, "selu": 8}
+
 
 
 def stream(model: nn.Module, batch_size: int = 1) -> "Stream":
@@ -71,21 +70,20 @@ class Stream:
     def __init__(self, model: nn.Module, batch_size: int = 1) -> None:
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.model = model
-        plan, self._per_layer = _plan(model, self.batch_size)
+        plan, self._per_layer = _plan(model)
         first = plan[0]
         self.takes_ids = first[0] == "embedding"
         self.input_size: Optional[int] = None if self.takes_ids else _in_size(first)
         self.output_size = _out_size(plan[-1])
         compiled = engines.compiled_cpu()
         self.compiled = compiled is not None and hasattr(compiled, "StreamCore")
-        self._core = _compiled_core(compiled, plan, self.batch_size) if self.compiled else \
+        self._core = steps.compiled_core(compiled, plan, self.batch_size) if self.compiled else \
             _TorchCore(plan, self.batch_size)
         self._xt, self._yt = self._core.input(), self._core.output()
         self._x, self._y = self._xt.numpy(), self._yt.numpy()
         # the one row of an unbatched call, as views (an id's is 0-d)
         self._x1, self._y1 = self._x[:1].reshape(self._x.shape[1:]), self._y[0]
         self._states = list(self._core.state_views())
-        self._sizes = [s.shape[1] for s in self._states]
         self._step = self._core.step
         B = self.batch_size
         self._shape = (B,) if self.takes_ids else (B, self.input_size)
@@ -239,12 +237,12 @@ def _out_size(item: tuple) -> int:
     return spec["w"].shape[0] if kind == "dense" else spec["table"].shape[1]
 
 
-def _plan(model: nn.Module, batch: int) -> tuple[list[tuple[str, dict]], bool]:
+def _plan(model: nn.Module) -> tuple[list[tuple[str, dict]], bool]:
     """The model as a list of (kind, tensors) steps, and whether its state is per layer."""
     if isinstance(model, Sequential):
-        return _sequential_plan(model, batch), True
+        return _sequential_plan(model), True
     if isinstance(model, (GRU, MinGRU)):
-        return _module_plan(model, batch, "model"), False
+        return _module_plan(model, "model"), False
     raise TypeError(f"model must be a grukit GRU, QuantizedGRU, MinGRU or Sequential, got "
                     f"{_checks.describe(model)}")
 
@@ -258,15 +256,14 @@ def _on_cpu(module: nn.Module, what: str) -> None:
                             f"has {t.dtype} (convert it with .float())")
 
 
-def _module_plan(m: nn.Module, batch: int, what: str, directions: bool = False) -> list[tuple[str, dict]]:
-    """One (kind, tensors) item per layer (per layer-direction, the reverse one second,
-    with ``directions``: for the bfloat16 engine, not a stream)."""
+def _module_plan(m: nn.Module, what: str) -> list[tuple[str, dict]]:
+    """One (kind, tensors) item per layer (steps.py's plans)."""
     _on_cpu(m, what)
     if isinstance(m, MinGRU):
         p = dict(m.named_parameters())
         return [("mingru", {"w": p[f"weight_l{k}"].detach(), "b": p.get(f"bias_l{k}")})
                 for k in range(m.num_layers)]
-    if m.bidirectional and not directions:
+    if m.bidirectional:
         raise ValueError(f"{what} is bidirectional: a stream runs forward in time only, one step at a time")
     out = []
     if isinstance(m, QuantizedGRU):
@@ -278,19 +275,10 @@ def _module_plan(m: nn.Module, batch: int, what: str, directions: bool = False) 
                     "reset_after": m.reset_after, "gamma_ih": None, "gamma_hh": None, "zoneout": 0.0}
             out.append(("gru", spec))
         return out
-    p = dict(m.named_parameters())
-    gains = m._norm_names if m.layer_norm else [(None, None)] * len(m._weight_names)
-    for names, (g_ih, g_hh) in zip(m._weight_names, gains, strict=True):
-        w_ih, w_hh, *bias = (p[n].detach() for n in names)
-        out.append(("gru", {"w_ih": w_ih, "w_hh": w_hh, "b_ih": bias[0] if bias else None,
-                            "b_hh": bias[1] if bias else None, "reset_after": m.reset_after,
-                            "gamma_ih": None if g_ih is None else p[g_ih].detach(),
-                            "gamma_hh": None if g_hh is None else p[g_hh].detach(),
-                            "zoneout": float(m.zoneout), "s_ih": None, "s_hh": None}))
-    return out
+    return steps.gru_plan(m)
 
 
-def _sequential_plan(model: Sequential, batch: int) -> list[tuple[str, dict]]:
+def _sequential_plan(model: Sequential) -> list[tuple[str, dict]]:
     plan: list[tuple[str, dict]] = []
     for i, layer in enumerate(model.layers):
         what = f"layer {i} ({type(layer).__name__})"
@@ -309,9 +297,9 @@ def _sequential_plan(model: Sequential, batch: int) -> list[tuple[str, dict]]:
         elif isinstance(layer, L.GRU):
             if layer.bidirectional or layer.go_backwards:
                 raise ValueError(f"{what} runs backwards in time: a stream runs forward only")
-            plan += _module_plan(layer.gru, batch, what)
+            plan += _module_plan(layer.gru, what)
         elif isinstance(layer, L.MinGRU):
-            plan += _module_plan(layer.rnn, batch, what)
+            plan += _module_plan(layer.rnn, what)
         elif isinstance(layer, L.Dense):
             _on_cpu(layer, what)
             lin = layer.linear
@@ -325,22 +313,6 @@ def _sequential_plan(model: Sequential, batch: int) -> list[tuple[str, dict]]:
     if not any(kind in ("gru", "mingru") for kind, _ in plan):
         raise ValueError("the model has no recurrent layer to stream")
     return plan
-
-
-def _compiled_core(compiled: Any, plan: list, batch: int) -> Any:
-    core = compiled.StreamCore(batch)
-    for kind, spec in plan:
-        if kind == "embedding":
-            core.add_embedding(spec["table"])
-        elif kind == "gru":
-            core.add_gru(spec["w_ih"], spec["w_hh"], spec["b_ih"], spec["b_hh"], spec["reset_after"],
-                         spec["gamma_ih"], spec["gamma_hh"], spec["zoneout"], spec["s_ih"], spec["s_hh"])
-        elif kind == "mingru":
-            core.add_mingru(spec["w"], None if spec["b"] is None else spec["b"].detach())
-        else:
-            core.add_dense(spec["w"], spec["b"], ACTIVATION_CODES[spec["activation"]])
-    core.finish()
-    return core
 
 
 class _TorchCore:
