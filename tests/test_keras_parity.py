@@ -216,3 +216,62 @@ def test_bad_initial_state_and_merge_mode_are_named():
     model.compile(loss="mse")
     with pytest.raises(ValueError, match="sample_weight"):
         model.fit(np.zeros((4, 2, 1)), np.zeros((4, 1)), sample_weight=np.ones(3), verbose=0)
+
+
+@pytest.mark.parametrize("merge_mode,return_sequences", [("concat", True), ("concat", False), ("ave", True),
+                                                         (None, True)])
+def test_bidirectional_with_its_own_backward_layer_equals_keras(tmp_path, merge_mode, return_sequences):
+    """Keras' backward_layer=: a second GRU (other units, other reset convention) runs the
+    backward direction; under a mask, with return_state and initial_state; through a .keras file."""
+    keras.utils.set_random_seed(0)
+    units_b = 4 if merge_mode == "ave" else 3
+    theirs = keras.layers.Bidirectional(
+        keras.layers.GRU(4, return_sequences=return_sequences, return_state=True),
+        backward_layer=keras.layers.GRU(units_b, return_sequences=return_sequences, return_state=True,
+                                        go_backwards=True, reset_after=False),
+        merge_mode=merge_mode)
+    theirs.build((2, 6, 3))
+    rng = np.random.default_rng(12)
+    theirs.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in theirs.get_weights()])
+    backward = gl.GRU(units_b, return_sequences=return_sequences, return_state=True, go_backwards=True,
+                      reset_after=False)
+    ours = gl.Bidirectional(gl.GRU(4, return_sequences=return_sequences, return_state=True),
+                            backward_layer=backward, merge_mode=merge_mode)
+    ours(torch.zeros(2, 6, 3), None)  # builds it
+    keras_files._gru_from_keras(ours.layer.gru, "", theirs.forward_layer.get_weights(), "forward")
+    keras_files._gru_from_keras(ours.backward_layer.gru, "", theirs.backward_layer.get_weights(), "backward")
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(2, 6, 3, generator=g)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    state = [torch.randn(2, 4, generator=g), torch.randn(2, units_b, generator=g)]
+    want = theirs(x, mask=mask, initial_state=state)
+    with torch.no_grad():
+        got, _ = ours.eval()(x, mask, initial_state=state)
+    assert len(got) == len(want) == (4 if merge_mode is None else 3)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a.numpy(), np.asarray(b.detach()), atol=ATOL)
+    # through a .keras file (the backward layer's own config and weights), and back
+    model = keras.Sequential([keras.Input((6, 3)), keras.layers.Bidirectional(
+        keras.layers.GRU(4, return_sequences=return_sequences),
+        backward_layer=keras.layers.GRU(units_b, return_sequences=return_sequences, go_backwards=True,
+                                        reset_after=False), merge_mode=merge_mode or "concat")])
+    _randomise(model, 14)
+    loaded = _through_file(model, tmp_path)
+    assert loaded.layers[-1].backward_layer is not None and loaded.layers[-1].backward_layer.units == units_b
+    xs = x.numpy()
+    np.testing.assert_allclose(loaded.predict(xs), np.asarray(model.predict(xs, verbose=0)), atol=ATOL)
+    gk.interop.save_keras(loaded, tmp_path / "again.keras")
+    back = keras.models.load_model(tmp_path / "again.keras")
+    np.testing.assert_allclose(np.asarray(back.predict(xs, verbose=0)), loaded.predict(xs), atol=ATOL)
+
+
+def test_backward_layer_errors_say_what_keras_requires():
+    with pytest.raises(ValueError, match="different go_backwards"):
+        gl.Bidirectional(gl.GRU(4), backward_layer=gl.GRU(4))
+    with pytest.raises(ValueError, match="same return_sequences"):
+        gl.Bidirectional(gl.GRU(4, return_sequences=True), backward_layer=gl.GRU(4, go_backwards=True))
+    with pytest.raises(ValueError, match="same units"):
+        gl.Bidirectional(gl.GRU(4), merge_mode="sum", backward_layer=gl.GRU(3, go_backwards=True))
+    with pytest.raises(TypeError, match="backward_layer must be"):
+        gl.Bidirectional(gl.GRU(4), backward_layer=gl.Dense(4))

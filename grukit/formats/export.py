@@ -264,6 +264,9 @@ def _export_sequential(g: _Graph, model: Sequential) -> tuple[list[Any], list[An
             if layer.merge_mode is None:
                 raise ValueError("Bidirectional(merge_mode=None) has two outputs; export supports one "
                                  "output per layer")
+            if layer.backward_layer is not None:
+                raise ValueError(f"layer {i}: a Bidirectional with its own backward_layer has no ONNX export "
+                                 "(one ONNX GRU node runs both directions with one set of sizes and options)")
             x, mask = _keras_gru(g, layer.layer, x, mask)
             per_step = layer.layer.return_sequences
             features = layer.layer.units * (2 if layer.merge_mode == "concat" else 1)

@@ -109,8 +109,9 @@ def _layer_vars(layer: L.Layer) -> dict[str, list[np.ndarray]]:
         return {"cell/vars": _gru_to_keras(layer.gru, "")}
     if isinstance(layer, L.Bidirectional):
         gru = layer.layer.gru
+        backward = (layer.backward_layer.gru, "") if layer.backward_layer is not None else (gru, "_reverse")
         return {"forward_layer/cell/vars": _gru_to_keras(gru, ""),
-                "backward_layer/cell/vars": _gru_to_keras(gru, "_reverse")}
+                "backward_layer/cell/vars": _gru_to_keras(*backward)}
     if isinstance(layer, L.Dense):
         lin = layer.linear
         arrays = [lin.weight.detach().numpy().T.copy()]
@@ -132,9 +133,9 @@ def _set_layer_vars(layer: L.Layer, group: Any, where: str) -> None:
         _gru_from_keras(layer.gru, "", _read_group(group, "cell/vars", where), where)
     elif isinstance(layer, L.Bidirectional):
         gru = layer.layer.gru
+        backward = (layer.backward_layer.gru, "") if layer.backward_layer is not None else (gru, "_reverse")
         _gru_from_keras(gru, "", _read_group(group, "forward_layer/cell/vars", where), where + " forward")
-        _gru_from_keras(gru, "_reverse", _read_group(group, "backward_layer/cell/vars", where),
-                        where + " backward")
+        _gru_from_keras(*backward, _read_group(group, "backward_layer/cell/vars", where), where + " backward")
     elif isinstance(layer, (L.Dense, L.Embedding)):
         arrays = _read_group(group, "vars", where)
         params = list(layer.parameters())
@@ -228,7 +229,16 @@ def _layer_from_keras(entry: dict) -> Optional[L.Layer]:
         inner = _layer_from_keras(cfg["layer"])
         if not isinstance(inner, L.GRU):
             raise ValueError(f"Bidirectional must wrap a GRU, got {cfg['layer'].get('class_name')!r}")
-        return L.Bidirectional(inner, merge_mode=cfg.get("merge_mode", "concat"))
+        backward = _layer_from_keras(cfg["backward_layer"]) if cfg.get("backward_layer") else None
+        if backward is not None and not isinstance(backward, L.GRU):
+            raise ValueError(f"Bidirectional's backward_layer must be a GRU, got "
+                             f"{cfg['backward_layer'].get('class_name')!r}")
+        # Keras writes the backward layer even when it is the forward one run backwards:
+        # then one fused bidirectional GRU computes both
+        same = backward is not None and {**backward.get_config(), "go_backwards": inner.go_backwards} \
+            == inner.get_config()
+        return L.Bidirectional(inner, merge_mode=cfg.get("merge_mode", "concat"),
+                               backward_layer=None if backward is None or same else backward)
     raise ValueError(f"Keras layer {cls!r} has no grukit counterpart; supported: InputLayer, Embedding, "
                      "Masking, GRU, Bidirectional, Dense, Dropout")
 
@@ -263,8 +273,10 @@ def _layer_to_keras(layer: L.Layer, name: str) -> dict:
                              "zero_output_for_mask": layer.zero_output_for_mask,
                              "recurrent_activation": "sigmoid"})
     if isinstance(layer, L.Bidirectional):  # its inner GRU's settings are Keras' forward layer's
-        return entry("Bidirectional", {"merge_mode": layer.merge_mode,
-                                       "layer": _layer_to_keras(layer.layer, "forward_" + name)})
+        cfg = {"merge_mode": layer.merge_mode, "layer": _layer_to_keras(layer.layer, "forward_" + name)}
+        if layer.backward_layer is not None:
+            cfg["backward_layer"] = _layer_to_keras(layer.backward_layer, "backward_" + name)
+        return entry("Bidirectional", cfg)
     raise ValueError(f"{type(layer).__name__} has no Keras counterpart")
 
 

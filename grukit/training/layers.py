@@ -381,11 +381,18 @@ class Bidirectional(Layer):
     with merge_mode None. ``layer(x, initial_state=[h_f, h_b])`` starts both directions
     from given states (B, units) each. With ``return_sequences``, masked steps output
     zeros in both directions, as Keras forces for its two layers.
+
+    ``backward_layer``: a second GRU layer for the backward direction (Keras' argument),
+    which may differ from ``layer`` (units, reset_after, dropout, ...); it must have the
+    other ``go_backwards`` value and the same ``return_sequences``, ``return_state`` and
+    ``stateful``. The two then run as two layers (without it, one fused bidirectional
+    GRU), and a returned sequence of the backward layer is flipped back into time order.
     """
 
     MERGES = {"concat": None, "sum": torch.add, "mul": torch.mul, "ave": lambda a, b: (a + b) / 2}
 
-    def __init__(self, layer: GRU, merge_mode: Optional[str] = "concat") -> None:
+    def __init__(self, layer: GRU, merge_mode: Optional[str] = "concat",
+                 backward_layer: Optional[GRU] = None) -> None:
         super().__init__()
         if not isinstance(layer, GRU):
             raise TypeError(f"layer must be a grukit.layers.GRU, got {_checks.describe(layer)}")
@@ -393,12 +400,58 @@ class Bidirectional(Layer):
             _checks.choice("merge_mode", merge_mode, tuple(self.MERGES))
         self.merge_mode = merge_mode
         self.return_state = layer.return_state
-        config = {**layer.get_config(), "_bidirectional": True,
-                  "zero_output_for_mask": layer.return_sequences}
-        self.layer = GRU(**config)
+        self.return_sequences = layer.return_sequences
+        self.backward_layer: Optional[GRU] = None
+        zero = {"zero_output_for_mask": layer.return_sequences}  # Keras forces it on both layers
+        if backward_layer is None:
+            self.layer = GRU(**{**layer.get_config(), "_bidirectional": True, **zero})
+        else:
+            if not isinstance(backward_layer, GRU):
+                raise TypeError("backward_layer must be a grukit.layers.GRU, got "
+                                f"{_checks.describe(backward_layer)}")
+            if backward_layer.go_backwards == layer.go_backwards:
+                raise ValueError("layer and backward_layer must have different go_backwards values, got "
+                                 f"{layer.go_backwards} for both")
+            for name in ("stateful", "return_sequences", "return_state"):
+                if getattr(layer, name) != getattr(backward_layer, name):
+                    raise ValueError(f"layer and backward_layer must have the same {name}, got "
+                                     f"{getattr(layer, name)} and {getattr(backward_layer, name)}")
+            if merge_mode in ("sum", "mul", "ave") and layer.units != backward_layer.units:
+                raise ValueError(f"merge_mode={merge_mode!r} needs the same units in both layers, got "
+                                 f"{layer.units} and {backward_layer.units}")
+            self.layer = GRU(**{**layer.get_config(), **zero})
+            self.backward_layer = GRU(**{**backward_layer.get_config(), **zero})
         self.built = True
 
+    def _directions(self, x: Tensor, mask: Mask, initial_state: Optional[Any]) -> tuple[Any, ...]:
+        """(forward output, backward output, forward state, backward state, mask) of the
+        two-layer form, as Keras' Bidirectional calls its two layers."""
+        states = [None, None]
+        if initial_state is not None:
+            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
+                raise ValueError("initial_state must hold 2 states, (B, units) of each layer")
+            states = list(initial_state)
+        y, out_mask = self.layer(x, mask, initial_state=states[0])
+        y_rev, _ = self.backward_layer(x, mask, initial_state=states[1])
+        h = h_rev = None
+        if self.return_state:
+            (y, h), (y_rev, h_rev) = y, y_rev
+        if self.return_sequences:
+            y_rev = y_rev.flip(1)
+        return y, y_rev, h, h_rev, out_mask
+
     def call(self, x: Tensor, mask: Mask, initial_state: Optional[Any] = None) -> tuple[Any, Mask]:
+        if self.backward_layer is not None:
+            fwd, bwd, h_f, h_b, mask = self._directions(x, mask, initial_state)
+            if self.merge_mode is None:
+                y = (fwd, bwd)
+            elif self.merge_mode == "concat":
+                y = torch.cat([fwd, bwd], -1)
+            else:
+                y = self.MERGES[self.merge_mode](fwd, bwd)
+            if self.return_state:
+                y = (*y, h_f, h_b) if self.merge_mode is None else (y, h_f, h_b)
+            return y, mask
         y, mask = self.layer(x, mask, initial_state=initial_state)
         units = self.layer.units
         if self.return_state:
@@ -415,15 +468,23 @@ class Bidirectional(Layer):
 
     def reset_states(self) -> None:
         self.layer.reset_states()
+        if self.backward_layer is not None:
+            self.backward_layer.reset_states()
 
     def get_config(self) -> dict[str, Any]:
-        inner = {**self.layer.get_config(), "_bidirectional": False}
-        inner.pop("zero_output_for_mask")
-        return {"layer": inner, "merge_mode": self.merge_mode}
+        config = {"merge_mode": self.merge_mode}
+        for key, layer in (("layer", self.layer), ("backward_layer", self.backward_layer)):
+            if layer is not None:
+                inner = {**layer.get_config(), "_bidirectional": False}
+                inner.pop("zero_output_for_mask")
+                config[key] = inner
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Bidirectional":
-        return cls(GRU(**config["layer"]), config["merge_mode"])
+        backward = config.get("backward_layer")
+        return cls(GRU(**config["layer"]), config["merge_mode"],
+                   None if backward is None else GRU(**backward))
 
 
 LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GlobalAveragePooling1D,
