@@ -15,6 +15,7 @@ Ratios are rival time / grukit time: above 1 means grukit is faster.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -156,6 +157,60 @@ def bf16_row(budget: float) -> None:
         row(engine, "float32", timed(call(m, x, True), budget), {"bf16": timed(bf16, budget)})
 
 
+def bf16_curves(budget: float, epochs: int = 20, device: str = "cuda") -> None:
+    """bfloat16 autocast on a real task: the shipped weekly CO2 series (standardised), the
+    next week from the 52 before, a 2-layer GRU(256) + Linear trained with Adam from the
+    same initial weights in float32 and under bfloat16 autocast; the training loss per
+    epoch and the held-out loss (the last 20% of windows) of each."""
+    del budget
+    import numpy as np
+    csv = os.path.join(os.path.dirname(HERE), "grukit", "datasets", "co2_weekly.csv")
+    series = np.genfromtxt(csv, delimiter=",", skip_header=1, usecols=1)  # missing weeks: NaN
+    gaps = np.isnan(series)
+    series[gaps] = np.interp(np.flatnonzero(gaps), np.flatnonzero(~gaps), series[~gaps])
+    series = ((series - series.mean()) / series.std()).astype(np.float32)
+    W = 52
+    X = np.stack([series[i:i + W] for i in range(len(series) - W)])[..., None]
+    Y = series[W:, None]
+    cut = int(0.8 * len(X))
+    xs, ys = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
+    ROWS.append(f"\n### bfloat16 autocast on a real task: weekly CO2, next week from 52, {len(X)} windows, "
+                f"GRU(256) x 2 + Linear, Adam 2e-3, batch 128, {epochs} epochs\n")
+    ROWS.append("| engine | precision | train loss, epochs 1 / 5 / 10 / last | held-out MSE | s |")
+    ROWS.append("|---|---|---|---|---|")
+    for engine in ("cudnn", "triton"):
+        torch.manual_seed(0)
+        start_gru = gk.GRU(1, 256, num_layers=2, batch_first=True, engine=engine).to(device)
+        start_head = torch.nn.Linear(256, 1).to(device)
+        for precision in ("float32", "bfloat16"):
+            gru, head = copy.deepcopy(start_gru), copy.deepcopy(start_head)
+
+            def amp(precision=precision):
+                return torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+            params = list(gru.parameters()) + list(head.parameters())
+            opt = torch.optim.Adam(params, lr=2e-3)
+            g = torch.Generator().manual_seed(1)
+            curve, t0 = [], time.perf_counter()
+            for _ in range(epochs):
+                order, total = torch.randperm(cut, generator=g), 0.0
+                for i in range(0, cut, 128):
+                    idx = order[i:i + 128].to(device)
+                    with amp():
+                        out, _ = gru(xs[idx])
+                        pred = head(out[:, -1])
+                    loss = torch.nn.functional.mse_loss(pred.float(), ys[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach()) * len(idx)
+                curve.append(total / cut)
+            with torch.no_grad(), amp():
+                held = float(torch.nn.functional.mse_loss(head(gru(xs[cut:])[0][:, -1]).float(), ys[cut:]))
+            marks = " / ".join(f"{curve[k]:.4f}" for k in (0, 4, 9, epochs - 1) if k < epochs)
+            ROWS.append(f"| {engine} | {precision} | {marks} | {held:.4f} | {time.perf_counter() - t0:.1f} |")
+            print(ROWS[-1], flush=True)
+
+
 def modes_rows(budget: float) -> None:
     """Where the time goes: the persistent kernel against the per-step loop at H=64, and
     the per-step loop's floor (its T cuBLAS calls alone)."""
@@ -230,6 +285,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--skip-tests", action="store_true")
     parser.add_argument("--tests-timeout", type=float, default=240, help="seconds for the tests")
+    parser.add_argument("--only", help="comma-separated parts to run (e.g. bf16_curves); default: all")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("bench_gpu.py needs a CUDA GPU; torch sees none here", file=sys.stderr)
@@ -254,14 +310,18 @@ def main() -> int:
         head.append(f"cuda tests: {tail} (rc {res.returncode})")
         print(res.stdout[-3000:], res.stderr[-2000:], flush=True)
     torch.backends.cudnn.benchmark = False
-    for part in (plain_grid, small_grid, modes_rows, profile_rows, lengths_row, options_rows, mingru_row,
-                 bf16_row):
+    parts = (plain_grid, small_grid, modes_rows, profile_rows, lengths_row, options_rows, mingru_row,
+             bf16_row, bf16_curves)
+    if args.only:
+        parts = tuple(p for p in parts if p.__name__ in args.only.split(","))
+    for part in parts:
         try:
             part(budget)
         except Exception as exc:  # one failing part must not hide the others
             ROWS.append(f"- {part.__name__}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
             print(ROWS[-1], flush=True)
-    compile_check()
+    if not args.only:
+        compile_check()
     text = "\n".join(head + ROWS + [f"\n(total {time.perf_counter() - start:.0f} s)"])
     print(text)
     if args.out:
