@@ -17,11 +17,12 @@ gradients, no ``resets``): other calls run on the reference engine in bfloat16
 arithmetic. ``lengths`` are taken as the sequence engine takes them (a reverse direction
 starts at each row's own last step). The cores (packed weights and their buffers) are
 kept per module and batch size, and made again when a weight changes (its version
-counter or storage).
+counter or storage), per thread.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any, Optional
 
@@ -69,8 +70,10 @@ def compiled_core(compiled: Any, plan: list, batch: int) -> Any:
     return core
 
 
-_cores: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # module -> {batch: (key, cores)}
-MAX_BATCH_SIZES = 4  # cores kept per module
+# Per thread (a core holds the state it steps: two threads calling one module at once
+# must not share one): module -> {batch: (key, cores)}
+_local = threading.local()
+MAX_BATCH_SIZES = 4  # cores kept per module and thread
 
 
 def _key(gru: torch.nn.Module) -> tuple:
@@ -78,7 +81,9 @@ def _key(gru: torch.nn.Module) -> tuple:
 
 
 def _layer_cores(gru: torch.nn.Module, batch: int) -> list:
-    per_module = _cores.setdefault(gru, {})
+    if not hasattr(_local, "cores"):
+        _local.cores = weakref.WeakKeyDictionary()
+    per_module = _local.cores.setdefault(gru, {})
     key = _key(gru)
     found = per_module.get(batch)
     if found is not None and found[0] == key:

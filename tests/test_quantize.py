@@ -207,3 +207,27 @@ def test_batched_int8_steps_take_8_bit_activations_summed_exactly(I, H, B, reset
         want, want_h = gru(xs, lengths=lengths)
     assert (got - want).abs().max() < 0.08 and (got_h - want_h).abs().max() < 0.08  # 600 inputs: 0.055
     assert all(torch.all(got[lengths[b]:, b] == 0) for b in range(B))  # past each row's end: zeros
+
+
+@pytest.mark.skipif(engines.compiled_cpu() is None, reason="the compiled CPU engine is not built")
+def test_bfloat16_inference_from_eight_threads_equals_the_serial_outputs():
+    import threading
+
+    torch.manual_seed(0)
+    b16 = gk.quantize(gk.GRU(6, 24, num_layers=2), torch.bfloat16)
+    xs = [torch.randn(30, 2, 6).bfloat16() for _ in range(8)]
+    with torch.no_grad():
+        serial = [b16(x)[0] for x in xs]
+    got: dict = {}
+
+    def work(i):
+        with torch.no_grad():
+            for _ in range(5):
+                got[i] = b16(xs[i])[0]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(got[i], serial[i]) for i in range(8))
