@@ -3,10 +3,11 @@
 int8: every ``gk.GRU`` inside ``model`` becomes a :class:`QuantizedGRU`: its input
 and recurrent weights are rounded to int8 per output row, w ~ scale[row] * q with
 scale = max|w[row]| / 127, and it runs on the fused CPU engine's int8 kernels
-(csrc/int8.cpp: activations quantised per row to int16 on the fly, exact int32
-sums over blocks of 512, float32 across blocks; for batches of 8 or more rows the
-input projection is one float32 matmul with the weights dequantised). Biases stay
-float32. Inference only.
+(csrc/int8.cpp, int8.h): with fewer than 4 rows per step, activations (x and the
+state) are quantised per row to int16 on the fly, exact int32 sums over blocks of
+512, float32 across blocks; from 4 rows on, to 8 bits per row, multiplied with the
+weights by VNNI's vpdpbusd where the CPU has it (the same integers through 16 bits
+elsewhere), exact int32 sums. Biases stay float32. Inference only.
 
 bfloat16: the model's weights are cast to bfloat16. Inference calls run every GRU on
 the compiled step engine (grukit/steps.py: bfloat16 weights widened in registers,
