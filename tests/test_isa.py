@@ -4,6 +4,7 @@ a lower one, each computes what the reference does, and the portable one holds n
 `make test-isa` runs every kernel test file under each variant; this file checks each
 variant in a fresh process on a smaller set."""
 
+import functools
 import json
 import os
 import shutil
@@ -79,6 +80,7 @@ def test_the_best_variant_this_cpu_runs_is_loaded():
         assert info["isa"] == next(isa for isa in RUNNABLE if isa in BUILT)
 
 
+@functools.lru_cache(maxsize=None)  # the loaded variant's run is every other one's yardstick: run it once
 def _check(isa: str) -> dict:
     res = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "GRUKIT_ISA": isa})
