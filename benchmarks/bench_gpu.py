@@ -135,11 +135,35 @@ def mingru_row(budget: float) -> None:
     ROWS.append("\n### MinGRU, B=32, H=256, T=4096, training\n")
     ROWS.append("| config | torch.nn.GRU | gk.MinGRU |")
     ROWS.append("|---|---|---|")
+    from grukit.gpu import scan
+
     x = torch.randn(4096, 32, 256, device="cuda")
     m = gk.MinGRU(256, 256).cuda()
-    row("B=32 H=256 T=4096 train", "cuDNN GRU", timed(call(torch_gru(256, 256), x, True), budget),
-        {"MinGRU triton scan": timed(call(m, x, True), budget)})
+    t_gru = timed(call(torch_gru(256, 256), x, True), budget)
+    found = {}
+    for name, force in (("chunked scan (default)", None), ("one pass over time", 4096)):
+        scan.FORCE_CHUNK = force
+        try:
+            found[name] = timed(call(m, x, True), budget)
+        finally:
+            scan.FORCE_CHUNK = None
+    row("B=32 H=256 T=4096 train", "cuDNN GRU", t_gru, found)
     assert m.last_engine == "triton", m.last_engine
+    # the scan alone, forward + backward (the rest is the projection's GEMMs)
+    g = torch.randn(4096, 32, 512, device="cuda", requires_grad=True)
+    h0 = torch.zeros(32, 256, device="cuda")
+
+    def scan_call():
+        scan.mingru_scan(g, h0).sum().backward()
+    alone = {}
+    for name, force in (("chunked", None), ("one pass", 4096)):
+        scan.FORCE_CHUNK = force
+        try:
+            alone[name] = timed(scan_call, budget)
+        finally:
+            scan.FORCE_CHUNK = None
+    ROWS.append(f"| the scan alone, forward + backward | | chunked {alone['chunked'] * 1e3:.3f} ms, "
+                f"one pass {alone['one pass'] * 1e3:.3f} ms |")
 
 
 def bf16_row(budget: float) -> None:

@@ -313,7 +313,7 @@ class GRU(nn.Module):
         if h0 is None:
             h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
         used = engines.options(self, self.training, resets is not None)
-        engine = engines.resolve(self.engine, x, used)
+        engine = engines.resolve(self.engine, x, used, lengths=lens is not None)
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
         flat = [w for ws in self.all_weights for w in ws]
         grad = torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad

@@ -166,8 +166,12 @@ def test_triton_double_backward_equals_the_reference():
     _assert_close(found, tol=1e-5)
 
 
-@pytest.mark.parametrize("T,B,H", [(7, 3, 5), (1, 1, 1), (30, 2, 70)])
-def test_triton_mingru_scan_equals_the_reference(T, B, H):
+@pytest.mark.parametrize("T,B,H,C", [(7, 3, 5, None), (1, 1, 1, None), (30, 2, 70, None), (7, 3, 5, 3),
+                                     (30, 2, 70, 4), (9, 1, 130, 9), (5, 2, 3, 1)])
+def test_triton_mingru_scan_equals_the_reference(T, B, H, C, monkeypatch):
+    """One chunk (pass 3 alone) and the chunked scan (C steps a chunk: a last chunk
+    shorter, chunks of one step, channels past one block)."""
+    monkeypatch.setattr(scan, "FORCE_CHUNK", C)
     g = torch.randn(T, B, 2 * H, device=DEV).requires_grad_()
     h0 = torch.rand(B, H, device=DEV).requires_grad_()
     found = []
@@ -176,6 +180,15 @@ def test_triton_mingru_scan_equals_the_reference(T, B, H):
         dh = torch.ones_like(h).cumsum(0).sin()
         found.append((h, *torch.autograd.grad((h * dh).sum(), (g, h0))))
     _assert_close(found)
+
+
+def test_mingru_chunks_chosen_for_the_gpu():
+    """Chunks only where the channels alone leave the GPU idle, and never under MIN_CHUNK steps."""
+    assert scan.chunk(4096, 32 * 256) == 4096 // 16  # 64 channel blocks: 16 chunks for 1024 programs
+    assert scan.chunk(100, 32 * 256) == 34  # 3 chunks (T // MIN_CHUNK)
+    assert scan.chunk(50, 32 * 256) == 50  # too short to cut
+    assert scan.chunk(4096, 256 * 1024) == 4096  # 2048 blocks fill the GPU
+    assert scan.chunk(5, 1) == 5
 
 
 def test_mingru_module_on_triton_with_lengths():
@@ -248,6 +261,10 @@ def test_dispatch_on_cuda_follows_the_table():
             engines._resolve_cuda("cudnn", _fake(), frozenset({option}))
     assert engines._resolve_cuda("triton", _fake(), frozenset()) == "triton"
     assert engines._resolve_cuda("auto", _fake(dtype=torch.bfloat16), frozenset()) == "cudnn"
+    # lengths: Triton masks rows in place where cuDNN needs packing; float64 has only cuDNN
+    assert engines._resolve_cuda("auto", _fake(), frozenset(), lengths=True) == "triton"
+    assert engines._resolve_cuda("cudnn", _fake(), frozenset(), lengths=True) == "cudnn"
+    assert engines._resolve_cuda("auto", _fake(dtype=torch.float64), frozenset(), lengths=True) == "cudnn"
     with pytest.raises(ValueError, match="engine='cpu' runs on CPU tensors"):
         engines._resolve_cuda("cpu", _fake(), frozenset())
 
@@ -259,6 +276,7 @@ def test_dispatch_without_triton_falls_back_with_one_warning(monkeypatch):
     with pytest.warns(RuntimeWarning, match="Triton is not installed"):
         assert engines._resolve_cuda("auto", _fake(), frozenset({"layer_norm"})) == "reference"
     assert engines._resolve_cuda("auto", _fake(), frozenset()) == "cudnn"  # cuDNN needs no Triton
+    assert engines._resolve_cuda("auto", _fake(), frozenset(), lengths=True) == "cudnn"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         engines._resolve_cuda("triton", _fake(), frozenset())  # warned once only

@@ -498,53 +498,124 @@ def bwd_seq(dy, g_dir, w_hh, h_mask, zone, lens, resets, ln_hh,
 
 
 # ------------------------------------------------------------------- minGRU's scan
+# h_t = a_t h_{t-1} + b_t with a = 1 - z, b = z g(v): linear in h, so a stretch of steps
+# composes into one (A, S) pair (h_end = A h_start + S). The time axis is cut into
+# chunks that run in parallel (program axis 1): pass 1 (mingru_chunk_sums) makes each
+# chunk's (A, S) from a zero state, pass 2 (mingru_carry) runs the short scan over the
+# chunks for each chunk's starting state, pass 3 (mingru_fwd / mingru_bwd) steps each
+# chunk again from its starting state and writes every output. With one chunk, pass 3
+# alone is the whole scan (the state entering chunk 0 is h0 itself).
+
 
 @triton.jit
-def mingru_fwd(gates, h0, h, T, BH, H,
-               BLOCK: tl.constexpr):
-    """h_t = (1 - z_t) h_{t-1} + z_t g(v_t), z = sigma(k), for BLOCK channels of the
-    (B, H) state per program, the time loop inside (the state stays in registers)."""
+def _mingru_ab(gates, base, H, m):
+    """a = 1 - sigma(k), b = sigma(k) g(v), and what the backward needs, at one step."""
+    k = tl.load(gates + base, mask=m, other=0.0).to(tl.float32)
+    v = tl.load(gates + base + H, mask=m, other=0.0).to(tl.float32)
+    z = _sigmoid(k)
+    sv = _sigmoid(v)
+    cand = tl.where(v >= 0, v + 0.5, sv)
+    return z, cand, sv, v
+
+
+@triton.jit
+def mingru_chunk_sums(gates, dh, sums, T, BH, H,
+                      CHUNK: tl.constexpr, BLOCK: tl.constexpr, BACKWARD: tl.constexpr):
+    """Pass 1: each chunk's (A, S) from a zero state into sums (n_chunks, 2, BH).
+    Forward: s = (1 - z) s + z g(v) over the chunk's steps; backward: the reversed
+    recursion of the gradient, g = (1 - z_t) (g + dh_t) from the chunk's last step."""
     c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ck = tl.program_id(1)
     m = c < BH
     b = c // H
     j = c % H
-    s = tl.load(h0 + c, mask=m, other=0.0).to(tl.float32)
-    for t in range(T):
-        base = (t * (BH // H) + b) * (2 * H) + j
-        k = tl.load(gates + base, mask=m, other=0.0).to(tl.float32)
-        v = tl.load(gates + base + H, mask=m, other=0.0).to(tl.float32)
-        z = _sigmoid(k)
-        cand = tl.where(v >= 0, v + 0.5, _sigmoid(v))
+    t0 = ck * CHUNK
+    n = tl.minimum(T - t0, CHUNK)
+    s = tl.zeros((BLOCK,), tl.float32)
+    a = tl.full((BLOCK,), 1.0, tl.float32)
+    for i in range(n):
+        if BACKWARD:
+            t = t0 + n - 1 - i
+        else:
+            t = t0 + i
+        z, cand, sv, v = _mingru_ab(gates, (t * (BH // H) + b) * (2 * H) + j, H, m)
+        if BACKWARD:
+            s = (1.0 - z) * (s + tl.load(dh + t * BH + c, mask=m, other=0.0).to(tl.float32))
+        else:
+            s = (1.0 - z) * s + z * cand
+        a = a * (1.0 - z)
+    tl.store(sums + (ck * 2) * BH + c, s, mask=m)
+    tl.store(sums + (ck * 2 + 1) * BH + c, a, mask=m)
+
+
+@triton.jit
+def mingru_carry(sums, first, starts, NC, BH,
+                 BLOCK: tl.constexpr, BACKWARD: tl.constexpr, HAS_FIRST: tl.constexpr):
+    """Pass 2: the state entering each chunk, starts (n_chunks, BH): chunk by chunk from
+    ``first`` (h0 forward; zero backward, as nothing flows in after the last step),
+    state = A state + S."""
+    c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = c < BH
+    if HAS_FIRST:
+        s = tl.load(first + c, mask=m, other=0.0).to(tl.float32)
+    else:
+        s = tl.zeros((BLOCK,), tl.float32)
+    for i in range(NC):
+        ck = NC - 1 - i if BACKWARD else i
+        tl.store(starts + ck * BH + c, s, mask=m)
+        s = tl.load(sums + (ck * 2 + 1) * BH + c, mask=m, other=0.0) * s \
+            + tl.load(sums + (ck * 2) * BH + c, mask=m, other=0.0)
+
+
+@triton.jit
+def mingru_fwd(gates, starts, h, T, BH, H,
+               CHUNK: tl.constexpr, BLOCK: tl.constexpr):
+    """Pass 3 forward: h_t = (1 - z_t) h_{t-1} + z_t g(v_t), z = sigma(k), for BLOCK
+    channels of the (B, H) state and one chunk of steps per program, from the chunk's
+    starting state (starts[chunk]; h0 for chunk 0), the state in registers."""
+    c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ck = tl.program_id(1)
+    m = c < BH
+    b = c // H
+    j = c % H
+    t0 = ck * CHUNK
+    n = tl.minimum(T - t0, CHUNK)
+    s = tl.load(starts + ck * BH + c, mask=m, other=0.0).to(tl.float32)
+    for i in range(n):
+        t = t0 + i
+        z, cand, sv, v = _mingru_ab(gates, (t * (BH // H) + b) * (2 * H) + j, H, m)
         s = (1.0 - z) * s + z * cand
         tl.store(h + t * BH + c, s.to(h.dtype.element_ty), mask=m)
 
 
 @triton.jit
-def mingru_bwd(dh, gates, h, h0, dgates, dh0, T, BH, H,
-               BLOCK: tl.constexpr):
-    """The backward of mingru_fwd, the time loop reversed inside."""
+def mingru_bwd(dh, gates, h, h0, starts, dgates, dh0, T, BH, H,
+               CHUNK: tl.constexpr, BLOCK: tl.constexpr):
+    """Pass 3 backward: mingru_fwd's gradient for one chunk per program, its steps
+    reversed, from the gradient flowing in from the later chunks (starts[chunk]; zero
+    for the last); chunk 0 writes dh0."""
     c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ck = tl.program_id(1)
     m = c < BH
     b = c // H
     j = c % H
-    g = tl.zeros((BLOCK,), tl.float32)
-    for s in range(T):
-        t = T - 1 - s
+    t0 = ck * CHUNK
+    n = tl.minimum(T - t0, CHUNK)
+    g = tl.load(starts + ck * BH + c, mask=m, other=0.0).to(tl.float32)
+    for i in range(n):
+        t = t0 + n - 1 - i
         base = (t * (BH // H) + b) * (2 * H) + j
         g += tl.load(dh + t * BH + c, mask=m, other=0.0).to(tl.float32)
-        k = tl.load(gates + base, mask=m, other=0.0).to(tl.float32)
-        v = tl.load(gates + base + H, mask=m, other=0.0).to(tl.float32)
+        z, cand, sv, v = _mingru_ab(gates, base, H, m)
         if t > 0:
             prev = tl.load(h + (t - 1) * BH + c, mask=m, other=0.0).to(tl.float32)
         else:
             prev = tl.load(h0 + c, mask=m, other=0.0).to(tl.float32)
-        z = _sigmoid(k)
-        sv = _sigmoid(v)
-        cand = tl.where(v >= 0, v + 0.5, sv)
         dcand = tl.where(v >= 0, 1.0, sv * (1.0 - sv))
         dk = g * (cand - prev) * z * (1.0 - z)
         dv = g * z * dcand
         tl.store(dgates + base, dk.to(dgates.dtype.element_ty), mask=m)
         tl.store(dgates + base + H, dv.to(dgates.dtype.element_ty), mask=m)
         g = g * (1.0 - z)
-    tl.store(dh0 + c, g.to(dh0.dtype.element_ty), mask=m)
+    if ck == 0:
+        tl.store(dh0 + c, g.to(dh0.dtype.element_ty), mask=m)

@@ -1,15 +1,21 @@
 """minGRU's scan on the Triton engine: ``grukit::triton_mingru_scan`` (forward) and its
 hand-written backward, the same function as reference.mingru_scan.
 
-The scan is elementwise over the (B, H) state, so each program takes BLOCK channels
-and runs the whole time loop with the state in registers (the fused recurrent form of
-flash-linear-attention's HGRN kernels): one launch, each gate read once and each
-output written once; the backward runs the loop reversed. Arithmetic in float32.
+The scan is elementwise over the (B, H) state and linear in it (h_t = a_t h_{t-1} + b_t),
+so it parallelises over channels and over time. Each program takes BLOCK channels and
+one chunk of steps, the state in registers (the chunked form of flash-linear-attention's
+HGRN kernels): pass 1 makes each chunk's affine map from a zero state, pass 2 scans
+those maps over the chunks for each chunk's starting state, pass 3 steps each chunk
+again from it and writes the outputs (kernels.py). Where the channels alone give the GPU
+enough programs, or the sequence is short, there is one chunk and pass 3 alone runs
+(each gate read once, each output written once). The backward is the same three passes
+with time reversed. Arithmetic in float32.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
@@ -18,10 +24,42 @@ from .. import reference
 from . import kernels
 
 BLOCK = 128
+# chunks are cut until the launch has about this many programs (an H100/H200 has 132
+# SMs; a few programs per SM hide the latency of each step's loads)
+PROGRAMS = 1024
+MIN_CHUNK = 32
+# a fixed chunk length, for tests (None: chosen by chunk())
+FORCE_CHUNK: Optional[int] = int(os.environ["GRUKIT_MINGRU_CHUNK"]) if "GRUKIT_MINGRU_CHUNK" in os.environ \
+    else None
 
 
-def _grid(BH: int) -> tuple[int]:
-    return (-(-BH // BLOCK),)
+def chunk(T: int, BH: int) -> int:
+    """The steps per chunk: T (one chunk) when the channels fill the GPU or T is short."""
+    if FORCE_CHUNK is not None:
+        return max(1, min(FORCE_CHUNK, T))
+    blocks = -(-BH // BLOCK)
+    want = -(-PROGRAMS // blocks)  # chunks wanted
+    n = min(want, T // MIN_CHUNK)
+    return T if n <= 1 else -(-T // n)
+
+
+def _starts(gates: Tensor, dh: Optional[Tensor], first: Optional[Tensor], C: int, backward: bool) -> Tensor:
+    """Passes 1 and 2: the state (forward) or gradient (backward) entering each chunk."""
+    T, B, H2 = gates.shape
+    BH = B * H2 // 2
+    NC = -(-T // C)
+    blocks = -(-BH // BLOCK)
+    if NC == 1 and first is not None:
+        return first
+    starts = torch.zeros(NC, BH, device=gates.device, dtype=torch.float32)
+    if NC == 1:
+        return starts
+    sums = torch.empty(NC, 2, BH, device=gates.device, dtype=torch.float32)
+    kernels.mingru_chunk_sums[(blocks, NC)](gates, sums if dh is None else dh, sums, T, BH, H2 // 2,
+                                            CHUNK=C, BLOCK=BLOCK, BACKWARD=backward)
+    kernels.mingru_carry[(blocks,)](sums, sums if first is None else first, starts, NC, BH,
+                                    BLOCK=BLOCK, BACKWARD=backward, HAS_FIRST=first is not None)
+    return starts
 
 
 @torch.library.custom_op("grukit::triton_mingru_scan", mutates_args=())
@@ -29,8 +67,11 @@ def mingru_scan(gates: Tensor, h0: Tensor) -> Tensor:
     """h (T, B, H) from the gates [k | v] (T, B, 2H) and h0 (B, H)."""
     T, B, H2 = gates.shape
     H = H2 // 2
+    gates, h0 = gates.contiguous(), h0.contiguous()
     h = torch.empty(T, B, H, device=gates.device, dtype=gates.dtype)
-    kernels.mingru_fwd[_grid(B * H)](gates.contiguous(), h0.contiguous(), h, T, B * H, H, BLOCK=BLOCK)
+    C = chunk(T, B * H)
+    starts = _starts(gates, None, h0, C, backward=False)
+    kernels.mingru_fwd[(-(-B * H // BLOCK), -(-T // C))](gates, starts, h, T, B * H, H, CHUNK=C, BLOCK=BLOCK)
     return h
 
 
@@ -43,10 +84,13 @@ def _scan_fake(gates, h0):
 def mingru_scan_backward(dh: Tensor, gates: Tensor, h: Tensor, h0: Tensor) -> list[Tensor]:
     T, B, H2 = gates.shape
     H = H2 // 2
+    dh, gates, h, h0 = dh.contiguous(), gates.contiguous(), h.contiguous(), h0.contiguous()
     dgates = torch.empty_like(gates)
     dh0 = torch.empty_like(h0)
-    kernels.mingru_bwd[_grid(B * H)](dh.contiguous(), gates.contiguous(), h.contiguous(), h0.contiguous(),
-                                     dgates, dh0, T, B * H, H, BLOCK=BLOCK)
+    C = chunk(T, B * H)
+    starts = _starts(gates, dh, None, C, backward=True)
+    kernels.mingru_bwd[(-(-B * H // BLOCK), -(-T // C))](dh, gates, h, h0, starts, dgates, dh0, T, B * H, H,
+                                                         CHUNK=C, BLOCK=BLOCK)
     return [dgates, dh0]
 
 
