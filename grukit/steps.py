@@ -18,10 +18,20 @@ arithmetic. ``lengths`` are taken as the sequence engine takes them (a reverse d
 starts at each row's own last step). The cores (packed weights and their buffers) are
 kept per module and batch size, and made again when a weight changes (its version
 counter or storage), per thread.
+
+Small layers are the exception: where a layer-direction's recurrent weights in float32
+fit in one core's L2 cache (WIDEN_MAX_BYTES, 1 MiB: H <= 295), reading them does not
+bound a step, so halving their bytes gains nothing and widening each one as it is used
+costs instructions; and the float32 sequence engine keeps its threads in one parallel
+region for the whole sequence where the step engine shares out each step's product.
+There the GRU runs on the float32 engine with its weights widened once (a float32 copy
+of the module, kept while its weights are unchanged; at most 1 MiB per layer-direction
+of recurrent weights), and the outputs are rounded to bfloat16 the same way.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import weakref
 from typing import Any, Optional
@@ -77,7 +87,32 @@ MAX_BATCH_SIZES = 4  # cores kept per module and thread
 
 
 def _key(gru: torch.nn.Module) -> tuple:
-    return tuple((p.data_ptr(), p._version) for p in gru.parameters())
+    params = gru.parameters() if gru._modules else gru._parameters.values()  # the latter: no generator chain
+    return tuple((p.data_ptr(), p._version) for p in params if p is not None)
+
+
+# float32 recurrent weights per layer-direction up to this many bytes: the float32 engine
+# on widened weights (see above); tests set 0 to keep every size on the step engine
+WIDEN_MAX_BYTES = 1 << 20
+_widened: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_widened_lock = threading.Lock()
+
+
+def widens(gru: torch.nn.Module) -> bool:
+    """Whether this bfloat16 GRU runs on the float32 engine with widened weights."""
+    return 3 * gru.hidden_size * gru.hidden_size * 4 <= WIDEN_MAX_BYTES
+
+
+def _float_copy(gru: torch.nn.Module) -> tuple[torch.nn.Module, list[Tensor]]:
+    """The module with its weights widened to float32, and those weights flat."""
+    key = _key(gru)
+    found = _widened.get(gru)
+    if found is not None and found[0] == key:
+        return found[1]
+    with _widened_lock:
+        wide = copy.deepcopy(gru).float()
+        _widened[gru] = (key, (wide, [w for ws in wide.all_weights for w in ws]))
+    return _widened[gru][1]
 
 
 def _layer_cores(gru: torch.nn.Module, batch: int) -> list:
@@ -119,6 +154,16 @@ def gru_stack(gru: torch.nn.Module, x: Tensor, h0: Tensor,
               lengths: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """x (T, B, I), h0 (L*D, B, H), bfloat16, lengths (B,) or None -> output (T, B, D*H),
     h_n (L*D, B, H), bfloat16; past a row's length its outputs are 0 and its state stays."""
+    if widens(gru):  # the float32 engine, the weights widened once
+        wide, flat = _float_copy(gru)
+        if wide.training != gru.training:
+            wide.train(gru.training)
+        if engines.supports("cpu-stack", engines.options(gru, gru.training)):  # as a float32 GRU's inference
+            # (bfloat16 in and out: the op converts, cheaper than four conversions from Python)
+            return engines.stack_inference()(x, h0, flat, gru.bias, gru.num_layers, gru.bidirectional,
+                                             lengths, gru.reset_after)
+        y, h_n = wide._run(x.float(), h0.float(), lengths)
+        return y.to(torch.bfloat16), h_n.to(torch.bfloat16)
     D = 2 if gru.bidirectional else 1
     T, B = x.shape[:2]
     cores = _layer_cores(gru, B)

@@ -121,9 +121,15 @@ def test_quantize_models_and_bad_arguments():
 
 
 @pytest.mark.skipif(engines.compiled_cpu() is None, reason="the compiled CPU engine is not built")
+@pytest.mark.parametrize("widen", [False, True], ids=["bf16-panels", "widened"])
 @pytest.mark.parametrize("options", [{}, {"reset_after": False}, {"layer_norm": True, "zoneout": 0.2},
                                      {"bidirectional": True, "num_layers": 2}])
-def test_bfloat16_inference_runs_its_weights_in_float32_on_the_step_engine(options):
+def test_bfloat16_inference_runs_its_weights_in_float32_on_the_step_engine(options, widen, monkeypatch):
+    """Both ways a bfloat16 GRU runs: its bfloat16 panels on the step engine (large layers),
+    or the float32 engine on its weights widened once (layers whose weights fit in cache)."""
+    from grukit import steps
+
+    monkeypatch.setattr(steps, "WIDEN_MAX_BYTES", 1 << 20 if widen else 0)
     torch.manual_seed(0)
     b16 = gk.quantize(gk.GRU(6, 21, **options), torch.bfloat16)
     exact = gk.GRU(6, 21, **options).eval()  # the bfloat16 weights widened to float32
@@ -144,6 +150,7 @@ def test_bfloat16_inference_runs_its_weights_in_float32_on_the_step_engine(optio
     assert b16.last_engine == "cpu-bf16"
     torch.testing.assert_close(y.float(), want_y, rtol=2 ** -8, atol=1e-6)
     torch.testing.assert_close(h_n.float(), want_h, rtol=2 ** -8, atol=1e-6)
+    assert steps.widens(b16) == widen
     b16(x.requires_grad_())  # gradients wanted: the reference engine in bfloat16
     assert b16.last_engine == "reference"
 
@@ -210,9 +217,13 @@ def test_batched_int8_steps_take_8_bit_activations_summed_exactly(I, H, B, reset
 
 
 @pytest.mark.skipif(engines.compiled_cpu() is None, reason="the compiled CPU engine is not built")
-def test_bfloat16_inference_from_eight_threads_equals_the_serial_outputs():
+@pytest.mark.parametrize("widen", [False, True], ids=["bf16-panels", "widened"])
+def test_bfloat16_inference_from_eight_threads_equals_the_serial_outputs(widen, monkeypatch):
     import threading
 
+    from grukit import steps
+
+    monkeypatch.setattr(steps, "WIDEN_MAX_BYTES", 1 << 20 if widen else 0)
     torch.manual_seed(0)
     b16 = gk.quantize(gk.GRU(6, 24, num_layers=2), torch.bfloat16)
     xs = [torch.randn(30, 2, 6).bfloat16() for _ in range(8)]

@@ -782,13 +782,20 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
 // Inference through the whole stack in one call: layer l, direction d uses
 // weights[(l * D + d) * P ...] with P = 4 (w_ih, w_hh, b_ih, b_hh) or 2 without
 // bias. Returns (output (T, B, D*H), gh_n (L*D, B, H)). No dropout: inference only.
-std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor& h0, at::TensorList weights,
+// bfloat16 x and h0 with float32 weights (a bfloat16 GRU's weights widened, grukit/steps.py):
+// computed in float32, the outputs rounded to bfloat16 (here, where a conversion costs
+// no trip through Python's dispatcher).
+std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x_, const at::Tensor& h0_, at::TensorList weights,
                                           bool has_bias, int64_t num_layers, bool bidirectional,
                                           const std::optional<at::Tensor>& lengths, bool reset_after) {
   const int64_t D = bidirectional ? 2 : 1, P = has_bias ? 4 : 2;
   TORCH_CHECK_VALUE(num_layers >= 1 && static_cast<int64_t>(weights.size()) == num_layers * D * P,
                     "weights must hold ", num_layers * D * P, " tensors, got ", weights.size());
-  TORCH_CHECK_VALUE(h0.dim() == 3 && h0.size(0) == num_layers * D, "h0 must be (L*D, B, H), got ", h0.sizes());
+  TORCH_CHECK_VALUE(h0_.dim() == 3 && h0_.size(0) == num_layers * D, "h0 must be (L*D, B, H), got ", h0_.sizes());
+  const bool bf16 = x_.scalar_type() == at::kBFloat16;
+  TORCH_CHECK_TYPE(!bf16 || (h0_.scalar_type() == at::kBFloat16 && weights[0].scalar_type() == at::kFloat),
+                   "bfloat16 x needs bfloat16 h0 and float32 weights");
+  const at::Tensor x = bf16 ? x_.to(at::kFloat) : x_, h0 = bf16 ? h0_.to(at::kFloat) : h0_;
   at::Tensor gh_n = at::empty_like(h0);
   at::Tensor inp = x;
   for (int64_t l = 0; l < num_layers; ++l) {
@@ -808,6 +815,7 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x, const at::Tensor&
     }
     inp = D == 1 ? outs[0] : at::cat(outs, 2);
   }
+  if (bf16) return {inp.to(at::kBFloat16), gh_n.to(at::kBFloat16)};
   return {inp, gh_n};
 }
 
