@@ -10,9 +10,10 @@ weights by VNNI's vpdpbusd where the CPU has it (the same integers through 16 bi
 elsewhere), exact int32 sums. Biases stay float32. Inference only.
 
 bfloat16: the model's weights are cast to bfloat16. Inference calls run every GRU on
-the compiled step engine (grukit/steps.py: bfloat16 weights widened in registers,
-float32 sums, gates and state; outputs in bfloat16); calls it does not take (lengths,
-resets, gradients) run on the reference engine in bfloat16 arithmetic. Sequential
+the compiled engine (grukit/steps.py: float32 sums, gates and state, outputs in bfloat16;
+large layers read bfloat16 weights and widen them in registers, small ones run the
+float32 engine on weights widened once), lengths included; calls it does not take
+(resets, gradients) run on the reference engine in bfloat16 arithmetic. Sequential
 models take float32 inputs and return float32.
 """
 
