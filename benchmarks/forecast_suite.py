@@ -101,6 +101,7 @@ def run_one(name: str, horizon: int, folder: str) -> dict:
             "best": v["best_classical"], "best_rmse": best["rmse"],
             "ratio": metrics["grukit"]["rmse"] / best["rmse"],
             "ours_mase": metrics["grukit"]["mase"], "best_mase": best["mase"],
+            "coverage": metrics["interval"]["test_coverage"],
             "seconds": time.perf_counter() - start, "sees": metrics.get("network_sees")}
 
 
@@ -112,8 +113,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     rows = []
     lines = ["| series | n | season | h | test | grukit RMSE | best classical | its RMSE | grukit / best | "
-             "network alone / best | MASE grukit | MASE best | grukit's forecaster | s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "network alone / best | MASE grukit | MASE best | 80% interval coverage | "
+             "grukit's forecaster | s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for name in args.series:
@@ -124,7 +126,7 @@ def main(argv=None) -> int:
                              f"{r['ours_rmse']:.4g} | {r['best']} | {r['best_rmse']:.4g} | "
                              f"{r['ratio']:.2f} | "
                              f"{r['net_ratio']:.2f} | {r['ours_mase']:.3f} | {r['best_mase']:.3f} | "
-                             f"{r['weight']} | {r['seconds']:.0f} |")
+                             f"{r['coverage']:.3f} | {r['weight']} | {r['seconds']:.0f} |")
                 print(lines[-1], flush=True)
     ratios = np.array([r["ratio"] for r in rows])
     net = np.array([r["net_ratio"] for r in rows])
@@ -132,7 +134,9 @@ def main(argv=None) -> int:
                f"{math.exp(np.log(ratios).mean()):.3f} (the network alone: "
                f"{math.exp(np.log(net).mean()):.3f}); "
                f"grukit better on {(ratios < 1).sum()} of {len(rows)}; worst {ratios.max():.2f} "
-               f"({rows[int(ratios.argmax())]['series']})")
+               f"({rows[int(ratios.argmax())]['series']}); 80% intervals covered "
+               f"{np.mean([r['coverage'] for r in rows]):.3f} of the test points on average "
+               f"(range {min(r['coverage'] for r in rows):.3f}-{max(r['coverage'] for r in rows):.3f})")
     lines.append(summary)
     print(summary)
     if args.out:

@@ -204,6 +204,24 @@ class GlobalMaxPooling1D(Layer):
         return x.amax(1), None
 
 
+class RepeatVector(Layer):
+    """(B, F) -> (B, n, F): the input repeated n times along a new time axis (Keras'
+    RepeatVector), as a sequence autoencoder's decoder reads its code at every step."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = _checks.positive_int("n", n)
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        if x.dim() != 2:
+            raise ValueError(f"RepeatVector input must be 2-D (batch, features), got shape {tuple(x.shape)}")
+        return x[:, None, :].expand(-1, self.n, -1), None
+
+    def get_config(self) -> dict[str, Any]:
+        return {"n": self.n}
+
+
 def _compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Optional[Tensor]]:
     """Move each row's real steps to the front, in order: (x, lengths, order or None)."""
     lengths = mask.sum(1)
@@ -488,7 +506,7 @@ class Bidirectional(Layer):
 
 
 LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GlobalAveragePooling1D,
-                                  GlobalMaxPooling1D, GRU, MinGRU, Bidirectional)}
+                                  GlobalMaxPooling1D, RepeatVector, GRU, MinGRU, Bidirectional)}
 
 
 def from_config(name: str, config: dict[str, Any]) -> Layer:
