@@ -54,6 +54,35 @@ def test_anomaly_job_flags_the_burst_next_to_classical_detectors_and_predicts(tm
     assert 790 <= 24 + int(np.argmax(scores)) <= 815  # the top score is at the burst
 
 
+def test_autoencoder_scoring_rebuilds_windows_and_flags_the_burst(tmp_path):
+    """scoring = "autoencoder": the GRU autoencoder rebuilds the window ending at each step;
+    its score peaks at the burst, and predict scores a CSV the same way."""
+    data = tmp_path / "s.csv"
+    _series(data)
+    job = _job(data, tmp_path / "run")
+    job.data.scoring = "autoencoder"
+    job.train.epochs = 15
+    metrics = train.run(job, log=lambda *a: None)
+    assert metrics["scoring"] == "autoencoder"
+    assert metrics["gru"]["ucr_hit"] and metrics["gru"]["recall"] > 0.3
+    model = load(str(tmp_path / "run" / "model.grukit"))
+    assert [type(layer).__name__ for layer in model.layers][-3:] == ["RepeatVector", "GRU", "Dense"]
+    out = train.predict(str(tmp_path / "run" / "model.grukit"), str(data), str(tmp_path / "p.csv"),
+                        log=lambda *a: None)
+    rows = list(csv.reader(open(out)))
+    scores = np.array([float(r[1]) for r in rows[25:]])
+    assert 790 <= 24 + int(np.argmax(scores)) <= 835  # a window that holds the burst
+    # the score of a step is its window's error, in units of the training part's spread
+    z = (np.array([[float(r[1]), float(r[2])] for r in list(csv.reader(open(data)))[1:]]) -
+         np.array(model.extra["mean"])) / np.array(model.extra["std"])
+    x, target = anomaly.inputs(z.astype("float32"), 24, "autoencoder")
+    assert x.shape == (876, 24, 2) and np.array_equal(x[5], z[6:30].astype("float32"))
+    want = np.sqrt((((model.predict(x) - target) / np.array(model.extra["spread"])) ** 2).mean((1, 2)))
+    np.testing.assert_allclose(scores, want, rtol=1e-5)
+    with pytest.raises(ValueError, match="data.scoring .* must be 'forecast' or 'autoencoder', got 'vae'"):
+        parse_config('[data]\ntask = "anomaly"\nscoring = "vae"')
+
+
 def test_labels_are_read_for_the_report_only(tmp_path):
     """The same series with and without its label column: the same model and threshold."""
     results = []

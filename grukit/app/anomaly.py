@@ -7,11 +7,20 @@ or the threshold), or ``path = "ucr135"``: series 135 of the UCR anomaly archive
 (InternalBleeding16, 7501 steps, one labelled anomaly; shipped inside aeon, the examples
 extra), split as the archive says (the first 1200 steps are the training part).
 
-In time order: the training part (assumed normal) trains a GRU to forecast each next
-value from the ``window`` before it (forecast-error scoring); the validation part, also
-assumed normal, sets the threshold: the ``threshold_quantile`` of its scores; the test
-part is scored and flagged. A step's score is its forecast error in units of the
-training part's error spread (the root mean square over columns). Next to the GRU, on
+In time order: the training part (assumed normal) trains a GRU on windows of
+``window`` steps, in one of two ways (``scoring``):
+
+* ``"forecast"`` (the default): the GRU forecasts each next value from the window before
+  it; a step's score is its forecast error;
+* ``"autoencoder"``: a sequence autoencoder (a GRU encoder to its last state, the code
+  repeated over the window, a GRU decoder, a Dense layer per step) rebuilds the window
+  ending at the step from that one code; a step's score is the window's reconstruction
+  error.
+
+Errors are in units of the training part's error spread per column (the root mean
+square over columns, and over the window's steps for the autoencoder). The validation
+part, also assumed normal, sets the threshold: the ``threshold_quantile`` of its scores;
+the test part is scored and flagged. Next to the GRU, on
 the same steps and with the same threshold rule: a rolling z-score (the distance from
 the window's mean in the window's standard deviations), an isolation forest and a PCA
 reconstruction of the windows (scikit-learn, fitted on the training part). With labels
@@ -89,8 +98,36 @@ def _sklearn_scores(z: np.ndarray, window: int, train_end: int, seed: int) -> di
             "pca_reconstruction": np.sqrt(((flat - rebuilt) ** 2).mean(1))}
 
 
+def inputs(z: np.ndarray, window: int, scoring: str) -> tuple[np.ndarray, np.ndarray]:
+    """The model's inputs and targets for the steps t >= window: forecast: the window before
+    t (N, window, C) and z[t] (N, C); autoencoder: the window ending at t, twice."""
+    x, target = windows(z, window)
+    if scoring == "forecast":
+        return x, target
+    whole = np.concatenate([x[:, 1:], target[:, None]], axis=1)
+    return whole, whole
+
+
+def layers(job: JobConfig, columns: int) -> list:
+    """The network of data.scoring: a forecaster, or a sequence autoencoder whose decoder
+    reads the encoder's last state (the code) at every step of the window."""
+    if job.data.scoring == "forecast":
+        return [*gru_stack(job), L.Dense(columns)]
+    m = job.model
+    return [*gru_stack(job), L.RepeatVector(job.data.window),
+            L.GRU(m.units, return_sequences=True, reset_after=m.reset_after), L.Dense(columns)]
+
+
+def _spread(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each column's root-mean-square error on the training part (over the window's steps too)."""
+    axes = tuple(range(pred.ndim - 1))
+    return np.sqrt(((pred - target) ** 2).mean(axes)) + 1e-8
+
+
 def _score(pred: np.ndarray, target: np.ndarray, spread: np.ndarray) -> np.ndarray:
-    return np.sqrt((((target - pred) / spread) ** 2).mean(1))
+    """Each row's error in units of the spread: the root mean square over columns (and steps)."""
+    e = ((target - pred) / spread) ** 2
+    return np.sqrt(e.reshape(len(e), -1).mean(1))
 
 
 def evaluate(scores: np.ndarray, flags: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -124,14 +161,15 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
                          f"({n - val_end})")
     mean, std = values[:train_end].mean(0), values[:train_end].std(0) + 1e-8
     z = ((values - mean) / std).astype("float32")
-    x, target = windows(z, w)  # row i forecasts step i + w
+    x, target = inputs(z, w, d.scoring)  # row i scores step i + w
     rows = {"train": slice(0, train_end - w), "val": slice(train_end - w, val_end - w),
             "test": slice(val_end - w, n - w)}
 
-    model = Sequential([*gru_stack(job), L.Dense(values.shape[1])])
+    model = Sequential(layers(job, values.shape[1]))
     model.compile("adam", "mse", learning_rate=t.learning_rate, device=t.device)
     out_dir = output_dir(job, resume)
-    log(f"grukit train: anomaly {source}: {n} steps x {values.shape[1]} column(s); training on steps "
+    log(f"grukit train: anomaly ({d.scoring} scoring) {source}: {n} steps x {values.shape[1]} column(s); "
+        f"training on steps "
         f"0..{train_end - 1} (assumed normal), threshold from {train_end}..{val_end - 1}, test "
         f"{val_end}..{n - 1}; output in {out_dir}")
     start = time.perf_counter()
@@ -139,9 +177,9 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
                   (x[rows["val"]], target[rows["val"]]), log)
     seconds = time.perf_counter() - start
     pred = model.predict(x)
-    spread = np.sqrt(((pred[rows["train"]] - target[rows["train"]]) ** 2).mean(0)) + 1e-8
+    spread = _spread(pred[rows["train"]], target[rows["train"]])
     scores = {"gru": _score(pred, target, spread), "rolling_zscore": _rolling_z(z, w)}
-    metrics: dict[str, Any] = {"data": source, "task": "anomaly", "window": w,
+    metrics: dict[str, Any] = {"data": source, "task": "anomaly", "scoring": d.scoring, "window": w,
                                "steps": {"train": train_end, "val": val_end - train_end, "test": n - val_end},
                                "epochs_run": len(history.history["loss"]), "train_seconds": round(seconds, 2)}
     if not distributed.is_main():  # under torchrun, process 0 scores the rivals and writes
@@ -173,7 +211,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     else:
         log(f"\ntest part ({n - val_end} steps, no labels): flagged "
             + ", ".join(f"{k} {v}" for k, v in metrics["flagged_in_test"].items()))
-    info = {"kind": "anomaly", "window": w, "mean": mean.tolist(), "std": std.tolist(),
+    info = {"kind": "anomaly", "scoring": d.scoring, "window": w, "mean": mean.tolist(), "std": std.tolist(),
             "spread": spread.tolist(), "threshold": thresholds["gru"],
             "time_column": d.time_column if d.path != "ucr135" else "",
             "target_columns": list(d.target_columns) if d.path != "ucr135" else ["value"]}
@@ -198,7 +236,7 @@ def _plot(path: str, series: np.ndarray, labels: Optional[np.ndarray], score: np
                          label="labelled anomalous")
         top.legend(loc="upper left")
     at = steps[window:]
-    bottom.plot(at, score, lw=0.6, label="GRU forecast-error score")
+    bottom.plot(at, score, lw=0.6, label="GRU score")
     bottom.axhline(threshold, color="tab:red", ls="--", lw=0.8, label="threshold")
     flagged = at[score > threshold]
     bottom.plot(flagged, score[score > threshold], "r.", ms=3, label="flagged")
@@ -221,7 +259,7 @@ def predict(model, info: dict, input_path: str, output_path: Optional[str], log=
     if len(values) <= w:
         raise ValueError(f"{input_path!r} has {len(values)} rows: the model needs more than its window ({w})")
     z = ((values - np.array(info["mean"])) / np.array(info["std"])).astype("float32")
-    x, target = windows(z, w)
+    x, target = inputs(z, w, info.get("scoring", "forecast"))
     score = _score(model.predict(x), target, np.array(info["spread"]))
     output_path = output_path or os.path.splitext(input_path)[0] + ".anomaly.csv"
     with open(output_path, "w", newline="") as f:

@@ -19,6 +19,7 @@ has a default and an unknown field is an error that names it::
     vocabulary = 20000            # text: the most frequent words of the training texts kept
     max_tokens = 200              # text: the last tokens of each text the model reads
     threshold_quantile = 0.99     # anomaly: flag scores above this quantile of the validation part's
+    scoring = "forecast"          # anomaly: "forecast" (next-value error) or "autoencoder" (window rebuilt)
     [split]
     val_fraction = 0.1        # in time order: train, then validation, then test
     test_fraction = 0.2
@@ -76,6 +77,7 @@ class DataConfig:
     vocabulary: int = 20000
     max_tokens: int = 200
     threshold_quantile: float = 0.99
+    scoring: str = "forecast"
 
 
 @dataclasses.dataclass
@@ -134,6 +136,8 @@ HELP = {
         "vocabulary": "text: the most frequent words of the training texts kept (the rest: one id)",
         "max_tokens": "text: the last tokens of each text the model reads",
         "threshold_quantile": "anomaly: flag scores above this quantile of the validation part's scores",
+        "scoring": 'anomaly: "forecast" (the error forecasting each next value) or "autoencoder" '
+                   "(the error rebuilding the window ending at each step from one code)",
     },
     "split": {
         "val_fraction": "validation share (forecast: in time order, after training)",
@@ -227,6 +231,8 @@ def _check(job: JobConfig, source: str) -> None:
     if d.task not in ("forecast", "classify", "text", "anomaly"):
         raise ValueError(f"data.task in {source} must be 'forecast', 'classify', 'text' or 'anomaly', "
                          f"got {d.task!r}")
+    if d.scoring not in ("forecast", "autoencoder"):
+        raise ValueError(f"data.scoring in {source} must be 'forecast' or 'autoencoder', got {d.scoring!r}")
     if not 0 < d.threshold_quantile < 1:
         raise ValueError(f"data.threshold_quantile in {source} must be in (0, 1), got {d.threshold_quantile}")
     if d.vocabulary < 3:
