@@ -139,15 +139,29 @@ def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):
 
 
 def test_the_forecasters_weights_and_references():
-    """The network's weight next to Holt-Winters: Bates-Granger's inverse-MSE weight,
-    shrunk towards one half by SHRINK pseudo-points; the references it may correct."""
+    """The weights of the forecaster's parts: Bates-Granger's inverse-MSE weights, shrunk
+    towards equal ones by SHRINK pseudo-points; the references the network may correct."""
     from grukit.app import forecast
 
     truth = np.zeros(10)
     net, ets = np.full(10, 1.0), np.full(10, 2.0)  # MSE 1 and 4: Bates-Granger gives the network 0.8
-    assert forecast._network_weight(net, ets, truth) == pytest.approx((10 * 0.8 + forecast.SHRINK * 0.5) / 20)
-    assert forecast._network_weight(net, None, truth) == 1.0
-    assert forecast._network_weight(ets, ets, truth) == 0.5
+    w = forecast._weights({"network": net, "ets": ets}, truth)
+    assert w["network"] == pytest.approx((10 * 0.8 + forecast.SHRINK * 0.5) / 20)
+    assert w["network"] + w["ets"] == pytest.approx(1.0)
+    assert forecast._weights({"network": net}, truth) == {"network": 1.0}
+    arima = np.full(10, 0.5)  # MSE 0.25: inverse MSEs 1, 1/4, 4 -> 4/21, 1/21, 16/21 before shrinking
+    w = forecast._weights({"network": net, "ets": ets, "arima": arima}, truth)
+    for k, raw in (("network", 4 / 21), ("ets", 1 / 21), ("arima", 16 / 21)):
+        assert w[k] == pytest.approx((10 * raw + forecast.SHRINK / 3) / 20, abs=1e-4)
+    parts = {"network": np.ones(3), "ets": np.full(3, 2.0), "arima": np.full(3, 4.0)}
+    want = w["network"] + 2 * w["ets"] + 4 * w["arima"]
+    np.testing.assert_allclose(forecast._combine(w, parts), np.full(3, want))
+    # a model saved with one Holt-Winters weight reads as the same forecaster
+    assert forecast._weights_of({"network_weight": 0.7}) == {"network": 0.7, "ets": pytest.approx(0.3)}
+    assert forecast._weights_of({}) == {"network": 1.0}
+    # Student's t's 0.9 quantile (scipy.stats.t.ppf(0.9, n)), for the intervals
+    for n, t in ((3, 1.6377), (9, 1.3830), (30, 1.3104)):
+        assert forecast._t80(n) == pytest.approx(t, abs=0.012)
     values = np.arange(1.0, 41.0)[:, None]
     origins = np.arange(19, 39)
     refs = forecast._references(values, origins, 2, 12, 24, np.full((20, 2, 1), 3.0), True, 20)
@@ -185,3 +199,24 @@ def test_baselines_on_a_tiny_series_by_hand():
     scale = bl.mase_scale(values[:4], 2)  # |4 - 1| and |3 - 2|: 2
     got = bl.accuracy(np.array([[2.0], [5.0]]), np.array([[3.0], [6.0]]), scale)
     assert got == pytest.approx({"rmse": 1.0, "mae": 1.0, "mase": 0.5, "smape": (200 / 5 + 200 / 11) / 2})
+
+
+def test_arima_forecasts_past_the_series_end_equal_statsmodels():
+    """grukit predict --steps runs ARIMA from the series' last value on: the filter runs on
+    over missing values, with the Fourier terms continued; equal to statsmodels' forecast."""
+    import re
+    import warnings
+
+    from statsmodels.tsa.arima.model import ARIMA
+
+    rng = np.random.default_rng(0)
+    t = np.arange(200.0)
+    y = 10 + 0.05 * t + np.sin(2 * np.pi * t / 12) + 0.3 * rng.normal(size=200)
+    pred, about = bl._arima(y, np.array([199]), 5, 12, 200)
+    order = tuple(int(v) for v in re.match(r"ARIMA\((\d+), (\d+), (\d+)\)", about).groups())
+    exog = bl._fourier(205, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = ARIMA(y, exog=exog[:200], order=order, trend="t" if order[1] else "c").fit()
+        want = fit.forecast(5, exog=exog[200:])
+    np.testing.assert_allclose(pred[0], want, rtol=1e-8)

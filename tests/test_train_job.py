@@ -144,7 +144,7 @@ def test_the_forecaster_never_reads_the_test_part(tmp_path):
     (m0, info0, w0), (m1, info1, w1) = runs
     for a, b in zip(w0, w1, strict=True):
         assert torch.equal(a, b)
-    for key in ("scale", "log", "reference", "network_weight", "sigma"):
+    for key in ("scale", "log", "reference", "weights", "sigma", "z80"):
         assert info0[key] == info1[key], key
     assert m0["network_sees"] == m1["network_sees"] and m0["forecaster"] == m1["forecaster"]
     for method in ("ets", "arima"):

@@ -173,7 +173,10 @@ def _arima(y: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end:
     from statsmodels.tsa.stattools import adfuller
 
     train = y[:fit_end]
-    exog = _fourier(len(y), season) if fit_end >= 2 * season else None
+    # targets past the series' end (grukit predict --steps): the filter runs on over missing values
+    n = max(len(y), int(np.max(origins)) + steps + 1)
+    ext = np.concatenate([y, np.full(n - len(y), np.nan)])
+    exog = _fourier(n, season) if fit_end >= 2 * season else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         d = int(adfuller(train, autolag="AIC")[1] > 0.05)
@@ -189,7 +192,7 @@ def _arima(y: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end:
                     best = fit
         if best is None:
             raise ValueError("no ARIMA order could be fitted to the training part")
-        full = best.apply(y, exog=exog)
+        full = best.apply(ext, exog=exog)
     pred = np.stack([_state_space_ahead(full, origins + k, k) for k in range(1, steps + 1)], axis=1)
     order = best.model.order
     extra = f" + {exog.shape[1] // 2} Fourier pairs of period {season}" if exog is not None else ""

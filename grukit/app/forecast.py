@@ -12,8 +12,9 @@ as "grukit":
   idea), whichever is best on the validation part. Each window is taken relative to
   that reference and scaled by the spread of the training part's changes, so a trend
   that leaves the training range, as CO2's does, stays within what the network has seen;
-* its forecast is then combined with Holt-Winters', by Bates and Granger's inverse-MSE
-  weights on the validation part shrunk towards equal weights (_network_weight).
+* its forecast is then combined with damped Holt-Winters' and ARIMA's, by Bates and
+  Granger's inverse-MSE weights on the validation part shrunk towards equal weights
+  (_weights).
 
 Nothing is chosen or fitted on the test part. The report gives the network alone too.
 """
@@ -35,34 +36,53 @@ from .job import JobConfig, fit, gru_stack, output_dir, write_outputs
 
 # ------------------------------------------------------------------------ the job
 
-def _forecaster(weight: float) -> str:
-    """What `grukit train` reports as "grukit": the network's weight next to Holt-Winters'."""
-    if weight == 1.0:
-        return "the network alone (damped Holt-Winters did not run)"
-    return f"{weight:.2f} x the network + {1 - weight:.2f} x damped Holt-Winters"
+NAMES = {"network": "the network", "ets": "damped Holt-Winters", "arima": "ARIMA"}
+
+
+def _forecaster(weights: dict[str, float]) -> str:
+    """What `grukit train` reports as "grukit": the weights of its parts."""
+    if set(weights) == {"network"}:
+        return "the network alone (the classical methods did not run)"
+    return " + ".join(f"{w:.2f} x {NAMES[k]}" for k, w in weights.items())
 
 
 SHRINK = 10  # pseudo-points of equal weight (below)
 
 
-def _network_weight(net_val: np.ndarray, ets_val: Optional[np.ndarray], truth_val: np.ndarray) -> float:
-    """The network's weight in the forecaster next to damped Holt-Winters: Bates and
-    Granger's inverse-MSE weight on the validation part, shrunk towards equal weights as if
-    SHRINK more points had found the two equal (few validation points estimate a weight
-    poorly, and equal weights are hard to beat: the forecast-combination puzzle). 1 when
-    Holt-Winters did not run."""
-    if ets_val is None:
-        return 1.0
-    mse_net = float(((net_val - truth_val) ** 2).mean()) + 1e-300
-    mse_ets = float(((ets_val - truth_val) ** 2).mean()) + 1e-300
-    fitted = (1 / mse_net) / (1 / mse_net + 1 / mse_ets)
-    n = len(truth_val)
-    return round((n * fitted + SHRINK * 0.5) / (n + SHRINK), 4)
+def _weights(val: dict[str, np.ndarray], truth_val: np.ndarray) -> dict[str, float]:
+    """The forecaster's weights on its parts (the network, and damped Holt-Winters and
+    ARIMA where they ran): Bates and Granger's inverse-MSE weights on the validation part,
+    shrunk towards equal weights as if SHRINK more points had found them all equal (few
+    validation points estimate a weight poorly, and equal weights are hard to beat: the
+    forecast-combination puzzle)."""
+    inv = {k: 1 / (float(((f - truth_val) ** 2).mean()) + 1e-300) for k, f in val.items()}
+    total, n, k = sum(inv.values()), len(truth_val), len(inv)
+    return {name: round((n * v / total + SHRINK / k) / (n + SHRINK), 4) for name, v in inv.items()}
+
+
+def _combine(weights: dict[str, float], parts: dict[str, np.ndarray]) -> np.ndarray:
+    return sum(w * parts[k] for k, w in weights.items())
 
 
 REFERENCES = {"last": "the window's last value", "season": "the value one season before the target",
               "ets": "damped Holt-Winters' forecast (fitted on the training part)"}
 Z80 = 1.2815515655446004  # the 80% interval of a normal distribution: +-Z80 sigma
+
+
+def _t80(n: int) -> float:
+    """The 0.9 quantile of Student's t with n degrees of freedom (Cornish-Fisher, within
+    0.3% from n = 3): the half-width, in estimated sigmas, of an 80% interval for a new
+    mean-zero normal error whose spread was estimated from n errors."""
+    z, v = Z80, max(int(n), 1)
+    return z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2)
+
+
+def _interval(pred: np.ndarray, half: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The interval's bounds around pred: +- half, or for a positive series (whose errors
+    grow with its level) a factor exp(+-half), half in log units."""
+    if log:
+        return pred * np.exp(-half), pred * np.exp(half)
+    return pred - half, pred + half
 
 
 def _references(values: np.ndarray, origins: np.ndarray, steps: int, season: int, window: int,
@@ -191,16 +211,18 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     both = {k: both[k] for k in baselines.METHODS if k in both}
     classical = {k: v[n_val:] for k, v in both.items()}
     net_val = network(val)
-    weight = _network_weight(net_val, both["ets"][:n_val] if "ets" in both else None, y[val])
-    def combine(net: np.ndarray, ets: Optional[np.ndarray]) -> np.ndarray:
-        return net if weight == 1.0 else weight * net + (1 - weight) * ets
-
+    parts = ("ets", "arima")
+    weights = _weights({"network": net_val, **{k: both[k][:n_val] for k in parts if k in both}}, y[val])
     pred_net = network(test)
-    pred = combine(pred_net, classical.get("ets"))
-    # an 80% interval per step from the forecaster's errors on the validation part (normal)
-    sigma = np.sqrt(((y[val] - combine(net_val, both.get("ets", net_val)[:n_val])) ** 2).mean(0)) + 1e-12
+    pred = _combine(weights, {"network": pred_net, **classical})
+    # an 80% interval per step from the forecaster's errors on the validation part (normal;
+    # relative errors for a positive series; Student's t for a spread estimated from n_val errors)
+    val_pred = _combine(weights, {"network": net_val, **{k: both[k][:n_val] for k in parts if k in both}})
+    err = np.log(y[val] / np.maximum(val_pred, np.finfo(float).tiny)) if log_scale else y[val] - val_pred
+    sigma = np.sqrt((err ** 2).mean(0)) + 1e-12
+    z80 = _t80(n_val)
     mase_scale = baselines.mase_scale(values[:fit_end], d.season)
-    metrics["forecaster"] = _forecaster(weight)
+    metrics["forecaster"] = _forecaster(weights)
     metrics["grukit"] = baselines.accuracy(pred, truth, mase_scale)
     metrics["gru"] = baselines.accuracy(pred_net, truth, mase_scale)
     for name, forecast in classical.items():
@@ -212,9 +234,12 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     if h > 1:
         by_step = lambda f: [round(float(v), 6) for v in np.sqrt(((f - truth) ** 2).mean((0, 2)))]  # noqa: E731
         metrics["rmse_by_step"] = {"grukit": by_step(pred), best: by_step(classical[best])}
-    inside = np.abs(truth - pred) <= Z80 * sigma
+    lower, upper = _interval(pred, z80 * sigma, log_scale)
+    inside = (lower <= truth) & (truth <= upper)
     metrics["interval"] = {"level": 0.8, "test_coverage": round(float(inside.mean()), 4),
-                           "how": "normal, sigma per step = the forecaster's RMSE on the validation part"}
+                           "how": f"+-{z80:.3f} sigma (Student's t, {n_val} validation errors), sigma "
+                                  "per step = the forecaster's RMS error on the validation part"
+                                  + (", relative (in logs: the series is positive)" if log_scale else "")}
     first, last = times[origins[test][0] + 1], times[origins[test][-1] + h]
     log(f"\ntest set ({n_test} windows, targets {first} .. {last}), "
         + (f"steps 1..{h} ahead (all steps scored):" if h > 1 else "1 step ahead:"))
@@ -235,21 +260,23 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     log(f"  {metrics['verdict']['line']}")
 
     job_info = {"kind": "forecast", "window": d.window, "horizon": h, "scale": scale.tolist(),
-                "log": log_scale, "reference": reference, "network_weight": weight, "season": d.season,
-                "sigma": sigma.tolist(), "time_column": d.time_column if d.path != "co2" else "date",
+                "log": log_scale, "reference": reference, "weights": weights, "season": d.season,
+                "sigma": sigma.tolist(), "z80": z80, "interval_log": log_scale,
+                "time_column": d.time_column if d.path != "co2" else "date",
                 "target_columns": list(d.target_columns)}
     what = "test part, 1 step ahead" + (f" (of {h} forecast)" if h > 1 else "")
     at = [times[i] for i in origins[test] + 1]
     write_outputs(out_dir, model, job_info, metrics, history, "forecast.png",
-                  lambda path: _plot_forecast(path, at, truth[:, 0], pred[:, 0], Z80 * sigma[0],
+                  lambda path: _plot_forecast(path, at, truth[:, 0], pred[:, 0], lower[:, 0], upper[:, 0],
                                               classical[best][:, 0], best, d.target_columns, what), log)
     return {**metrics, "output_dir": out_dir}
 
 
-def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, half_width: np.ndarray,
-                   baseline: Optional[np.ndarray], baseline_name: str, names: list, what: str) -> None:
-    """truth and forecasts (T, C) with the 80% interval pred +- half_width (C,) or (T, C);
-    NaN where one of them has no value."""
+def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, lower: np.ndarray,
+                   upper: np.ndarray, baseline: Optional[np.ndarray], baseline_name: str, names: list,
+                   what: str) -> None:
+    """truth and forecasts (T, C) with the 80% interval [lower, upper] (T, C); NaN where
+    one of them has no value."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -257,11 +284,10 @@ def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, 
 
     fig, axes = plt.subplots(len(names), 1, figsize=(10, 3.4 * len(names)), squeeze=False)
     steps = np.arange(len(times))
-    band = np.broadcast_to(half_width, pred.shape)
     for j, ax in enumerate(axes[:, 0]):
         ax.plot(steps, truth[:, j], label="truth" if baseline is not None else "the series", lw=1.2)
         ax.plot(steps, pred[:, j], label="grukit forecast", lw=1)
-        ax.fill_between(steps, pred[:, j] - band[:, j], pred[:, j] + band[:, j], alpha=0.25,
+        ax.fill_between(steps, lower[:, j], upper[:, j], alpha=0.25,
                         label="80% interval")
         if baseline is not None:
             ax.plot(steps, baseline[:, j], label=f"{baseline_name.replace('_', ' ')} (best classical)",
@@ -275,21 +301,40 @@ def _plot_forecast(path: str, times: list, truth: np.ndarray, pred: np.ndarray, 
     plt.close(fig)
 
 
+def _weights_of(info: dict) -> dict[str, float]:
+    """The saved forecaster's weights (a model saved before ARIMA joined: network_weight)."""
+    if "weights" in info:
+        return info["weights"]
+    w = info.get("network_weight", 1.0)
+    return {"network": 1.0} if w == 1.0 else {"network": w, "ets": 1 - w}
+
+
+def _classical(info: dict, values: np.ndarray, origins: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+    """Damped Holt-Winters' and ARIMA's forecasts (N, steps, C) from the origins, where the
+    saved forecaster uses them, each fitted (as in training) on the series given."""
+    need = set(_weights_of(info)) - {"network"}
+    if info.get("reference") == "ets":
+        need.add("ets")
+    season = info.get("season", 1)
+    fits = {"ets": baselines._ets, "arima": baselines._arima}
+    return {k: np.stack([fits[k](values[:, j], origins, steps, season, len(values))[0]
+                         for j in range(values.shape[1])], axis=2) for k in sorted(need)}
+
+
 def _forecasts(model: Sequential, info: dict, values: np.ndarray, x: np.ndarray, origins: np.ndarray,
-               steps: int, ets: Optional[np.ndarray] = None) -> np.ndarray:
+               steps: int, classical: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
     """The saved forecaster's forecasts (N, steps, C) from windows x ending at origins, in
-    the series' units (steps <= the trained horizon). ``ets``: Holt-Winters' forecasts
-    from those origins where the model uses them (else fitted here on ``values``)."""
-    weight = info.get("network_weight", 1.0)
-    if ets is None and (weight < 1.0 or info.get("reference") == "ets"):
-        ets = _reference({**info, "reference": "ets"}, x, values, origins, steps)
-    ref = ets if info.get("reference") == "ets" else _reference(info, x, values, origins, steps)
+    the series' units (steps <= the trained horizon). ``classical``: the classical parts'
+    forecasts from those origins (else fitted here on ``values``: _classical)."""
+    if classical is None:
+        classical = _classical(info, values, origins, steps)
+    ref = classical["ets"] if info.get("reference") == "ets" else _reference(info, x, values, origins, steps)
     scale = np.array(info["scale"])[:steps]
     if info.get("log", False):
         pred = np.exp(_network(model, np.log(np.where(x > 0, x, 1.0)), np.log(ref), scale))
     else:
         pred = _network(model, x, ref, scale)
-    return pred if weight == 1.0 else weight * pred + (1 - weight) * ets
+    return _combine(_weights_of(info), {"network": pred, **classical})
 
 
 def predict(model: Sequential, info: dict, input_path: str, output_path: Optional[str] = None,
@@ -362,35 +407,37 @@ def future_times(times: list[str], steps: int) -> list[str]:
 def _predict_ahead(model: Sequential, info: dict, times: list, values: np.ndarray, steps: int,
                    output_path: str, log) -> str:
     """The next ``steps`` values after the series' end: the trained horizon at a time, each
-    block's forecasts appended to the series for the next (Holt-Winters' part runs on from
-    the real data). The 80% interval: the validation errors' spread per step, growing as
-    the square root of the step past the trained horizon."""
+    block's forecasts appended to the series for the next (the classical parts run on from
+    the real data). The 80% interval: the validation errors' spread per step (relative for a
+    positive series), growing as the square root of the step past the trained horizon."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     h, window, names = info["horizon"], info["window"], info["target_columns"]
     if len(values) < window:
         raise ValueError(f"the series has {len(values)} rows: fewer than one window ({window})")
-    ets_all = None  # Holt-Winters from the real data's end, where the model uses it
-    if info.get("network_weight", 1.0) < 1.0 or info.get("reference") == "ets":
-        ets_all = _reference({**info, "reference": "ets"}, None, values, np.array([len(values) - 1]), steps)
+    # the classical parts run from the real data's end
+    classical_all = _classical(info, values, np.array([len(values) - 1]), steps)
     series = values.astype(np.float64)
     out: list = []
     while len(out) < steps:
         k, o = min(h, steps - len(out)), len(series) - 1
-        ets = None if ets_all is None else ets_all[:, len(out):len(out) + k]
-        pred = _forecasts(model, info, series, series[None, o - window + 1:o + 1], np.array([o]), k, ets)
+        classical = {name: f[:, len(out):len(out) + k] for name, f in classical_all.items()}
+        last = series[None, o - window + 1:o + 1]
+        pred = _forecasts(model, info, series, last, np.array([o]), k, classical)
         out.extend(pred[0])
         series = np.concatenate([series, pred[0]])
     pred = np.array(out[:steps])
     sigma = np.array(info.get("sigma", [[0.0] * len(names)] * h))
     step = np.arange(1, steps + 1)
-    width = Z80 * np.concatenate([sigma[:min(h, steps)], sigma[-1] * np.sqrt(step[h:, None] / h)])
+    grow = sigma[-1] * np.sqrt(step[h:, None] / h)
+    half = info.get("z80", Z80) * np.concatenate([sigma[:min(h, steps)], grow])
+    lower, upper = _interval(pred, half, info.get("interval_log", False))
     with open(output_path, "w") as f:
         columns = [f"{c}{part}" for c in names for part in ("", "_lower_80", "_upper_80")]
         f.write(",".join(["step", "time", *columns]) + "\n")
         for i, when in enumerate(future_times(times, steps)):
             cells = [f"{v:.6g}" for j in range(len(names))
-                     for v in (pred[i, j], pred[i, j] - width[i, j], pred[i, j] + width[i, j])]
+                     for v in (pred[i, j], lower[i, j], upper[i, j])]
             f.write(",".join([str(i + 1), when, *cells]) + "\n")
     plot = os.path.splitext(output_path)[0] + ".png"
     seen = values[-window:]  # the last window of the series, then the forecasts
@@ -398,7 +445,8 @@ def _predict_ahead(model: Sequential, info: dict, times: list, values: np.ndarra
     ahead = [t or f"+{i}" for i, t in zip(step, future_times(times, steps), strict=True)]
     _plot_forecast(plot, [*times[-window:], *ahead], np.concatenate([seen, gap]),
                    np.concatenate([np.full_like(seen, np.nan), pred]),
-                   np.concatenate([np.zeros_like(seen), width]), None, "", names,
+                   np.concatenate([np.full_like(seen, np.nan), lower]),
+                   np.concatenate([np.full_like(seen, np.nan), upper]), None, "", names,
                    f"the {steps} steps after {times[-1]}, with 80% intervals")
     log(f"wrote {steps} forecasts after {times[-1]} with 80% intervals to {output_path} (plot: {plot})")
     return output_path
