@@ -419,6 +419,30 @@ def test_cuda_bfloat16_autocast_runs_on_triton():
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("options", [{}, {"reset_after": False, "num_layers": 2}])
+def test_quantized_gru_runs_on_cuda_with_its_widened_weights(options):
+    """gk.quantize(model).to("cuda"): the int8 buffers move, each call widens them, and the
+    output is the CPU int8 model's, up to its activations' rounding and cuDNN's TF32."""
+    torch.manual_seed(0)
+    gru = gk.GRU(8, 24, **options).eval()
+    q = gk.quantize(gru)
+    x = torch.randn(11, 4, 8)
+    lengths = torch.tensor([11, 3, 7, 1])
+    with torch.no_grad():
+        cpu_y, cpu_h = q(x, lengths=lengths)
+        q.to("cuda")
+        y, h = q(x.cuda(), lengths=lengths)
+    assert q.last_engine == "triton" and y.device.type == "cuda"
+    assert q.get_buffer("weight_hh_l0_int8").dtype == torch.int8
+    torch.testing.assert_close(y.cpu(), cpu_y, atol=0.02, rtol=0)
+    torch.testing.assert_close(h.cpu(), cpu_h, atol=0.02, rtol=0)
+    with torch.no_grad():
+        y2, _ = q(x.cuda())  # no lengths: cuDNN where it computes the call
+    assert q.last_engine == ("cudnn" if gru.reset_after else "triton")
+    torch.testing.assert_close(y2.cpu(), q.cpu()(x)[0], atol=0.02, rtol=0)
+
+
+@pytest.mark.cuda
 def test_cuda_fit_ends_where_the_cpu_fit_ends(tmp_path):
     x = np.random.default_rng(0).normal(size=(64, 12, 3)).astype("float32")
     y = x.mean((1, 2))[:, None]

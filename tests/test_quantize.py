@@ -68,6 +68,26 @@ def test_int8_engine_computes_the_dequantised_gru(I, H, options, T, B):
     assert q.last_engine == "cpu-int8"
 
 
+@pytest.mark.parametrize("options", [{}, {"reset_after": False, "num_layers": 2, "bidirectional": True}])
+def test_off_the_cpu_the_int8_weights_are_widened_for_each_call(options):
+    """What a QuantizedGRU runs on a GPU: its int8 weights widened to float32, on the engine
+    a float GRU takes there. The same path on CPU tensors equals the dequantised float GRU
+    (on a real GPU: tests/test_gpu_engines.py)."""
+    torch.manual_seed(0)
+    gru = gk.GRU(6, 10, **options).eval()
+    q = gk.quantize(gru)
+    D = 2 if gru.bidirectional else 1
+    x, h0 = torch.randn(7, 3, 6), torch.randn(gru.num_layers * D, 3, 10)
+    lengths = torch.tensor([7, 2, 5])
+    want = _dequantised(q, gru)(x, h0, lengths)
+    got = q._dequantized_run(x, h0, lengths)
+    assert q.last_engine == "cpu"
+    torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(got[1], want[1], rtol=0, atol=1e-6)
+    widened = q.dequantized_weights()
+    assert len(widened) == gru.num_layers * D and widened[0][0].dtype == torch.float32
+
+
 def test_quantized_gru_keeps_the_gru_interface():
     torch.manual_seed(1)
     gru = gk.GRU(6, 10, batch_first=True).eval()

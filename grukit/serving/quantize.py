@@ -7,7 +7,10 @@ scale = max|w[row]| / 127, and it runs on the fused CPU engine's int8 kernels
 state) are quantised per row to int16 on the fly, exact int32 sums over blocks of
 512, float32 across blocks; from 4 rows on, to 8 bits per row, multiplied with the
 weights by VNNI's vpdpbusd where the CPU has it (the same integers through 16 bits
-elsewhere), exact int32 sums. Biases stay float32. Inference only.
+elsewhere), exact int32 sums. Biases stay float32. Inference only. Moved to a GPU
+(``.to("cuda")``), a QuantizedGRU keeps its int8 buffers and widens them to float32 for
+each call, run by cuDNN or the Triton engine (the int8 model's weights, float32
+arithmetic): int8 saves memory there, not time.
 
 bfloat16: the model's weights are cast to bfloat16. Inference calls run every GRU on
 the compiled engine (grukit/steps.py: float32 sums, gates and state, outputs in bfloat16;
@@ -51,9 +54,7 @@ class QuantizedGRU(GRU):
         if not isinstance(gru, GRU) or isinstance(gru, QuantizedGRU):
             raise TypeError(f"gru must be a float grukit.GRU, got {_checks.describe(gru)}")
         engines.require("int8", engines.options(gru), "gru (int8 quantisation)")
-        if gru.weight_ih_l0.device.type != "cpu":
-            raise ValueError(f"int8 inference runs on the CPU; the GRU is on {gru.weight_ih_l0.device}")
-        if engines.compiled_cpu() is None:
+        if gru.weight_ih_l0.device.type == "cpu" and engines.compiled_cpu() is None:
             raise RuntimeError("int8 inference needs grukit's compiled CPU engine, which is not built "
                                "(pip install --no-build-isolation -e .)")
         nn.Module.__init__(self)
@@ -94,6 +95,12 @@ class QuantizedGRU(GRU):
     def _run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor],
              resets: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         engines.require("int8", engines.options(self, resets=resets is not None), "this call")
+        if x.device.type != "cpu":
+            with torch.no_grad():
+                return self._dequantized_run(x, h0, lens)
+        if engines.compiled_cpu() is None:
+            raise RuntimeError("int8 inference on the CPU needs grukit's compiled CPU engine, which is not "
+                               "built (pip install --no-build-isolation -e .)")
         self.__dict__["last_engine"] = "cpu-int8"
         b = self._buffers
         weights = [[b[n] for n in names] for names in self._layers]
@@ -102,6 +109,32 @@ class QuantizedGRU(GRU):
             with torch.no_grad():
                 return self._layers_run(x, h0, weights, lengths)
         return self._layers_run(x, h0, weights, lengths)
+
+    def dequantized_weights(self) -> list[list[Tensor]]:
+        """Each layer-direction's weights in float32 (scale * q) and biases, torch's order."""
+        b = self._buffers
+        out = []
+        for names in self._layers:
+            ws = [b[n] for n in names]
+            wq_ih, s_ih, wq_hh, s_hh, *biases = ws
+            out.append([wq_ih.float() * s_ih[:, None], wq_hh.float() * s_hh[:, None], *biases])
+        return out
+
+    def _dequantized_run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor]):
+        """Off the CPU (CUDA): the int8 weights widened to float32 (scale * q) for the call,
+        run by the engine a float GRU would take there (cuDNN, else Triton, else the
+        reference): the int8 model's weights, float32 arithmetic and activations."""
+        weights = self.dequantized_weights()
+        if h0 is None:
+            h0 = x.new_zeros(len(weights), x.shape[1], self.hidden_size)
+        engine = engines.resolve("auto", x, engines.options(self), lengths=lens is not None)
+        self.__dict__["last_engine"] = engine
+        if engine == "cudnn":
+            flat = [w.contiguous() for ws in weights for w in ws]
+            return engines.cudnn_stack()(x, h0, flat, self.bias, self.num_layers, self.bidirectional, lens,
+                                         0.0, False)
+        return reference.gru(x, h0, weights, self.num_layers, self.bidirectional,
+                             reset_after=self.reset_after, lengths=lens, layer=engines.layer_fn(engine))
 
     def _layers_run(self, x: Tensor, h0: Optional[Tensor], weights: list, lengths: Optional[Tensor]):
         if len(weights) == 1:  # one layer, one direction: the op alone (streaming calls are short)
