@@ -519,18 +519,22 @@ def _mingru_ab(gates, base, H, m):
 
 
 @triton.jit
+def _chunk_program(T, BH, H, CHUNK: tl.constexpr, BLOCK: tl.constexpr):
+    """This program's channels c of the (B, H) state (their mask, batch row and unit) and
+    its chunk ck of steps: t0 .. t0 + n - 1."""
+    c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ck = tl.program_id(1)
+    t0 = ck * CHUNK
+    return c, ck, c < BH, c // H, c % H, t0, tl.minimum(T - t0, CHUNK)
+
+
+@triton.jit
 def mingru_chunk_sums(gates, dh, sums, T, BH, H,
                       CHUNK: tl.constexpr, BLOCK: tl.constexpr, BACKWARD: tl.constexpr):
     """Pass 1: each chunk's (A, S) from a zero state into sums (n_chunks, 2, BH).
     Forward: s = (1 - z) s + z g(v) over the chunk's steps; backward: the reversed
     recursion of the gradient, g = (1 - z_t) (g + dh_t) from the chunk's last step."""
-    c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    ck = tl.program_id(1)
-    m = c < BH
-    b = c // H
-    j = c % H
-    t0 = ck * CHUNK
-    n = tl.minimum(T - t0, CHUNK)
+    c, ck, m, b, j, t0, n = _chunk_program(T, BH, H, CHUNK, BLOCK)
     s = tl.zeros((BLOCK,), tl.float32)
     a = tl.full((BLOCK,), 1.0, tl.float32)
     for i in range(n):
@@ -573,13 +577,7 @@ def mingru_fwd(gates, starts, h, T, BH, H,
     """Pass 3 forward: h_t = (1 - z_t) h_{t-1} + z_t g(v_t), z = sigma(k), for BLOCK
     channels of the (B, H) state and one chunk of steps per program, from the chunk's
     starting state (starts[chunk]; h0 for chunk 0), the state in registers."""
-    c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    ck = tl.program_id(1)
-    m = c < BH
-    b = c // H
-    j = c % H
-    t0 = ck * CHUNK
-    n = tl.minimum(T - t0, CHUNK)
+    c, ck, m, b, j, t0, n = _chunk_program(T, BH, H, CHUNK, BLOCK)
     s = tl.load(starts + ck * BH + c, mask=m, other=0.0).to(tl.float32)
     for i in range(n):
         t = t0 + i
@@ -594,13 +592,7 @@ def mingru_bwd(dh, gates, h, h0, starts, dgates, dh0, T, BH, H,
     """Pass 3 backward: mingru_fwd's gradient for one chunk per program, its steps
     reversed, from the gradient flowing in from the later chunks (starts[chunk]; zero
     for the last); chunk 0 writes dh0."""
-    c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    ck = tl.program_id(1)
-    m = c < BH
-    b = c // H
-    j = c % H
-    t0 = ck * CHUNK
-    n = tl.minimum(T - t0, CHUNK)
+    c, ck, m, b, j, t0, n = _chunk_program(T, BH, H, CHUNK, BLOCK)
     g = tl.load(starts + ck * BH + c, mask=m, other=0.0).to(tl.float32)
     for i in range(n):
         t = t0 + n - 1 - i
