@@ -113,3 +113,25 @@ def test_anomaly_scores_and_errors(tmp_path):
         train.run(job, log=lambda *a: None)
     with pytest.raises(ValueError, match="threshold_quantile .* must be in \\(0, 1\\)"):
         parse_config('[data]\ntask = "anomaly"\nthreshold_quantile = 1.5')
+
+
+def test_repeat_vector_follows_keras(tmp_path):
+    """RepeatVector(n): (B, F) -> (B, n, F), as Keras'; in a saved Sequential it comes back."""
+    import grukit as gk
+
+    x = torch.randn(2, 3)
+    y, mask = gk.layers.RepeatVector(4)(x, None)
+    assert y.shape == (2, 4, 3) and mask is None and torch.equal(y[:, 2], x)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        gk.layers.RepeatVector(4)(torch.zeros(2, 3, 1), None)
+    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
+        gk.layers.RepeatVector(0)
+    with pytest.raises(TypeError, match="n must be an int"):
+        gk.layers.RepeatVector(2.5)
+    keras = pytest.importorskip("keras")
+    np.testing.assert_array_equal(np.asarray(keras.layers.RepeatVector(4)(x.numpy())), y.numpy())
+    model = gk.Sequential([gk.layers.Input((5, 2)), gk.layers.GRU(3), gk.layers.RepeatVector(5),
+                           gk.layers.GRU(3, return_sequences=True), gk.layers.Dense(2)])
+    z = np.random.default_rng(0).normal(size=(4, 5, 2)).astype("float32")
+    model.save(tmp_path / "ae.grukit")
+    np.testing.assert_array_equal(load(str(tmp_path / "ae.grukit")).predict(z), model.predict(z))
