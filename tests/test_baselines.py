@@ -139,23 +139,23 @@ def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):
 
 
 def test_the_forecasters_weights_and_references():
-    """The weights of the forecaster's parts: Bates-Granger's inverse-MSE weights, shrunk
-    towards equal ones by SHRINK pseudo-points; the references the network may correct."""
+    """The weights of the forecaster's parts: equal, leaving out the one worst on the
+    validation part when there are three; the references the network may correct."""
     from grukit.app import forecast
 
     truth = np.zeros(10)
-    net, ets = np.full(10, 1.0), np.full(10, 2.0)  # MSE 1 and 4: Bates-Granger gives the network 0.8
-    w = forecast._weights({"network": net, "ets": ets}, truth)
-    assert w["network"] == pytest.approx((10 * 0.8 + forecast.SHRINK * 0.5) / 20)
-    assert w["network"] + w["ets"] == pytest.approx(1.0)
+    net, ets, arima = np.full(10, 1.0), np.full(10, 2.0), np.full(10, 0.5)  # MSE 1, 4, 0.25
+    assert forecast._weights({"network": net, "ets": ets, "arima": arima}, truth) == {
+        "network": 0.5, "ets": 0.0, "arima": 0.5}
+    assert forecast._weights({"network": ets, "ets": net, "arima": arima}, truth) == {
+        "network": 0.0, "ets": 0.5, "arima": 0.5}
+    assert forecast._weights({"network": net, "ets": ets}, truth) == {"network": 0.5, "ets": 0.5}
     assert forecast._weights({"network": net}, truth) == {"network": 1.0}
-    arima = np.full(10, 0.5)  # MSE 0.25: inverse MSEs 1, 1/4, 4 -> 4/21, 1/21, 16/21 before shrinking
-    w = forecast._weights({"network": net, "ets": ets, "arima": arima}, truth)
-    for k, raw in (("network", 4 / 21), ("ets", 1 / 21), ("arima", 16 / 21)):
-        assert w[k] == pytest.approx((10 * raw + forecast.SHRINK / 3) / 20, abs=1e-4)
+    w = {"network": 0.5, "ets": 0.0, "arima": 0.5}
+    assert forecast._forecaster(w) == ("0.50 x the network + 0.50 x ARIMA (damped Holt-Winters: worst on the "
+                                       "validation part, left out)")
     parts = {"network": np.ones(3), "ets": np.full(3, 2.0), "arima": np.full(3, 4.0)}
-    want = w["network"] + 2 * w["ets"] + 4 * w["arima"]
-    np.testing.assert_allclose(forecast._combine(w, parts), np.full(3, want))
+    np.testing.assert_allclose(forecast._combine(w, parts), np.full(3, 2.5))
     # a model saved with one Holt-Winters weight reads as the same forecaster
     assert forecast._weights_of({"network_weight": 0.7}) == {"network": 0.7, "ets": pytest.approx(0.3)}
     assert forecast._weights_of({}) == {"network": 1.0}
