@@ -44,9 +44,6 @@ from ..training import layers as L
 from ..training.sequential import Sequential
 from .quantize import QuantizedGRU
 
-# Dense activations the compiled steps know, by the codes of csrc/stream.cpp
-
-
 
 def stream(model: nn.Module, batch_size: int = 1) -> "Stream":
     """A :class:`Stream` over ``model`` for ``batch_size`` rows (see the module's docs).
