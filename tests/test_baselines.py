@@ -159,9 +159,10 @@ def test_the_forecasters_weights_and_references():
     # a model saved with one Holt-Winters weight reads as the same forecaster
     assert forecast._weights_of({"network_weight": 0.7}) == {"network": 0.7, "ets": pytest.approx(0.3)}
     assert forecast._weights_of({}) == {"network": 1.0}
-    # Student's t's 0.9 quantile (scipy.stats.t.ppf(0.9, n)), for the intervals
-    for n, t in ((3, 1.6377), (9, 1.3830), (30, 1.3104)):
-        assert forecast._t80(n) == pytest.approx(t, abs=0.012)
+    # Student's t's quantiles (tables: t_0.95 and t_0.9 with n degrees of freedom), for the intervals
+    for n, t95, t90 in ((3, 2.3534, 1.6377), (9, 1.8331, 1.3830), (30, 1.6973, 1.3104)):
+        assert forecast._t_quantile(0.9, n) == pytest.approx(t95, abs=1e-4)
+        assert forecast._t_quantile(0.8, n) == pytest.approx(t90, abs=1e-4)
     values = np.arange(1.0, 41.0)[:, None]
     origins = np.arange(19, 39)
     refs = forecast._references(values, origins, 2, 12, 24, np.full((20, 2, 1), 3.0), True, 20)
@@ -220,3 +221,18 @@ def test_arima_forecasts_past_the_series_end_equal_statsmodels():
         fit = ARIMA(y, exog=exog[:200], order=order, trend="t" if order[1] else "c").fit()
         want = fit.forecast(5, exog=exog[200:])
     np.testing.assert_allclose(pred[0], want, rtol=1e-8)
+
+
+def test_the_intervals_spread_shrinks_validation_errors_towards_holt_winters_training_errors():
+    from grukit.app import forecast
+
+    val = np.array([[[1.0]], [[-1.0]], [[1.0]], [[-1.0]]])  # RMS 1 per step
+    train = np.full((40, 1, 1), 4.0)  # RMS 4
+    np.testing.assert_allclose(forecast._sigma(val, train), [[2.0]])  # sqrt(1 * 4)
+    np.testing.assert_allclose(forecast._sigma(val, None), [[1.0]])  # no Holt-Winters: validation alone
+    few = train.copy()
+    few[5:] = np.nan  # fewer than 10 usable training windows: validation alone
+    np.testing.assert_allclose(forecast._sigma(val, few), [[1.0]])
+    partly = train.copy()
+    partly[:3] = np.nan  # rows without a Holt-Winters forecast are left out
+    np.testing.assert_allclose(forecast._sigma(val, partly), [[2.0]])

@@ -69,7 +69,7 @@ def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tm
 def test_multi_step_job_and_forecasts_past_the_end_with_intervals(tmp_path):
     """horizon = 3: every step 1..3 is forecast and scored (by step too); predict writes the
     three for every window; predict --steps N forecasts past the series' end, recursively past
-    the trained horizon, with 80% intervals that widen after it, and a plot."""
+    the trained horizon, with 90% intervals that widen after it, and a plot."""
     from grukit.app import cli
 
     rng = np.random.default_rng(1)
@@ -94,7 +94,7 @@ def test_multi_step_job_and_forecasts_past_the_end_with_intervals(tmp_path):
     assert len(rows) == 1 + 300 - 48 + 1 and rows[-1][0] == "299"
     assert cli.main(["predict", model, str(data), "--steps", "2", "--output", str(tmp_path / "a.csv")]) == 0
     ahead = list(csv.reader(open(tmp_path / "a.csv")))
-    assert ahead[0] == ["step", "time", "load", "load_lower_80", "load_upper_80"]
+    assert ahead[0] == ["step", "time", "load", "load_lower_90", "load_upper_90"]
     assert [r[2] for r in ahead[1:]] == rows[-1][1:3]  # the last window's forecasts
     assert [r[:2] for r in ahead[1:]] == [["1", "300"], ["2", "301"]]  # the times go on
     out = train.predict(model, str(data), str(tmp_path / "b.csv"), log=lambda *a: None, steps=8)
@@ -145,7 +145,7 @@ def test_the_forecaster_never_reads_the_test_part(tmp_path):
     (m0, info0, w0), (m1, info1, w1) = runs
     for a, b in zip(w0, w1, strict=True):
         assert torch.equal(a, b)
-    for key in ("scale", "log", "reference", "weights", "sigma", "z80"):
+    for key in ("scale", "log", "reference", "weights", "sigma", "z", "level"):
         assert info0[key] == info1[key], key
     assert m0["network_sees"] == m1["network_sees"] and m0["forecaster"] == m1["forecaster"]
     for method in ("ets", "arima"):
@@ -184,7 +184,8 @@ def test_cli_train_with_a_config_on_a_users_csv(tmp_path):
         ("[data]\nwindw = 3\n", ValueError, r"unknown field data.windw .* known fields of \[data\]"),
         ("[dataa]\nwindow = 3\n", ValueError, r"unknown section \[dataa\]"),
         ("[data]\nwindow = 'big'\n", TypeError, r"data.window .* must be int"),
-        ("[data]\nwindow = 0\n", ValueError, r"data.window .* must be positive"),
+        ("[data]\nwindow = -1\n", ValueError, r"data.window .* must be >= 0"),
+        ("[data]\nseason = -2\n", ValueError, r"data.season .* must be >= 0"),
         ("[split]\ntest_fraction = 0.95\n", ValueError, r"split fractions"),
         ("[data\n", ValueError, r"not valid TOML"),
     ],
@@ -201,7 +202,7 @@ def test_missing_column_and_too_short_series(tmp_path):
     job.data.path, job.data.target_columns, job.output.dir = str(data), ["co2"], str(tmp_path)
     with pytest.raises(ValueError, match=r"column 'co2' is not in .*columns are \['date', 'value'\]"):
         train.run(job, log=lambda *a: None)
-    job.data.target_columns = ["value"]
+    job.data.target_columns, job.data.window = ["value"], 52
     with pytest.raises(ValueError, match=r"shorter than one window"):
         train.run(job, log=lambda *a: None)
     data.write_text("date,value\n1,2\n2,oops\n")

@@ -108,13 +108,16 @@ def inputs(z: np.ndarray, window: int, scoring: str) -> tuple[np.ndarray, np.nda
     return whole, whole
 
 
+WINDOW = 52  # data.window = 0 (the default): the steps each score looks back on
+
+
 def layers(job: JobConfig, columns: int) -> list:
     """The network of data.scoring: a forecaster, or a sequence autoencoder whose decoder
     reads the encoder's last state (the code) at every step of the window."""
     if job.data.scoring == "forecast":
         return [*gru_stack(job), L.Dense(columns)]
     m = job.model
-    return [*gru_stack(job), L.RepeatVector(job.data.window),
+    return [*gru_stack(job), L.RepeatVector(job.data.window or WINDOW),
             L.GRU(m.units, return_sequences=True, reset_after=m.reset_after), L.Dense(columns)]
 
 
@@ -148,7 +151,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     """train.run for task = "anomaly" (seeded, torchrun and resume handled there)."""
     d, t = job.data, job.train
     source, times, values, labels, archive_train_end = _load(d)
-    n, w = len(values), d.window
+    n, w = len(values), d.window or WINDOW
     if archive_train_end is not None:  # the archive's training part, then the validation share
         train_end = archive_train_end
         val_end = train_end + int(n * job.split.val_fraction)

@@ -88,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_pred.add_argument("model", help="model.grukit written by grukit train")
     p_pred.add_argument("input", help="CSV with the columns the model was trained on")
     p_pred.add_argument("--output", help="output CSV (default: INPUT.forecast.csv or INPUT.labels.csv)")
-    p_pred.add_argument("--steps", type=int, help="forecasters: the N steps after the series' end, with 80%% "
+    p_pred.add_argument("--steps", type=int, help="forecasters: the N steps after the series' end, with 90%% "
                         "intervals (recursively past the trained horizon), and a plot beside the CSV")
     p_pred.add_argument("--device", default="auto", help="where the model runs: auto (default), cpu, cuda, "
                         "cuda:N")

@@ -9,9 +9,9 @@ has a default and an unknown field is an error that names it::
     path = "co2"              # "co2" (shipped) or a CSV file; classify: "japanese_vowels" or a CSV
     time_column = "date"
     target_columns = ["co2"]
-    window = 52               # past steps the model sees
+    window = 0                # past steps the model sees (0: two seasons, 10 to 52)
     horizon = 1               # it forecasts every step 1..horizon after each window
-    season = 52               # the season's length in steps (the classical baselines use it)
+    season = 0                # the season's length in steps (0: from the time stamps or the data)
     sequence_column = "sequence"  # classify: the column naming each row's sequence
     label_column = "label"        # classify, text: the class; anomaly: 0/1 labels, for the report only
     feature_columns = []          # classify: default every other column
@@ -66,9 +66,9 @@ class DataConfig:
     path: str = "co2"
     time_column: str = "date"
     target_columns: list = dataclasses.field(default_factory=lambda: ["co2"])
-    window: int = 52
+    window: int = 0
     horizon: int = 1
-    season: int = 52
+    season: int = 0
     task: str = "forecast"
     sequence_column: str = "sequence"
     label_column: str = "label"
@@ -126,9 +126,12 @@ HELP = {
         "path": '"co2" (shipped), a CSV file; classify: "japanese_vowels" or a long-format CSV',
         "time_column": "forecast: the CSV's time column (\"\" for none)",
         "target_columns": "forecast: the columns to forecast",
-        "window": "forecast: past steps the model sees",
+        "window": "forecast, anomaly: past steps the model sees (0: forecast: two seasons, 10 to 52; "
+                  "anomaly: 52)",
         "horizon": "forecast: it forecasts every step 1..horizon after each window",
-        "season": "forecast: the season's length in steps (seasonal naive, Holt-Winters, ARIMA)",
+        "season": "forecast: the season's length in steps (seasonal naive, Holt-Winters, ARIMA); 0: from "
+                  "the time stamps' spacing (months 12, quarters 4, weeks 52, days 7, hours 24) or, "
+                  "without them, the autocorrelation",
         "sequence_column": "classify: the column naming each row's sequence",
         "label_column": "classify, text: the class; anomaly: 0/1 labels if the CSV has them (report only)",
         "feature_columns": "classify: the input columns (empty: every other column)",
@@ -222,9 +225,12 @@ def from_dict(raw: dict, source: str = "config") -> JobConfig:
 
 def _check(job: JobConfig, source: str) -> None:
     d, s = job.data, job.split
-    for name, value in (("data.window", d.window), ("data.horizon", d.horizon), ("data.season", d.season),
-                        ("data.vocabulary", d.vocabulary), ("data.max_tokens", d.max_tokens),
-                        ("model.units", job.model.units), ("model.layers", job.model.layers),
+    for name, value in (("data.window", d.window), ("data.season", d.season)):
+        if value < 0:
+            raise ValueError(f"{name} in {source} must be >= 0 (0: chosen from the data), got {value}")
+    for name, value in (("data.horizon", d.horizon), ("data.vocabulary", d.vocabulary),
+                        ("data.max_tokens", d.max_tokens), ("model.units", job.model.units),
+                        ("model.layers", job.model.layers),
                         ("train.epochs", job.train.epochs), ("train.batch_size", job.train.batch_size)):
         if value <= 0:
             raise ValueError(f"{name} in {source} must be positive, got {value}")

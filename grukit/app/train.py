@@ -39,7 +39,7 @@ def predict(model_path: str, input_path: str, output_path: Optional[str] = None,
             device: str = "auto", steps: Optional[int] = None) -> str:
     """Forecasts for every complete window of a CSV series (or, for a classifier, a label for
     every sequence of a long-format CSV), written to a CSV; the model runs on ``device``.
-    ``steps`` (forecasters): the next N steps after the series' end instead, with 80%
+    ``steps`` (forecasters): the next N steps after the series' end instead, with 90%
     intervals, and a plot beside the CSV."""
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive int, got {steps!r}")

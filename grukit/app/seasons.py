@@ -1,0 +1,115 @@
+"""A series' season and the forecaster's window, when the job's config leaves them out.
+
+The season comes from the time stamps' spacing where they say it (the usual seasons of
+each frequency, as R's ``ts`` frequencies and the M4 competition take them):
+
+=================================================  ======
+time stamps a fixed gap apart                      season
+=================================================  ======
+half-hours / hours                                 48 / 24 (a day)
+days                                               7 (a week)
+weeks                                              52 (a year)
+months ("2001-03-01", "1987 Jan", 1991.5833 ...)   12
+quarters ("1959Q1", "1959 Q1", 1959.25 ...)        4
+years (1959, 1959.0 ...)                           1
+=================================================  ======
+
+Decimal years (R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by
+their gap: 1/12 is monthly, 1/4 quarterly, 1/52 weekly, 1/7 daily. Without usable
+time stamps the autocorrelation decides: the lag in 2 .. n/3 (at most 60) where the
+autocorrelation of the series' changes is highest, when it is a clear peak (above its
+neighbours and above 3/sqrt(n): with some 60 lags tried, the usual 2/sqrt(n) white-noise
+band finds a season in most random walks); else no season (1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Optional
+
+import numpy as np
+
+MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+# a gap in days -> the season of that frequency
+_BY_DAYS = ((1 / 48, 48), (1 / 24, 24), (1, 7), (7, 52), (30.44, 12), (91.31, 4), (365.25, 1))
+# a gap in decimal years -> the season
+_BY_YEARS = ((1 / 365.25, 7), (1 / 52.18, 52), (1 / 12, 12), (1 / 4, 4), (1.0, 1))
+
+
+def default_window(season: int) -> int:
+    """Two seasons of past steps, at least 10 and at most 52."""
+    return int(max(10, min(2 * max(season, 1), 52)))
+
+
+def _match(gap: float, table: tuple) -> Optional[int]:
+    for length, season in table:
+        if abs(gap - length) <= 0.08 * length:
+            return season
+    return None
+
+
+def _from_labels(times: list[str]) -> Optional[int]:
+    """Seasons from labels such as "1959Q1", "1987 Jan", "1991 W06", "2001-03"."""
+    t = [s.strip().lower() for s in times]
+    if all(re.fullmatch(r"\d{4}\s*-?\s*q[1-4]", s) for s in t):
+        return 4
+    if all(re.fullmatch(r"\d{4}\s*-?\s*w\d{1,2}", s) for s in t):
+        return 52
+    if all(re.fullmatch(r"\d{4}[\s-]+([a-z]{3})[a-z]*", s) and s.split()[-1][:3] in MONTHS
+           or re.fullmatch(r"\d{4}-\d{2}", s) for s in t):
+        return 12
+    return None
+
+
+def _from_stamps(times: list[str]) -> Optional[int]:
+    if len(times) < 3:
+        return None
+    season = _from_labels(times)
+    if season is not None:
+        return season
+    try:
+        nums = np.array([float(s) for s in times])
+    except ValueError:
+        nums = None
+    if nums is not None:
+        gaps = np.diff(nums)
+        if (gaps <= 0).any():
+            return None
+        gap = float(np.median(gaps))
+        if all(s.strip().lstrip("-").isdigit() for s in times):  # 1959, 1960, ...: years (or an index)
+            return 1 if 1000 <= nums.min() and nums.max() <= 3000 and gap == 1 else None
+        if 1000 <= nums.min() and nums.max() <= 3000:  # decimal years
+            return _match(gap, _BY_YEARS)
+        return None
+    try:
+        stamps = [dt.datetime.fromisoformat(s.strip()) for s in times]
+    except ValueError:
+        return None
+    gaps = np.array([(b - a).total_seconds() / 86400 for a, b in zip(stamps[:-1], stamps[1:], strict=True)])
+    if (gaps <= 0).any():
+        return None
+    return _match(float(np.median(gaps)), _BY_DAYS)
+
+
+def from_autocorrelation(values: np.ndarray) -> int:
+    """The lag where the autocorrelation of the series' changes peaks clearly (1: none)."""
+    x = np.diff(np.asarray(values, dtype=np.float64).reshape(len(values), -1)[:, 0])
+    n = len(x)
+    top = min(60, n // 3)
+    if top < 2 or not np.isfinite(x).all() or x.std() == 0:
+        return 1
+    x = x - x.mean()
+    acf = np.array([1.0] + [float((x[:-k] * x[k:]).sum() / (x * x).sum()) for k in range(1, top + 2)])
+    peaks = [k for k in range(2, top + 1) if acf[k] > acf[k - 1] and acf[k] >= acf[k + 1]
+             and acf[k] > 3 / np.sqrt(n)]
+    return max(peaks, key=lambda k: acf[k]) if peaks else 1
+
+
+def infer_season(times: list[str], values: np.ndarray, has_times: bool) -> tuple[int, str]:
+    """(the season in steps, how it was found) for a series whose config gives none."""
+    season = _from_stamps(times) if has_times else None
+    if season is not None:
+        return season, "from the time stamps' spacing"
+    return from_autocorrelation(values), "from the autocorrelation of the series' changes"

@@ -1,0 +1,80 @@
+"""The forecast job's season and window when the config leaves them out (grukit/app/seasons.py)."""
+
+import numpy as np
+import pytest
+
+from grukit.app import seasons, train
+from grukit.app.job import JobConfig
+
+
+def _months(n, start=1990):
+    return [f"{start + (k // 12)}-{k % 12 + 1:02d}-01" for k in range(n)]
+
+
+@pytest.mark.parametrize(
+    "times,season",
+    [
+        (_months(30), 12),
+        ([f"{1949 + k / 12:.4f}" for k in range(30)], 12),  # R's decimal time of a monthly ts
+        ([f"{1956 + k / 4:.4f}" for k in range(30)], 4),
+        ([f"{1959 + k // 4}Q{k % 4 + 1}" for k in range(30)], 4),
+        ([f"{1959 + k // 4} Q{k % 4 + 1}" for k in range(30)], 4),
+        ([f"{1987 + k // 12} {m}" for k, m in zip(range(30), ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                                                               "Aug", "Sep", "Oct", "Nov", "Dec"] * 3,
+                                                   strict=False)], 12),
+        ([f"{1991 + k // 52} W{k % 52 + 1:02d}" for k in range(30)], 52),
+        ([str(1700 + k) for k in range(30)], 1),  # years
+        ([f"{1700 + k}.0000" for k in range(30)], 1),
+        ([f"1958-03-{1 + k:02d}" for k in range(28)], 7),  # days
+        ([f"2001-{1 + k // 4:02d}-{1 + 7 * (k % 4):02d}" for k in range(20)], 52),  # weeks
+        ([f"2020-01-{1 + k // 24:02d}T{k % 24:02d}:00" for k in range(48)], 24),  # hours
+    ],
+)
+def test_season_from_the_time_stamps(times, season):
+    values = np.random.default_rng(0).normal(size=len(times))
+    assert seasons.infer_season(times, values, has_times=True) == (season, "from the time stamps' spacing")
+
+
+def test_season_from_the_autocorrelation_without_time_stamps():
+    rng = np.random.default_rng(1)
+    t = np.arange(300)
+    for period in (7, 12, 24):
+        y = 5 + 0.02 * t + np.sin(2 * np.pi * t / period) + 0.2 * rng.normal(size=300)
+        season, how = seasons.infer_season([str(i) for i in t], y, has_times=True)  # an index: no frequency
+        assert season == period and "autocorrelation" in how
+    assert seasons.from_autocorrelation(np.cumsum(rng.normal(size=300))) == 1  # a random walk: no season
+    assert seasons.from_autocorrelation(np.ones(50)) == 1 and seasons.from_autocorrelation(np.ones(4)) == 1
+
+
+def test_default_window_is_two_seasons_within_10_to_52():
+    assert [seasons.default_window(s) for s in (1, 4, 7, 12, 24, 52)] == [10, 10, 14, 24, 48, 52]
+
+
+def test_the_job_chooses_season_and_window_from_a_monthly_csv(tmp_path):
+    """A user's monthly CSV with no season or window in the config: 12 and 24 are chosen
+    (from the stamps, on the part before the test part), written in the report and the
+    saved model; a season the series is too short for is dropped."""
+    from grukit import load
+
+    rng = np.random.default_rng(3)
+    n = 120
+    t = np.arange(n)
+    y = 50 + 0.1 * t + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(size=n)
+    data = tmp_path / "m.csv"
+    data.write_text("month,sales\n" + "".join(f"{d},{v:.3f}\n" for d, v in zip(_months(n), y, strict=True)))
+    job = JobConfig()
+    job.data.path, job.data.time_column, job.data.target_columns = str(data), "month", ["sales"]
+    job.train.epochs, job.model.units, job.output.dir = 2, 8, str(tmp_path / "run")
+    assert job.data.season == 0 and job.data.window == 0  # the defaults: chosen from the data
+    metrics = train.run(job, log=lambda *a: None)
+    assert (metrics["season"], metrics["window"]) == (12, 24)
+    assert metrics["season_from"] == "from the time stamps' spacing"
+    info = load(str(tmp_path / "run" / "model.grukit")).extra
+    assert (info["season"], info["window"]) == (12, 24)
+    short = tmp_path / "short.csv"  # 30 weeks: too short for a 52-week season
+    short.write_text("week,v\n" + "".join(f"{w},{v:.3f}\n" for w, v in zip(
+        [f"2001-{1 + k // 4:02d}-{1 + 7 * (k % 4):02d}" for k in range(30)], y[:30], strict=True)))
+    job.data.path, job.data.time_column, job.data.target_columns = str(short), "week", ["v"]
+    job.output.dir = str(tmp_path / "run2")
+    metrics = train.run(job, log=lambda *a: None)
+    assert metrics["season"] == 1 and metrics["window"] == 10 and "too long" in metrics["season_from"]
