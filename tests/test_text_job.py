@@ -39,7 +39,17 @@ def test_text_job_learns_labels_reports_rivals_and_predicts(tmp_path):
     assert metrics["majority_class"]["accuracy"] == pytest.approx(32 / 48)
     assert metrics["gru"]["accuracy"] >= 0.9 > metrics["majority_class"]["accuracy"]
     assert 0 <= metrics["tfidf_logistic_regression"]["accuracy"] <= 1
-    assert np.sum(metrics["confusion"]) == 48 and metrics["verdict"]["line"].startswith("the GRU")
+    assert np.sum(metrics["confusion"]) == 48 and metrics["verdict"]["line"].startswith("grukit's classifier")
+    # grukit's classifier: the network's probabilities averaged with TF-IDF's, the share chosen on validation
+    parts = metrics["parts"]
+    w = float(metrics["classifier"].split(" x ")[0])
+    assert w in text.WEIGHTS
+    ours = w * parts["network"]["test"] + (1 - w) * parts["tfidf"]["test"]
+    assert metrics["grukit"]["accuracy"] == pytest.approx(float((ours.argmax(1) == parts["y_test"]).mean()))
+    losses = [text._log_loss(v * parts["network"]["val"] + (1 - v) * parts["tfidf"]["val"], parts["y_val"])
+              for v in text.WEIGHTS]
+    assert text._log_loss(w * parts["network"]["val"] + (1 - w) * parts["tfidf"]["val"],
+                          parts["y_val"]) == pytest.approx(min(losses))
     assert (tmp_path / "run" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
     new = tmp_path / "new.csv"
@@ -49,6 +59,27 @@ def test_text_job_learns_labels_reports_rivals_and_predicts(tmp_path):
     assert [r["note"] for r in rows] == ["x", "y", "z"]  # the other columns are kept
     assert [r["predicted_label"] for r in rows[:2]] == ["good", "bad"]
     assert all(0.5 <= float(r["probability"]) <= 1 for r in rows)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_saved_tfidf_part_gives_scikit_learns_probabilities(n_classes):
+    """_tfidf keeps the fitted TF-IDF + logistic regression as numbers (the model file holds
+    them); _tfidf_proba rebuilt from them equals scikit-learn's predict_proba."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    words = "good bad fine tea box awful great stale the a it".split()
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(2, 9)))) for _ in range(120)]
+    y = np.array([i % n_classes for i in range(120)])
+    fitted = text._tfidf(texts[:90], y[:90])
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    clf = LogisticRegression(max_iter=2000, C=4.0).fit(vec.fit_transform(texts[:90]), y[:90])
+    expected = clf.predict_proba(vec.transform(texts[90:] + ["unseen words only"]))
+    got = text._tfidf_proba(fitted, texts[90:] + ["unseen words only"], n_classes)
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    assert text._log_loss(np.array([[0.25, 0.75], [1.0, 0.0]]), np.array([1, 1])) == pytest.approx(
+        -(np.log(0.75) + np.log(1e-12)) / 2)
 
 
 def test_text_encoding_and_bad_inputs(tmp_path):

@@ -123,7 +123,8 @@ class JobConfig:
 HELP = {
     "data": {
         "task": '"forecast" (the next values), "classify" (a label per sequence), "text" or "anomaly"',
-        "path": '"co2" (shipped), a CSV file; classify: "japanese_vowels" or a long-format CSV',
+        "path": '"co2" (shipped), a CSV file; classify: "japanese_vowels" or a long-format CSV; text: '
+                '"reviews", "tweets" or a CSV; anomaly: "ucr135" or a CSV',
         "time_column": "forecast: the CSV's time column (\"\" for none)",
         "target_columns": "forecast: the columns to forecast",
         "window": "forecast, anomaly: past steps the model sees (0: forecast: two seasons, 10 to 52; "

