@@ -78,3 +78,21 @@ def test_the_job_chooses_season_and_window_from_a_monthly_csv(tmp_path):
     job.output.dir = str(tmp_path / "run2")
     metrics = train.run(job, log=lambda *a: None)
     assert metrics["season"] == 1 and metrics["window"] == 10 and "too long" in metrics["season_from"]
+
+
+def test_the_chosen_season_does_not_depend_on_the_test_part(tmp_path):
+    """Without time stamps the autocorrelation chooses the season, on the training and
+    validation parts only: a test part with another period changes nothing."""
+    from grukit.app.forecast import _season_and_window
+
+    rng = np.random.default_rng(4)
+    t = np.arange(400)
+    base = 10 + np.sin(2 * np.pi * t / 12) + 0.1 * rng.normal(size=400)
+    other = base.copy()
+    other[320:] = 10 + 3 * np.sin(2 * np.pi * t[320:] / 7)  # the last 20%: a stronger, other period
+    job = JobConfig()
+    job.data.time_column = ""
+    times = [str(i) for i in t]
+    assert _season_and_window(job, times, base[:, None]) == _season_and_window(job, times, other[:, None])
+    assert _season_and_window(job, times, base[:, None])[:2] == (12, 24)
+    assert seasons.from_autocorrelation(other[320:]) == 7  # the test part alone would say 7

@@ -221,7 +221,9 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     write_outputs(out_dir, model, info, metrics, history, "anomaly.png",
                   lambda path: _plot(path, values[:, 0], labels, scores["gru"], thresholds["gru"], w,
                                      (train_end, val_end)), log)
-    return {**metrics, "output_dir": out_dir}
+    # every detector's scores (not in metrics.json), for comparing detectors and scorings
+    parts = {"scores": scores, "labels": labels, "window": w, "train_end": train_end, "val_end": val_end}
+    return {**metrics, "output_dir": out_dir, "parts": parts}
 
 
 def _plot(path: str, series: np.ndarray, labels: Optional[np.ndarray], score: np.ndarray, threshold: float,

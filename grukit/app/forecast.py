@@ -190,7 +190,7 @@ def _season_and_window(job: JobConfig, times: list[str], values: np.ndarray) -> 
         n_train = n - int(n * job.split.val_fraction) - int(n * job.split.test_fraction)
         if season > 1 and (n <= 0 or window - 1 + n_train + 1 - baselines.seasonal_lag(1, season) < 0
                            or n_train + window < 2 * season):
-            season, about = 1, f"none: {season} (found {about[5:]}) is too long for the series"
+            season, about = 1, f"none: the season of {season} steps found {about} is too long for the series"
     return season, d.window or seasons.default_window(season), about
 
 
@@ -235,7 +235,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     model = Sequential([*gru_stack(job), L.Dense(h * n_cols)])
     model.compile("adam", "mse", learning_rate=t.learning_rate, device=t.device)
     out_dir = output_dir(job, resume)
-    log(f"grukit train: {source}, {len(values)} steps, {n} windows of {window} -> "
+    log(f"grukit train: {source}, {len(values)} steps, season {season} ({about_season}), {n} windows of "
+        f"{window} -> "
         f"{n_train} train / {n_val} validation / {n_test} test (in time order); output in {out_dir}")
     start = time.perf_counter()
     history = fit(model, job, out_dir, resume, x_rel[train_rows], y_rel[train_rows],
