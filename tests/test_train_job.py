@@ -118,6 +118,11 @@ def test_future_times_continue_the_series_spacing():
     assert future_times(["1990-01-01", "1990-04-01"], 2) == ["1990-07-01", "1990-10-01"]  # quarterly
     assert future_times(["2020-01-01T00:00", "2020-01-01T06:00"], 1) == ["2020-01-01T12:00:00"]
     assert future_times(["1", "2", "4"], 1) == future_times(["a", "b"], 1) == [""]  # no regular spacing
+    assert future_times(["1959Q3", "1959Q4"], 3) == ["1960Q1", "1960Q2", "1960Q3"]  # quarter labels
+    assert future_times(["1959 Q3", "1960 Q1"], 2) == ["1960 Q3", "1961 Q1"]
+    assert future_times(["1987 Nov", "1987 Dec"], 2) == ["1988 Jan", "1988 Feb"]  # month labels
+    assert future_times(["2001-JAN", "2001-FEB"], 1) == ["2001-MAR"]
+    assert future_times(["1959Q1", "1959Q3", "1959Q4"], 1) == [""]
 
 
 def test_the_forecaster_never_reads_the_test_part(tmp_path):

@@ -433,12 +433,20 @@ def predict(model: Sequential, info: dict, input_path: str, output_path: Optiona
 
 def future_times(times: list[str], steps: int) -> list[str]:
     """The ``steps`` time stamps after the series' last, continuing its spacing: numbers,
-    ISO dates or date-times a fixed time apart, or dates a fixed number of months apart
-    (monthly, quarterly, yearly data); "" each where the spacing is not regular."""
+    ISO dates or date-times a fixed time apart, dates a fixed number of months apart
+    (monthly, quarterly, yearly data), or quarter and month labels ("1959Q1", "1959 Q1",
+    "1987 Jan"); "" each where the spacing is not regular."""
     import datetime as dt
 
     blank = [""] * steps
     if len(times) < 2:
+        return blank
+    labels = seasons.label_months(times)  # quarter and month labels as month counts
+    if labels is not None:
+        counts, write = labels
+        gaps = set(np.diff(counts).tolist())
+        if len(gaps) == 1 and (gap := gaps.pop()) > 0:
+            return [write(counts[-1] + k * gap) for k in range(1, steps + 1)]
         return blank
     try:
         nums = [float(t) for t in times]

@@ -50,6 +50,29 @@ def _match(gap: float, table: tuple) -> Optional[int]:
     return None
 
 
+_QUARTER = re.compile(r"(\d{4})(\s*-?\s*)[qQ]([1-4])")
+_MONTH = re.compile(r"(\d{4})([\s-]+)([A-Za-z]{3})[A-Za-z]*")
+
+
+def label_months(times: list[str]):
+    """Quarter labels ("1959Q1", "1959 Q1") or month labels ("1987 Jan") as months since year
+    0, with a function writing a count back in the same style; None for other stamps."""
+    t = [s.strip() for s in times]
+    quarters = [_QUARTER.fullmatch(s) for s in t]
+    if all(quarters):
+        sep, upper = quarters[-1].group(2), "Q" in t[-1]
+        counts = [int(m.group(1)) * 12 + 3 * (int(m.group(3)) - 1) for m in quarters]
+        return counts, lambda c: f"{c // 12}{sep}{'Q' if upper else 'q'}{c % 12 // 3 + 1}"
+    months = [_MONTH.fullmatch(s) for s in t]
+    if all(months) and all(m.group(3).lower() in MONTHS for m in months):
+        sep, name = months[-1].group(2), months[-1].group(3)
+        names = [m.capitalize() for m in MONTHS]
+        style = str.upper if name.isupper() else (str.lower if name.islower() else str)
+        counts = [int(m.group(1)) * 12 + MONTHS[m.group(3).lower()] - 1 for m in months]
+        return counts, lambda c: f"{c // 12}{sep}{style(names[c % 12])}"
+    return None
+
+
 def _from_labels(times: list[str]) -> Optional[int]:
     """Seasons from labels such as "1959Q1", "1987 Jan", "1991 W06", "2001-03"."""
     t = [s.strip().lower() for s in times]
