@@ -161,7 +161,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     words = [w for w, c in counts.most_common(d.vocabulary - 2) if c >= 2]  # a word seen once teaches nothing
     vocab = {w: i + 2 for i, w in enumerate(words)}
     # the last max_tokens tokens of each text, padded (and masked) only as far as the longest text
-    x = encode(texts, vocab, min(d.max_tokens, max(len(tokenize(s)) for s in texts)))
+    x = encode(texts, vocab, min(d.max_tokens, max(1, *(len(tokenize(s)) for s in texts))))
 
     model = Sequential([L.Embedding(len(vocab) + 2, 64, mask_zero=True),
                         L.Bidirectional(L.GRU(m.units, return_sequences=True, dropout=m.dropout,
