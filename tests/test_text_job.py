@@ -42,8 +42,8 @@ def test_text_job_learns_labels_reports_rivals_and_predicts(tmp_path):
     assert np.sum(metrics["confusion"]) == 48 and metrics["verdict"]["line"].startswith("grukit's classifier")
     # grukit's classifier: the network's probabilities averaged with TF-IDF's, the share chosen on validation
     parts = metrics["parts"]
-    w = float(metrics["classifier"].split(" x ")[0])
-    assert w in text.WEIGHTS
+    w = metrics["network_share"]
+    assert w in text.WEIGHTS and metrics["classifier"].startswith(f"{w:.2f} x the network + ")
     ours = w * parts["network"]["test"] + (1 - w) * parts["tfidf"]["test"]
     assert metrics["grukit"]["accuracy"] == pytest.approx(float((ours.argmax(1) == parts["y_test"]).mean()))
     losses = [text._log_loss(v * parts["network"]["val"] + (1 - v) * parts["tfidf"]["val"], parts["y_val"])

