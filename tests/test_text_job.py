@@ -92,6 +92,13 @@ def test_text_encoding_and_bad_inputs(tmp_path):
         text.read_texts(str(data), "text", "label")
     with pytest.raises(ValueError, match="column 'body' is not in"):
         text.read_texts(str(data), "body", "label")
+    multi = tmp_path / "m.csv"  # a quoted text over two lines: errors name the line a row starts on
+    multi.write_text('text,label\n"two\nlines",a\nbad,\n')
+    with pytest.raises(ValueError, match="line 4: column 'label' is empty"):
+        text.read_texts(str(multi), "text", "label")
+    multi.write_text('text,label\n"two\nlines",a\nfine, a,b\n')
+    with pytest.raises(ValueError, match="line 4: 3 cells where the header has 2"):
+        text.read_texts(str(multi), "text", "label")
     empty = tmp_path / "e.csv"
     empty.write_text('text,label\nfine,a\n"  ",b\n')
     with pytest.raises(ValueError, match="line 3: column 'text' is empty"):

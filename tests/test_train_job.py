@@ -215,6 +215,51 @@ def test_missing_column_and_too_short_series(tmp_path):
         datasets.read_series(str(data), "date", ["value"])
 
 
+def test_csv_rows_that_do_not_fit_the_header_are_errors(tmp_path):
+    data = tmp_path / "s.csv"
+    data.write_text("month,sales\n2001-01-01,5\n2001-02-01,1,234.5\n")  # an unquoted thousands comma
+    with pytest.raises(ValueError, match=r"line 3: 3 cells where the header has 2 .*must be quoted"):
+        datasets.read_series(str(data), "month", ["sales"])
+    data.write_text("month,sales\n2001-01-01,5\n2001-02-01\n")  # a short row is not a gap
+    with pytest.raises(ValueError, match=r"line 3: 1 cells where the header has 2"):
+        datasets.read_series(str(data), "month", ["sales"])
+    data.write_text('month,sales\n2001-01-01,"1,234.5"\n')  # quoted, it is one cell: not a number
+    with pytest.raises(ValueError, match=r"line 2, column 'sales': '1,234.5' is not a number"):
+        datasets.read_series(str(data), "month", ["sales"])
+    data.write_text('month,sales\n\n2001-01-01,"1234.5"\n2001-02-01,\n2001-03-01,3\n')  # a gap
+    times, values = datasets.read_series(str(data), "month", ["sales"])  # blank lines are skipped
+    assert times == ["2001-01-01", "2001-02-01", "2001-03-01"]
+    np.testing.assert_allclose(values[:, 0], [1234.5, (1234.5 + 3) / 2, 3])
+    data.write_text("month;sales\n2001-01-01;5\n")
+    with pytest.raises(ValueError, match=r"columns are \['month;sales'\] \(the file looks separated by ';'"):
+        datasets.read_series(str(data), "month", ["sales"])
+
+
+@pytest.mark.parametrize("swap", ["shuffled", "repeated"])
+def test_time_stamps_out_of_order_are_errors(tmp_path, swap):
+    from grukit.app import seasons
+
+    months = [f"{2001 + i // 12}-{i % 12 + 1:02d}-01" for i in range(60)]
+    if swap == "shuffled":
+        months[40], months[41] = months[41], months[40]
+    else:
+        months[41] = months[40]
+    data = tmp_path / "s.csv"
+    data.write_text("month,sales\n" + "".join(f"{m},{10 + i % 12}\n" for i, m in enumerate(months)))
+    job = JobConfig()
+    job.data.path, job.data.time_column, job.data.target_columns = str(data), "month", ["sales"]
+    job.output.dir = str(tmp_path / "run")
+    with pytest.raises(ValueError, match=rf"'month' must increase from row to row; data row 42 has "
+                                         rf"'{months[41]}' after '{months[40]}'"):
+        train.run(job, log=lambda *a: None)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    assert list(seasons.positions(["1959Q4", "1960Q1"])) == [1959 * 12 + 9, 1960 * 12]
+    assert list(seasons.positions(["1987 Jan", "1987 Feb"])) == [1987 * 12, 1987 * 12 + 1]
+    assert list(seasons.positions(["2001-01-01", "2001-01-02T12:00"])) == [0, 1.5 * 86400]
+    assert seasons.positions(["1991 W06", "1991 W07"]) is None  # not read: not checked
+    seasons.check_order(["1991 W07", "1991 W06"], "x.csv", "week")
+
+
 def test_cli_reports_user_errors_plainly(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("[model]\nsize = 3\n")

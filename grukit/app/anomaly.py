@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import csv
 import os
-import time
 from typing import Any, Optional
 
 import numpy as np
@@ -44,6 +43,7 @@ from .. import datasets
 from ..training import distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
+from . import seasons
 from .job import JobConfig, fit, gru_stack, output_dir, write_outputs
 
 UCR_MARGIN = 100  # the UCR archive's rule: a detection within 100 steps of the anomaly counts
@@ -59,6 +59,8 @@ def _load(d) -> tuple[str, list[str], np.ndarray, Optional[np.ndarray], Optional
         return ("UCR anomaly archive 135 (InternalBleeding16, through aeon)", [str(i) for i in range(len(x))],
                 values, np.asarray(y, dtype=int), 1200)
     times, values = datasets.read_series(d.path, d.time_column or None, d.target_columns)
+    if d.time_column:
+        seasons.check_order(times, d.path, d.time_column)
     labels = None
     with open(d.path, newline="") as f:
         header = next(csv.reader(f), [])
@@ -175,10 +177,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         f"training on steps "
         f"0..{train_end - 1} (assumed normal), threshold from {train_end}..{val_end - 1}, test "
         f"{val_end}..{n - 1}; output in {out_dir}")
-    start = time.perf_counter()
-    history = fit(model, job, out_dir, resume, x[rows["train"]], target[rows["train"]],
+    history, seconds = fit(model, job, out_dir, resume, x[rows["train"]], target[rows["train"]],
                   (x[rows["val"]], target[rows["val"]]), log)
-    seconds = time.perf_counter() - start
     pred = model.predict(x)
     spread = _spread(pred[rows["train"]], target[rows["train"]])
     scores = {"gru": _score(pred, target, spread), "rolling_zscore": _rolling_z(z, w)}

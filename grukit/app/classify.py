@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import os
-import time
 from typing import Any, Optional
 
 import numpy as np
@@ -40,11 +39,8 @@ def read_sequences(path: str, sequence_column: str, label_column: Optional[str],
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file {path!r} does not exist")
     with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        for col in [sequence_column, *([label_column] if label_column else []), *feature_columns]:
-            if col not in header:
-                raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}")
+        named = [sequence_column, *([label_column] if label_column else []), *feature_columns]
+        header, table = datasets.csv_table(f, path, named)
         features = list(feature_columns) or [c for c in header if c not in (sequence_column, label_column)]
         if sequence_column in features or (label_column and label_column in features):
             raise ValueError(f"feature_columns {features} must not name the sequence or label column")
@@ -52,7 +48,7 @@ def read_sequences(path: str, sequence_column: str, label_column: Optional[str],
             raise ValueError(f"{path!r} has no feature columns besides {sequence_column!r} and "
                              f"{label_column!r}")
         ids, seqs, labels, rows, seen = [], [], [], [], set()
-        for line, row in enumerate(reader, start=2):
+        for line, row in table:
             sid = row[sequence_column]
             if not ids or sid != ids[-1]:
                 if sid in seen:
@@ -87,8 +83,24 @@ def pad(seqs: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> np.ndarray
     return out
 
 
+def split_labels(labels: list, job: JobConfig, source: str, what: str
+                 ) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
+    """The classes (sorted), each sample's class index, and the stratified train/validation/test
+    parts (_split) of a labelled job's samples (``what``: "sequences", "texts"); a clear error
+    for one class or too few samples."""
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise ValueError(f"{source} has {len(classes)} class(es) in column {job.data.label_column!r}; "
+                         "classification needs at least 2")
+    y = np.array([classes.index(lab) for lab in labels])
+    parts = _split(y, job.split.val_fraction, job.split.test_fraction, job.train.seed)
+    if min(len(v) for v in parts.values()) < 1:
+        raise ValueError(f"{len(labels)} {what} are too few to split into train, validation and test")
+    return classes, y, parts
+
+
 def _split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
-    """Stratified: every class gives the same share of its sequences to each part."""
+    """Stratified: every class gives the same share of its samples to each part."""
     rng = np.random.default_rng(seed)
     parts = {"train": [], "val": [], "test": []}
     for c in np.unique(y):
@@ -113,14 +125,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         _, seqs, labels, features = read_sequences(d.path, d.sequence_column, d.label_column,
                                                    list(d.feature_columns))
         source = d.path
-    classes = sorted(set(labels))
-    if len(classes) < 2:
-        raise ValueError(f"{source} has {len(classes)} class(es) in column {d.label_column!r}; "
-                         "classification needs at least 2")
-    y = np.array([classes.index(lab) for lab in labels])
-    parts = _split(y, job.split.val_fraction, job.split.test_fraction, t.seed)
-    if min(len(v) for v in parts.values()) < 1:
-        raise ValueError(f"{len(seqs)} sequences are too few to split into train, validation and test")
+    classes, y, parts = split_labels(labels, job, source, "sequences")
     train_frames = np.concatenate([seqs[i] for i in parts["train"]])
     mean, std = train_frames.mean(0), train_frames.std(0) + 1e-8
     length = max(len(s) for s in seqs)
@@ -134,10 +139,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     log(f"grukit train: classify {source}: {len(seqs)} sequences of {min(map(len, seqs))}-{length} steps x "
         f"{len(features)} features, {len(classes)} classes -> {len(parts['train'])} train / "
         f"{len(parts['val'])} validation / {len(parts['test'])} test (stratified); output in {out_dir}")
-    start = time.perf_counter()
-    history = fit(model, job, out_dir, resume, x[parts["train"]], y[parts["train"]],
-                        (x[parts["val"]], y[parts["val"]]), log)
-    seconds = time.perf_counter() - start
+    history, seconds = fit(model, job, out_dir, resume, x[parts["train"]], y[parts["train"]],
+                           (x[parts["val"]], y[parts["val"]]), log)
 
     test = parts["test"]
     pred = model.predict(x[test]).argmax(1)
@@ -163,11 +166,11 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     info = {"kind": "classify", "sequence_column": d.sequence_column, "feature_columns": features,
             "classes": classes, "mean": mean.tolist(), "std": std.tolist()}
     write_outputs(out_dir, model, info, metrics, history, "confusion.png",
-                  lambda path: _plot_confusion(path, confusion, classes), log)
+                  lambda path: plot_confusion(path, confusion, classes), log)
     return {**metrics, "output_dir": out_dir}
 
 
-def _plot_confusion(path: str, confusion: np.ndarray, classes: list) -> None:
+def plot_confusion(path: str, confusion: np.ndarray, classes: list) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -21,7 +21,6 @@ Nothing is chosen or fitted on the test part. The report gives the network alone
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Optional
 
 import numpy as np
@@ -203,6 +202,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         source = "Mauna Loa weekly CO2 (shipped with grukit)"
     else:
         times, values = datasets.read_series(d.path, d.time_column or None, d.target_columns)
+        if d.time_column:
+            seasons.check_order(times, d.path, d.time_column)
         source = d.path
     season, window, about_season = _season_and_window(job, times, values)
     x, y, origins = windows(values, window, d.horizon)
@@ -238,10 +239,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     log(f"grukit train: {source}, {len(values)} steps, season {season} ({about_season}), {n} windows of "
         f"{window} -> "
         f"{n_train} train / {n_val} validation / {n_test} test (in time order); output in {out_dir}")
-    start = time.perf_counter()
-    history = fit(model, job, out_dir, resume, x_rel[train_rows], y_rel[train_rows],
+    history, train_seconds = fit(model, job, out_dir, resume, x_rel[train_rows], y_rel[train_rows],
                   (x_rel[val], y_rel[val]), log)
-    train_seconds = time.perf_counter() - start
 
     def network(rows: slice) -> np.ndarray:
         pred = _network(model, xs[rows], ref[rows], scale)
@@ -410,6 +409,8 @@ def predict(model: Sequential, info: dict, input_path: str, output_path: Optiona
     window), or with ``steps`` the next N steps after the series' end with 90% intervals
     (recursively past the trained horizon); written to a CSV."""
     times, values = datasets.read_series(input_path, info["time_column"] or None, info["target_columns"])
+    if info["time_column"]:
+        seasons.check_order(times, input_path, info["time_column"])
     if info.get("log", False) and not (values > 0).all():
         raise ValueError(f"{input_path!r}: the model was trained on the logarithm of a positive series; "
                          "this series has values <= 0")

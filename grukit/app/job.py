@@ -125,7 +125,7 @@ HELP = {
         "task": '"forecast" (the next values), "classify" (a label per sequence), "text" or "anomaly"',
         "path": '"co2" (shipped), a CSV file; classify: "japanese_vowels" or a long-format CSV; text: '
                 '"reviews", "tweets" or a CSV; anomaly: "ucr135" or a CSV',
-        "time_column": "forecast: the CSV's time column (\"\" for none)",
+        "time_column": "forecast, anomaly: the CSV's time column, increasing row by row (\"\" for none)",
         "target_columns": "forecast: the columns to forecast",
         "window": "forecast, anomaly: past steps the model sees (0: forecast: two seasons, 10 to 52; "
                   "anomaly: 52)",
@@ -273,9 +273,10 @@ def output_dir(job: JobConfig, resume: Optional[str]) -> str:
 
 
 def fit(model: Sequential, job: JobConfig, out_dir: str, resume: Optional[str], x: np.ndarray, y: np.ndarray,
-        validation: tuple, log=print) -> Any:
+        validation: tuple, log=print) -> tuple[Any, float]:
     """The job's fit: early stopping on the validation loss (back to the best epoch's
-    weights), and out_dir/checkpoint.grukit after every epoch, with the training state."""
+    weights), and out_dir/checkpoint.grukit after every epoch, with the training state.
+    Returns the history and the seconds the fit took."""
     t = job.train
     callbacks = [cbks.EarlyStopping("val_loss", patience=t.patience, restore_best_weights=True),
                  cbks.ModelCheckpoint(os.path.join(out_dir, "checkpoint.grukit"), monitor="val_loss")]
@@ -283,8 +284,10 @@ def fit(model: Sequential, job: JobConfig, out_dir: str, resume: Optional[str], 
         callbacks.append(cbks.TensorBoard(os.path.join(out_dir, "tensorboard")))
     if resume is not None:
         log(f"resuming from {resume}")
-    return model.fit(x, y, epochs=t.epochs, batch_size=t.batch_size, validation_data=validation,
-                     callbacks=callbacks, verbose=1, resume=resume)
+    start = time.perf_counter()
+    history = model.fit(x, y, epochs=t.epochs, batch_size=t.batch_size, validation_data=validation,
+                        callbacks=callbacks, verbose=1, resume=resume)
+    return history, time.perf_counter() - start
 
 
 def write_outputs(out_dir: str, model: Sequential, info: dict, metrics: dict, history: Any, plot: str,

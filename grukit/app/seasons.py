@@ -116,6 +116,38 @@ def _from_stamps(times: list[str]) -> Optional[int]:
     return _match(float(np.median(gaps)), _BY_DAYS)
 
 
+def positions(times: list[str]) -> Optional[np.ndarray]:
+    """The time stamps as numbers that keep their order: month counts for quarter and month
+    labels, the numbers themselves, seconds for ISO dates and date-times; None for stamps
+    that are none of these (or mix them)."""
+    labels = label_months(times)
+    if labels is not None:
+        return np.array(labels[0], dtype=np.float64)
+    try:
+        return np.array([float(s) for s in times])
+    except ValueError:
+        pass
+    try:
+        stamps = [dt.datetime.fromisoformat(s.strip()) for s in times]
+        return np.array([(s - stamps[0]).total_seconds() for s in stamps])
+    except (ValueError, TypeError):  # not ISO, or time zones mixed with naive stamps
+        return None
+
+
+def check_order(times: list[str], path: str, column: str) -> None:
+    """A ValueError where readable time stamps go back or repeat: a series is one row per
+    step, in time order (a shuffled or duplicated row would be forecast from silently)."""
+    pos = positions(times)
+    if pos is None or len(pos) < 2:
+        return
+    back = np.flatnonzero(~(np.diff(pos) > 0))
+    if back.size:
+        i = int(back[0]) + 1
+        raise ValueError(f"{path!r}: the time column {column!r} must increase from row to row; data row "
+                         f"{i + 1} has {times[i]!r} after {times[i - 1]!r} (sort the rows by time, one row "
+                         "per step)")
+
+
 def from_autocorrelation(values: np.ndarray) -> int:
     """The lag where the autocorrelation of the series' changes peaks clearly (1: none)."""
     x = np.diff(np.asarray(values, dtype=np.float64).reshape(len(values), -1)[:, 0])

@@ -29,7 +29,6 @@ import csv
 import os
 import re
 import sys
-import time
 from collections import Counter
 from typing import Any, Optional
 
@@ -39,7 +38,7 @@ from .. import datasets
 from ..training import distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
-from .classify import _plot_confusion, _split
+from .classify import plot_confusion, split_labels
 from .job import JobConfig, fit, output_dir, write_outputs
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -67,25 +66,22 @@ def read_texts(path: str, text_column: str, label_column: Optional[str]
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long texts are fields too
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            for col in [text_column, *([label_column] if label_column else [])]:
-                if col not in header:
-                    raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}")
-            rows = list(reader)
+            _, table = datasets.csv_table(f, path, [text_column, *([label_column] if label_column else [])])
+            numbered = list(table)
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start:exc.start + 1]
         raise ValueError(f"{path!r} is not UTF-8 text (byte {bad!r}: {exc.reason}); save the CSV as UTF-8"
                          ) from None
-    if not rows:
+    if not numbered:
         raise ValueError(f"{path!r} has no rows")
-    texts = [r[text_column] or "" for r in rows]
+    rows = [r for _, r in numbered]
+    texts = [r[text_column] for r in rows]
     if any(not t.strip() for t in texts):
-        line = 2 + next(i for i, t in enumerate(texts) if not t.strip())
+        line = next(n for n, r in numbered if not r[text_column].strip())
         raise ValueError(f"{path!r} line {line}: column {text_column!r} is empty (every row needs a text)")
-    labels = [(r[label_column] or "").strip() for r in rows] if label_column else [""] * len(rows)
+    labels = [r[label_column].strip() for r in rows] if label_column else [""] * len(rows)
     if label_column and any(not lab for lab in labels):
-        line = 2 + next(i for i, lab in enumerate(labels) if not lab)
+        line = next(n for n, r in numbered if not r[label_column].strip())
         raise ValueError(f"{path!r} line {line}: column {label_column!r} is empty")
     return rows, texts, labels
 
@@ -149,14 +145,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     else:
         _, texts, labels = read_texts(d.path, d.text_column, d.label_column)
         source = d.path
-    classes = sorted(set(labels))
-    if len(classes) < 2:
-        raise ValueError(f"{source} has {len(classes)} class(es) in column {d.label_column!r}; "
-                         "classification needs at least 2")
-    y = np.array([classes.index(lab) for lab in labels])
-    parts = _split(y, job.split.val_fraction, job.split.test_fraction, t.seed)
-    if min(len(v) for v in parts.values()) < 1:
-        raise ValueError(f"{len(texts)} texts are too few to split into train, validation and test")
+    classes, y, parts = split_labels(labels, job, source, "texts")
     counts = Counter(w for i in parts["train"] for w in tokenize(texts[i]))
     words = [w for w, c in counts.most_common(d.vocabulary - 2) if c >= 2]  # a word seen once teaches nothing
     vocab = {w: i + 2 for i, w in enumerate(words)}
@@ -175,10 +164,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         f"the last {d.max_tokens} kept), a vocabulary of {len(vocab)} words, {len(classes)} classes -> "
         f"{len(parts['train'])} train / {len(parts['val'])} validation / {len(parts['test'])} test "
         f"(stratified); output in {out_dir}")
-    start = time.perf_counter()
-    history = fit(model, job, out_dir, resume, x[parts["train"]], y[parts["train"]],
-                  (x[parts["val"]], y[parts["val"]]), log)
-    seconds = time.perf_counter() - start
+    history, seconds = fit(model, job, out_dir, resume, x[parts["train"]], y[parts["train"]],
+                           (x[parts["val"]], y[parts["val"]]), log)
 
     test, val = parts["test"], parts["val"]
     p_net = {"val": model.predict(x[val]), "test": model.predict(x[test])}
@@ -232,7 +219,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
             "max_tokens": d.max_tokens, "network_weight": weight,
             "tfidf": tfidf if weight < 1 else None}
     write_outputs(out_dir, model, info, metrics, history, "confusion.png",
-                  lambda path: _plot_confusion(path, confusion, classes), log)
+                  lambda path: plot_confusion(path, confusion, classes), log)
     # what each part gave (not in metrics.json), for comparing ways to combine them
     parts_seen = {"network": p_net, "tfidf": None if tfidf is None else p_tfidf, "y_val": y[val],
                   "y_test": y[test]}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -36,6 +36,35 @@ def interpolate_gaps(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def csv_table(f, path: str, columns: Sequence[str]) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """The header and the rows (the line a row starts on, {column: cell}) of an open CSV
+    file, checked: every one of ``columns`` is in the header (else an error listing the
+    header, with a hint where the file is separated by something other than commas), and
+    every row has as many cells as the header (an unquoted comma inside a value, such as
+    "1,234.5", would otherwise shift or drop cells unnoticed). Blank lines are skipped."""
+    reader = csv.reader(f)
+    header = next(reader, [])
+    for col in columns:
+        if col not in header:
+            other = next((s for s in (";", "\t", "|") if len(header) == 1 and s in header[0]), None)
+            hint = (f" (the file looks separated by {other!r}; grukit reads comma-separated files)"
+                    if other else "")
+            raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}{hint}")
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        end = reader.line_num
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{path!r} line {start}: {len(row)} cells where the header has "
+                                 f"{len(header)} ({header}); a value holding a comma must be quoted")
+            yield start, dict(zip(header, row, strict=True))
+
+    return header, rows()
+
+
 def read_series(path: str, time_column: Optional[str], target_columns: Sequence[str]
                 ) -> tuple[list[str], np.ndarray]:
     """(times, values (N, len(target_columns))) from a CSV with a header row.
@@ -46,14 +75,10 @@ def read_series(path: str, time_column: Optional[str], target_columns: Sequence[
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file {path!r} does not exist")
     with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        for col in [*([time_column] if time_column else []), *target_columns]:
-            if col not in header:
-                raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}")
+        _, table = csv_table(f, path, [*([time_column] if time_column else []), *target_columns])
         times, rows = [], []
-        for line, row in enumerate(reader, start=2):
-            times.append(row[time_column] if time_column else str(line - 2))
+        for line, row in table:
+            times.append(row[time_column] if time_column else str(len(times)))
             values = []
             for col in target_columns:
                 cell = (row[col] or "").strip()
@@ -89,7 +114,7 @@ from .sources import (  # noqa: E402  (after the helpers above, which they do no
 from .speech import espeak_voices, mfcc, synthesize_digits  # noqa: E402
 
 __all__ = [
-    "MissingDataSource", "espeak_voices", "interpolate_gaps", "load_bach_melodies", "load_co2", "load_ecg",
-    "load_japanese_vowels", "load_reviews", "load_shakespeare", "load_sunspots", "load_tweets", "mfcc",
-    "read_series", "synthesize_digits",
+    "MissingDataSource", "csv_table", "espeak_voices", "interpolate_gaps", "load_bach_melodies", "load_co2",
+    "load_ecg", "load_japanese_vowels", "load_reviews", "load_shakespeare", "load_sunspots", "load_tweets",
+    "mfcc", "read_series", "synthesize_digits",
 ]
