@@ -230,6 +230,8 @@ def test_csv_rows_that_do_not_fit_the_header_are_errors(tmp_path):
     times, values = datasets.read_series(str(data), "month", ["sales"])  # blank lines are skipped
     assert times == ["2001-01-01", "2001-02-01", "2001-03-01"]
     np.testing.assert_allclose(values[:, 0], [1234.5, (1234.5 + 3) / 2, 3])
+    data.write_bytes("\ufeffmonth,sales\n2001-01-01,5\n2001-02-01,6\n".encode())  # a spreadsheet's UTF-8
+    assert datasets.read_series(str(data), "month", ["sales"])[0] == ["2001-01-01", "2001-02-01"]
     data.write_text("month;sales\n2001-01-01;5\n")
     with pytest.raises(ValueError, match=r"columns are \['month;sales'\] \(the file looks separated by ';'"):
         datasets.read_series(str(data), "month", ["sales"])

@@ -62,8 +62,7 @@ def _load(d) -> tuple[str, list[str], np.ndarray, Optional[np.ndarray], Optional
     if d.time_column:
         seasons.check_order(times, d.path, d.time_column)
     labels = None
-    with open(d.path, newline="") as f:
-        header = next(csv.reader(f), [])
+    header, _ = datasets.read_csv(d.path, [])
     if d.label_column and d.label_column in header:
         _, lab = datasets.read_series(d.path, None, [d.label_column])
         labels = (lab[:, 0] > 0.5).astype(int)

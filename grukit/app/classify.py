@@ -36,39 +36,36 @@ from .job import JobConfig, fit, gru_stack, output_dir, write_outputs
 def read_sequences(path: str, sequence_column: str, label_column: Optional[str], feature_columns: list
                    ) -> tuple[list[str], list[np.ndarray], list[str], list[str]]:
     """(ids, sequences (T_i, F) float64, labels (or "" without label_column), feature names)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"data file {path!r} does not exist")
-    with open(path, newline="") as f:
-        named = [sequence_column, *([label_column] if label_column else []), *feature_columns]
-        header, table = datasets.csv_table(f, path, named)
-        features = list(feature_columns) or [c for c in header if c not in (sequence_column, label_column)]
-        if sequence_column in features or (label_column and label_column in features):
-            raise ValueError(f"feature_columns {features} must not name the sequence or label column")
-        if not features:
-            raise ValueError(f"{path!r} has no feature columns besides {sequence_column!r} and "
-                             f"{label_column!r}")
-        ids, seqs, labels, rows, seen = [], [], [], [], set()
-        for line, row in table:
-            sid = row[sequence_column]
-            if not ids or sid != ids[-1]:
-                if sid in seen:
-                    raise ValueError(f"{path!r} line {line}: the rows of sequence {sid!r} are not "
-                                     "consecutive")
-                seen.add(sid)
-                if rows:
-                    seqs.append(np.array(rows))
-                ids.append(sid)
-                labels.append(row[label_column] if label_column else "")
-                rows = []
-            elif label_column and row[label_column] != labels[-1]:
-                raise ValueError(f"{path!r} line {line}: sequence {sid!r} changes label from {labels[-1]!r} "
-                                 f"to {row[label_column]!r}; a sequence has one label")
-            try:
-                rows.append([float(row[c]) for c in features])
-            except (TypeError, ValueError):
-                raise ValueError(f"{path!r} line {line}: a feature in {features} is not a number") from None
-        if rows:
-            seqs.append(np.array(rows))
+    named = [sequence_column, *([label_column] if label_column else []), *feature_columns]
+    header, table = datasets.read_csv(path, named)
+    features = list(feature_columns) or [c for c in header if c not in (sequence_column, label_column)]
+    if sequence_column in features or (label_column and label_column in features):
+        raise ValueError(f"feature_columns {features} must not name the sequence or label column")
+    if not features:
+        raise ValueError(f"{path!r} has no feature columns besides {sequence_column!r} and "
+                         f"{label_column!r}")
+    ids, seqs, labels, rows, seen = [], [], [], [], set()
+    for line, row in table:
+        sid = row[sequence_column]
+        if not ids or sid != ids[-1]:
+            if sid in seen:
+                raise ValueError(f"{path!r} line {line}: the rows of sequence {sid!r} are not "
+                                 "consecutive")
+            seen.add(sid)
+            if rows:
+                seqs.append(np.array(rows))
+            ids.append(sid)
+            labels.append(row[label_column] if label_column else "")
+            rows = []
+        elif label_column and row[label_column] != labels[-1]:
+            raise ValueError(f"{path!r} line {line}: sequence {sid!r} changes label from {labels[-1]!r} "
+                             f"to {row[label_column]!r}; a sequence has one label")
+        try:
+            rows.append([float(row[c]) for c in features])
+        except (TypeError, ValueError):
+            raise ValueError(f"{path!r} line {line}: a feature in {features} is not a number") from None
+    if rows:
+        seqs.append(np.array(rows))
     if not ids:
         raise ValueError(f"data file {path!r} has a header but no rows")
     return ids, seqs, labels, features

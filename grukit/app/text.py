@@ -61,17 +61,8 @@ def encode(texts: list[str], vocab: dict[str, int], max_tokens: int) -> np.ndarr
 def read_texts(path: str, text_column: str, label_column: Optional[str]
                ) -> tuple[list[dict], list[str], list[str]]:
     """(rows as dicts, texts, labels ("" without label_column)) of a CSV."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"data file {path!r} does not exist")
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long texts are fields too
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            _, table = datasets.csv_table(f, path, [text_column, *([label_column] if label_column else [])])
-            numbered = list(table)
-    except UnicodeDecodeError as exc:
-        bad = exc.object[exc.start:exc.start + 1]
-        raise ValueError(f"{path!r} is not UTF-8 text (byte {bad!r}: {exc.reason}); save the CSV as UTF-8"
-                         ) from None
+    _, numbered = datasets.read_csv(path, [text_column, *([label_column] if label_column else [])])
     if not numbered:
         raise ValueError(f"{path!r} has no rows")
     rows = [r for _, r in numbered]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -36,33 +36,39 @@ def interpolate_gaps(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def csv_table(f, path: str, columns: Sequence[str]) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """The header and the rows (the line a row starts on, {column: cell}) of an open CSV
-    file, checked: every one of ``columns`` is in the header (else an error listing the
-    header, with a hint where the file is separated by something other than commas), and
-    every row has as many cells as the header (an unquoted comma inside a value, such as
-    "1,234.5", would otherwise shift or drop cells unnoticed). Blank lines are skipped."""
-    reader = csv.reader(f)
-    header = next(reader, [])
-    for col in columns:
-        if col not in header:
-            other = next((s for s in (";", "\t", "|") if len(header) == 1 and s in header[0]), None)
-            hint = (f" (the file looks separated by {other!r}; grukit reads comma-separated files)"
-                    if other else "")
-            raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}{hint}")
-
-    def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        end = reader.line_num
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{path!r} line {start}: {len(row)} cells where the header has "
-                                 f"{len(header)} ({header}); a value holding a comma must be quoted")
-            yield start, dict(zip(header, row, strict=True))
-
-    return header, rows()
+def read_csv(path: str, columns: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and the rows (the line a row starts on, {column: cell}) of a CSV file in
+    UTF-8 (a byte-order mark, as spreadsheets write, is dropped), checked: every one of
+    ``columns`` is in the header (else an error listing the header, with a hint where the
+    file is separated by something other than commas), and every row has as many cells as
+    the header (an unquoted comma inside a value, such as "1,234.5", would otherwise shift
+    or drop cells unnoticed). Blank lines are skipped."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file {path!r} does not exist")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            for col in columns:
+                if col not in header:
+                    other = next((s for s in (";", "\t", "|") if len(header) == 1 and s in header[0]), None)
+                    hint = (f" (the file looks separated by {other!r}; grukit reads comma-separated files)"
+                            if other else "")
+                    raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}{hint}")
+            rows, end = [], reader.line_num
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise ValueError(f"{path!r} line {start}: {len(row)} cells where the header has "
+                                     f"{len(header)} ({header}); a value holding a comma must be quoted")
+                rows.append((start, dict(zip(header, row, strict=True))))
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start:exc.start + 1]
+        raise ValueError(f"{path!r} is not UTF-8 text (byte {bad!r}: {exc.reason}); save the CSV as UTF-8"
+                         ) from None
+    return header, rows
 
 
 def read_series(path: str, time_column: Optional[str], target_columns: Sequence[str]
@@ -72,22 +78,18 @@ def read_series(path: str, time_column: Optional[str], target_columns: Sequence[
     Empty cells are gaps (interpolated); anything else that is not a number is an error
     naming the file, line and column.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"data file {path!r} does not exist")
-    with open(path, newline="") as f:
-        _, table = csv_table(f, path, [*([time_column] if time_column else []), *target_columns])
-        times, rows = [], []
-        for line, row in table:
-            times.append(row[time_column] if time_column else str(len(times)))
-            values = []
-            for col in target_columns:
-                cell = (row[col] or "").strip()
-                try:
-                    values.append(float(cell) if cell else float("nan"))
-                except ValueError:
-                    raise ValueError(f"{path!r} line {line}, column {col!r}: {cell!r} is not a "
-                                     "number") from None
-            rows.append(values)
+    _, table = read_csv(path, [*([time_column] if time_column else []), *target_columns])
+    times, rows = [], []
+    for line, row in table:
+        times.append(row[time_column] if time_column else str(len(times)))
+        values = []
+        for col in target_columns:
+            cell = row[col].strip()
+            try:
+                values.append(float(cell) if cell else float("nan"))
+            except ValueError:
+                raise ValueError(f"{path!r} line {line}, column {col!r}: {cell!r} is not a number") from None
+        rows.append(values)
     if not rows:
         raise ValueError(f"data file {path!r} has a header but no rows")
     values = np.array(rows, dtype="float64")
@@ -114,7 +116,7 @@ from .sources import (  # noqa: E402  (after the helpers above, which they do no
 from .speech import espeak_voices, mfcc, synthesize_digits  # noqa: E402
 
 __all__ = [
-    "MissingDataSource", "csv_table", "espeak_voices", "interpolate_gaps", "load_bach_melodies", "load_co2",
+    "MissingDataSource", "espeak_voices", "interpolate_gaps", "load_bach_melodies", "load_co2",
     "load_ecg", "load_japanese_vowels", "load_reviews", "load_shakespeare", "load_sunspots", "load_tweets",
-    "mfcc", "read_series", "synthesize_digits",
+    "mfcc", "read_csv", "read_series", "synthesize_digits",
 ]
