@@ -87,6 +87,27 @@ def plain_grid(budget: float) -> None:
                     {"auto": timed(call(a, x, train), budget), "triton": timed(call(tr, x, train), budget)})
 
 
+def tf32_rows(budget: float) -> None:
+    """Like for like at large batches: cuDNN runs its matmuls in TF32 by default
+    (torch.backends.cudnn.allow_tf32), grukit's Triton engine follows
+    torch.backends.cuda.matmul.allow_tf32 (False by default): here both use TF32."""
+    ROWS.append("\n### B=256, T=100, I=H, TF32 on both sides "
+                "(torch.backends.cuda.matmul.allow_tf32 = True)\n")
+    ROWS.append("| config | torch.nn.GRU | gk.GRU |")
+    ROWS.append("|---|---|---|")
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        for H in (256, 512, 1024):
+            x = torch.randn(100, 256, H, device="cuda")
+            t_ref, tr = torch_gru(H, H), ours(H, H, "triton")
+            for train in (False, True):
+                row(f"B=256 H={H} {'train' if train else 'infer'} TF32", "cuDNN",
+                    timed(call(t_ref, x, train), budget), {"triton": timed(call(tr, x, train), budget)})
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def small_grid(budget: float) -> None:
     ROWS.append("\n### Small hidden sizes, T=100, I=H (H <= 32: the persistent kernel; above: the "
                 "per-step loop as a CUDA graph)\n")
@@ -334,8 +355,8 @@ def main() -> int:
         head.append(f"cuda tests: {tail} (rc {res.returncode})")
         print(res.stdout[-3000:], res.stderr[-2000:], flush=True)
     torch.backends.cudnn.benchmark = False
-    parts = (plain_grid, small_grid, modes_rows, profile_rows, lengths_row, options_rows, mingru_row,
-             bf16_row, bf16_curves)
+    parts = (plain_grid, tf32_rows, small_grid, modes_rows, profile_rows, lengths_row, options_rows,
+             mingru_row, bf16_row, bf16_curves)
     if args.only:
         parts = tuple(p for p in parts if p.__name__ in args.only.split(","))
     for part in parts:
