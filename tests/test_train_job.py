@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from grukit import datasets
-from grukit.app import train
+from grukit.app import forecast, train
 from grukit.app.job import JobConfig, parse_config
 
 
@@ -43,6 +43,14 @@ def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tm
     assert verdict["beats_best"] == (metrics["grukit"]["rmse"] < metrics[best]["rmse"])
     assert verdict["line"].startswith("grukit's forecaster")
     assert metrics["network_sees"]["log"] is True  # CO2 is positive
+    # two networks, on the reference forecast best alone on the validation part and on the last
+    # value; the one better on the validation part is kept
+    val_rmse = metrics["network_sees"]["validation_rmse"]
+    assert len(val_rmse) == 2 and list(val_rmse)[1] == "last" and list(val_rmse)[0] in ("season", "ets")
+    kept = min(val_rmse, key=val_rmse.get)
+    assert metrics["network_sees"]["reference"] == forecast.REFERENCES[kept]
+    saved = sorted(p.name for p in (tmp_path / "references").iterdir())
+    assert saved == sorted(f"{k}.grukit" for k in val_rmse)
     # Holt-Winters and ARIMA both ran: two of the three parts, half each
     assert metrics["forecaster"].count("0.50 x ") == 2 and "left out" in metrics["forecaster"]
     assert verdict["line"] in "\n".join(lines) and "MASE" in "\n".join(lines)
@@ -125,6 +133,31 @@ def test_future_times_continue_the_series_spacing():
     assert future_times(["1959Q1", "1959Q3", "1959Q4"], 1) == [""]
 
 
+def test_a_resumed_forecast_job_takes_the_networks_its_run_finished(tmp_path):
+    """The forecast job trains a network per reference; --resume of a finished run loads
+    each from references/ (none is trained again) and reports the same."""
+    rng = np.random.default_rng(3)
+    t = np.arange(150)
+    data = tmp_path / "s.csv"
+    data.write_text("t,v\n" + "".join(f"{i},{float(20 + 0.05 * i + np.sin(i / 2) + 0.2 * rng.normal())!r}\n"
+                                      for i in t))
+    job = JobConfig()
+    job.data.path, job.data.time_column, job.data.target_columns = str(data), "t", ["v"]
+    job.data.window, job.data.season = 12, 4
+    job.train.epochs, job.model.units, job.output.dir = 3, 8, str(tmp_path / "run")
+    first = train.run(job, log=lambda *a: None)
+    trained = list(first["network_sees"]["validation_rmse"])
+    assert len(trained) == 2  # a seasonal series: Holt-Winters or the season before is best alone, then last
+    # the checkpoint is the last network trained
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text()) == {"network": trained[-1]}
+    lines = []
+    again = train.run(job, log=lambda *a: lines.append(" ".join(map(str, a))),
+                      resume=str(tmp_path / "run" / "checkpoint.grukit"))
+    assert sum("trained by the run resumed" in line for line in lines) == 2
+    assert again["network_sees"] == first["network_sees"] and again["grukit"] == first["grukit"]
+    assert again["epochs_run"] == first["epochs_run"]
+
+
 def test_the_forecaster_never_reads_the_test_part(tmp_path):
     """Two runs whose series differ only in the test part: the same weights, the same
     choices (transform, reference, combination weight, interval widths) and the same
@@ -179,8 +212,11 @@ def test_cli_train_with_a_config_on_a_users_csv(tmp_path):
     if tensorboard:  # --tensorboard: the epochs' losses as TensorBoard reads them
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-        board = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "validation")).Reload()
-        assert [e.step for e in board.Scalars("epoch_loss")] == [0, 1, 2]
+        runs = json.loads((tmp_path / "run" / "metrics.json").read_text())["network_sees"]["validation_rmse"]
+        assert sorted(p.name for p in (tmp_path / "run" / "tensorboard").iterdir()) == sorted(runs)
+        for network in runs:  # one TensorBoard run per network the job trained
+            board = EventAccumulator(str(tmp_path / "run" / "tensorboard" / network / "validation")).Reload()
+            assert [e.step for e in board.Scalars("epoch_loss")] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -387,7 +423,8 @@ def test_cli_train_killed_and_resumed_equals_uninterrupted(tmp_path):
                             stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.time() + 200
-        while not checkpoint.exists() and time.time() < deadline:
+        tag = checkpoint.parent / "checkpoint.json"  # written right after each checkpoint
+        while not (checkpoint.exists() and tag.exists()) and time.time() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None, "the run finished before it could be killed"
         proc.send_signal(signal.SIGKILL)
@@ -399,7 +436,9 @@ def test_cli_train_killed_and_resumed_equals_uninterrupted(tmp_path):
     resumed = subprocess.run([*cli, "--resume", str(checkpoint)], capture_output=True, text=True, timeout=300,
                              env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming from" in resumed.stdout and "Epoch 1/25" not in resumed.stdout
+    # the network the checkpoint holds goes on; the job's other networks (one per reference) train after it
+    assert "resuming from" in resumed.stdout
+    assert resumed.stdout.count("Epoch 1/25") == full.stdout.count("Epoch 1/25") - 1
     for a, b in zip(_weights(tmp_path / "full" / "model.grukit"),
                     _weights(tmp_path / "killed" / "model.grukit"), strict=True):
         assert torch.equal(a, b)

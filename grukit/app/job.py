@@ -56,7 +56,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..training import callbacks as cbks
-from ..training import distributed
+from ..training import checkpoint, distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
 
@@ -272,16 +272,47 @@ def output_dir(job: JobConfig, resume: Optional[str]) -> str:
     return out_dir
 
 
+class _CheckpointTag(cbks.Callback):
+    """After each checkpoint, out_dir/checkpoint.json says which of a job's networks
+    checkpoint.grukit holds ({"network": tag}; the forecast job trains one per reference)."""
+
+    writes_checkpoint = True  # after ModelCheckpoint, which comes first in the list
+
+    def __init__(self, path: str, tag: str) -> None:
+        self.path, self.tag = path, tag
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if distributed.is_main():
+            checkpoint.atomic_write(self.path, json.dumps({"network": self.tag}).encode())
+
+
+def checkpoint_tag(resume: Optional[str]) -> Optional[str]:
+    """The tag of the network the checkpoint ``resume`` holds (checkpoint.json beside it), or
+    None (no resume, or a checkpoint of a job with one network)."""
+    if resume is None:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(resume)), "checkpoint.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return str(json.load(f)["network"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def fit(model: Sequential, job: JobConfig, out_dir: str, resume: Optional[str], x: np.ndarray, y: np.ndarray,
-        validation: tuple, log=print) -> tuple[Any, float]:
+        validation: tuple, log=print, tag: Optional[str] = None) -> tuple[Any, float]:
     """The job's fit: early stopping on the validation loss (back to the best epoch's
-    weights), and out_dir/checkpoint.grukit after every epoch, with the training state.
-    Returns the history and the seconds the fit took."""
+    weights), and out_dir/checkpoint.grukit after every epoch, with the training state (and
+    with ``tag``, checkpoint.json naming the network). Returns the history and the seconds
+    the fit took."""
     t = job.train
     callbacks = [cbks.EarlyStopping("val_loss", patience=t.patience, restore_best_weights=True),
                  cbks.ModelCheckpoint(os.path.join(out_dir, "checkpoint.grukit"), monitor="val_loss")]
+    if tag is not None:
+        callbacks.append(_CheckpointTag(os.path.join(out_dir, "checkpoint.json"), tag))
     if t.tensorboard:
-        callbacks.append(cbks.TensorBoard(os.path.join(out_dir, "tensorboard")))
+        # one TensorBoard run per network of the job (the forecast job trains two)
+        callbacks.append(cbks.TensorBoard(os.path.join(out_dir, "tensorboard", *([tag] if tag else []))))
     if resume is not None:
         log(f"resuming from {resume}")
     start = time.perf_counter()
