@@ -202,6 +202,7 @@ def _on_reference(job: JobConfig, kind: str, forecast: np.ndarray, xs: np.ndarra
     out_dir/references/KIND.grukit; a resumed run takes those of the run it resumes, goes
     on with the one its checkpoint holds (checkpoint.json) and trains the rest."""
     train_rows, val = rows
+    # (N, h, C); a Holt-Winters forecast <= 0 in the test part is taken as the least positive number
     ref = np.log(np.maximum(forecast, np.finfo(float).tiny)) if log_scale else forecast
     scale = (ys[train_rows] - ref[train_rows]).std(0) + 1e-8  # (h, C), fitted on the training part only
     n, h, c = ref.shape

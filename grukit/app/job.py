@@ -274,7 +274,7 @@ def output_dir(job: JobConfig, resume: Optional[str]) -> str:
 
 class _CheckpointTag(cbks.Callback):
     """After each checkpoint, out_dir/checkpoint.json says which of a job's networks
-    checkpoint.grukit holds ({"network": tag}; the forecast job trains one per reference)."""
+    checkpoint.grukit holds ({"network": tag}; the forecast job trains two)."""
 
     writes_checkpoint = True  # after ModelCheckpoint, which comes first in the list
 
