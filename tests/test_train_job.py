@@ -134,8 +134,8 @@ def test_future_times_continue_the_series_spacing():
 
 
 def test_a_resumed_forecast_job_takes_the_networks_its_run_finished(tmp_path):
-    """The forecast job trains a network per reference; --resume of a finished run loads
-    each from references/ (none is trained again) and reports the same."""
+    """The forecast job trains two networks; --resume of a finished run loads both from
+    references/ (none is trained again) and reports the same."""
     rng = np.random.default_rng(3)
     t = np.arange(150)
     data = tmp_path / "s.csv"
@@ -436,7 +436,7 @@ def test_cli_train_killed_and_resumed_equals_uninterrupted(tmp_path):
     resumed = subprocess.run([*cli, "--resume", str(checkpoint)], capture_output=True, text=True, timeout=300,
                              env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    # the network the checkpoint holds goes on; the job's other networks (one per reference) train after it
+    # the network the checkpoint holds goes on; the job's other network trains after it
     assert "resuming from" in resumed.stdout
     assert resumed.stdout.count("Epoch 1/25") == full.stdout.count("Epoch 1/25") - 1
     for a, b in zip(_weights(tmp_path / "full" / "model.grukit"),
