@@ -58,14 +58,14 @@ def _load(d) -> tuple[str, list[str], np.ndarray, Optional[np.ndarray], Optional
         values = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
         return ("UCR anomaly archive 135 (InternalBleeding16, through aeon)", [str(i) for i in range(len(x))],
                 values, np.asarray(y, dtype=int), 1200)
-    times, values = datasets.read_series(d.path, d.time_column or None, d.target_columns)
+    header, _ = datasets.read_csv(d.path, [])
+    labelled = bool(d.label_column) and d.label_column in header
+    columns = [*d.target_columns, *([d.label_column] if labelled else [])]
+    times, table = datasets.read_series(d.path, d.time_column or None, columns)
     if d.time_column:
         seasons.check_order(times, d.path, d.time_column)
-    labels = None
-    header, _ = datasets.read_csv(d.path, [])
-    if d.label_column and d.label_column in header:
-        _, lab = datasets.read_series(d.path, None, [d.label_column])
-        labels = (lab[:, 0] > 0.5).astype(int)
+    values = table[:, :len(d.target_columns)]
+    labels = (table[:, -1] > 0.5).astype(int) if labelled else None
     return d.path, times, values, labels, None
 
 

@@ -31,7 +31,7 @@ import torch
 
 from .. import datasets, seeding
 from ..training import callbacks as cbks
-from ..training import checkpoint, distributed, loading
+from ..training import distributed, loading
 from ..training import layers as L
 from ..training.sequential import Sequential
 from . import baselines, seasons
@@ -185,7 +185,8 @@ class _Net(NamedTuple):
     scale: np.ndarray  # (h, C)
     history: Any
     seconds: float
-    val_rmse: float  # the network's forecasts' RMSE on the validation part, in the series' units
+    val_pred: np.ndarray  # (n_val, h, C) its forecasts of the validation part, in the series' units
+    val_rmse: float  # their RMSE
 
 
 def _on_reference(job: JobConfig, kind: str, forecast: np.ndarray, xs: np.ndarray, ys: np.ndarray,
@@ -213,7 +214,7 @@ def _on_reference(job: JobConfig, kind: str, forecast: np.ndarray, xs: np.ndarra
                                                        f"{kind}.grukit")
     if earlier is not None and os.path.isfile(earlier):
         model = loading.load(earlier, device=job.train.device)
-        saved = checkpoint.read_model_file(earlier)[0]["extra"]
+        saved = model.extra
         history = cbks.History()
         history.history = {k: list(v) for k, v in saved["history"].items()}
         history.epoch = list(range(len(history.history.get("loss", []))))
@@ -232,7 +233,7 @@ def _on_reference(job: JobConfig, kind: str, forecast: np.ndarray, xs: np.ndarra
                        extra={"history": history.history, "seconds": seconds})
     pred = _network(model, xs[val], ref[val], scale)
     pred = np.exp(pred) if log_scale else pred
-    return _Net(model, ref, scale, history, seconds, float(np.sqrt(((pred - y[val]) ** 2).mean())))
+    return _Net(model, ref, scale, history, seconds, pred, float(np.sqrt(((pred - y[val]) ** 2).mean())))
 
 
 def _season_and_window(job: JobConfig, times: list[str], values: np.ndarray) -> tuple[int, int, str]:
@@ -333,7 +334,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     fitted["ets"] = ets_about
     both = {k: both[k] for k in baselines.METHODS if k in both}
     classical = {k: v[n_val:] for k, v in both.items()}
-    net_val = network(val)
+    net_val = nets[reference].val_pred
     parts = ("ets", "arima")
     weights = _weights({"network": net_val, **{k: both[k][:n_val] for k in parts if k in both}}, y[val])
     pred_net = network(test)

@@ -86,16 +86,30 @@ def _from_labels(times: list[str]) -> Optional[int]:
     return None
 
 
+def _numbers(times: list[str]) -> Optional[np.ndarray]:
+    """The stamps as numbers (years, decimal years, an index), or None."""
+    try:
+        return np.array([float(s) for s in times])
+    except ValueError:
+        return None
+
+
+def _iso_seconds(times: list[str]) -> Optional[np.ndarray]:
+    """ISO dates and date-times as seconds after the first, or None."""
+    try:
+        stamps = [dt.datetime.fromisoformat(s.strip()) for s in times]
+        return np.array([(s - stamps[0]).total_seconds() for s in stamps])
+    except (ValueError, TypeError):  # not ISO, or time zones mixed with naive stamps
+        return None
+
+
 def _from_stamps(times: list[str]) -> Optional[int]:
     if len(times) < 3:
         return None
     season = _from_labels(times)
     if season is not None:
         return season
-    try:
-        nums = np.array([float(s) for s in times])
-    except ValueError:
-        nums = None
+    nums = _numbers(times)
     if nums is not None:
         gaps = np.diff(nums)
         if (gaps <= 0).any():
@@ -106,14 +120,10 @@ def _from_stamps(times: list[str]) -> Optional[int]:
         if 1000 <= nums.min() and nums.max() <= 3000:  # decimal years
             return _match(gap, _BY_YEARS)
         return None
-    try:
-        stamps = [dt.datetime.fromisoformat(s.strip()) for s in times]
-    except ValueError:
+    seconds = _iso_seconds(times)
+    if seconds is None or (np.diff(seconds) <= 0).any():
         return None
-    gaps = np.array([(b - a).total_seconds() / 86400 for a, b in zip(stamps[:-1], stamps[1:], strict=True)])
-    if (gaps <= 0).any():
-        return None
-    return _match(float(np.median(gaps)), _BY_DAYS)
+    return _match(float(np.median(np.diff(seconds))) / 86400, _BY_DAYS)
 
 
 def positions(times: list[str]) -> Optional[np.ndarray]:
@@ -123,15 +133,8 @@ def positions(times: list[str]) -> Optional[np.ndarray]:
     labels = label_months(times)
     if labels is not None:
         return np.array(labels[0], dtype=np.float64)
-    try:
-        return np.array([float(s) for s in times])
-    except ValueError:
-        pass
-    try:
-        stamps = [dt.datetime.fromisoformat(s.strip()) for s in times]
-        return np.array([(s - stamps[0]).total_seconds() for s in stamps])
-    except (ValueError, TypeError):  # not ISO, or time zones mixed with naive stamps
-        return None
+    nums = _numbers(times)
+    return nums if nums is not None else _iso_seconds(times)
 
 
 def check_order(times: list[str], path: str, column: str) -> None:

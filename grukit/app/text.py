@@ -48,6 +48,12 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def width(lengths: list[int], max_tokens: int) -> int:
+    """The model's input width: the last max_tokens tokens of each text, padded (and masked)
+    only as far as the longest text of ``lengths`` (tokens per text), at least one."""
+    return min(max_tokens, max(1, *lengths))
+
+
 def encode(texts: list[str], vocab: dict[str, int], max_tokens: int) -> np.ndarray:
     """(N, max_tokens) int64 ids, each text's last max_tokens tokens, padded in front."""
     out = np.zeros((len(texts), max_tokens), dtype="int64")
@@ -140,8 +146,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     counts = Counter(w for i in parts["train"] for w in tokenize(texts[i]))
     words = [w for w, c in counts.most_common(d.vocabulary - 2) if c >= 2]  # a word seen once teaches nothing
     vocab = {w: i + 2 for i, w in enumerate(words)}
-    # the last max_tokens tokens of each text, padded (and masked) only as far as the longest text
-    x = encode(texts, vocab, min(d.max_tokens, max(1, *(len(tokenize(s)) for s in texts))))
+    lengths = [len(tokenize(s)) for s in texts]
+    x = encode(texts, vocab, width(lengths, d.max_tokens))
 
     model = Sequential([L.Embedding(len(vocab) + 2, 64, mask_zero=True),
                         L.Bidirectional(L.GRU(m.units, return_sequences=True, dropout=m.dropout,
@@ -150,7 +156,6 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], device=t.device,
                   learning_rate=t.learning_rate)
     out_dir = output_dir(job, resume)
-    lengths = [len(tokenize(s)) for s in texts]
     log(f"grukit train: text {source}: {len(texts)} texts of {int(np.median(lengths))} words (median; "
         f"the last {d.max_tokens} kept), a vocabulary of {len(vocab)} words, {len(classes)} classes -> "
         f"{len(parts['train'])} train / {len(parts['val'])} validation / {len(parts['test'])} test "
@@ -222,8 +227,7 @@ def predict(model, info: dict, input_path: str, output_path: Optional[str], log=
     ``probability`` added."""
     rows, texts, _ = read_texts(input_path, info["text_column"], None)
     vocab = {w: i + 2 for i, w in enumerate(info["words"])}
-    width = min(info["max_tokens"], max(1, *(len(tokenize(s)) for s in texts)))
-    probs = model.predict(encode(texts, vocab, width))
+    probs = model.predict(encode(texts, vocab, width([len(tokenize(s)) for s in texts], info["max_tokens"])))
     weight = info.get("network_weight", 1.0)  # models saved before the TF-IDF part: the network alone
     if weight < 1:
         probs = weight * probs + (1 - weight) * _tfidf_proba(info["tfidf"], texts, len(info["classes"]))
