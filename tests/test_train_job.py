@@ -51,8 +51,10 @@ def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tm
     assert metrics["network_sees"]["reference"] == forecast.REFERENCES[kept]
     saved = sorted(p.name for p in (tmp_path / "references").iterdir())
     assert saved == sorted(f"{k}.grukit" for k in val_rmse)
-    # Holt-Winters and ARIMA both ran: two of the three parts, half each
-    assert metrics["forecaster"].count("0.50 x ") == 2 and "left out" in metrics["forecaster"]
+    # Holt-Winters, ARIMA and the pretrained network all ran: three of the four parts, a third each
+    assert metrics["forecaster"].count("0.33 x ") == 3 and "left out" in metrics["forecaster"]
+    assert set(metrics["pretrained"]) == {"rmse", "mae", "mase", "smape"}
+    assert metrics["pretrained"]["rmse"] < naive  # it reads CO2's season and trend
     assert verdict["line"] in "\n".join(lines) and "MASE" in "\n".join(lines)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk["gru"] == metrics["gru"] and on_disk["verdict"] == verdict
@@ -183,7 +185,7 @@ def test_the_forecaster_never_reads_the_test_part(tmp_path):
     (m0, info0, w0), (m1, info1, w1) = runs
     for a, b in zip(w0, w1, strict=True):
         assert torch.equal(a, b)
-    for key in ("scale", "log", "reference", "weights", "sigma", "z", "level"):
+    for key in ("scale", "log", "reference", "weights", "sigma", "z", "level", "pretrained_seasonal"):
         assert info0[key] == info1[key], key
     assert m0["network_sees"] == m1["network_sees"] and m0["forecaster"] == m1["forecaster"]
     for method in ("ets", "arima"):

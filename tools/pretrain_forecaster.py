@@ -1,0 +1,157 @@
+"""Train the forecast job's pretrained forecaster (grukit/app/pretrained.py) on synthetic series.
+
+    python tools/pretrain_forecaster.py [--steps 10000] [--units 96] [--members 2] [--out PATH]
+
+Writes grukit/app/pretrained_forecaster.safetensors (the file grukit ships). The series are
+drawn from a generator (``series``): no real data, so no series the forecaster is measured
+or judged on was seen in training. Each training example is one origin in one series: up to
+pretrained.LONGEST past values read as the job reads them (pretrained.inputs), and the next
+pretrained.STEPS values to forecast in the same units; the loss is Huber's (delta 3) on those
+scaled units. Each network is trained from its own seed (--seed, --seed + 1, ...) and
+the file holds them all; the job averages their forecasts. Deterministic for a given --seed
+on one machine (about 15 minutes a network on 2 cores at the defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from grukit.app import pretrained  # noqa: E402
+
+
+def _ar_path(rng: np.random.Generator, n: int, coef: tuple[float, ...], shocks: np.ndarray) -> np.ndarray:
+    x = np.zeros(n)
+    for i in range(n):
+        x[i] = shocks[i] + sum(c * x[i - 1 - k] for k, c in enumerate(coef) if i - 1 - k >= 0)
+    return x
+
+
+def series(rng: np.random.Generator, n: int, seasonal: float = 0.35) -> np.ndarray:
+    """One synthetic series of n steps, in the units the network sees (noise of spread 0.1-1):
+    AR(1) noise (heavy-tailed sometimes), a random-walk level, rarely an integrated random
+    walk, a linear / changing / damped trend, a season of 4-52 steps (smooth or an arbitrary
+    profile, slowly changing amplitude), a quasi-cycle (AR(2) with complex roots, as sunspots),
+    level shifts and outliers, each with its own probability."""
+    t = np.arange(n, dtype=float)
+    shocks = rng.standard_t(3, n) * 0.7 if rng.random() < 0.15 else rng.standard_normal(n)
+    x = _ar_path(rng, n, (rng.uniform(-0.4, 0.95) if rng.random() < 0.7 else 0.0,), shocks)
+    x *= np.exp(rng.uniform(np.log(0.1), 0.0))  # from smooth to noisy
+    if rng.random() < 0.6:  # a random-walk level
+        x += np.cumsum(rng.standard_normal(n)) * np.exp(rng.uniform(np.log(0.05), np.log(2.0)))
+    if rng.random() < 0.1:  # a random-walk slope
+        x += np.cumsum(np.cumsum(rng.standard_normal(n))) * rng.uniform(0.01, 0.1)
+    if rng.random() < 0.6:  # a trend: straight, with a change of slope, or damped
+        slope = rng.standard_normal() * np.exp(rng.uniform(np.log(0.02), np.log(5.0)))
+        trend = slope * t
+        if rng.random() < 0.3:
+            trend += rng.standard_normal() * abs(slope) * np.maximum(t - rng.integers(n // 4, n), 0)
+        if rng.random() < 0.2:
+            phi = rng.uniform(0.9, 0.99)
+            trend = slope * (1 - phi ** (t + 1)) / (1 - phi)
+        x += trend
+    if rng.random() < seasonal:
+        p = int(rng.choice([4, 4, 7, 12, 12, 12, 24, 52, 5, 6, 13, 26]))
+        shape = np.zeros(n)
+        for j in range(1, int(rng.integers(1, min(4, p // 2) + 1)) + 1):
+            a, b = rng.standard_normal(2) / j
+            shape += a * np.sin(2 * np.pi * j * t / p) + b * np.cos(2 * np.pi * j * t / p)
+        if rng.random() < 0.3:
+            shape = rng.standard_normal(p)[(t % p).astype(int)]
+        size = np.exp(rng.uniform(-1.0, 2.5))
+        drift = np.cumsum(rng.standard_normal(n)) * rng.uniform(0, 0.02)  # the amplitude wanders
+        x += size * (1 + drift) * shape / (shape.std() + 1e-9)
+    if rng.random() < 0.12:  # a quasi-cycle of 6-14 steps
+        period, rho = rng.uniform(6, 14), rng.uniform(0.85, 0.99)
+        x += _ar_path(rng, n, (2 * rho * np.cos(2 * np.pi / period), -rho ** 2),
+                      rng.standard_normal(n)) * rng.uniform(1, 5)
+    if rng.random() < 0.1:  # level shifts
+        for _ in range(int(rng.integers(1, 3))):
+            x[int(rng.integers(1, n)):] += rng.standard_normal() * rng.uniform(2, 10)
+    if rng.random() < 0.1:  # outliers
+        m = int(rng.integers(1, 4))
+        x[rng.integers(0, n, m)] += rng.standard_normal(m) * 6
+    return x
+
+
+def examples(rng: np.random.Generator, pool: list[np.ndarray],
+             count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """count (input, target) pairs from random origins of random series of the pool. A third
+    of the series are read as the logarithm of a positive additive series (as the job reads
+    a positive series); a third of the histories are cut short (8 steps or more)."""
+    steps, longest = pretrained.STEPS, pretrained.LONGEST
+    x = np.zeros((count, longest, 2), np.float32)
+    y = np.zeros((count, steps), np.float32)
+    for i in range(count):
+        s = pool[int(rng.integers(len(pool)))]
+        if rng.random() < 0.3:
+            low, span = s.min(), s.max() - s.min() + 1e-9
+            s = np.log(s - low + span * rng.uniform(0.2, 5))
+        o = int(rng.integers(8, len(s) - steps))
+        first = o + 1 - min(o + 1, longest)
+        if rng.random() < 0.3:
+            first = int(rng.integers(first, o - 6))
+        x[i], last, change = pretrained.inputs(s[first:o + 1])
+        y[i] = np.clip((s[o + 1:o + 1 + steps] - last) / change, -pretrained.CLIP, pretrained.CLIP)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=10000, help="optimiser steps per network")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--units", type=int, default=96)
+    p.add_argument("--series", type=int, default=30000, help="synthetic series drawn")
+    p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=pretrained.WEIGHTS)
+    p.add_argument("--members", type=int, default=2,
+                   help="networks trained, from seeds seed, seed + 1, ...; the job averages them")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    nets = []
+    for m in range(args.members):
+        print(f"network {m + 1} of {args.members} (seed {args.seed + m})", flush=True)
+        nets.append(train(args, args.seed + m))
+    pretrained.save(nets, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def train(args: argparse.Namespace, seed: int) -> pretrained.Net:
+    """One network, from its own seed: its own series, examples and initial weights."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    pool = [series(rng, int(rng.integers(40, 320))) for _ in range(args.series)]
+    held_x, held_y = examples(np.random.default_rng(seed + 1),
+                              [series(np.random.default_rng([seed, 2, i]), 200) for i in range(500)], 2048)
+    net = pretrained.Net(args.units)
+    opt = torch.optim.Adam(net.parameters(), lr=args.learning_rate)
+    start = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        for group in opt.param_groups:  # linear decay to 5%
+            group["lr"] = args.learning_rate * max(0.05, 1 - step / args.steps)
+        x, y = examples(rng, pool, args.batch)
+        loss = torch.nn.functional.huber_loss(net(x), y, delta=3.0)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        if step % 500 == 0 or step == args.steps:
+            with torch.no_grad():
+                held = torch.nn.functional.mse_loss(net(held_x), held_y).item()
+            print(f"step {step}/{args.steps} ({time.perf_counter() - start:.0f} s): training loss "
+                  f"{loss.item():.3f}, held-out MSE {held:.3f} (the last value: {(held_y ** 2).mean():.3f})",
+                  flush=True)
+    return net
+
+
+if __name__ == "__main__":
+    sys.exit(main())
