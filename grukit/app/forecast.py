@@ -76,7 +76,8 @@ def _weights(val: dict[str, np.ndarray], truth_val: np.ndarray) -> dict[str, flo
 
 
 def _combine(weights: dict[str, float], parts: dict[str, np.ndarray]) -> np.ndarray:
-    return sum(w * parts[k] for k, w in weights.items())
+    """The weighted sum of the parts (a part left out need not be there)."""
+    return sum(w * parts[k] for k, w in weights.items() if w)
 
 
 REFERENCES = {"last": "the window's last value", "season": "the value one season before the target",
@@ -456,11 +457,11 @@ def _weights_of(info: dict) -> dict[str, float]:
     return {"network": 1.0} if w == 1.0 else {"network": w, "ets": 1 - w}
 
 
-def _classical(info: dict, values: np.ndarray, origins: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+def _other_parts(info: dict, values: np.ndarray, origins: np.ndarray, steps: int) -> dict[str, np.ndarray]:
     """The forecasts (N, steps, C) from the origins of the parts other than the network that
     the saved forecaster uses: damped Holt-Winters and ARIMA, each fitted (as in training) on
     the series given, and the pretrained network (its season taken out as in training)."""
-    need = set(_weights_of(info)) - {"network"}
+    need = {k for k, w in _weights_of(info).items() if w} - {"network"}  # the parts left out are not run
     if info.get("reference") == "ets":
         need.add("ets")
     season = info.get("season", 1)
@@ -476,19 +477,19 @@ def _classical(info: dict, values: np.ndarray, origins: np.ndarray, steps: int) 
 
 
 def _forecasts(model: Sequential, info: dict, values: np.ndarray, x: np.ndarray, origins: np.ndarray,
-               steps: int, classical: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
+               steps: int, others: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
     """The saved forecaster's forecasts (N, steps, C) from windows x ending at origins, in
-    the series' units (steps <= the trained horizon). ``classical``: the classical parts'
-    forecasts from those origins (else fitted here on ``values``: _classical)."""
-    if classical is None:
-        classical = _classical(info, values, origins, steps)
-    ref = classical["ets"] if info.get("reference") == "ets" else _reference(info, x, values, origins, steps)
+    the series' units (steps <= the trained horizon). ``others``: the other parts'
+    forecasts from those origins (else made here from ``values``: _other_parts)."""
+    if others is None:
+        others = _other_parts(info, values, origins, steps)
+    ref = others["ets"] if info.get("reference") == "ets" else _reference(info, x, values, origins, steps)
     scale = np.array(info["scale"])[:steps]
     if info.get("log", False):
         pred = np.exp(_network(model, np.log(np.where(x > 0, x, 1.0)), np.log(ref), scale))
     else:
         pred = _network(model, x, ref, scale)
-    return _combine(_weights_of(info), {"network": pred, **classical})
+    return _combine(_weights_of(info), {"network": pred, **others})
 
 
 def predict(model: Sequential, info: dict, input_path: str, output_path: Optional[str] = None,
@@ -571,7 +572,7 @@ def future_times(times: list[str], steps: int) -> list[str]:
 def _predict_ahead(model: Sequential, info: dict, times: list, values: np.ndarray, steps: int,
                    output_path: str, log) -> str:
     """The next ``steps`` values after the series' end: the trained horizon at a time, each
-    block's forecasts appended to the series for the next (the classical parts run on from
+    block's forecasts appended to the series for the next (the other parts run on from
     the real data). The interval (90%; 80% for a model saved before the level was): the
     errors' spread per step (relative for a positive series, _sigma), growing as the square
     root of the step past the trained horizon."""
@@ -580,15 +581,15 @@ def _predict_ahead(model: Sequential, info: dict, times: list, values: np.ndarra
     h, window, names = info["horizon"], info["window"], info["target_columns"]
     if len(values) < window:
         raise ValueError(f"the series has {len(values)} rows: fewer than one window ({window})")
-    # the classical parts run from the real data's end
-    classical_all = _classical(info, values, np.array([len(values) - 1]), steps)
+    # the other parts run from the real data's end
+    others_all = _other_parts(info, values, np.array([len(values) - 1]), steps)
     series = values.astype(np.float64)
     out: list = []
     while len(out) < steps:
         k, o = min(h, steps - len(out)), len(series) - 1
-        classical = {name: f[:, len(out):len(out) + k] for name, f in classical_all.items()}
+        others = {name: f[:, len(out):len(out) + k] for name, f in others_all.items()}
         last = series[None, o - window + 1:o + 1]
-        pred = _forecasts(model, info, series, last, np.array([o]), k, classical)
+        pred = _forecasts(model, info, series, last, np.array([o]), k, others)
         out.extend(pred[0])
         series = np.concatenate([series, pred[0]])
     pred = np.array(out[:steps])
