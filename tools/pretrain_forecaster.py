@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from grukit.app import pretrained  # noqa: E402
 
 
-def _ar_path(rng: np.random.Generator, n: int, coef: tuple[float, ...], shocks: np.ndarray) -> np.ndarray:
+def _ar_path(n: int, coef: tuple[float, ...], shocks: np.ndarray) -> np.ndarray:
+    """x[i] = shocks[i] + sum_k coef[k] x[i - 1 - k]: an AR path from zero."""
     x = np.zeros(n)
     for i in range(n):
         x[i] = shocks[i] + sum(c * x[i - 1 - k] for k, c in enumerate(coef) if i - 1 - k >= 0)
@@ -42,7 +43,7 @@ def series(rng: np.random.Generator, n: int, seasonal: float = 0.35) -> np.ndarr
     level shifts and outliers, each with its own probability."""
     t = np.arange(n, dtype=float)
     shocks = rng.standard_t(3, n) * 0.7 if rng.random() < 0.15 else rng.standard_normal(n)
-    x = _ar_path(rng, n, (rng.uniform(-0.4, 0.95) if rng.random() < 0.7 else 0.0,), shocks)
+    x = _ar_path(n, (rng.uniform(-0.4, 0.95) if rng.random() < 0.7 else 0.0,), shocks)
     x *= np.exp(rng.uniform(np.log(0.1), 0.0))  # from smooth to noisy
     if rng.random() < 0.6:  # a random-walk level
         x += np.cumsum(rng.standard_normal(n)) * np.exp(rng.uniform(np.log(0.05), np.log(2.0)))
@@ -70,7 +71,7 @@ def series(rng: np.random.Generator, n: int, seasonal: float = 0.35) -> np.ndarr
         x += size * (1 + drift) * shape / (shape.std() + 1e-9)
     if rng.random() < 0.12:  # a quasi-cycle of 6-14 steps
         period, rho = rng.uniform(6, 14), rng.uniform(0.85, 0.99)
-        x += _ar_path(rng, n, (2 * rho * np.cos(2 * np.pi / period), -rho ** 2),
+        x += _ar_path(n, (2 * rho * np.cos(2 * np.pi / period), -rho ** 2),
                       rng.standard_normal(n)) * rng.uniform(1, 5)
     if rng.random() < 0.1:  # level shifts
         for _ in range(int(rng.integers(1, 3))):

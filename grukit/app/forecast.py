@@ -16,11 +16,12 @@ as "grukit":
   that reference and scaled by the spread of the training part's changes, so a trend
   that leaves the training range, as CO2's does, stays within what the network has seen;
 * its forecast is then averaged with damped Holt-Winters', ARIMA's and the pretrained
-  network's (pretrained.py: a GRU trained once on synthetic series, shipped with grukit,
+  network's (pretrained.py: GRUs trained once on synthetic series, shipped with grukit,
   fitted to nothing here), leaving out the one of the four that is worst on the validation
   part (_weights).
 
-Nothing is chosen or fitted on the test part. The report gives the network alone too.
+Nothing is chosen or fitted on the test part. The report gives the network alone and the
+pretrained network alone too.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The pretrained forecaster: a GRU trained once on synthetic series, shipped with grukit,
-and one more part of the forecast job's combination (forecast.py).
+"""The pretrained forecaster: GRUs trained once on synthetic series (two, from two seeds, their
+forecasts averaged), shipped with grukit, and one more part of the forecast job's combination
+(forecast.py).
 
 A network trained on one short series (a few dozen windows) learns little; a network that
 has seen millions of series learns what trends, levels, noise and shifts do in general, and
