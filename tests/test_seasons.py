@@ -35,6 +35,24 @@ def test_season_from_the_time_stamps(times, season):
     assert seasons.infer_season(times, values, has_times=True) == (season, "from the time stamps' spacing")
 
 
+@pytest.mark.parametrize(
+    "times,has_times,season,period",
+    [
+        ([f"2001-{1 + k // 4:02d}-{1 + 7 * (k % 4):02d}" for k in range(20)], True, 52, 365.25 / 7),
+        ([(np.datetime64("1974-05-19") + 7 * k).item().isoformat() for k in range(120)], True, 52, 365.25 / 7),
+        ([f"{1991 + k // 52} W{k % 52 + 1:02d}" for k in range(30)], True, 52, 365.25 / 7),
+        ([f"{1990 + k * 7 / 365.25:.5f}" for k in range(60)], True, 52, 365.25 / 7),  # decimal years
+        ([f"2001-{1 + k // 4:02d}-{1 + 7 * (k % 4):02d}" for k in range(20)], False, 52, 52.0),  # not read
+        (_months(40), True, 12, 12.0),
+        ([f"1958-03-{1 + k:02d}" for k in range(28)], True, 52, 52.0),  # daily stamps, a season given as 52
+        ([str(1700 + k) for k in range(30)], True, 1, 1.0),
+    ],
+)
+def test_the_seasons_period_is_the_calendars(times, has_times, season, period):
+    """A year of weekly data is 52.18 weeks: ARIMA's Fourier terms take that period."""
+    assert seasons.period(times, season, has_times) == pytest.approx(period, rel=1e-12)
+
+
 def test_season_from_the_autocorrelation_without_time_stamps():
     rng = np.random.default_rng(1)
     t = np.arange(300)

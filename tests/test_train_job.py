@@ -36,6 +36,9 @@ def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tm
     naive = min(metrics["persistence"]["rmse"], metrics["seasonal_naive"]["rmse"])
     assert metrics["ets"]["rmse"] < naive and metrics["arima"]["rmse"] < naive
     assert "ARIMA(" in metrics["classical"]["arima"]["model"]
+    # weekly: the season is 52 steps, ARIMA's Fourier terms a calendar year of 52.18 weeks
+    assert metrics["season"] == 52 and metrics["period"] == pytest.approx(365.25 / 7, abs=1e-6)
+    assert metrics["classical"]["arima"]["model"].endswith("Fourier pairs of period 52.18")
     assert "damped" in metrics["classical"]["ets"]["model"]
     verdict = metrics["verdict"]
     best = min(methods, key=lambda k: metrics[k]["rmse"])

@@ -14,7 +14,8 @@ forecast may see), the forecasts of y[o+1] .. y[o+h]:
   recursions as statsmodels' (checked against its fitted values in the tests).
 * ``arima``: statsmodels' ARIMA, differenced once when the augmented Dickey-Fuller test
   does not reject a unit root (p > 0.05), with a drift or constant, the season as
-  Fourier terms (up to 3 harmonics: the usual way with long seasons), orders p, q in
+  Fourier terms (up to 3 harmonics: the usual way with long seasons; of the calendar's
+  period, 52.18 steps for a weekly series' year: seasons.period), orders p, q in
   0..2 chosen by AIC; then the fitted model filters the whole series
   (``results.apply``) and its h-step forecasts come from the filtered states.
 
@@ -50,10 +51,12 @@ def _naive(values: np.ndarray, origins: np.ndarray, steps: int, lag) -> np.ndarr
 
 
 def forecasts(values: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end: int,
-              fitted: tuple[str, ...] = ("ets", "arima")) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+              fitted: tuple[str, ...] = ("ets", "arima"), period: Optional[float] = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every method's forecasts (N, steps, C) of values[o + 1 .. o + steps] from each origin
-    o, fitted on values[:fit_end] (the naive ones, and those of ``fitted``). Returns the
-    forecasts and, per method, what was fitted (or why it could not run)."""
+    o, fitted on values[:fit_end] (the naive ones, and those of ``fitted``). ``period``: the
+    season's length for ARIMA's Fourier terms (None: the season). Returns the forecasts and,
+    per method, what was fitted (or why it could not run)."""
     values = np.asarray(values, dtype=np.float64)
     origins = np.asarray(origins)
     out = {"persistence": _naive(values, origins, steps, lambda k: k),
@@ -65,8 +68,9 @@ def forecasts(values: np.ndarray, origins: np.ndarray, steps: int, season: int, 
         if name not in fitted:
             continue
         start = time.perf_counter()
+        extra = {"period": period} if name == "arima" else {}
         try:
-            cols, models = zip(*(method(values[:, j], origins, steps, season, fit_end)
+            cols, models = zip(*(method(values[:, j], origins, steps, season, fit_end, **extra)
                                  for j in range(values.shape[1])), strict=True)
         except ImportError:
             info[name] = "not run: statsmodels is not installed (pip install 'grukit[app]')"
@@ -159,16 +163,18 @@ def _holt_winters(y: np.ndarray, alpha: float, beta: float, gamma: float, phi: f
 
 # ------------------------------------------------------------------------ ARIMA
 
-def _fourier(n: int, season: int) -> Optional[np.ndarray]:
+def _fourier(n: int, season: int, period: Optional[float] = None) -> Optional[np.ndarray]:
+    """Sines and cosines of the season (up to FOURIER_MAX harmonics) at steps 0 .. n-1, of
+    ``period`` steps (None: ``season``); None without a season."""
     k = min(FOURIER_MAX, season // 2)
     if season <= 1 or k < 1:
         return None
-    t = np.arange(n)[:, None] * np.arange(1, k + 1)[None, :] * 2 * np.pi / season
+    t = np.arange(n)[:, None] * np.arange(1, k + 1)[None, :] * 2 * np.pi / (period or season)
     return np.concatenate([np.sin(t), np.cos(t)], axis=1)
 
 
-def _arima(y: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end: int
-           ) -> tuple[np.ndarray, str]:
+def _arima(y: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end: int,
+           period: Optional[float] = None) -> tuple[np.ndarray, str]:
     from statsmodels.tsa.arima.model import ARIMA
     from statsmodels.tsa.stattools import adfuller
 
@@ -176,7 +182,7 @@ def _arima(y: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end:
     # targets past the series' end (grukit predict --steps): the filter runs on over missing values
     n = max(len(y), int(np.max(origins)) + steps + 1)
     ext = np.concatenate([y, np.full(n - len(y), np.nan)])
-    exog = _fourier(n, season) if fit_end >= 2 * season else None
+    exog = _fourier(n, season, period) if fit_end >= 2 * season else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         d = int(adfuller(train, autolag="AIC")[1] > 0.05)
@@ -195,7 +201,7 @@ def _arima(y: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end:
         full = best.apply(ext, exog=exog)
     pred = np.stack([_state_space_ahead(full, origins + k, k) for k in range(1, steps + 1)], axis=1)
     order = best.model.order
-    extra = f" + {exog.shape[1] // 2} Fourier pairs of period {season}" if exog is not None else ""
+    extra = f" + {exog.shape[1] // 2} Fourier pairs of period {period or season:.4g}" if exog is not None else ""
     return pred, f"ARIMA{tuple(order)}{' with drift' if d else ''}{extra}"
 
 

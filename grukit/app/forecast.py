@@ -275,6 +275,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
             seasons.check_order(times, d.path, d.time_column)
         source = d.path
     season, window, about_season = _season_and_window(job, times, values)
+    # ARIMA's Fourier terms take the calendar's period (52.18 steps for a weekly series' year)
+    period = seasons.period(times, season, has_times=bool(d.time_column) or d.path == "co2")
     x, y, origins = windows(values, window, d.horizon)
     n, h = len(x), d.horizon
     n_test, n_val = int(n * job.split.test_fraction), int(n * job.split.val_fraction)
@@ -324,7 +326,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     truth = y[test]
     metrics = {
         "data": source, "window": window, "horizon": h, "season": season,
-        "season_from": about_season,
+        "season_from": about_season, "period": round(period, 6),
         "network_sees": {"log": log_scale, "reference": REFERENCES[reference],
                          "validation_rmse": {k: round(v.val_rmse, 6) for k, v in nets.items()}},
         "windows": {"train": n_train, "val": n_val, "test": n_test},
@@ -335,7 +337,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     # the classical methods, fitted on the training part only (up to its last target), on the
     # validation windows (to choose the forecaster) and the test windows (to compare)
     log(f"fitting ARIMA on the training part ({fit_end} steps) ...")
-    both, fitted = baselines.forecasts(values, origins[n_train:], h, season, fit_end, fitted=("arima",))
+    both, fitted = baselines.forecasts(values, origins[n_train:], h, season, fit_end, fitted=("arima",),
+                                       period=period)
     if ets_all is not None:
         both["ets"] = ets_all[n_train:]
     fitted["ets"] = ets_about
@@ -405,6 +408,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
 
     job_info = {"kind": "forecast", "window": window, "horizon": h, "scale": scale.tolist(),
                 "log": log_scale, "reference": reference, "weights": weights, "season": season,
+                "period": period,
                 "sigma": sigma.tolist(), "z": z, "level": LEVEL, "interval_log": log_scale,
                 "pretrained_seasonal": seasonal, "time_column": d.time_column if d.path != "co2" else "date",
                 "target_columns": list(d.target_columns)}
@@ -470,7 +474,8 @@ def _other_parts(info: dict, values: np.ndarray, origins: np.ndarray, steps: int
     if "pretrained" in need:
         out["pretrained"] = pretrained.forecasts(values, origins, steps, season, info.get("log", False),
                                                  info["pretrained_seasonal"])
-    fits = {"ets": baselines._ets, "arima": baselines._arima}
+    fits = {"ets": baselines._ets,
+            "arima": lambda *a: baselines._arima(*a, period=info.get("period", season))}
     for k in sorted(need - {"pretrained"}):
         out[k] = np.stack([fits[k](values[:, j], origins, steps, season, len(values))[0]
                            for j in range(values.shape[1])], axis=2)
