@@ -201,7 +201,7 @@ def _arima(y: np.ndarray, origins: np.ndarray, steps: int, season: int, fit_end:
         full = best.apply(ext, exog=exog)
     pred = np.stack([_state_space_ahead(full, origins + k, k) for k in range(1, steps + 1)], axis=1)
     order = best.model.order
-    extra = f" + {exog.shape[1] // 2} Fourier pairs of period {period or season:.4g}" if exog is not None else ""
+    extra = "" if exog is None else f" + {exog.shape[1] // 2} Fourier pairs of period {period or season:.4g}"
     return pred, f"ARIMA{tuple(order)}{' with drift' if d else ''}{extra}"
 
 
