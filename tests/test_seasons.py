@@ -66,6 +66,27 @@ def test_season_from_the_autocorrelation_without_time_stamps():
 
 def test_default_window_is_two_seasons_within_10_to_52():
     assert [seasons.default_window(s) for s in (1, 4, 7, 12, 24, 52)] == [10, 10, 14, 24, 48, 52]
+    # a short series: at most a third of its length, at least 3
+    assert [seasons.default_window(12, n) for n in (8, 19, 36, 60, 72, 500)] == [3, 6, 12, 20, 24, 24]
+
+
+def test_a_short_yearly_series_runs_with_the_default_window(tmp_path):
+    """19 years: a window of 10 leaves 9 windows, too few to split; the default window is a
+    third of the series (6), so the job runs; a window given in the config is kept."""
+    rng = np.random.default_rng(5)
+    y = 100 + np.cumsum(rng.normal(size=19))
+    data = tmp_path / "y.csv"
+    data.write_text("year,v\n" + "".join(f"{2000 + i},{v:.3f}\n" for i, v in enumerate(y)))
+    job = JobConfig()
+    job.data.path, job.data.time_column, job.data.target_columns = str(data), "year", ["v"]
+    job.train.epochs, job.model.units, job.output.dir = 2, 8, str(tmp_path / "run")
+    metrics = train.run(job, log=lambda *a: None)
+    assert (metrics["season"], metrics["window"]) == (1, 6)
+    assert metrics["windows"] == {"train": 10, "val": 1, "test": 2}
+    assert np.isfinite(metrics["grukit"]["rmse"]) and metrics["verdict"]["best_classical"]
+    job.data.window = 10
+    with pytest.raises(ValueError, match="9 windows are too few to split into train, validation and test"):
+        train.run(job, log=lambda *a: None)
 
 
 def test_the_job_chooses_season_and_window_from_a_monthly_csv(tmp_path):

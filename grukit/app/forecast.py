@@ -249,16 +249,16 @@ def _season_and_window(job: JobConfig, times: list[str], values: np.ndarray) -> 
     only; a chosen season that the series is too short for is dropped (1)."""
     d = job.data
     if d.season:
-        return d.season, d.window or seasons.default_window(d.season), "given"
+        return d.season, d.window or seasons.default_window(d.season, len(values)), "given"
     known = max(3, int(len(values) * (1 - job.split.test_fraction)))
     season, about = seasons.infer_season(times[:known], values[:known],
                                          has_times=bool(d.time_column) or d.path == "co2")
-    window = d.window or seasons.default_window(season)
+    window = d.window or seasons.default_window(season, len(values))
     n = len(values) - window - d.horizon + 1
     n_train = n - int(n * job.split.val_fraction) - int(n * job.split.test_fraction)
     if season > 1 and n_train + window < 2 * season:  # Holt-Winters needs two seasons to fit on
         season, about = 1, f"none: the season of {season} steps found {about} is too long for the series"
-        window = d.window or seasons.default_window(season)
+        window = d.window or seasons.default_window(season, len(values))
     return season, window, about
 
 

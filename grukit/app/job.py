@@ -9,7 +9,7 @@ has a default and an unknown field is an error that names it::
     path = "co2"              # "co2" (shipped) or a CSV file; classify: "japanese_vowels" or a CSV
     time_column = "date"
     target_columns = ["co2"]
-    window = 0                # past steps the model sees (0: two seasons, 10 to 52)
+    window = 0                # past steps the model sees (0: two seasons, 10 to 52, <= a third of the series)
     horizon = 1               # it forecasts every step 1..horizon after each window
     season = 0                # the season's length in steps (0: from the time stamps or the data)
     sequence_column = "sequence"  # classify: the column naming each row's sequence
@@ -127,8 +127,8 @@ HELP = {
                 '"reviews", "tweets" or a CSV; anomaly: "ucr135" or a CSV',
         "time_column": "forecast, anomaly: the CSV's time column, increasing row by row (\"\" for none)",
         "target_columns": "forecast: the columns to forecast",
-        "window": "forecast, anomaly: past steps the model sees (0: forecast: two seasons, 10 to 52; "
-                  "anomaly: 52)",
+        "window": "forecast, anomaly: past steps the model sees (0: forecast: two seasons, 10 to 52, at "
+                  "most a third of the series; anomaly: 52)",
         "horizon": "forecast: it forecasts every step 1..horizon after each window",
         "season": "forecast: the season's length in steps (seasonal naive, Holt-Winters, ARIMA); 0: from "
                   "the time stamps' spacing (months 12, quarters 4, weeks 52 (a year: "

@@ -38,9 +38,12 @@ _BY_DAYS = ((1 / 48, 48), (1 / 24, 24), (1, 7), (7, 52), (30.44, 12), (91.31, 4)
 _BY_YEARS = ((1 / 365.25, 7), (1 / 52.18, 52), (1 / 12, 12), (1 / 4, 4), (1.0, 1))
 
 
-def default_window(season: int) -> int:
-    """Two seasons of past steps, at least 10 and at most 52."""
-    return int(max(10, min(2 * max(season, 1), 52)))
+def default_window(season: int, length: Optional[int] = None) -> int:
+    """Two seasons of past steps, at least 10 and at most 52; for a series of ``length`` steps,
+    at most a third of it (at least 3), so that a short series (a yearly one of 20 steps)
+    still gives windows enough for a training, a validation and a test part."""
+    window = int(max(10, min(2 * max(season, 1), 52)))
+    return window if length is None else max(3, min(window, length // 3))
 
 
 def _match(gap: float, table: tuple) -> Optional[int]:
