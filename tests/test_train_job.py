@@ -271,6 +271,11 @@ def test_csv_rows_that_do_not_fit_the_header_are_errors(tmp_path):
     times, values = datasets.read_series(str(data), "month", ["sales"])  # blank lines are skipped
     assert times == ["2001-01-01", "2001-02-01", "2001-03-01"]
     np.testing.assert_allclose(values[:, 0], [1234.5, (1234.5 + 3) / 2, 3])
+    # R's write.csv (quoted names, a row-name column, NA for a missing value), #N/A, NULL: gaps
+    data.write_text('"","time","value"\n"1",1949,1\n"2",1950,NA\n"3",1951,#N/A\n"4",1952,NULL\n"5",1953,5\n')
+    times, values = datasets.read_series(str(data), "time", ["value"])
+    assert times == ["1949", "1950", "1951", "1952", "1953"]
+    np.testing.assert_allclose(values[:, 0], [1, 2, 3, 4, 5])
     data.write_bytes("\ufeffmonth,sales\n2001-01-01,5\n2001-02-01,6\n".encode())  # a spreadsheet's UTF-8
     assert datasets.read_series(str(data), "month", ["sales"])[0] == ["2001-01-01", "2001-02-01"]
     data.write_text("month;sales\n2001-01-01;5\n")

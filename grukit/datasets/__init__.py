@@ -71,12 +71,19 @@ def read_csv(path: str, columns: Sequence[str]) -> tuple[list[str], list[tuple[i
     return header, rows
 
 
+# cells that mark a missing value (pandas.read_csv's defaults: R's write.csv writes NA,
+# spreadsheets #N/A, databases NULL)
+MISSING = frozenset({"", "NA", "N/A", "n/a", "#N/A", "#N/A N/A", "#NA", "<NA>", "NULL", "null", "None",
+                     "NaN", "nan", "-NaN", "-nan", "1.#IND", "-1.#IND", "1.#QNAN", "-1.#QNAN"})
+
+
 def read_series(path: str, time_column: Optional[str], target_columns: Sequence[str]
                 ) -> tuple[list[str], np.ndarray]:
     """(times, values (N, len(target_columns))) from a CSV with a header row.
 
-    Empty cells are gaps (interpolated); anything else that is not a number is an error
-    naming the file, line and column.
+    Empty cells and the usual marks of a missing value (``MISSING``: NA, N/A, NULL, NaN ...)
+    are gaps (interpolated); anything else that is not a number is an error naming the
+    file, line and column.
     """
     _, table = read_csv(path, [*([time_column] if time_column else []), *target_columns])
     times, rows = [], []
@@ -86,7 +93,7 @@ def read_series(path: str, time_column: Optional[str], target_columns: Sequence[
         for col in target_columns:
             cell = row[col].strip()
             try:
-                values.append(float(cell) if cell else float("nan"))
+                values.append(float("nan") if cell in MISSING else float(cell))
             except ValueError:
                 raise ValueError(f"{path!r} line {line}, column {col!r}: {cell!r} is not a number") from None
         rows.append(values)
