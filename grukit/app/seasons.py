@@ -14,6 +14,10 @@ quarters ("1959Q1", "1959 Q1", 1959.25 ...)        4
 years (1959, 1959.0 ...)                           1
 =================================================  ======
 
+A season of 52 on weekly stamps is a year, which is 52.18 weeks long: ``period`` gives that
+length for the Fourier terms of ARIMA's season (seasonal naive and Holt-Winters need whole
+steps and keep 52).
+
 Decimal years (R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by
 their gap: 1/12 is monthly, 1/4 quarterly, 1/52 weekly, 1/7 daily. Without usable
 time stamps the autocorrelation decides: the lag in 2 .. n/3 (at most 60) where the
