@@ -260,3 +260,22 @@ def test_the_intervals_spread_shrinks_validation_errors_towards_holt_winters_tra
     partly = train.copy()
     partly[:3] = np.nan  # rows without a Holt-Winters forecast are left out
     np.testing.assert_allclose(forecast._sigma(val, partly), [[2.0]])
+
+
+def test_grukit_predict_refits_arima_with_the_saved_period():
+    """A saved forecaster that weighs ARIMA refits it in `grukit predict` with the Fourier
+    period it was trained with (52.18 for weekly data), not the whole season."""
+    from grukit.app import forecast
+
+    y = _co2(400)[:, None]
+    origins = np.array([300, 350, 399])
+    info = {"weights": {"network": 0.5, "arima": 0.5}, "season": 52, "period": 365.25 / 7, "log": False}
+    got = forecast._other_parts(info, y, origins, 3)
+    assert set(got) == {"arima"}
+    want = bl._arima(y[:, 0], origins, 3, 52, len(y), period=365.25 / 7)[0]
+    np.testing.assert_allclose(got["arima"][:, :, 0], want, rtol=0, atol=1e-10)
+    before = {k: v for k, v in info.items() if k != "period"}  # a model saved before the period was
+    old = forecast._other_parts(before, y, origins, 3)
+    np.testing.assert_allclose(old["arima"][:, :, 0], bl._arima(y[:, 0], origins, 3, 52, len(y))[0],
+                               rtol=0, atol=1e-10)  # the season
+    assert np.abs(old["arima"] - got["arima"]).max() > 1e-3
