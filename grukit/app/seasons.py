@@ -175,32 +175,13 @@ def from_autocorrelation(values: np.ndarray) -> int:
 WEEKS_A_YEAR = 365.25 / 7
 
 
-def is_weekly(times: list[str]) -> bool:
-    """Whether the time stamps are a week apart: ISO dates 7 days apart, decimal years 1/52.18
-    apart, or week labels ("1991 W06")."""
-    if len(times) < 3:
-        return False
-    if all(re.fullmatch(r"\d{4}\s*-?\s*w\d{1,2}", s.strip().lower()) for s in times):
-        return True
-    if label_months(times) is not None:
-        return False
-    nums = _numbers(times)
-    if nums is not None:
-        gaps = np.diff(nums)
-        return bool((gaps > 0).all() and 1000 <= nums.min() and nums.max() <= 3000
-                    and _match(float(np.median(gaps)), _BY_YEARS) == 52)
-    seconds = _iso_seconds(times)
-    return bool(seconds is not None and (np.diff(seconds) > 0).all()
-                and _match(float(np.median(np.diff(seconds))) / 86400, _BY_DAYS) == 52)
-
-
 def period(times: list[str], season: int, has_times: bool) -> float:
     """The season's length in steps as the calendar has it: a year of weekly data is 52.18
     weeks, not 52 (over 40 years a 52-step season drifts by 7 weeks against the sun), so a
     season of 52 on weekly time stamps is 365.25 / 7 steps long; else the season itself. The
     Fourier terms of ARIMA's season use it (baselines.py); seasonal naive and Holt-Winters,
     whose seasons are whole steps, use the season."""
-    if season == 52 and has_times and is_weekly(times):
+    if season == 52 and has_times and _from_stamps(times) == 52:  # weekly stamps
         return WEEKS_A_YEAR
     return float(season)
 
