@@ -243,6 +243,12 @@ def _on_reference(job: JobConfig, kind: str, forecast: np.ndarray, xs: np.ndarra
     return _Net(model, ref, scale, history, seconds, pred, float(np.sqrt(((pred - y[val]) ** 2).mean())))
 
 
+def _has_times(job: JobConfig) -> bool:
+    """Whether the series comes with time stamps to read its season from (a time column, or
+    the shipped CO2 series' dates)."""
+    return bool(job.data.time_column) or job.data.path == "co2"
+
+
 def _season_and_window(job: JobConfig, times: list[str], values: np.ndarray) -> tuple[int, int, str]:
     """The job's season and window: as configured, or (0, the default) chosen from the time
     stamps or the autocorrelation (seasons.py), on the training part's share of the series
@@ -252,7 +258,7 @@ def _season_and_window(job: JobConfig, times: list[str], values: np.ndarray) -> 
         return d.season, d.window or seasons.default_window(d.season, len(values)), "given"
     known = max(3, int(len(values) * (1 - job.split.test_fraction)))
     season, about = seasons.infer_season(times[:known], values[:known],
-                                         has_times=bool(d.time_column) or d.path == "co2")
+                                         has_times=_has_times(job))
     window = d.window or seasons.default_window(season, len(values))
     n = len(values) - window - d.horizon + 1
     n_train = n - int(n * job.split.val_fraction) - int(n * job.split.test_fraction)
@@ -276,7 +282,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         source = d.path
     season, window, about_season = _season_and_window(job, times, values)
     # ARIMA's Fourier terms take the calendar's period (52.18 steps for a weekly series' year)
-    period = seasons.period(times, season, has_times=bool(d.time_column) or d.path == "co2")
+    period = seasons.period(times, season, has_times=_has_times(job))
     x, y, origins = windows(values, window, d.horizon)
     n, h = len(x), d.horizon
     n_test, n_val = int(n * job.split.test_fraction), int(n * job.split.val_fraction)
