@@ -246,9 +246,17 @@ def test_missing_column_and_too_short_series(tmp_path):
     data.write_text("date,value\n" + "".join(f"{i},{i}\n" for i in range(20)))
     job = JobConfig()
     job.data.path, job.data.target_columns, job.output.dir = str(data), ["co2"], str(tmp_path)
-    with pytest.raises(ValueError, match=r"column 'co2' is not in .*columns are \['date', 'value'\]"):
+    with pytest.raises(ValueError, match=r"column 'co2' is not in .*columns are \['date', 'value'\]: set "
+                       r"target_columns under \[data\] .* target_columns = \['value'\]"):
         train.run(job, log=lambda *a: None)
-    job.data.target_columns, job.data.window = ["value"], 52
+    job.data.target_columns, job.data.time_column = ["value"], "when"
+    with pytest.raises(ValueError, match=r"column 'when' is not in .*: set time_column under \[data\] to the "
+                       r"column of time stamps, or time_column = \"\" for a file without them"):
+        train.run(job, log=lambda *a: None)
+    job.data.task = "anomaly"
+    with pytest.raises(ValueError, match=r"column 'when' is not in .*: set time_column"):
+        train.run(job, log=lambda *a: None)
+    job.data.task, job.data.time_column, job.data.window = "forecast", "date", 52
     with pytest.raises(ValueError, match=r"shorter than one window"):
         train.run(job, log=lambda *a: None)
     data.write_text("date,value\n1,2\n2,oops\n")

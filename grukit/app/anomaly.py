@@ -44,7 +44,7 @@ from ..training import distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
 from . import seasons
-from .job import JobConfig, fit, gru_stack, output_dir, write_outputs
+from .job import JobConfig, fit, gru_stack, output_dir, read_series, write_outputs
 
 UCR_MARGIN = 100  # the UCR archive's rule: a detection within 100 steps of the anomaly counts
 
@@ -61,7 +61,7 @@ def _load(d) -> tuple[str, list[str], np.ndarray, Optional[np.ndarray], Optional
     header, _ = datasets.read_csv(d.path, [])
     labelled = bool(d.label_column) and d.label_column in header
     columns = [*d.target_columns, *([d.label_column] if labelled else [])]
-    times, table = datasets.read_series(d.path, d.time_column or None, columns)
+    times, table = read_series(d.path, d.time_column, columns)
     if d.time_column:
         seasons.check_order(times, d.path, d.time_column)
     values = table[:, :len(d.target_columns)]

@@ -38,7 +38,7 @@ from ..training import distributed, loading
 from ..training import layers as L
 from ..training.sequential import Sequential
 from . import baselines, pretrained, seasons
-from .job import JobConfig, checkpoint_tag, fit, gru_stack, output_dir, write_outputs
+from .job import JobConfig, checkpoint_tag, fit, gru_stack, output_dir, read_series, write_outputs
 
 # ------------------------------------------------------------------------ the job
 
@@ -276,7 +276,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         times, values = datasets.load_co2()
         source = "Mauna Loa weekly CO2 (shipped with grukit)"
     else:
-        times, values = datasets.read_series(d.path, d.time_column or None, d.target_columns)
+        times, values = read_series(d.path, d.time_column, d.target_columns)
         if d.time_column:
             seasons.check_order(times, d.path, d.time_column)
         source = d.path

@@ -55,6 +55,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .. import datasets
 from ..training import callbacks as cbks
 from ..training import checkpoint, distributed
 from ..training import layers as L
@@ -253,6 +254,21 @@ def _check(job: JobConfig, source: str) -> None:
     if not (0 < s.val_fraction < 1 and 0 < s.test_fraction < 1 and s.val_fraction + s.test_fraction < 0.9):
         raise ValueError(f"split fractions in {source} must be in (0, 1) and leave >= 10% for training, "
                          f"got val {s.val_fraction}, test {s.test_fraction}")
+
+
+def read_series(path: str, time_column: str, target_columns: list) -> tuple[list[str], np.ndarray]:
+    """datasets.read_series for a job: a column missing from the CSV is an error that says which
+    config field names it and what to write there."""
+    try:
+        return datasets.read_series(path, time_column or None, target_columns)
+    except datasets.MissingColumn as exc:
+        if exc.column == time_column:
+            fix = ('set time_column under [data] to the column of time stamps, or time_column = "" for a '
+                   "file without them")
+        else:
+            fix = "set target_columns under [data] to the columns to model, e.g. target_columns = " \
+                  f"{[c for c in exc.header if c != time_column][:1]}"
+        raise ValueError(f"{exc}: {fix}") from None
 
 
 def quiet(*args: Any, **kwargs: Any) -> None:

@@ -24,6 +24,14 @@ import numpy as np
 HERE = os.path.dirname(__file__)
 
 
+class MissingColumn(ValueError):
+    """A column asked for is not in a CSV's header (``column``, ``header``, ``path``)."""
+
+    def __init__(self, message: str, column: str, header: list[str], path: str):
+        super().__init__(message)
+        self.column, self.header, self.path = column, header, path
+
+
 def interpolate_gaps(values: np.ndarray) -> np.ndarray:
     """Fill NaNs linearly between known neighbours (and with the nearest at the ends)."""
     values = np.array(values, dtype="float64")
@@ -54,7 +62,8 @@ def read_csv(path: str, columns: Sequence[str]) -> tuple[list[str], list[tuple[i
                     other = next((s for s in (";", "\t", "|") if len(header) == 1 and s in header[0]), None)
                     hint = (f" (the file looks separated by {other!r}; grukit reads comma-separated files)"
                             if other else "")
-                    raise ValueError(f"column {col!r} is not in {path!r}; its columns are {header}{hint}")
+                    raise MissingColumn(f"column {col!r} is not in {path!r}; its columns are {header}{hint}",
+                                        col, header, path)
             rows, end = [], reader.line_num
             for row in reader:
                 start, end = end + 1, reader.line_num
