@@ -119,8 +119,9 @@ def test_the_pretraining_script_trains_networks_the_job_can_load(tmp_path, monke
     rng = np.random.default_rng(0)
     s = pretrain_forecaster.series(rng, 100)
     assert s.shape == (100,) and np.isfinite(s).all()
-    x, y = pretrain_forecaster.examples(rng, [s, pretrain_forecaster.series(rng, 60)], 5)
-    assert x.shape == (5, pretrained.LONGEST, 2) and y.shape == (5, pretrained.STEPS)
+    x, y, mask = pretrain_forecaster.examples(rng, [s, pretrain_forecaster.series(rng, 60)], 5)
+    assert x.shape == (5, pretrained.LONGEST, 2) and y.shape == mask.shape == (5, pretrained.STEPS)
+    assert bool(mask.all())
     out = tmp_path / "w.safetensors"
     assert pretrain_forecaster.main(["--steps", "3", "--batch", "8", "--units", "8", "--series", "20",
                                      "--members", "2", "--out", str(out)]) == 0
@@ -138,3 +139,42 @@ def test_the_pretraining_script_trains_networks_the_job_can_load(tmp_path, monke
                                    last + change * (own[0] + own[1]) / 2, rtol=1e-5)
     finally:
         pretrained.load.cache_clear()  # the shipped weights for the tests after this one
+
+
+def _pretrain_tool():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import pretrain_forecaster
+    finally:
+        sys.path.pop(0)
+    return pretrain_forecaster
+
+
+def test_real_examples_read_a_series_as_the_job_does():
+    """tools/pretrain_forecaster.py's examples from real series: the input is pretrained.inputs of
+    the history (in logs for a positive series, the season taken out as forecasts() does) and the
+    targets past the series' end are masked."""
+    tool = _pretrain_tool()
+    v = np.array([3.0, 5, 4, 6, 8, 7, 9, 12, 11])  # one origin with a future: o = 7
+    (pool_item,) = tool.real_pool([("tiny", v, 1)])
+    assert not pool_item[2]
+    np.testing.assert_allclose(pool_item[0], np.log(v))
+    x, y, mask = tool.real_examples(np.random.default_rng(0), [pool_item], 3)
+    want_x, last, change = pretrained.inputs(np.log(v[:8]))
+    for i in range(3):
+        np.testing.assert_allclose(x[i].numpy(), want_x)
+        assert mask[i].tolist() == [1.0] + [0.0] * (pretrained.STEPS - 1)
+        assert y[i, 0].item() == pytest.approx((np.log(11) - last) / change, rel=1e-6)
+        assert not y[i, 1:].any()
+    # a trend plus a fixed season of 4: with the season taken out, the history is a straight line
+    t = np.arange(60.0)
+    seasonal = 0.5 * t + np.tile([4.0, -1.0, -5.0, 2.0], 15)
+    (item,) = tool.real_pool([("seasonal", seasonal, 4)])
+    assert item[2]
+    x, y, mask = tool.real_examples(np.random.default_rng(1), [item], 8)
+    for i in range(8):
+        real = x[i, :, 1].numpy() > 0
+        steps = np.diff(x[i, real, 0].numpy())
+        np.testing.assert_allclose(steps, steps[0], atol=1e-4)  # evenly spaced: no season left
+        n = int(mask[i].sum().item())
+        np.testing.assert_allclose(y[i, :n].numpy(), np.arange(1, n + 1), atol=1e-4)  # the line goes on

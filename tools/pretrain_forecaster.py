@@ -83,7 +83,7 @@ def series(rng: np.random.Generator, n: int, seasonal: float = 0.35) -> np.ndarr
 
 
 def examples(rng: np.random.Generator, pool: list[np.ndarray],
-             count: int) -> tuple[torch.Tensor, torch.Tensor]:
+             count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """count (input, target) pairs from random origins of random series of the pool. A third
     of the series are read as the logarithm of a positive additive series (as the job reads
     a positive series); a third of the histories are cut short (8 steps or more)."""
@@ -101,7 +101,49 @@ def examples(rng: np.random.Generator, pool: list[np.ndarray],
             first = int(rng.integers(first, o - 6))
         x[i], last, change = pretrained.inputs(s[first:o + 1])
         y[i] = np.clip((s[o + 1:o + 1 + steps] - last) / change, -pretrained.CLIP, pretrained.CLIP)
-    return torch.from_numpy(x), torch.from_numpy(y)
+    return torch.from_numpy(x), torch.from_numpy(y), torch.ones(count, steps)
+
+
+def real_pool(corpus: list[tuple[str, np.ndarray, int]]) -> list[tuple[np.ndarray, int, bool]]:
+    """The corpus as the job reads a series: logarithms for a positive one; whether its season
+    is taken out (pretrained.is_seasonal on the whole series)."""
+    pool = []
+    for _, v, season in corpus:
+        v = np.log(v) if (v > 0).all() else np.asarray(v, dtype=float)
+        pool.append((v, season, pretrained.is_seasonal(v, season)))
+    return pool
+
+
+def real_examples(rng: np.random.Generator, pool: list[tuple[np.ndarray, int, bool]],
+                  count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """count (input, target, mask) triples from random origins of random real series (each
+    series equally likely), read as pretrained.forecasts reads a series: the season taken out
+    with the indices of the last SEASONS_BACK seasons before the origin, the last LONGEST values
+    relative to the last one over their mean absolute change. The mask marks the targets the
+    series has (an origin near its end has fewer than STEPS); a third of the histories are cut
+    short (8 steps or more), as in ``examples``."""
+    steps, longest = pretrained.STEPS, pretrained.LONGEST
+    x = np.zeros((count, longest, 2), np.float32)
+    y = np.zeros((count, steps), np.float32)
+    mask = np.zeros((count, steps), np.float32)
+    k = np.arange(1, steps + 1)
+    for i in range(count):
+        v, season, seasonal = pool[int(rng.integers(len(pool)))]
+        o = int(rng.integers(7, len(v) - 1))
+        first = o + 1 - min(o + 1, longest)
+        if rng.random() < 0.3 and o - 6 > first:
+            first = int(rng.integers(first, o - 6))
+        history = v[first:o + 1]
+        future = v[o + 1:o + 1 + steps]
+        if seasonal:
+            back = max(0, o + 1 - pretrained.SEASONS_BACK * season)
+            idx = pretrained.seasonal_indices(v[:o + 1], season, back)
+            history = history - idx[np.arange(first, o + 1) % season]
+            future = future - idx[(o + k[:len(future)]) % season]
+        x[i], last, change = pretrained.inputs(history)
+        y[i, :len(future)] = np.clip((future - last) / change, -pretrained.CLIP, pretrained.CLIP)
+        mask[i, :len(future)] = 1.0
+    return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(mask)
 
 
 def main(argv=None) -> int:
@@ -113,6 +155,8 @@ def main(argv=None) -> int:
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=pretrained.WEIGHTS)
+    p.add_argument("--real", type=float, default=0.0,
+                   help="the share of each batch drawn from real series (tools/forecast_corpus.py)")
     p.add_argument("--members", type=int, default=2,
                    help="networks trained, from seeds seed, seed + 1, ...; the job averages them")
     args = p.parse_args(argv)
@@ -131,7 +175,13 @@ def train(args: argparse.Namespace, seed: int) -> pretrained.Net:
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     pool = [series(rng, int(rng.integers(40, 320))) for _ in range(args.series)]
-    held_x, held_y = examples(np.random.default_rng(seed + 1),
+    real = None
+    if args.real > 0:
+        import forecast_corpus
+
+        real = real_pool(forecast_corpus.load())
+        n_real = int(round(args.batch * args.real))
+    held_x, held_y, _ = examples(np.random.default_rng(seed + 1),
                               [series(np.random.default_rng([seed, 2, i]), 200) for i in range(500)], 2048)
     net = pretrained.Net(args.units)
     opt = torch.optim.Adam(net.parameters(), lr=args.learning_rate)
@@ -139,8 +189,13 @@ def train(args: argparse.Namespace, seed: int) -> pretrained.Net:
     for step in range(1, args.steps + 1):
         for group in opt.param_groups:  # linear decay to 5%
             group["lr"] = args.learning_rate * max(0.05, 1 - step / args.steps)
-        x, y = examples(rng, pool, args.batch)
-        loss = torch.nn.functional.huber_loss(net(x), y, delta=3.0)
+        if real is None:
+            x, y, mask = examples(rng, pool, args.batch)
+        else:
+            x, y, mask = (torch.cat(pair) for pair in zip(examples(rng, pool, args.batch - n_real),
+                                                             real_examples(rng, real, n_real), strict=True))
+        loss = torch.nn.functional.huber_loss(net(x), y, delta=3.0, reduction="none")
+        loss = (loss * mask).sum() / mask.sum()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
