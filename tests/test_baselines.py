@@ -139,8 +139,9 @@ def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):
 
 
 def test_the_forecasters_weights_and_references():
-    """The weights of the forecaster's parts: equal, leaving out the one worst on the
-    validation part when there are three; the references the network may correct."""
+    """The weights of the forecaster's parts: equal, leaving out the fitted part worst on the
+    validation part when there are three or more (never the pretrained network); the
+    references the network may correct."""
     from grukit.app import forecast
 
     truth = np.zeros(10)
@@ -150,6 +151,14 @@ def test_the_forecasters_weights_and_references():
     assert forecast._weights({"network": ets, "ets": net, "arima": arima}, truth) == {
         "network": 0.0, "ets": 0.5, "arima": 0.5}
     assert forecast._weights({"network": net, "ets": ets}, truth) == {"network": 0.5, "ets": 0.5}
+    # the pretrained network is kept even where it is worst on validation: the worst fitted part goes
+    pre = np.full(10, 3.0)  # MSE 9
+    assert forecast._weights({"network": net, "ets": ets, "arima": arima, "pretrained": pre}, truth) == {
+        "network": pytest.approx(1 / 3), "ets": 0.0, "arima": pytest.approx(1 / 3),
+        "pretrained": pytest.approx(1 / 3)}
+    assert forecast._weights({"network": net, "ets": ets, "pretrained": arima}, truth) == {
+        "network": 0.5, "ets": 0.0, "pretrained": 0.5}
+    assert forecast._weights({"network": net, "pretrained": pre}, truth) == {"network": 0.5, "pretrained": 0.5}
     assert forecast._weights({"network": net}, truth) == {"network": 1.0}
     w = {"network": 0.5, "ets": 0.0, "arima": 0.5}
     assert forecast._forecaster(w) == ("0.50 x the network + 0.50 x ARIMA (damped Holt-Winters: worst on the "
