@@ -158,7 +158,8 @@ def test_the_forecasters_weights_and_references():
         "pretrained": pytest.approx(1 / 3)}
     assert forecast._weights({"network": net, "ets": ets, "pretrained": arima}, truth) == {
         "network": 0.5, "ets": 0.0, "pretrained": 0.5}
-    assert forecast._weights({"network": net, "pretrained": pre}, truth) == {"network": 0.5, "pretrained": 0.5}
+    assert forecast._weights({"network": net, "pretrained": pre}, truth) == {"network": 0.5,
+                                                                             "pretrained": 0.5}
     assert forecast._weights({"network": net}, truth) == {"network": 1.0}
     w = {"network": 0.5, "ets": 0.0, "arima": 0.5}
     assert forecast._forecaster(w) == ("0.50 x the network + 0.50 x ARIMA (damped Holt-Winters: worst on the "

@@ -22,6 +22,9 @@ def _months(n, start=1990):
         ([f"{1987 + k // 12} {m}" for k, m in zip(range(30), ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
                                                                "Aug", "Sep", "Oct", "Nov", "Dec"] * 3,
                                                    strict=False)], 12),
+        ([f"{m} {1987 + k // 12}" for k, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                                                          "Aug", "Sep", "Oct", "Nov", "Dec"] * 2)], 12),
+        ([f"{1987 + k // 12}M{k % 12 + 1:02d}" for k in range(30)], 12),  # EViews, Eurostat
         ([f"{1991 + k // 52} W{k % 52 + 1:02d}" for k in range(30)], 52),
         ([str(1700 + k) for k in range(30)], 1),  # years
         ([f"{1700 + k}.0000" for k in range(30)], 1),
@@ -135,3 +138,28 @@ def test_the_chosen_season_does_not_depend_on_the_test_part(tmp_path):
     assert _season_and_window(job, times, base[:, None]) == _season_and_window(job, times, other[:, None])
     assert _season_and_window(job, times, base[:, None])[:2] == (12, 24)
     assert seasons.from_autocorrelation(other[320:]) == 7  # the test part alone would say 7
+
+
+@pytest.mark.parametrize(
+    "times,after",
+    [
+        (["Nov 1990", "Dec 1990", "Jan 1991"], ["Feb 1991", "Mar 1991"]),
+        (["November-1990", "December-1990", "January-1991"], ["February-1991", "March-1991"]),
+        (["OCT 1990", "JAN 1991", "APR 1991"], ["JUL 1991", "OCT 1991"]),  # quarterly, as months
+        (["1990M11", "1990M12", "1991M01"], ["1991M02", "1991M03"]),
+        (["1990m9", "1990m10", "1990m11"], ["1990m12", "1991m1"]),
+    ],
+)
+def test_month_first_and_m_labels_are_months(times, after):
+    """Month labels with the month first or as 1990M01 read as months: ordered, and continued
+    in their own style for `grukit predict --steps`."""
+    from grukit.app.forecast import future_times
+
+    assert future_times(times, 2) == after
+    pos = seasons.positions(times)
+    assert pos is not None and (np.diff(pos) > 0).all()
+    with pytest.raises(ValueError, match="must increase from row to row"):
+        seasons.check_order(times[::-1], "s.csv", "month")
+    # not month names, or month 13: not labels (no season from them, no order check)
+    assert seasons.label_months(["Janx 1990", "Feb 1990", "Mar 1990"]) is None
+    assert seasons.label_months(["1990M12", "1990M13"]) is None

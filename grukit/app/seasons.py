@@ -9,7 +9,7 @@ time stamps a fixed gap apart                      season
 half-hours / hours                                 48 / 24 (a day)
 days                                               7 (a week)
 weeks                                              52 (a year)
-months ("2001-03-01", "1987 Jan", 1991.5833 ...)   12
+months ("2001-03-01", "1987 Jan", "1987M01" ...)   12
 quarters ("1959Q1", "1959 Q1", 1959.25 ...)        4
 years (1959, 1959.0 ...)                           1
 =================================================  ======
@@ -18,7 +18,8 @@ A season of 52 on weekly stamps is a year, which is 52.18 weeks long: ``period``
 length for the Fourier terms of ARIMA's season (seasonal naive and Holt-Winters need whole
 steps and keep 52).
 
-Decimal years (R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by
+Month labels may also put the month first ("Jan 1987", "January-1987"). Decimal years
+(R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by
 their gap: 1/12 is monthly, 1/4 quarterly, 1/52 weekly, 1/7 daily. Without usable
 time stamps the autocorrelation decides: the lag in 2 .. n/3 (at most 60) where the
 autocorrelation of the series' changes is highest, when it is a clear peak (above its
@@ -59,11 +60,30 @@ def _match(gap: float, table: tuple) -> Optional[int]:
 
 _QUARTER = re.compile(r"(\d{4})(\s*-?\s*)[qQ]([1-4])")
 _MONTH = re.compile(r"(\d{4})([\s-]+)([A-Za-z]{3})[A-Za-z]*")
+_MONTH_FIRST = re.compile(r"([A-Za-z]{3}[A-Za-z]*)([\s-]+)(\d{4})")  # "Jan 1990", "January-1990"
+_M_LABEL = re.compile(r"(\d{4})([mM])(\d{1,2})")  # "1990M01", "1990m1" (EViews, Eurostat)
+FULL_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+               "October", "November", "December"]
+
+
+def _month_first(t: list[str]):
+    """Month-year labels ("Jan 1990", "January-1990") as label_months returns them, or None."""
+    found = [_MONTH_FIRST.fullmatch(s) for s in t]
+    if not all(found) or not all(m.group(1)[:3].lower() in MONTHS and
+                                 FULL_MONTHS[MONTHS[m.group(1)[:3].lower()] - 1].lower().startswith(
+                                     m.group(1).lower()) for m in found):
+        return None
+    sep, name = found[-1].group(2), found[-1].group(1)
+    names = FULL_MONTHS if len(name) > 3 else [m.capitalize() for m in MONTHS]
+    style = str.upper if name.isupper() else (str.lower if name.islower() else str)
+    counts = [int(m.group(3)) * 12 + MONTHS[m.group(1)[:3].lower()] - 1 for m in found]
+    return counts, lambda c: f"{style(names[c % 12])}{sep}{c // 12}"
 
 
 def label_months(times: list[str]):
-    """Quarter labels ("1959Q1", "1959 Q1") or month labels ("1987 Jan") as months since year
-    0, with a function writing a count back in the same style; None for other stamps."""
+    """Quarter labels ("1959Q1", "1959 Q1") or month labels ("1987 Jan", "Jan 1987", "January
+    1987", "1987M01") as months since year 0, with a function writing a count back in the same
+    style; None for other stamps."""
     t = [s.strip() for s in times]
     quarters = [_QUARTER.fullmatch(s) for s in t]
     if all(quarters):
@@ -77,7 +97,13 @@ def label_months(times: list[str]):
         style = str.upper if name.isupper() else (str.lower if name.islower() else str)
         counts = [int(m.group(1)) * 12 + MONTHS[m.group(3).lower()] - 1 for m in months]
         return counts, lambda c: f"{c // 12}{sep}{style(names[c % 12])}"
-    return None
+    labels = [_M_LABEL.fullmatch(s) for s in t]
+    if all(labels) and all(1 <= int(m.group(3)) <= 12 for m in labels):
+        letter = labels[-1].group(2)
+        width = 2 if any(m.group(3).startswith("0") for m in labels) else 1  # "1990M01" or "1990m1"
+        counts = [int(m.group(1)) * 12 + int(m.group(3)) - 1 for m in labels]
+        return counts, lambda c: f"{c // 12}{letter}{c % 12 + 1:0{width}d}"
+    return _month_first(t)
 
 
 def _from_labels(times: list[str]) -> Optional[int]:
