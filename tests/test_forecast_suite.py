@@ -46,10 +46,12 @@ def test_the_summary_line():
     rows = [{"series": "a", "ratio": 0.8, "net_ratio": 1.0, "pretrained_ratio": 0.5, "ours_mase": 1.0,
              "best_mase": 0.5,
              "mase": {"grukit": 1.0, "persistence": 2.0, "seasonal_naive": 2.0, "ets": 1.0, "arima": 4.0},
+             "rmse": {"grukit": 1.0, "persistence": 2.0, "seasonal_naive": 1.0, "ets": 0.8, "arima": 1.0},
              "level": 0.9, "coverage": 0.8},
             {"series": "b", "ratio": 1.25, "net_ratio": 1.0, "pretrained_ratio": 2.0, "ours_mase": 1.0,
              "best_mase": 2.0,
              "mase": {"grukit": 1.0, "persistence": 2.0, "seasonal_naive": 2.0, "ets": 4.0, "arima": 1.0},
+             "rmse": {"grukit": 1.0, "persistence": 0.5, "seasonal_naive": 1.0, "ets": 1.25, "arima": 1.0},
              "level": 0.9, "coverage": 1.0}]
     line = suite.summary(rows, "one step ahead")
     assert f"method's {math.sqrt(0.8 * 1.25):.3f}" in line and "worst 1.25 (b)" in line
@@ -57,6 +59,9 @@ def test_the_summary_line():
     assert "the network alone: 1.000, the pretrained network alone: 1.000" in line
     assert "ets 2.000" in line and "arima 2.000" in line and "grukit over each series' best 1.000" in line
     assert "90% intervals covered 0.900" in line
+    assert "persistence 1.000 (1 above 1.15, worst 2.00)" in line
+    assert f"ets {math.sqrt(1.25 * 0.8):.3f} (1 above 1.15, worst 1.25)" in line
+    assert "seasonal_naive 1.000 (0 above 1.15, worst 1.00)" in line
 
 
 def test_the_check_set_is_spread_over_the_corpus_and_apart_from_the_suite():
