@@ -135,3 +135,20 @@ def test_repeat_vector_follows_keras(tmp_path):
     z = np.random.default_rng(0).normal(size=(4, 5, 2)).astype("float32")
     model.save(tmp_path / "ae.grukit")
     np.testing.assert_array_equal(load(str(tmp_path / "ae.grukit")).predict(z), model.predict(z))
+
+
+def test_anomaly_target_columns_left_empty_take_every_column_but_time_and_label(tmp_path):
+    """The default target_columns (empty): every column but the time and label columns; a label
+    column with no anomaly in the test part is reported as such, not as no labels."""
+    data = tmp_path / "s.csv"
+    _series(data)
+    rows = list(csv.reader(open(data)))
+    assert rows[0][-1] == "label"
+    with open(data, "w", newline="") as f:  # the burst's labels taken off: every label 0
+        csv.writer(f).writerows([rows[0], *([*r[:-1], "0"] for r in rows[1:])])
+    job = _job(data, tmp_path / "run")
+    job.data.target_columns, job.train.epochs = [], 1
+    lines = []
+    train.run(job, log=lambda *a: lines.append(" ".join(map(str, a))))
+    assert load(str(tmp_path / "run" / "model.grukit")).extra["target_columns"] == ["v", "w"]
+    assert any("test part (180 steps, none labelled anomalous in 'label')" in line for line in lines)

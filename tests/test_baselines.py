@@ -113,6 +113,9 @@ def test_accuracy_and_verdict_by_hand():
     assert v["line"] == "the GRU beat the best classical method (ets): RMSE 0.9 vs 1 (0.90x)"
     assert not bl.verdict({**scores, "gru": {"rmse": 1.5}})["beats_best"]
     assert bl.verdict(scores, label="X")["line"].startswith("X beat the best")
+    exact = bl.verdict({"gru": {"rmse": 1e-7}, "persistence": {"rmse": 0.0}, "ets": {"rmse": 0.0}})
+    assert exact["ratio"] is None and not exact["beats_best"]  # no ratio over an exact forecast
+    assert exact["line"].endswith("RMSE 1e-07 vs 0 (it forecast the test part exactly)")
 
 
 def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):

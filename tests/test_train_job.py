@@ -241,6 +241,36 @@ def test_bad_configs(toml, exc, match):
         parse_config(toml, "job.toml")
 
 
+def test_target_columns_left_empty_take_every_column_but_the_time_column(tmp_path):
+    """The default target_columns (empty) forecast every column but the time column, and
+    say what to set when one of them is not numbers or holds one value through training."""
+    from grukit import load
+
+    rng = np.random.default_rng(4)
+    t = np.arange(90)
+    data = tmp_path / "s.csv"
+    data.write_text("when,a,b\n" + "".join(f"{i},{float(10 + np.sin(i / 3) + 0.1 * rng.normal())!r},"
+                                         f"{float(5 + 0.02 * i + 0.1 * rng.normal())!r}\n" for i in t))
+    job = JobConfig()
+    assert job.data.target_columns == []
+    job.data.path, job.data.time_column, job.data.window = str(data), "when", 12
+    job.train.epochs, job.model.units, job.output.dir = 2, 8, str(tmp_path / "run")
+    metrics = train.run(job, log=lambda *a: None)
+    assert load(str(tmp_path / "run" / "model.grukit")).extra["target_columns"] == ["a", "b"]
+    assert metrics["grukit"]["rmse"] > 0
+    data.write_text("when,store,v\n" + "".join(f"{i},A,{i % 7}\n" for i in t))
+    with pytest.raises(ValueError, match=r"column 'store': 'A' is not a number: set target_columns under "
+                       r"\[data\] to the columns of numbers to model"):
+        train.run(job, log=lambda *a: None)
+    data.write_text("when,v\n" + "".join(f"{i},{5 if i < 70 else i}\n" for i in t))
+    with pytest.raises(ValueError, match=r"column 'v' holds one value, 5, through the training part \(its "
+                       r"first \d+ steps, to \d+\): nothing there to learn"):
+        train.run(job, log=lambda *a: None)
+    data.write_text("when\n" + "".join(f"{i}\n" for i in t))
+    with pytest.raises(ValueError, match=r"has no column to model besides \['when'\]"):
+        train.run(job, log=lambda *a: None)
+
+
 def test_missing_column_and_too_short_series(tmp_path):
     data = tmp_path / "s.csv"
     data.write_text("date,value\n" + "".join(f"{i},{i}\n" for i in range(20)))

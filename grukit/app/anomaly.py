@@ -44,29 +44,30 @@ from ..training import distributed
 from ..training import layers as L
 from ..training.sequential import Sequential
 from . import seasons
-from .job import JobConfig, fit, gru_stack, output_dir, read_series, write_outputs
+from .job import JobConfig, fit, gru_stack, output_dir, read_series, target_columns, write_outputs
 
 UCR_MARGIN = 100  # the UCR archive's rule: a detection within 100 steps of the anomaly counts
 
 
-def _load(d) -> tuple[str, list[str], np.ndarray, Optional[np.ndarray], Optional[int]]:
-    """(source, times, values (T, C), labels (T,) or None, the archive's training end or None)."""
+def _load(d) -> tuple[str, list[str], list[str], np.ndarray, Optional[np.ndarray], Optional[int]]:
+    """(source, the columns modelled, times, values (T, C), labels (T,) or None, the archive's
+    training end or None)."""
     if d.path == "ucr135":
         from aeon.datasets import load_kdd_tsad_135
 
         x, y = load_kdd_tsad_135()
         values = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        return ("UCR anomaly archive 135 (InternalBleeding16, through aeon)", [str(i) for i in range(len(x))],
-                values, np.asarray(y, dtype=int), 1200)
+        return ("UCR anomaly archive 135 (InternalBleeding16, through aeon)", ["value"],
+                [str(i) for i in range(len(x))], values, np.asarray(y, dtype=int), 1200)
     header, _ = datasets.read_csv(d.path, [])
     labelled = bool(d.label_column) and d.label_column in header
-    columns = [*d.target_columns, *([d.label_column] if labelled else [])]
-    times, table = read_series(d.path, d.time_column, columns)
+    names = target_columns(d.path, d.time_column, d.target_columns, exclude=(d.label_column,))
+    times, table = read_series(d.path, d.time_column, [*names, *([d.label_column] if labelled else [])])
     if d.time_column:
         seasons.check_order(times, d.path, d.time_column)
-    values = table[:, :len(d.target_columns)]
+    values = table[:, :len(names)]
     labels = (table[:, -1] > 0.5).astype(int) if labelled else None
-    return d.path, times, values, labels, None
+    return d.path, names, times, values, labels, None
 
 
 def windows(z: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +152,7 @@ def evaluate(scores: np.ndarray, flags: np.ndarray, labels: np.ndarray) -> dict[
 def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
     """train.run for task = "anomaly" (seeded, torchrun and resume handled there)."""
     d, t = job.data, job.train
-    source, times, values, labels, archive_train_end = _load(d)
+    source, names, times, values, labels, archive_train_end = _load(d)
     n, w = len(values), d.window or WINDOW
     if archive_train_end is not None:  # the archive's training part, then the validation share
         train_end = archive_train_end
@@ -211,12 +212,13 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
                 f"{m['flagged']:>9}")
         log(f"  {metrics['verdict']['line']}")
     else:
-        log(f"\ntest part ({n - val_end} steps, no labels): flagged "
+        which = "no labels" if labels is None else f"none labelled anomalous in {d.label_column!r}"
+        log(f"\ntest part ({n - val_end} steps, {which}): flagged "
             + ", ".join(f"{k} {v}" for k, v in metrics["flagged_in_test"].items()))
     info = {"kind": "anomaly", "scoring": d.scoring, "window": w, "mean": mean.tolist(), "std": std.tolist(),
             "spread": spread.tolist(), "threshold": thresholds["gru"],
             "time_column": d.time_column if d.path != "ucr135" else "",
-            "target_columns": list(d.target_columns) if d.path != "ucr135" else ["value"]}
+            "target_columns": names}
     write_outputs(out_dir, model, info, metrics, history, "anomaly.png",
                   lambda path: _plot(path, values[:, 0], labels, scores["gru"], thresholds["gru"], w,
                                      (train_end, val_end)), log)

@@ -254,9 +254,11 @@ def verdict(scores: dict[str, dict[str, float]], ours: str = "gru", metric: str 
     """Whether ``ours`` beat the best classical method on ``metric``, and by how much."""
     classical = {k: v for k, v in scores.items() if k in METHODS}
     best = min(classical, key=lambda k: classical[k][metric])
-    ratio = scores[ours][metric] / max(classical[best][metric], 1e-300)
-    beats = ratio < 1.0
-    return {"best_classical": best, "metric": metric, "ratio": round(ratio, 4), "beats_best": beats,
+    theirs = classical[best][metric]
+    ratio = scores[ours][metric] / theirs if theirs > 0 else None  # None: the best method was exact
+    beats = ratio is not None and ratio < 1.0
+    how = f"{ratio:.2f}x" if ratio is not None else "it forecast the test part exactly"
+    return {"best_classical": best, "metric": metric, "ratio": None if ratio is None else round(ratio, 4),
+            "beats_best": beats,
             "line": f"{label} {'beat' if beats else 'did not beat'} the best classical method "
-                    f"({best}): {metric.upper()} {scores[ours][metric]:.4g} vs {classical[best][metric]:.4g} "
-                    f"({ratio:.2f}x)"}
+                    f"({best}): {metric.upper()} {scores[ours][metric]:.4g} vs {theirs:.4g} ({how})"}

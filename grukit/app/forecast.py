@@ -38,7 +38,16 @@ from ..training import distributed, loading
 from ..training import layers as L
 from ..training.sequential import Sequential
 from . import baselines, pretrained, seasons
-from .job import JobConfig, checkpoint_tag, fit, gru_stack, output_dir, read_series, write_outputs
+from .job import (
+    JobConfig,
+    checkpoint_tag,
+    fit,
+    gru_stack,
+    output_dir,
+    read_series,
+    target_columns,
+    write_outputs,
+)
 
 # ------------------------------------------------------------------------ the job
 
@@ -275,9 +284,10 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     d = job.data
     if d.path == "co2":
         times, values = datasets.load_co2()
-        source = "Mauna Loa weekly CO2 (shipped with grukit)"
+        source, names = "Mauna Loa weekly CO2 (shipped with grukit)", ["co2"]
     else:
-        times, values = read_series(d.path, d.time_column, d.target_columns)
+        names = target_columns(d.path, d.time_column, d.target_columns)
+        times, values = read_series(d.path, d.time_column, names)
         if d.time_column:
             seasons.check_order(times, d.path, d.time_column)
         source = d.path
@@ -296,6 +306,11 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     train_rows, val, test = slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, n)
     # how the network sees the series, chosen on the training and validation parts only
     fit_end = int(origins[n_train - 1]) + h + 1  # the classical methods see the training part only
+    flat = [j for j in range(values.shape[1]) if np.ptp(values[:fit_end, j]) == 0]
+    if flat:
+        raise ValueError(f"column {names[flat[0]]!r} holds one value, {values[0, flat[0]]:g}, through the "
+                         f"training part (its first {fit_end} steps, to {times[fit_end - 1]}): nothing "
+                         f"there to learn a forecast from")
     log_scale = bool((values[:fit_end] > 0).all())  # positive so far: the network sees logarithms
     if log_scale and not (values > 0).all():
         bad = int(np.flatnonzero((values <= 0).any(1))[0])
@@ -418,12 +433,12 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
                 "period": period,
                 "sigma": sigma.tolist(), "z": z, "level": LEVEL, "interval_log": log_scale,
                 "pretrained_seasonal": seasonal, "time_column": d.time_column if d.path != "co2" else "date",
-                "target_columns": list(d.target_columns)}
+                "target_columns": names}
     what = "test part, 1 step ahead" + (f" (of {h} forecast)" if h > 1 else "")
     at = [times[i] for i in origins[test] + 1]
     write_outputs(out_dir, model, job_info, metrics, history, "forecast.png",
                   lambda path: _plot_forecast(path, at, truth[:, 0], pred[:, 0], lower[:, 0], upper[:, 0],
-                                              classical[best][:, 0], best, d.target_columns, what), log)
+                                              classical[best][:, 0], best, names, what), log)
     # what each part forecast (not in metrics.json): benchmarks/forecast_suite.py --record keeps it
     parts = {"truth_val": y[val], "truth_test": truth, "log": log_scale,
              "val": {"network": net_val, **{k: v[:n_val] for k, v in both.items()},

@@ -8,7 +8,7 @@ has a default and an unknown field is an error that names it::
     task = "forecast"         # or "classify" (classify.py), "text" (text.py), "anomaly" (anomaly.py)
     path = "co2"              # "co2" (shipped) or a CSV file; classify: "japanese_vowels" or a CSV
     time_column = "date"
-    target_columns = ["co2"]
+    target_columns = []       # the columns to model (empty: every column but the time column)
     window = 0                # past steps the model sees (0: two seasons, 10 to 52, <= a third of the series)
     horizon = 1               # it forecasts every step 1..horizon after each window
     season = 0                # the season's length in steps (0: from the time stamps or the data)
@@ -66,7 +66,7 @@ from ..training.sequential import Sequential
 class DataConfig:
     path: str = "co2"
     time_column: str = "date"
-    target_columns: list = dataclasses.field(default_factory=lambda: ["co2"])
+    target_columns: list = dataclasses.field(default_factory=list)
     window: int = 0
     horizon: int = 1
     season: int = 0
@@ -127,7 +127,8 @@ HELP = {
         "path": '"co2" (shipped), a CSV file; classify: "japanese_vowels" or a long-format CSV; text: '
                 '"reviews", "tweets" or a CSV; anomaly: "ucr135" or a CSV',
         "time_column": "forecast, anomaly: the CSV's time column, increasing row by row (\"\" for none)",
-        "target_columns": "forecast: the columns to forecast",
+        "target_columns": "forecast, anomaly: the columns to model (empty: every column of the CSV but "
+                          "the time column and anomaly's label column)",
         "window": "forecast, anomaly: past steps the model sees (0: forecast: two seasons, 10 to 52, at "
                   "most a third of the series; anomaly: 52)",
         "horizon": "forecast: it forecasts every step 1..horizon after each window",
@@ -249,18 +250,36 @@ def _check(job: JobConfig, source: str) -> None:
                          f"got {d.vocabulary}")
     if not all(isinstance(c, str) for c in d.feature_columns):
         raise ValueError(f"data.feature_columns in {source} must be a list of column names")
-    if not d.target_columns or not all(isinstance(c, str) for c in d.target_columns):
-        raise ValueError(f"data.target_columns in {source} must be a non-empty list of column names")
+    if not all(isinstance(c, str) and c for c in d.target_columns):
+        raise ValueError(f"data.target_columns in {source} must be a list of column names, got "
+                         f"{d.target_columns!r}")
     if not (0 < s.val_fraction < 1 and 0 < s.test_fraction < 1 and s.val_fraction + s.test_fraction < 0.9):
         raise ValueError(f"split fractions in {source} must be in (0, 1) and leave >= 10% for training, "
                          f"got val {s.val_fraction}, test {s.test_fraction}")
 
 
+def target_columns(path: str, time_column: str, target_columns: list, exclude: tuple = ()) -> list[str]:
+    """The columns a forecast or anomaly job models: ``target_columns`` as given, or, when it is
+    empty, every column of the CSV but the time column and ``exclude``."""
+    if target_columns:
+        return list(target_columns)
+    header, _ = datasets.read_csv(path, [])
+    columns = [c for c in header if c != time_column and c not in exclude]
+    if not columns:
+        raise ValueError(f"{path!r} has no column to model besides {[time_column, *exclude]}: its columns "
+                         f"are {header}")
+    return columns
+
+
 def read_series(path: str, time_column: str, target_columns: list) -> tuple[list[str], np.ndarray]:
     """datasets.read_series for a job: a column missing from the CSV is an error that says which
-    config field names it and what to write there."""
+    config field names it and what to write there; so is a column of other things than numbers
+    when target_columns was left empty (every column)."""
     try:
         return datasets.read_series(path, time_column or None, target_columns)
+    except datasets.NotANumber as exc:
+        raise ValueError(f"{exc}: set target_columns under [data] to the columns of numbers to model"
+                         ) from None
     except datasets.MissingColumn as exc:
         if exc.column == time_column:
             fix = ('set time_column under [data] to the column of time stamps, or time_column = "" for a '

@@ -32,6 +32,14 @@ class MissingColumn(ValueError):
         self.column, self.header, self.path = column, header, path
 
 
+class NotANumber(ValueError):
+    """A cell of a column read as numbers holds something else (``path``, ``line``, ``column``)."""
+
+    def __init__(self, message: str, path: str, line: int, column: str):
+        super().__init__(message)
+        self.path, self.line, self.column = path, line, column
+
+
 def interpolate_gaps(values: np.ndarray) -> np.ndarray:
     """Fill NaNs linearly between known neighbours (and with the nearest at the ends)."""
     values = np.array(values, dtype="float64")
@@ -104,7 +112,8 @@ def read_series(path: str, time_column: Optional[str], target_columns: Sequence[
             try:
                 values.append(float("nan") if cell in MISSING else float(cell))
             except ValueError:
-                raise ValueError(f"{path!r} line {line}, column {col!r}: {cell!r} is not a number") from None
+                raise NotANumber(f"{path!r} line {line}, column {col!r}: {cell!r} is not a number",
+                                 path, line, col) from None
         rows.append(values)
     if not rows:
         raise ValueError(f"data file {path!r} has a header but no rows")
