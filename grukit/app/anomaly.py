@@ -61,7 +61,7 @@ def _load(d) -> tuple[str, list[str], list[str], np.ndarray, Optional[np.ndarray
                 [str(i) for i in range(len(x))], values, np.asarray(y, dtype=int), 1200)
     header, _ = datasets.read_csv(d.path, [])
     labelled = bool(d.label_column) and d.label_column in header
-    names = target_columns(d.path, d.time_column, d.target_columns, exclude=(d.label_column,))
+    names = target_columns(d.path, d.time_column, d.target_columns, exclude=(d.label_column,), header=header)
     times, table = read_series(d.path, d.time_column, [*names, *([d.label_column] if labelled else [])])
     if d.time_column:
         seasons.check_order(times, d.path, d.time_column)
