@@ -72,10 +72,11 @@ def test_fused_matches_reference_in_float64(layers, bidirectional, batch_first, 
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("B,H,T,I", [(40, 33, 50, 64), (7, 72, 9, 3), (1, 130, 12, 17)])
+@pytest.mark.parametrize("B,H,T,I", [(40, 33, 50, 64), (7, 72, 9, 3), (1, 130, 12, 17), (3, 740, 4, 5)])
 def test_fused_matches_reference_in_float32_at_larger_sizes(reset_after, B, H, T, I):
     """Sizes that take the packed, threaded and row-blocked matmul paths and the
-    vector tails (H not a multiple of 8 or 16), against the reference engine in
+    vector tails (H not a multiple of 8 or 16), and (H=740 with 3 rows) the recurrent
+    weights too large to keep packed, multiplied unpacked by ATen, against the reference engine in
     float32 (test_torch_parity.py holds the fused engine to torch.nn.GRU)."""
     fused, ref = _pair(2, True, False, True, reset_after, dtype=torch.float32, I=I, H=H)
     x = torch.randn(T, B, I, requires_grad=True)

@@ -222,9 +222,12 @@ inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const floa
 // Packs of weights that come back call after call (inference on fixed weights)
 // are kept per thread, the last 16 of up to 4 MB each: found by pointer and shape,
 // reused only if the contents still match (writes through .data bump no version).
+constexpr int64_t kCachedPackFloats = int64_t(1) << 20;  // larger weights are packed on every call
+constexpr int64_t kStreamRows = 4;  // up to this many rows of A per step, a large W is not packed (StepMatmul)
+
 inline std::shared_ptr<const Packed> cached_pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool nk) {
   const int64_t rows = nk ? N : K, cols = nk ? K : N;
-  if (rows * cols > (int64_t(1) << 20)) return std::make_shared<const Packed>(pack(W, ldw, N, K, nk));
+  if (rows * cols > kCachedPackFloats) return std::make_shared<const Packed>(pack(W, ldw, N, K, nk));
   struct Entry {
     const float* ptr;
     int64_t ldw, N, K;
@@ -428,17 +431,24 @@ inline void mm_nn(const T* A, int64_t lda, const T* W, int64_t ldw, T* C, int64_
 template <class T>
 class StepMatmul {
  public:
-  StepMatmul(const T* W, int64_t ldw, int64_t N, int64_t K, bool nk, int64_t steps)
+  // steps: how many calls will use W; rows: the rows of A per call, where known.
+  StepMatmul(const T* W, int64_t ldw, int64_t N, int64_t K, bool nk, int64_t steps,
+             int64_t rows = int64_t(1) << 30)
       : W_(W), ldw_(ldw), N_(N), K_(K), nk_(nk) {
 #if GRUKIT_HAVE_F8
     if constexpr (std::is_same_v<T, float>) {
-      if (steps >= 4) {
+      // A weight too large to keep packed between calls (cached_pack) is packed anew on
+      // every call, which costs about ten steps of streaming it; with a few rows of A a
+      // step is bound by reading W from memory, packed or not, so it goes to ATen as it is.
+      const bool streamed = rows <= kStreamRows && N * K > kCachedPackFloats;
+      if (steps >= 4 && !streamed) {
         P_ = cached_pack(W, ldw, N, K, nk);
         packed_ = true;
       }
     }
 #endif
     (void)steps;
+    (void)rows;
   }
 
   void operator()(const T* A, int64_t lda, const T* bias, T* C, int64_t ldc, int64_t M, bool accumulate) const {

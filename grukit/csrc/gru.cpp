@@ -200,8 +200,8 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
   T* h_prev = scratch + B * 7 * H;  // (B, H) the step's starting state, for zoneout
   T* h_rec = scratch + B * 8 * H;   // (B, H) the state times the recurrent dropout mask
   // gh = W_hh h + b_hh (reset_after=True); gh_r|gh_z = W_hrz h + b_hrz and gh_n = W_hn (r h) + b_hn (False)
-  const StepMatmul<T> rec(w_hh, H, reset_after ? 3 * H : 2 * H, H, true, d.T);
-  const StepMatmul<T> rec_n(w_hh + 2 * H * H, H, H, H, true, reset_after ? 0 : d.T);
+  const StepMatmul<T> rec(w_hh, H, reset_after ? 3 * H : 2 * H, H, true, d.T, B);
+  const StepMatmul<T> rec_n(w_hh + 2 * H * H, H, H, H, true, reset_after ? 0 : d.T, B);
   for (int64_t s = 0; s < d.T; ++s) {
     const int64_t t = step_time(s, d.T, reverse);
     const T* gi_t = gi + t * B * 3 * H;
@@ -498,8 +498,8 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
   T* d_rec = scratch + 5 * B * H;
   T* hp_rec = scratch + 6 * B * H;
   // dh_prev += dgh W_hh (True); ds = da_n W_hn and dh_prev += (da_r|da_z) W_hrz (False)
-  const StepMatmul<T> back(w_hh, H, H, reset_after ? 3 * H : 2 * H, false, d.T);
-  const StepMatmul<T> back_n(w_hh + 2 * H * H, H, H, H, false, reset_after ? 0 : d.T);
+  const StepMatmul<T> back(w_hh, H, H, reset_after ? 3 * H : 2 * H, false, d.T, d.B);
+  const StepMatmul<T> back_n(w_hh + 2 * H * H, H, H, H, false, reset_after ? 0 : d.T, d.B);
   for (int64_t s = d.T - 1; s >= 0; --s) {
     const int64_t t = step_time(s, d.T, reverse);
     const T *dy_t = dy + t * B * H, *g_t = g_all + t * B * G, *hp_t = hp_all + t * B * H;
