@@ -3,7 +3,8 @@
 pyproject.toml holds the metadata; this file adds the C++ extension, once per
 instruction set: ``grukit._C_base`` for the architecture's portable baseline (x86-64
 without AVX, or armv8-a) and, on x86-64, ``grukit._C_avx2`` (AVX2 + FMA) and
-``grukit._C_avx512`` (the same kernels with AVX-512's registers). No ``-march=native``:
+``grukit._C_avx512`` (the same kernels with AVX-512's registers, and a packed matmul 16
+floats wide: csrc/gemm.h). No ``-march=native``:
 a wheel built on one machine runs on any other of its architecture, and grukit loads
 the best variant the CPU has at import (grukit/engines.py; ``GRUKIT_ISA=avx2`` or
 ``=base`` forces a lower one; ``GRUKIT_ISAS=avx2,base`` builds only those).

@@ -143,8 +143,10 @@ def test_cell_runs_fused_and_matches_reference(reset_after, batched):
 
 @pytest.mark.parametrize("packed", [True, False])
 @pytest.mark.parametrize("M,N,K", [(1, 1, 1), (1, 17, 9), (5, 16, 8), (7, 33, 64), (13, 50, 7),
-                                   (6, 192, 64), (2000, 48, 64), (3, 700, 130)])
+                                   (6, 192, 64), (2000, 48, 64), (3, 700, 130), (5, 17, 9), (8, 31, 5)])
 def test_step_matmul_kernels_on_odd_shapes(packed, M, N, K):
+    """Every kernel of the packed matmul: one row, blocks of 6 rows and their remainders, one
+    panel and (AVX-512) two panels at once, full and partial last panels."""
     A, W, b = torch.randn(M, K), torch.randn(N, K), torch.randn(N)
     expected = torch.addmm(b, A, W.t())
     torch.testing.assert_close(ops.step_matmul(A, W, b, packed), expected, rtol=1e-5, atol=1e-4)

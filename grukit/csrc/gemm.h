@@ -224,6 +224,7 @@ inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const floa
 // reused only if the contents still match (writes through .data bump no version).
 constexpr int64_t kCachedPackFloats = int64_t(1) << 20;  // larger weights are packed on every call
 constexpr int64_t kStreamRows = 4;  // up to this many rows of A per step, a large W is not packed (StepMatmul)
+constexpr int64_t kPackRows = 512;  // nor for one call with fewer rows than this
 
 inline std::shared_ptr<const Packed> cached_pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool nk) {
   const int64_t rows = nk ? N : K, cols = nk ? K : N;
@@ -333,6 +334,65 @@ inline void kernel_m1(const float* a, const WT* panel, int64_t K, float* c, int6
               _mm256_add_ps(_mm256_add_ps(s01, s11), _mm256_add_ps(s21, s31)), cols, bias, accumulate);
 }
 
+#if defined(__AVX512F__)
+// With AVX-512 (the _C_avx512 variant) a panel row is one register of 16 floats, and two
+// panels side by side (32 columns) against 6 rows of A keep 12 independent sums, enough to
+// hide the FMA latency on two FMA ports; the stores are masked to the panels' columns.
+inline void store_panel512(float* c, __m512 acc, int64_t cols, const float* bias, bool accumulate) {
+  const __mmask16 m = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
+  if (bias) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, bias));
+  if (accumulate) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, c));
+  _mm512_mask_storeu_ps(c, m, acc);
+}
+
+#define GRUKIT_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+template <int MR>
+inline void kernel_mr2_512(const float* A, int64_t lda, const float* p0, const float* p1, int64_t K, float* C,
+                           int64_t ldc, int64_t cols1, const float* bias, bool accumulate) {
+#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+  GRUKIT_ROWS(DECL)
+#undef DECL
+  const float* a = A;
+  for (int64_t k = 0; k < K; ++k, ++a) {
+    const __m512 w0 = _mm512_loadu_ps(p0 + k * 16), w1 = _mm512_loadu_ps(p1 + k * 16);
+#define STEP(i)                                         \
+  if constexpr (MR > i) {                               \
+    const __m512 b = _mm512_set1_ps(a[i * lda]);        \
+    c##i##0 = _mm512_fmadd_ps(b, w0, c##i##0);          \
+    c##i##1 = _mm512_fmadd_ps(b, w1, c##i##1);          \
+  }
+    GRUKIT_ROWS(STEP)
+#undef STEP
+  }
+#define STORE(i)                                                                          \
+  if constexpr (MR > i) {                                                                 \
+    store_panel512(C + i * ldc, c##i##0, 16, bias, accumulate);                           \
+    store_panel512(C + i * ldc + 16, c##i##1, cols1, bias ? bias + 16 : nullptr, accumulate); \
+  }
+  GRUKIT_ROWS(STORE)
+#undef STORE
+}
+#undef GRUKIT_ROWS
+
+// Rows [0, M) of A (M >= 2) against two neighbouring panels, the first of them full.
+inline void rows_panel2(const float* A, int64_t lda, int64_t M, const float* p0, const float* p1, int64_t K,
+                        float* C, int64_t ldc, int64_t cols1, const float* b, bool accumulate) {
+  int64_t m = 0;
+  for (; m + 6 <= M; m += 6)
+    kernel_mr2_512<6>(A + m * lda, lda, p0, p1, K, C + m * ldc, ldc, cols1, b, accumulate);
+  const float* a = A + m * lda;
+  float* c = C + m * ldc;
+  switch (M - m) {
+    case 5: kernel_mr2_512<5>(a, lda, p0, p1, K, c, ldc, cols1, b, accumulate); break;
+    case 4: kernel_mr2_512<4>(a, lda, p0, p1, K, c, ldc, cols1, b, accumulate); break;
+    case 3: kernel_mr2_512<3>(a, lda, p0, p1, K, c, ldc, cols1, b, accumulate); break;
+    case 2: kernel_mr2_512<2>(a, lda, p0, p1, K, c, ldc, cols1, b, accumulate); break;
+    case 1: kernel_mr2_512<1>(a, lda, p0, p1, K, c, ldc, cols1, b, accumulate); break;
+    default: break;
+  }
+}
+#endif
+
 // Rows [0, M) of A against one panel: 6 rows at a time, then the remainder.
 template <class WT>
 inline void rows_panel(const float* A, int64_t lda, int64_t M, const WT* panel, int64_t K, float* C,
@@ -363,6 +423,15 @@ inline void mm_packed(const float* A, int64_t lda, const Packed& P, const float*
   auto block = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n0 = p * 16;
+#if defined(__AVX512F__)
+      if (m1 - m0 >= 2 && p + 1 < p1) {  // two panels at once (the first is full: not the last)
+        rows_panel2(A + m0 * lda, lda, m1 - m0, panels + p * K * 16, panels + (p + 1) * K * 16, K,
+                    C + m0 * ldc + n0, ldc, std::min<int64_t>(16, N - n0 - 16), bias ? bias + n0 : nullptr,
+                    accumulate);
+        ++p;
+        continue;
+      }
+#endif
       rows_panel(A + m0 * lda, lda, m1 - m0, panels + p * K * 16, K, C + m0 * ldc + n0, ldc,
                  std::min<int64_t>(16, N - n0), bias ? bias + n0 : nullptr, accumulate);
     }
@@ -431,16 +500,20 @@ inline void mm_nn(const T* A, int64_t lda, const T* W, int64_t ldw, T* C, int64_
 template <class T>
 class StepMatmul {
  public:
-  // steps: how many calls will use W; rows: the rows of A per call, where known.
+  // steps: how many calls (or, for one call, rows of A) will use W; rows: the rows of A
+  // per call, where known; one_call: W is used by a single call (steps is then its rows).
   StepMatmul(const T* W, int64_t ldw, int64_t N, int64_t K, bool nk, int64_t steps,
-             int64_t rows = int64_t(1) << 30)
+             int64_t rows = int64_t(1) << 30, bool one_call = false)
       : W_(W), ldw_(ldw), N_(N), K_(K), nk_(nk) {
 #if GRUKIT_HAVE_F8
     if constexpr (std::is_same_v<T, float>) {
       // A weight too large to keep packed between calls (cached_pack) is packed anew on
-      // every call, which costs about ten steps of streaming it; with a few rows of A a
-      // step is bound by reading W from memory, packed or not, so it goes to ATen as it is.
-      const bool streamed = rows <= kStreamRows && N * K > kCachedPackFloats;
+      // every call, which costs about as much as multiplying it by 50 rows of A. So it
+      // goes to ATen as it is when a step has a few rows (bound by reading W from memory,
+      // packed or not) and when one call has fewer than kPackRows rows (the input
+      // projection of a short sequence).
+      const bool uncached = N * K > kCachedPackFloats;
+      const bool streamed = uncached && (rows <= kStreamRows || (one_call && rows < kPackRows));
       if (steps >= 4 && !streamed) {
         P_ = cached_pack(W, ldw, N, K, nk);
         packed_ = true;
@@ -449,6 +522,7 @@ class StepMatmul {
 #endif
     (void)steps;
     (void)rows;
+    (void)one_call;
   }
 
   void operator()(const T* A, int64_t lda, const T* bias, T* C, int64_t ldc, int64_t M, bool accumulate) const {

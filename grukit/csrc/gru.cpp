@@ -626,7 +626,8 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
     const scalar_t* h_mask_data = h_mask ? h_mask_c.data_ptr<scalar_t>() : nullptr;
     const scalar_t* bias_ih = b_ih ? b_ih_c.data_ptr<scalar_t>() : nullptr;
     // gi = x W_ih^T + b_ih for all steps at once (with layer norm: LN(x W_ih^T) + b_ih)
-    const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, d.T * d.B);
+    const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, d.T * d.B, d.T * d.B,
+                                    true);
     proj(x.data_ptr<scalar_t>(), d.I, ln ? nullptr : bias_ih, gi.data_ptr<scalar_t>(), 3 * H, d.T * d.B, false);
     const scalar_t* ln_hh_data = ln ? ln_hh_c.data_ptr<scalar_t>() : nullptr;
     if (ln) {
