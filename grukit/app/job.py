@@ -258,13 +258,13 @@ def _check(job: JobConfig, source: str) -> None:
                          f"got val {s.val_fraction}, test {s.test_fraction}")
 
 
-def target_columns(path: str, time_column: str, target_columns: list, exclude: tuple = (),
+def target_columns(path: str, time_column: str, given: list, exclude: tuple = (),
                    header: Optional[list] = None) -> list[str]:
-    """The columns a forecast or anomaly job models: ``target_columns`` as given, or, when it is
-    empty, every column of the CSV (its ``header``, read when not given) but the time column and
-    ``exclude``."""
-    if target_columns:
-        return list(target_columns)
+    """The columns a forecast or anomaly job models: the config's ``given`` target_columns, or,
+    when it is empty, every column of the CSV (its ``header``, read when not given) but the time
+    column and ``exclude``."""
+    if given:
+        return list(given)
     if header is None:
         header, _ = datasets.read_csv(path, [])
     columns = [c for c in header if c != time_column and c not in exclude]
