@@ -282,12 +282,14 @@ def test_cached_weight_packs_see_in_place_changes(reset_after, B):
 
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("B", [1, 3, 6])
-def test_split_time_loop_matches_reference(reset_after, B):
+@pytest.mark.parametrize("H", [48, 128])
+def test_split_time_loop_matches_reference(reset_after, B, H):
     """Small float32 steps run the time loop on all threads, each owning a share of
-    the hidden units (two variants for reset_after=False: B <= 4 and above)."""
+    the hidden units (two variants for reset_after=False: B <= 4 and above); below
+    H=128 reset_after=False runs the plain loop on one thread instead."""
     torch.manual_seed(0)
     kw = dict(num_layers=2, bidirectional=True, reset_after=reset_after)
-    fused, ref = gk.GRU(5, 48, **kw), gk.GRU(5, 48, engine="reference", **kw)
+    fused, ref = gk.GRU(5, H, **kw), gk.GRU(5, H, engine="reference", **kw)
     ref.load_state_dict(fused.state_dict())
     x = torch.randn(9, B, 5, requires_grad=True)
     lengths = torch.tensor([9, 4, 1, 7, 9, 2][:B])
