@@ -302,6 +302,8 @@ def test_csv_rows_that_do_not_fit_the_header_are_errors(tmp_path):
     data.write_text("month,sales\n2001-01-01,5\n2001-02-01\n")  # a short row is not a gap
     with pytest.raises(ValueError, match=r"line 3: 1 cells where the header has 2"):
         datasets.read_series(str(data), "month", ["sales"])
+    # the header alone: the short row after it is not read
+    assert datasets.read_csv(str(data), ["sales"], header_only=True) == (["month", "sales"], [])
     data.write_text('month,sales\n2001-01-01,"1,234.5"\n')  # quoted, it is one cell: not a number
     with pytest.raises(ValueError, match=r"line 2, column 'sales': '1,234.5' is not a number"):
         datasets.read_series(str(data), "month", ["sales"])

@@ -59,7 +59,7 @@ def _load(d) -> tuple[str, list[str], list[str], np.ndarray, Optional[np.ndarray
         values = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
         return ("UCR anomaly archive 135 (InternalBleeding16, through aeon)", ["value"],
                 [str(i) for i in range(len(x))], values, np.asarray(y, dtype=int), 1200)
-    header, _ = datasets.read_csv(d.path, [])
+    header, _ = datasets.read_csv(d.path, [], header_only=True)
     labelled = bool(d.label_column) and d.label_column in header
     names = target_columns(d.path, d.time_column, d.target_columns, exclude=(d.label_column,), header=header)
     times, table = read_series(d.path, d.time_column, [*names, *([d.label_column] if labelled else [])])

@@ -266,7 +266,7 @@ def target_columns(path: str, time_column: str, given: list, exclude: tuple = ()
     if given:
         return list(given)
     if header is None:
-        header, _ = datasets.read_csv(path, [])
+        header, _ = datasets.read_csv(path, [], header_only=True)
     columns = [c for c in header if c != time_column and c not in exclude]
     if not columns:
         raise ValueError(f"{path!r} has no column to model besides {[time_column, *exclude]}: its columns "
@@ -276,8 +276,9 @@ def target_columns(path: str, time_column: str, given: list, exclude: tuple = ()
 
 def read_series(path: str, time_column: str, target_columns: list) -> tuple[list[str], np.ndarray]:
     """datasets.read_series for a job: a column missing from the CSV is an error that says which
-    config field names it and what to write there; so is a column of other things than numbers
-    when target_columns was left empty (every column)."""
+    config field names it and what to write there; a cell that is not a number says to set
+    target_columns to the columns of numbers (a text column is among every column when it was
+    left empty)."""
     try:
         return datasets.read_series(path, time_column or None, target_columns)
     except datasets.NotANumber as exc:

@@ -52,13 +52,15 @@ def interpolate_gaps(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def read_csv(path: str, columns: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+def read_csv(path: str, columns: Sequence[str], header_only: bool = False
+             ) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """The header and the rows (the line a row starts on, {column: cell}) of a CSV file in
     UTF-8 (a byte-order mark, as spreadsheets write, is dropped), checked: every one of
     ``columns`` is in the header (else an error listing the header, with a hint where the
     file is separated by something other than commas), and every row has as many cells as
     the header (an unquoted comma inside a value, such as "1,234.5", would otherwise shift
-    or drop cells unnoticed). Blank lines are skipped."""
+    or drop cells unnoticed). Blank lines are skipped. ``header_only``: the header and no
+    rows, the rest of the file unread."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file {path!r} does not exist")
     try:
@@ -72,6 +74,8 @@ def read_csv(path: str, columns: Sequence[str]) -> tuple[list[str], list[tuple[i
                             if other else "")
                     raise MissingColumn(f"column {col!r} is not in {path!r}; its columns are {header}{hint}",
                                         col, header, path)
+            if header_only:
+                return header, []
             rows, end = [], reader.line_num
             for row in reader:
                 start, end = end + 1, reader.line_num
