@@ -164,6 +164,13 @@ def test_the_forecasters_weights_and_references():
     assert forecast._weights({"network": net, "pretrained": pre}, truth) == {"network": 0.5,
                                                                              "pretrained": 0.5}
     assert forecast._weights({"network": net}, truth) == {"network": 1.0}
+    # several columns: each column's errors over its scale, so the one in large units does not choose alone
+    two = np.zeros((10, 2))
+    cols = {"network": (1.0, 100.0), "ets": (2.0, 50.0), "arima": (0.5, 300.0)}
+    parts2 = {k: np.tile(np.array(v), (10, 1)) for k, v in cols.items()}
+    assert forecast._weights(parts2, two)["arima"] == 0.0  # in raw units column 2 decides: ARIMA worst
+    assert forecast._weights(parts2, two, np.array([1.0, 1000.0])) == {"network": 0.5, "ets": 0.0,
+                                                                        "arima": 0.5}
     w = {"network": 0.5, "ets": 0.0, "arima": 0.5}
     assert forecast._forecaster(w) == ("0.50 x the network + 0.50 x ARIMA (damped Holt-Winters: worst on the "
                                        "validation part, left out)")

@@ -258,6 +258,15 @@ def test_target_columns_left_empty_take_every_column_but_the_time_column(tmp_pat
     metrics = train.run(job, log=lambda *a: None)
     assert load(str(tmp_path / "run" / "model.grukit")).extra["target_columns"] == ["a", "b"]
     assert metrics["grukit"]["rmse"] > 0
+    # each column's own scores, and the verdict on MASE (RMSE over columns in other units says little)
+    assert list(metrics["by_column"]) == ["a", "b"]
+    parts = metrics["parts"]
+    for j, col in enumerate("ab"):
+        err = parts["test"]["ets"][..., j] - parts["truth_test"][..., j]
+        assert metrics["by_column"][col]["ets"]["rmse"] == pytest.approx(float(np.sqrt((err ** 2).mean())))
+    assert metrics["verdict"]["metric"] == "mase" and "MASE" in metrics["verdict"]["line"]
+    best = min(("persistence", "seasonal_naive", "ets", "arima"), key=lambda k: metrics[k]["mase"])
+    assert metrics["verdict"]["best_classical"] == best
     data.write_text("when,store,v\n" + "".join(f"{i},A,{i % 7}\n" for i in t))
     with pytest.raises(ValueError, match=r"column 'store': 'A' is not a number: set target_columns under "
                        r"\[data\] to the columns of numbers to model"):

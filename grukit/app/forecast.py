@@ -64,7 +64,8 @@ def _forecaster(weights: dict[str, float]) -> str:
             + (f" ({', '.join(left_out)}: worst on the validation part, left out)" if left_out else ""))
 
 
-def _weights(val: dict[str, np.ndarray], truth_val: np.ndarray) -> dict[str, float]:
+def _weights(val: dict[str, np.ndarray], truth_val: np.ndarray,
+             scale: Optional[np.ndarray] = None) -> dict[str, float]:
     """The forecaster's weights on its parts (the network, damped Holt-Winters and ARIMA where
     they ran, and the pretrained network): equal weights on all but the fitted part worst on
     the validation part (by its MSE there), which gets none; equal weights on two parts. The
@@ -77,10 +78,13 @@ def _weights(val: dict[str, np.ndarray], truth_val: np.ndarray) -> dict[str, flo
     means of RMSE over each series' best classical method, one step / many steps ahead, suite
     and check set: this rule 0.995 / 0.964 and 1.028 / 1.012; the worst of all four left out
     1.003 / 0.983 and 1.046 / 1.020; equal quarters 1.026 / 1.013 and 1.089 / 1.014;
-    inverse-MSE weights 0.998 / 0.998 and 1.035 / 1.015 (docs/results.md)."""
+    inverse-MSE weights 0.998 / 0.998 and 1.035 / 1.015 (docs/results.md). ``scale`` (C,):
+    each column's errors are divided by it first (MASE's scale), so that on a CSV of several
+    columns the one in the largest units does not choose for all; one column: no change."""
     if len(val) < 3:
         return {k: 1 / len(val) for k in val}
-    mse = {k: float(((f - truth_val) ** 2).mean()) for k, f in val.items() if k != "pretrained"}
+    scale = np.ones(truth_val.shape[-1]) if scale is None else np.asarray(scale, dtype=np.float64)
+    mse = {k: float((((f - truth_val) / scale) ** 2).mean()) for k, f in val.items() if k != "pretrained"}
     worst = max(mse, key=mse.get)
     kept = [k for k in val if k != worst]
     return {k: (1 / len(kept) if k in kept else 0.0) for k in val}
@@ -372,7 +376,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     others = {k: both[k] for k in ("ets", "arima") if k in both}
     others["pretrained"] = pretrained.forecasts(values, origins[n_train:], h, season, log_scale, seasonal)
     net_val = nets[reference].val_pred
-    weights = _weights({"network": net_val, **{k: f[:n_val] for k, f in others.items()}}, y[val])
+    mase_scale = baselines.mase_scale(values[:fit_end], season)
+    weights = _weights({"network": net_val, **{k: f[:n_val] for k, f in others.items()}}, y[val], mase_scale)
     pred_net = network(test)
     pred = _combine(weights, {"network": pred_net, **{k: f[n_val:] for k, f in others.items()}})
     # a 90% interval per step from the forecaster's errors on the validation part and Holt-Winters'
@@ -387,7 +392,6 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     sigma = _sigma(errors(val_pred, y[val]), None if ets_all is None else errors(ets_all[train_rows],
                                                                                  y[train_rows]))
     z = _t_quantile(LEVEL, n_val)
-    mase_scale = baselines.mase_scale(values[:fit_end], season)
     metrics["forecaster"] = _forecaster(weights)
     metrics["grukit"] = baselines.accuracy(pred, truth, mase_scale)
     metrics["gru"] = baselines.accuracy(pred_net, truth, mase_scale)
@@ -395,7 +399,15 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     for name, forecast in classical.items():
         metrics[name] = baselines.accuracy(forecast, truth, mase_scale)
     metrics["classical"] = fitted
+    if len(names) > 1:  # each column's own scores; RMSE over columns in other units says little
+        each = {"grukit": pred, "gru": pred_net, "pretrained": others["pretrained"][n_val:], **classical}
+        metrics["by_column"] = {
+            col: {k: baselines.accuracy(f[..., j], truth[..., j], mase_scale[j:j + 1])
+                  for k, f in each.items()}
+            for j, col in enumerate(names)}
+    # the verdict: RMSE on one column; MASE (each column's errors over its own scale) on several
     metrics["verdict"] = baselines.verdict({k: metrics[k] for k in ("grukit", *classical)}, ours="grukit",
+                                           metric="rmse" if len(names) == 1 else "mase",
                                            label="grukit's forecaster")
     best = metrics["verdict"]["best_classical"]
     if h > 1:
@@ -415,6 +427,11 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     for name in ("grukit", "gru", "pretrained", *classical):
         m = metrics[name]
         log(f"  {name:<16}{m['rmse']:>10.4f}{m['mae']:>10.4f}{m['mase']:>9.3f}{m['smape']:>9.3f}")
+    if len(names) > 1:
+        methods = ("grukit", "gru", "pretrained", *classical)
+        log(f"  {'RMSE by column':<16}" + "".join(f"{k:>15}" for k in methods))
+        for col, scores in metrics["by_column"].items():
+            log(f"  {col[:15]:<16}" + "".join(f"{scores[k]['rmse']:>15.4g}" for k in methods))
     log(f"  grukit: {metrics['forecaster']} (chosen on the validation part); gru: the network alone; "
         "pretrained: the pretrained network alone")
     for name in ("ets", "arima"):
