@@ -213,15 +213,16 @@ def gru_layer(
     ln_ih, ln_hh = (None, None) if layer_norm is None else layer_norm
     lens = None if lengths is None else lengths.to("cpu", torch.int64)
     rs = None if resets is None else resets.to("cpu", torch.bool).contiguous()
-    save = torch.is_grad_enabled() and any(
+    tracing = torch.jit.is_tracing()  # one graph whatever the grad mode, and no Python op in it
+    save = (torch.is_grad_enabled() or tracing) and any(
         t is not None and t.requires_grad for t in (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh))
     named = {"x": x, "h0": h0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh, "lengths": lens,
              "resets": rs, "zoneout": zoneout, "h_mask": h_mask, "ln_ih": ln_ih, "ln_hh": ln_hh,
              "reset_after": reset_after, "reverse": reverse, "save": save}
     args = tuple(named[n] for n in LAYER_ARGS)
-    if save and not torch.compiler.is_compiling():
+    if save and not torch.compiler.is_compiling() and not tracing:
         out = _EagerLayer.apply(*args)
-    else:  # inference, or traced by torch.compile / torch.export: the op whole
+    else:  # inference, or traced by torch.compile / torch.export / torch.jit.trace: the op whole
         out = _ops.gru_layer_forward(*args)
     return out[0], out[1]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from typing import Any, Optional, Union
 
@@ -22,6 +23,16 @@ def _init_uniform(module: nn.Module, hidden_size: int) -> None:
     stdv = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
     for weight in module.parameters():
         nn.init.uniform_(weight, -stdv, stdv)
+
+
+def _onnx_exporting() -> bool:
+    """Whether torch.onnx.export is recording the call. Its torch.export-based exporter falls
+    back to a strict (dynamo) capture in which torch.onnx.is_in_onnx_export() reads False, so
+    the flag it sets is read too where this torch has it."""
+    if torch.onnx.is_in_onnx_export():
+        return True
+    flags = sys.modules.get("torch.onnx._internal.exporter._flags")
+    return bool(getattr(flags, "_is_onnx_exporting", False))
 
 
 class GRU(nn.Module):
@@ -67,7 +78,7 @@ class GRU(nn.Module):
             ``layer_norm_ih_l{k}`` and ``layer_norm_hh_l{k}`` (3H, initialised to 1);
             the biases act as the shifts. Needs reset_after=True.
 
-    Inputs: ``input, h0=None, lengths=None``
+    Inputs: ``input, h0=None, lengths=None``, and by keyword ``hx=`` (torch's name for h0) and ``resets=``
         input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a
             PackedSequence (then the output is a PackedSequence too).
         h0: (L*D, B, H), or (L*D, H) unbatched; zeros when omitted.
@@ -186,17 +197,22 @@ class GRU(nn.Module):
         self.flatten_parameters()
         return out
 
+    def _weight(self, name: str) -> Tensor:
+        # direct: nn.Module.__getattr__ costs microseconds per name; a weight that
+        # torch.nn.utils.prune or a parametrization (weight_norm, spectral_norm) has taken
+        # out of _parameters is read as the attribute it computes
+        p = self._parameters.get(name)
+        return p if p is not None else getattr(self, name)
+
     @property
     def all_weights(self) -> list[list[Tensor]]:
-        p = self._parameters  # direct: nn.Module.__getattr__ costs microseconds per name
-        return [[p[n] for n in names] for names in self._weight_names]
+        return [[self._weight(n) for n in names] for names in self._weight_names]
 
     def _layer_norm_gains(self) -> Optional[list[tuple[Tensor, Tensor]]]:
         """Per layer-direction (ln_ih, ln_hh) with layer_norm, else None."""
         if not self.layer_norm:
             return None
-        p = self._parameters
-        return [(p[a], p[b]) for a, b in self._norm_names]
+        return [(self._weight(a), self._weight(b)) for a, b in self._norm_names]
 
     def _layer_weights(self) -> list[LayerWeights]:
         """Per layer-direction (w_ih, w_hh, b_ih, b_hh), biases None without bias."""
@@ -220,8 +236,8 @@ class GRU(nn.Module):
         input: GRUInput,
         h0: Optional[Tensor] = None,
         lengths: Optional[object] = None,
-        *,
-        hx: Optional[Tensor] = None,
+        hx: Optional[Tensor] = None,  # torch's name for h0; not keyword-only, which the legacy
+        # torch.onnx.export cannot call (it passes every parameter's default by position)
         resets: Optional[Tensor] = None,
     ) -> tuple[GRUInput, Tensor]:
         if hx is not None:
@@ -270,9 +286,6 @@ class GRU(nn.Module):
         if T == 0:
             raise _checks.InputError(
                 f"input must have at least one time step, got shape {tuple(input.shape)}")
-        if B == 0:
-            raise _checks.InputError(
-                f"input must have at least one batch row, got shape {tuple(input.shape)}")
         _checks.optional_h("h0", h0, expect, ref, meaning)
         lens = None if lengths is None else _checks.lengths(lengths, B, T, x.device)
         if unbatched and h0 is not None:
@@ -280,7 +293,19 @@ class GRU(nn.Module):
         if resets is not None:
             resets = self._check_resets(resets, T, B, unbatched, x.device)
 
-        out, h_n = self._run(x, h0, lens, resets)
+        if lens is None and B > 0 and self._as_torch_gru(resets):
+            # traced or exported: torch.nn.GRU's own call, so that the graph is the one it records
+            flat = [w for ws in self.all_weights for w in ws]
+            batch_dim = 0 if self.batch_first else 1
+            xb = input.unsqueeze(batch_dim) if unbatched else input
+            hb = h0 if h0 is not None else input.new_zeros(LD, B, H)
+            out, h_n = torch._VF.gru(xb, hb, flat, self.bias, self.num_layers, self.dropout, self.training,
+                                     self.bidirectional, self.batch_first)
+            return (out.squeeze(batch_dim), h_n.squeeze(1)) if unbatched else (out, h_n)
+        if B == 0:  # an empty batch gives empty outputs, as in torch
+            out, h_n = self._empty(x, h0)
+        else:
+            out, h_n = self._run(x, h0, lens, resets)
         if unbatched:
             return out.squeeze(1), h_n.squeeze(1)
         return (out.transpose(0, 1) if self.batch_first else out), h_n
@@ -306,6 +331,35 @@ class GRU(nn.Module):
             raise ValueError("resets are defined for one direction; this GRU is bidirectional")
         return resets.reshape(T, B).to(device)
 
+    def _as_torch_gru(self, resets: Optional[Tensor]) -> bool:
+        """Whether this call runs torch's own GRU function (aten::gru) because torch.jit.trace or
+        torch.onnx.export is recording it: the graph then holds what torch.nn.GRU's holds (aten::gru,
+        ONNX's GRU operator) and runs without grukit. Only for what that function computes; other
+        configurations are traced through grukit's ops, and torch.onnx.export refuses them."""
+        exporting = _onnx_exporting()
+        if not (exporting or torch.jit.is_tracing()) or self.engine == "reference":
+            return False
+        used = engines.options(self, self.training, resets is not None)
+        if engines.supports("cudnn", used):
+            self.__dict__["last_engine"] = "cudnn"
+            return True
+        if exporting:
+            missing = ", ".join(engines.OPTIONS[o] for o in sorted(used - engines.SUPPORT["cudnn"]))
+            where = ("gk.export.onnx(model, path) writes it as ONNX's GRU operator (linear_before_reset=0)"
+                     if engines.supports("onnx", used) else
+                     "ONNX's GRU operator has no such variant; torch.export.export keeps grukit's own ops")
+            raise ValueError(f"torch.onnx.export records gk.GRU as torch's own GRU function, which does not "
+                             f"compute {missing}: {where}")
+        return False
+
+    def _empty(self, x: Tensor, h0: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        """(T, 0, D*H) and (L*D, 0, H) for a batch of no rows, on the graph of the weights."""
+        D = 2 if self.bidirectional else 1
+        on_graph = sum(w.sum() for ws in self.all_weights for w in ws) * 0  # empty * it: still empty
+        out = x.new_zeros(x.shape[0], 0, D * self.hidden_size) + on_graph
+        h_n = (x.new_zeros(self.num_layers * D, 0, self.hidden_size) if h0 is None else h0) + on_graph
+        return out, h_n
+
     def _run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor],
              resets: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """x: (T, B, I) time-major, h0: (L*D, B, H) or None -> (T, B, D*H), (L*D, B, H)."""
@@ -313,11 +367,16 @@ class GRU(nn.Module):
         if h0 is None:
             h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
         used = engines.options(self, self.training, resets is not None)
+        flat = [w for ws in self.all_weights for w in ws]
+        if self._as_torch_gru(resets):  # traced or exported, with lengths
+            return engines.cudnn_stack()(x, h0, flat, self.bias, self.num_layers, self.bidirectional, lens,
+                                         self.dropout, self.training)
+        recorded = torch.jit.is_tracing()
         engine = engines.resolve(self.engine, x, used, lengths=lens is not None)
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
-        flat = [w for ws in self.all_weights for w in ws]
-        grad = torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad
-                                            or any(p.requires_grad for p in flat))
+        # a trace records one graph whatever the grad mode (torch.jit.trace checks it under no_grad)
+        grad = (torch.is_grad_enabled() or recorded) and (x.requires_grad or h0.requires_grad
+                                                          or any(p.requires_grad for p in flat))
         if engine == "cpu-bf16":
             if resets is None and not grad and not (self.training and self.dropout):
                 from . import steps  # bfloat16 weights, float32 sums, on the step engine

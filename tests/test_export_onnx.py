@@ -165,3 +165,37 @@ def test_what_onnx_cannot_express_is_refused():
         gk.export.onnx_model(torch.nn.GRU(3, 4))
     with pytest.raises(ValueError, match=r"\.onnx"):
         gk.export.onnx(gk.GRU(3, 4), "model.bin")
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+@pytest.mark.parametrize("num_layers,bidirectional,batch_first", [(1, False, True), (2, True, False)])
+def test_torch_onnx_export_writes_onnxs_gru_as_for_torch_nn_gru(tmp_path, dynamo, num_layers, bidirectional,
+                                                                 batch_first):
+    """torch.onnx.export (its torch.export-based exporter and the TorchScript one) records gk.GRU as
+    it records torch.nn.GRU, one ONNX GRU node; what that node cannot compute is refused with
+    the way that can."""
+    if dynamo:
+        pytest.importorskip("onnxscript", reason="pip install -e .[export]")
+    import warnings
+
+    torch.manual_seed(0)
+    g = gk.GRU(3, 4, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first).eval()
+    x = torch.randn(2, 5, 3)
+    path = str(tmp_path / "gru.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation warning
+        torch.onnx.export(g, (x,), path, dynamo=dynamo)
+    proto = onnx.load(path)
+    assert [n.op_type for n in proto.graph.node].count("GRU") == num_layers
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    for a, b in zip(got, g(x), strict=True):
+        _close(a, b)
+    refused = {"reset_after": r"reset_after=False: gk.export.onnx\(model, path\) writes it",
+               "layer_norm": r"layer_norm=True: ONNX's GRU operator has no such variant"}
+    for option, match in refused.items():
+        # the torch.export-based exporter wraps the error in its own, which quotes it
+        with pytest.raises(Exception, match=match) as info:
+            torch.onnx.export(gk.GRU(3, 4, **{option: option == "layer_norm"}), (x,),
+                              str(tmp_path / "refused.onnx"), dynamo=dynamo)
+        assert isinstance(info.value if not dynamo else info.value.__cause__, ValueError)

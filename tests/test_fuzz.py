@@ -153,10 +153,16 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> None:
 def test_gru_forward_and_backward(case, with_grad):
     """gk.GRU on good and bad inputs; good ones agree across the compiled and reference
     engines, forward and backward (compiled inference, compiled training, reference)."""
-    cfg, x, h0, lengths, ok, finite, _ = case
+    cfg, x, h0, lengths, ok, finite, bad = case
     _count("gk.GRU", ok)
     torch.manual_seed(0)
     gru = gk.GRU(**cfg)
+    if bad == "B=0":  # not bad for gk.GRU: an empty batch gives empty outputs, as in torch.nn.GRU
+        out, h_n = gru(x, h0, lengths)
+        D = 2 if cfg["bidirectional"] else 1
+        assert out.shape == (*x.shape[:-1], D * cfg["hidden_size"])
+        assert h_n.shape == (gru.num_layers * D, 0, cfg["hidden_size"])
+        return
     if not ok:
         with pytest.raises(BAD):
             gru(x, h0, lengths)

@@ -147,3 +147,75 @@ def test_cell_matches_torch_grucell(dtype, bias, batched, with_h):
     g_o = grads(h_o, up, {**inputs, **dict(ours.named_parameters())})
     assert_all_close(g_o, g_r, **tol)
     assert torch.equal(ours.to_torch().weight_hh, ref.weight_hh)
+
+
+def test_an_empty_batch_gives_empty_outputs_as_in_torch():
+    t = nn.GRU(3, 4, num_layers=2, batch_first=True)
+    g = gk.GRU(3, 4, num_layers=2, batch_first=True)
+    g.load_state_dict(t.state_dict())
+    for args in [(torch.zeros(0, 5, 3),), (torch.zeros(0, 5, 3), torch.zeros(2, 0, 4))]:
+        (out, h_n), (want, want_h) = g(*args), t(*args)
+        assert out.shape == want.shape == (0, 5, 4) and h_n.shape == want_h.shape == (2, 0, 4)
+    (out.sum() + h_n.sum()).backward()  # on the weights' graph, as torch's
+    assert float(g.weight_hh_l1.grad.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("how", ["prune", "weight_norm", "spectral_norm"])
+def test_pruned_and_parametrized_weights_are_used_as_in_torch(how):
+    """torch.nn.utils.prune and the parametrizations take a weight out of the module's
+    parameters and compute it on access; the forward reads the computed weight."""
+    import torch.nn.utils.parametrizations as P
+    import torch.nn.utils.prune as prune
+
+    torch.manual_seed(0)
+    t = nn.GRU(3, 4, num_layers=2)
+    g = gk.GRU(3, 4, num_layers=2)
+    g.load_state_dict(t.state_dict())
+    x = torch.randn(6, 2, 3)
+    for m in (t, g):
+        if how == "prune":
+            prune.l1_unstructured(m, "weight_hh_l1", amount=0.5)
+        elif how == "weight_norm":
+            P.weight_norm(m, "weight_hh_l1")
+            with torch.no_grad():
+                m.parametrizations.weight_hh_l1.original0.mul_(2)  # the weight changes through it
+        else:
+            torch.manual_seed(1)  # spectral_norm's power iteration starts from a random vector
+            nn.utils.spectral_norm(m, "weight_hh_l1")
+    assert not torch.equal(g.weight_hh_l1, t.weight_hh_l0)
+    out, h_n = g(x)
+    want, want_h = t(x)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h_n, want_h, rtol=1e-5, atol=1e-6)
+    out.sum().backward()
+    want.sum().backward()
+    original = "weight_hh_l1_orig" if how != "weight_norm" else "parametrizations.weight_hh_l1.original0"
+    got = dict(g.named_parameters())[original].grad
+    torch.testing.assert_close(got, dict(t.named_parameters())[original].grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_first,unbatched", [(False, False), (True, False), (True, True)])
+def test_torch_jit_trace_records_torchs_gru_and_the_trace_saves(tmp_path, batch_first, unbatched):
+    """torch.jit.trace (its check re-traces under no_grad) records aten::gru as for torch.nn.GRU:
+    the saved trace loads and runs as torch.nn.GRU's does; other variants trace through
+    grukit's ops, gradients and all."""
+    torch.manual_seed(0)
+    g = gk.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=batch_first)
+    x = torch.randn(5, 3) if unbatched else torch.randn(2, 5, 3)
+    traced = torch.jit.trace(g, (x,))
+    assert [n.kind() for n in traced.inlined_graph.nodes() if "gru" in n.kind()] == ["aten::gru"]
+    traced.save(str(tmp_path / "gru.pt"))
+    loaded = torch.jit.load(str(tmp_path / "gru.pt"))
+    x2 = torch.randn(7, 3) if unbatched else torch.randn(3, 7, 3)  # other sizes than the traced ones
+    for got, want in zip(loaded(x2), g(x2), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    ln = gk.GRU(3, 4, layer_norm=True)
+    x3 = torch.randn(5, 2, 3)
+    traced = torch.jit.trace(ln, (x3,))
+    assert [n.kind() for n in traced.inlined_graph.nodes() if "gru" in n.kind()] == [
+        "grukit::gru_layer_forward"]
+    ln(x3)[0].sum().backward()
+    want = ln.weight_hh_l0.grad.clone()
+    ln.zero_grad()
+    traced(x3)[0].sum().backward()  # the trace holds the same parameters
+    torch.testing.assert_close(ln.weight_hh_l0.grad, want)
