@@ -191,8 +191,8 @@ class _EagerScan(torch.autograd.Function):
 def mingru_scan(gates: Tensor, h0: Tensor) -> Tensor:
     """minGRU's scan on the fused engine: h (T, B, H) from the gates [k | v] (T, B, 2H);
     the same function as reference.mingru_scan."""
-    if torch.compiler.is_compiling():  # traced whole, with the autograd registered above
-        return _ops.mingru_scan_forward(gates, h0)
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():  # the op whole, with the autograd
+        return _ops.mingru_scan_forward(gates, h0)  # registered above (a trace cannot save a Python op)
     return _EagerScan.apply(gates, h0)
 
 

@@ -519,7 +519,12 @@ class GRUCell(nn.Module):
         h = x.new_zeros(x.shape[0], H) if hx is None else (hx.unsqueeze(0) if unbatched else hx)
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         used = frozenset() if self.reset_after else frozenset({"reset_before"})
-        self.__dict__["last_engine"] = engines.resolve(self.engine, x, used)
+        if self.engine != "reference" and (_onnx_exporting() or torch.jit.is_tracing()):
+            # recorded as torch.nn.GRUCell is (torch's own cell function), or as plain ops for
+            # reset_after=False: a graph that saves, exports to ONNX and runs without grukit
+            self.__dict__["last_engine"] = "cudnn" if self.reset_after else "reference"
+        else:
+            self.__dict__["last_engine"] = engines.resolve(self.engine, x, used)
         if self.last_engine == "reference":
             h_new = reference.gru_cell(x, h, *weights, reset_after=self.reset_after)
         elif self.last_engine == "cudnn":  # torch.nn.GRUCell's own fused kernel

@@ -199,3 +199,24 @@ def test_torch_onnx_export_writes_onnxs_gru_as_for_torch_nn_gru(tmp_path, dynamo
             torch.onnx.export(gk.GRU(3, 4, **{option: option == "layer_norm"}), (x,),
                               str(tmp_path / "refused.onnx"), dynamo=dynamo)
         assert isinstance(info.value if not dynamo else info.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_torch_onnx_export_of_a_cell(tmp_path, dynamo, reset_after):
+    """gk.GRUCell exports as torch.nn.GRUCell does (its cell function; plain ops for
+    reset_after=False), and onnxruntime computes what it computes."""
+    if dynamo:
+        pytest.importorskip("onnxscript", reason="pip install -e .[export]")
+    import warnings
+
+    torch.manual_seed(0)
+    cell = gk.GRUCell(3, 4, reset_after=reset_after)
+    x, h = torch.randn(2, 3), torch.randn(2, 4)
+    path = str(tmp_path / "cell.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(cell, (x, h), path, dynamo=dynamo)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    _close(session.run(None, dict(zip(names, (x.numpy(), h.numpy()), strict=True)))[0], cell(x, h))

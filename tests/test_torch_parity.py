@@ -219,3 +219,19 @@ def test_torch_jit_trace_records_torchs_gru_and_the_trace_saves(tmp_path, batch_
     ln.zero_grad()
     traced(x3)[0].sum().backward()  # the trace holds the same parameters
     torch.testing.assert_close(ln.weight_hh_l0.grad, want)
+
+
+def test_torch_jit_trace_of_a_cell_and_of_mingru_saves_and_loads(tmp_path):
+    torch.manual_seed(0)
+    for module, args, later in [
+            (gk.GRUCell(3, 4), (torch.randn(2, 3), torch.randn(2, 4)),
+             (torch.randn(5, 3), torch.randn(5, 4))),
+            (gk.GRUCell(3, 4, reset_after=False), (torch.randn(2, 3), torch.randn(2, 4)),
+             (torch.randn(5, 3), torch.randn(5, 4))),
+            (gk.MinGRU(3, 4, num_layers=2), (torch.randn(6, 2, 3),), (torch.randn(9, 3, 3),))]:
+        traced = torch.jit.trace(module, args)
+        traced.save(str(tmp_path / "m.pt"))
+        loaded = torch.jit.load(str(tmp_path / "m.pt"))
+        got, want = loaded(*later), module(*later)
+        for a, b in zip(*(((got,), (want,)) if torch.is_tensor(got) else (got, want)), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
