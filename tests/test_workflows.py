@@ -353,3 +353,35 @@ def test_tensorboard_writes_what_tensorboards_reader_reads_back(tmp_path):
     assert train.Scalars("epoch_learning_rate")[0].value == pytest.approx(0.01)
     names = [n for n, _ in model.named_parameters()]
     assert set(train.Tags()["histograms"]) == set(names) and len(train.Histograms(names[0])) == 3
+
+
+def test_keras_common_layer_keywords(tmp_path):
+    """name, input_shape (a Keras 2 tutorial's first layer declares the input with it) and the
+    GRU's activation / recurrent_activation / unroll at Keras' defaults; other values and
+    unknown keywords are errors that name them."""
+    model = gk.Sequential([layers.GRU(8, input_shape=(10, 3), activation="tanh",
+                                      recurrent_activation="sigmoid", unroll=True, name="encoder"),
+                           layers.Dense(1, name="head")])
+    assert [type(la).__name__ for la in model.layers] == ["Input", "GRU", "Dense"]
+    assert model.input_spec == ([1, 3], "float32")  # built when made, as after Input((10, 3))
+    assert "encoder (GRU)" in model.summary() and "head (Dense)" in model.summary()
+    x = np.random.default_rng(0).random((4, 10, 3)).astype("float32")
+    path = str(tmp_path / "m.grukit")
+    model.save(path)
+    again = gk.load(path)
+    assert [la.name for la in again.layers] == [None, "encoder", "head"]
+    np.testing.assert_allclose(again.predict(x), model.predict(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="activation must be 'tanh'.*got 'relu'"):
+        layers.GRU(8, activation="relu")
+    with pytest.raises(ValueError, match="recurrent_activation must be 'sigmoid'.*got 'hard_sigmoid'"):
+        layers.GRU(8, recurrent_activation="hard_sigmoid")
+    with pytest.raises(TypeError, match="GRU\\(\\) got an unexpected keyword argument 'kernel_initializer'"):
+        layers.GRU(8, kernel_initializer="orthogonal")
+    with pytest.raises(TypeError, match="Dense\\(\\) got an unexpected keyword argument 'foo'"):
+        layers.Dense(1, foo=1)
+    with pytest.raises(ValueError, match="dtype must be 'float32'.*got 'float16'"):
+        layers.Dense(1, dtype="float16")
+    with pytest.raises(TypeError, match="input_shape must be a tuple of positive ints"):
+        layers.Dense(1, input_shape=(0,))
+    with pytest.raises(TypeError, match="name must be a str"):
+        layers.Dense(1, name=3)

@@ -23,10 +23,33 @@ Mask = Optional[Tensor]  # (B, T) bool, True where a time step is real
 
 
 class Layer(nn.Module):
-    """A Keras-style layer. Subclasses define ``build(input_shape)`` and ``call``."""
+    """A Keras-style layer. Subclasses define ``build(input_shape)`` and ``call``.
 
-    def __init__(self) -> None:
+    Every layer also takes Keras' common keywords: ``name`` (shown by ``summary()``),
+    ``input_shape`` (one sample's shape: on a Sequential model's first layer it declares
+    the input, as ``Input(input_shape)`` before it would; Keras 2 tutorials write it so) and
+    ``dtype="float32"`` (the only one; ``gk.quantize`` makes bfloat16 models). Any other
+    keyword is a TypeError that names it."""
+
+    def __init__(self, name: Optional[str] = None, input_shape: Optional[tuple] = None,
+                 dtype: Optional[str] = None, **unknown: Any) -> None:
         super().__init__()
+        if unknown:
+            k = sorted(unknown)[0]
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {k!r} (grukit's "
+                            "layers take their own arguments and Keras' name, input_shape and dtype)")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {_checks.describe(name)}")
+        if input_shape is not None and (not isinstance(input_shape, (tuple, list)) or not all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                for d in input_shape)):
+            raise TypeError(f"input_shape must be a tuple of positive ints or None (one sample's shape, "
+                            f"without the batch), got {input_shape!r}")
+        if dtype not in (None, "float32") and type(self).__name__ != "Input":
+            raise ValueError(f"dtype must be 'float32' (grukit's layers compute in float32; "
+                             f"gk.quantize(model, torch.bfloat16) makes a bfloat16 model), got {dtype!r}")
+        self.name = name
+        self.input_shape = None if input_shape is None else tuple(input_shape)
         self.built = False
 
     def build(self, input_shape: tuple[int, ...]) -> None:
@@ -58,8 +81,9 @@ class Input(Layer):
     ``batch_size`` fixes the batch, as Keras' does: stateful layers then start from
     zeros of that many rows and refuse another batch size until reset_states()."""
 
-    def __init__(self, shape: tuple, dtype: str = "float32", batch_size: Optional[int] = None) -> None:
-        super().__init__()
+    def __init__(self, shape: tuple, dtype: str = "float32", batch_size: Optional[int] = None,
+                 name: Optional[str] = None) -> None:
+        super().__init__(name=name)
         if not isinstance(shape, (tuple, list)) or not all(
                 s is None or (isinstance(s, int) and s > 0) for s in shape):
             raise TypeError(f"shape must be a tuple of positive ints or None, got {shape!r}")
@@ -80,8 +104,8 @@ class Input(Layer):
 class Embedding(Layer):
     """Token ids (B, T) -> vectors (B, T, output_dim); id 0 is padding when mask_zero."""
 
-    def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False) -> None:
-        super().__init__()
+    def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False, **keras: Any) -> None:
+        super().__init__(**keras)
         self.input_dim = _checks.positive_int("input_dim", input_dim)
         self.output_dim = _checks.positive_int("output_dim", output_dim)
         self.mask_zero = _checks.boolean("mask_zero", mask_zero)
@@ -109,8 +133,8 @@ class Masking(Layer):
     """Marks time steps whose features all equal ``mask_value`` as padding (Keras' Masking):
     the GRUs after it skip them."""
 
-    def __init__(self, mask_value: float = 0.0) -> None:
-        super().__init__()
+    def __init__(self, mask_value: float = 0.0, **keras: Any) -> None:
+        super().__init__(**keras)
         if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
             raise TypeError(f"mask_value must be a number, got {_checks.describe(mask_value)}")
         self.mask_value = float(mask_value)
@@ -136,8 +160,9 @@ ACTIVATIONS = {
 class Dense(Layer):
     """y = activation(x W^T + b) on the last axis; Keras' glorot-uniform initialisation."""
 
-    def __init__(self, units: int, activation: Optional[str] = None, use_bias: bool = True) -> None:
-        super().__init__()
+    def __init__(self, units: int, activation: Optional[str] = None, use_bias: bool = True,
+                 **keras: Any) -> None:
+        super().__init__(**keras)
         self.units = _checks.positive_int("units", units)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(str(a) for a in ACTIVATIONS)}, "
@@ -159,8 +184,8 @@ class Dense(Layer):
 
 
 class Dropout(Layer):
-    def __init__(self, rate: float) -> None:
-        super().__init__()
+    def __init__(self, rate: float, **keras: Any) -> None:
+        super().__init__(**keras)
         self.rate = _checks.probability("rate", rate)
         self.built = True
 
@@ -175,8 +200,8 @@ class GlobalAveragePooling1D(Layer):
     """The mean over time of (B, T, F) -> (B, F); with a mask, over each sample's real
     steps only (Keras 3's GlobalAveragePooling1D). The mask stops here."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **keras: Any) -> None:
+        super().__init__(**keras)
         self.built = True
 
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
@@ -193,8 +218,8 @@ class GlobalMaxPooling1D(Layer):
     """The maximum over time of (B, T, F) -> (B, F). As Keras 3's GlobalMaxPooling1D, it
     takes every step, padding too; the mask stops here."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **keras: Any) -> None:
+        super().__init__(**keras)
         self.built = True
 
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
@@ -208,8 +233,8 @@ class RepeatVector(Layer):
     """(B, F) -> (B, n, F): the input repeated n times along a new time axis (Keras'
     RepeatVector), as a sequence autoencoder's decoder reads its code at every step."""
 
-    def __init__(self, n: int) -> None:
-        super().__init__()
+    def __init__(self, n: int, **keras: Any) -> None:
+        super().__init__(**keras)
         self.n = _checks.positive_int("n", n)
         self.built = True
 
@@ -265,8 +290,17 @@ class GRU(Layer):
                  go_backwards: bool = False, stateful: bool = False, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, reset_after: bool = True, engine: str = "auto",
                  zoneout: float = 0.0, layer_norm: bool = False, use_bias: bool = True,
-                 zero_output_for_mask: bool = False, _bidirectional: bool = False) -> None:
-        super().__init__()
+                 zero_output_for_mask: bool = False, _bidirectional: bool = False,
+                 activation: str = "tanh", recurrent_activation: str = "sigmoid", unroll: bool = False,
+                 **keras: Any) -> None:
+        super().__init__(**keras)
+        # Keras' defaults, the GRU's equations (cuDNN's and torch's too); unroll changes no number
+        for what, value, only in (("activation", activation, "tanh"),
+                                  ("recurrent_activation", recurrent_activation, "sigmoid")):
+            if value != only:
+                raise ValueError(f"{what} must be {only!r} (the GRU equations grukit computes, as cuDNN "
+                                 f"and torch.nn.GRU do), got {value!r}")
+        _checks.boolean("unroll", unroll)
         self.units = _checks.positive_int("units", units)
         self.return_sequences = _checks.boolean("return_sequences", return_sequences)
         self.return_state = _checks.boolean("return_state", return_state)
@@ -361,8 +395,9 @@ class MinGRU(Layer):
     (B, units), or every output with ``return_sequences``. Masked steps are skipped
     like GRU's: each row runs for its own real steps."""
 
-    def __init__(self, units: int, return_sequences: bool = False, engine: str = "auto") -> None:
-        super().__init__()
+    def __init__(self, units: int, return_sequences: bool = False, engine: str = "auto",
+                 **keras: Any) -> None:
+        super().__init__(**keras)
         self.units = _checks.positive_int("units", units)
         self.return_sequences = _checks.boolean("return_sequences", return_sequences)
         self.engine = engine
@@ -410,8 +445,8 @@ class Bidirectional(Layer):
     MERGES = {"concat": None, "sum": torch.add, "mul": torch.mul, "ave": lambda a, b: (a + b) / 2}
 
     def __init__(self, layer: GRU, merge_mode: Optional[str] = "concat",
-                 backward_layer: Optional[GRU] = None) -> None:
-        super().__init__()
+                 backward_layer: Optional[GRU] = None, **keras: Any) -> None:
+        super().__init__(**keras)
         if not isinstance(layer, GRU):
             raise TypeError(f"layer must be a grukit.layers.GRU, got {_checks.describe(layer)}")
         if merge_mode is not None:
@@ -514,4 +549,8 @@ def from_config(name: str, config: dict[str, Any]) -> Layer:
     if name not in LAYERS:
         raise ValueError(f"unknown layer class {name!r}; known: {sorted(LAYERS)}")
     cls = LAYERS[name]
-    return cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
+    config = dict(config)
+    given = config.pop("name", None)  # Sequential.get_config adds a layer's name when it has one
+    layer = cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
+    layer.name = given
+    return layer

@@ -66,6 +66,8 @@ class Sequential(nn.Module):
             raise TypeError(f"layers must be grukit.layers layers, got {_checks.describe(layer)}")
         if isinstance(layer, L.Input) and len(self.layers):
             raise ValueError("layers.Input must come first")
+        if not len(self.layers) and not isinstance(layer, L.Input) and layer.input_shape is not None:
+            self.add(L.Input(layer.input_shape))  # Keras' input_shape= on the first layer declares the input
         self.layers.append(layer)
         first = self.layers[0]
         if isinstance(first, L.Input):  # declared input: build as layers arrive, as Keras does
@@ -249,7 +251,8 @@ class Sequential(nn.Module):
     # ----------------------------------------------------------------- saving
 
     def get_config(self) -> dict[str, Any]:
-        return {"layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
+        return {"layers": [{"class_name": type(layer).__name__,
+                            "config": {**layer.get_config(), **({"name": layer.name} if layer.name else {})}}
                            for layer in self.layers],
                 "input_spec": None if self.input_spec is None else
                 {"shape": self.input_spec[0], "dtype": self.input_spec[1]}}
@@ -265,7 +268,8 @@ class Sequential(nn.Module):
         lines = [f"{'layer':<24}{'output':<10}{'params':>10}"]
         for layer in self.layers:
             n = sum(p.numel() for p in layer.parameters())
-            lines.append(f"{type(layer).__name__:<24}{'':<10}{n:>10,}")
+            kind = type(layer).__name__
+            lines.append(f"{f'{layer.name} ({kind})' if layer.name else kind:<24}{'':<10}{n:>10,}")
         lines.append(f"total params: {sum(p.numel() for p in self.parameters()):,}")
         text = "\n".join(lines)
         print(text)
