@@ -275,3 +275,34 @@ def test_backward_layer_errors_say_what_keras_requires():
         gl.Bidirectional(gl.GRU(4), merge_mode="sum", backward_layer=gl.GRU(3, go_backwards=True))
     with pytest.raises(TypeError, match="backward_layer must be"):
         gl.Bidirectional(gl.GRU(4), backward_layer=gl.Dense(4))
+
+
+@pytest.mark.parametrize("name", ["mse", "mean_absolute_error", "huber", "log_cosh", "mape",
+                                  "mean_squared_logarithmic_error", "MeanSquaredError", "Huber", "LogCosh"])
+def test_loss_names_compute_keras_losses(name):
+    """Each loss name (or Keras class name) gives Keras' per-sample values."""
+    from grukit.training import losses
+
+    rng = np.random.default_rng(0)
+    y_true = (rng.random((6, 4)) * 3 - 0.5).astype("float32")
+    y_pred = (rng.random((6, 4)) * 3 - 0.5).astype("float32")
+    want = np.asarray(keras.losses.get(losses.keras_name(name))(y_true, y_pred))
+    got = losses.LOSSES[losses.keras_name(name)](torch.tensor(y_true), torch.tensor(y_pred)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_root_mean_squared_error_is_the_root_of_the_epochs_mean():
+    """As Keras' RootMeanSquaredError: the square root of the mean over every batch of the
+    epoch, not the mean of each batch's root."""
+    rng = np.random.default_rng(1)
+    x, y = rng.random((40, 5, 2)).astype("float32"), rng.random((40, 1)).astype("float32")
+    model = gk.Sequential([gl.GRU(4, input_shape=(5, 2)), gl.Dense(1)])
+    model.compile("sgd", "mse", metrics=["root_mean_squared_error", "mse", "RootMeanSquaredError"])
+    _, rmse, mse, rmse2 = model.evaluate(x, y, batch_size=7, verbose=0)
+    pred = model.predict(x)
+    assert mse == pytest.approx(float(((pred - y) ** 2).mean()), rel=1e-5)
+    assert rmse == rmse2 == pytest.approx(np.sqrt(mse), rel=1e-6)
+    m = keras.metrics.RootMeanSquaredError()
+    for i in range(0, 40, 7):
+        m.update_state(y[i:i + 7], pred[i:i + 7])
+    assert rmse == pytest.approx(float(m.result()), rel=1e-5)

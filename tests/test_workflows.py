@@ -385,3 +385,19 @@ def test_keras_common_layer_keywords(tmp_path):
         layers.Dense(1, input_shape=(0,))
     with pytest.raises(TypeError, match="name must be a str"):
         layers.Dense(1, name=3)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop", "adagrad", "adamax", "nadam", "adadelta",
+                                  "Adam", "RMSprop", "Nadam"])
+def test_every_optimizer_name_trains_with_keras_default_learning_rate(name):
+    from grukit.training.sequential import OPTIMIZERS
+
+    torch.manual_seed(0)
+    model = gk.Sequential([layers.GRU(4, input_shape=(5, 2)), layers.Dense(1)])
+    model.compile(name, "mse")
+    before = [p.detach().clone() for p in model.parameters()]
+    x, y = np.random.default_rng(0).random((16, 5, 2)), np.random.default_rng(1).random((16, 1))
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    cls, lr, _ = OPTIMIZERS[name.lower()]
+    assert isinstance(model.optimizer, cls) and model.optimizer.param_groups[0]["lr"] == lr
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

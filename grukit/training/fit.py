@@ -9,6 +9,7 @@ each batch's rows, each metric as a Mean over its values under the output's mask
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Optional, Sequence, Union
 
@@ -28,6 +29,7 @@ class Logs:
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
         self.counts: dict[str, float] = {}
+        self.rooted: set[str] = set()  # names whose value is the square root of the mean (RMSE)
 
     def _add(self, name: str, total: float, count: float) -> None:
         self.sums[name] = self.sums.get(name, 0.0) + total
@@ -41,6 +43,8 @@ class Logs:
         with torch.no_grad():
             for name, fn in model.metric_fns:
                 self._add(name, *losses.mean_state(fn(y, pred), rows, mask))
+                if fn in losses.ROOTED:
+                    self.rooted.add(name)
 
     def over_processes(self) -> None:
         """Under torchrun: every process's logs become the sums over all processes."""
@@ -50,7 +54,8 @@ class Logs:
         self.counts = dict(zip(keys, totals[len(keys):], strict=True))
 
     def values(self) -> dict[str, float]:
-        return {k: v / max(self.counts[k], 1e-12) for k, v in self.sums.items()}
+        means = {k: v / max(self.counts[k], 1e-12) for k, v in self.sums.items()}
+        return {k: math.sqrt(v) if k in self.rooted else v for k, v in means.items()}
 
 
 def prepare(x: Any, y: Any, batch_size: int, shuffle: bool, validation_split: float, validation_data: Any,

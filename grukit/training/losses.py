@@ -8,6 +8,8 @@ torch's way, ``loss(y_pred, y_true)``.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Callable, Optional
 
 import torch
@@ -69,13 +71,44 @@ def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     return -logp.gather(-1, _labels(y_true, y_pred)[..., None])[..., 0]
 
 
+def mean_absolute_percentage_error(y_true: Tensor, y_pred: Tensor) -> Tensor:
+    y_true = _same_shape(y_true, y_pred)
+    return _reduce_last(100 * ((y_true - y_pred) / y_true.abs().clamp(min=EPS)).abs(), y_pred)
+
+
+def mean_squared_logarithmic_error(y_true: Tensor, y_pred: Tensor) -> Tensor:
+    y_true = _same_shape(y_true, y_pred)
+    return _reduce_last((torch.log1p(y_pred.clamp(min=EPS)) - torch.log1p(y_true.clamp(min=EPS))).square(),
+                        y_pred)
+
+
+def huber(y_true: Tensor, y_pred: Tensor) -> Tensor:
+    """Keras' Huber loss with delta 1: half the squared error within 1, then linear."""
+    err = (y_pred - _same_shape(y_true, y_pred)).abs()
+    return _reduce_last(torch.where(err <= 1.0, 0.5 * err.square(), err - 0.5), y_pred)
+
+
+def log_cosh(y_true: Tensor, y_pred: Tensor) -> Tensor:
+    x = y_pred - _same_shape(y_true, y_pred)
+    return _reduce_last(x + torch.nn.functional.softplus(-2.0 * x) - math.log(2.0), y_pred)
+
+
 LOSSES: dict[str, Fn] = {
     "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
     "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
+    "mape": mean_absolute_percentage_error, "mean_absolute_percentage_error": mean_absolute_percentage_error,
+    "msle": mean_squared_logarithmic_error, "mean_squared_logarithmic_error": mean_squared_logarithmic_error,
+    "huber": huber, "log_cosh": log_cosh, "logcosh": log_cosh,
     "binary_crossentropy": binary_crossentropy,
     "categorical_crossentropy": categorical_crossentropy,
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
 }
+
+
+def keras_name(name: str) -> str:
+    """A Keras class name as the function's name (``"MeanSquaredError"`` ->
+    ``"mean_squared_error"``), as Keras' ``losses.get`` and ``metrics.get`` read both."""
+    return name if name.islower() else re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _weights(values: Tensor, mask: Optional[Tensor], sample_weight: Optional[Tensor]) -> Optional[Tensor]:
@@ -133,9 +166,10 @@ class Loss:
 def get_loss(loss: Any) -> tuple[str, Loss]:
     """(name, Loss) for a loss name, a torch loss module or a callable."""
     if isinstance(loss, str):
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable, got {loss!r}")
-        return loss, Loss(loss, LOSSES[loss])
+        if keras_name(loss) not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)} (or its Keras class name) or a callable, "
+                             f"got {loss!r}")
+        return loss, Loss(loss, LOSSES[keras_name(loss)])
     if isinstance(loss, nn.Module):
         return type(loss).__name__, Loss(type(loss).__name__, loss, torch_module=True)
     if callable(loss):
@@ -159,12 +193,20 @@ def sparse_categorical_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     return (y_pred.argmax(-1) == y_true.reshape(y_pred.shape[:-1]).long()).float()
 
 
+def root_mean_squared_error(y_true: Tensor, y_pred: Tensor) -> Tensor:
+    """The squared errors: their mean over the epoch is square-rooted at its end (ROOTED), as
+    Keras' RootMeanSquaredError takes the root of the whole epoch's mean, not of each batch's."""
+    return mean_squared_error(y_true, y_pred)
+
+
 METRICS: dict[str, Fn] = {
     "binary_accuracy": binary_accuracy,
     "categorical_accuracy": categorical_accuracy,
     "sparse_categorical_accuracy": sparse_categorical_accuracy,
-    "mse": mean_squared_error, "mae": mean_absolute_error,
+    **{k: v for k, v in LOSSES.items() if "crossentropy" not in k},
+    "root_mean_squared_error": root_mean_squared_error, "rmse": root_mean_squared_error,
 }
+ROOTED = (root_mean_squared_error,)  # metrics whose epoch value is the square root of the mean
 
 
 def get_metric(metric: Any, loss_name: str) -> tuple[str, Fn]:
@@ -175,10 +217,10 @@ def get_metric(metric: Any, loss_name: str) -> tuple[str, Fn]:
                   "sparse_categorical_crossentropy": sparse_categorical_accuracy}.get(
                       loss_name, categorical_accuracy)
             return metric, fn
-        if metric not in METRICS:
-            raise ValueError(f"metrics must name one of {sorted([*METRICS, 'accuracy'])} or be "
-                             f"callables, got {metric!r}")
-        return metric, METRICS[metric]
+        if keras_name(metric) not in METRICS:
+            raise ValueError(f"metrics must name one of {sorted([*METRICS, 'accuracy'])} (or its Keras class "
+                             f"name) or be callables, got {metric!r}")
+        return metric, METRICS[keras_name(metric)]
     if callable(metric):
         return getattr(metric, "__name__", "metric"), metric
     raise TypeError(f"metrics must hold names or callables, got {_checks.describe(metric)}")

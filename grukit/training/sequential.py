@@ -27,6 +27,9 @@ OPTIMIZERS = {  # name -> (class, Keras' default learning rate, extra arguments)
     "sgd": (torch.optim.SGD, 1e-2, {}),
     "rmsprop": (torch.optim.RMSprop, 1e-3, {"eps": 1e-7, "alpha": 0.9}),
     "adagrad": (torch.optim.Adagrad, 1e-3, {}),
+    "adamax": (torch.optim.Adamax, 1e-3, {"eps": 1e-7}),
+    "nadam": (torch.optim.NAdam, 1e-3, {"eps": 1e-7}),  # torch's momentum schedule, close to Keras'
+    "adadelta": (torch.optim.Adadelta, 1e-3, {"eps": 1e-7, "rho": 0.95}),
 }
 
 
