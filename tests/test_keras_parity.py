@@ -8,7 +8,7 @@ import torch
 
 import grukit as gk
 from grukit import layers as gl
-from grukit.formats import keras_files
+from grukit.training import keras_weights
 
 keras = pytest.importorskip("keras")  # a dev dependency: installed by `make test`
 
@@ -161,8 +161,8 @@ def _keras_bidirectional(merge_mode, return_state=True, return_sequences=True):
                             merge_mode=merge_mode)
     ours(torch.zeros(2, 6, 3), None)  # builds it
     gru = ours.layer.gru
-    keras_files._gru_from_keras(gru, "", layer.forward_layer.get_weights(), "forward")
-    keras_files._gru_from_keras(gru, "_reverse", layer.backward_layer.get_weights(), "backward")
+    keras_weights.gru_from_keras(gru, "", layer.forward_layer.get_weights(), "forward")
+    keras_weights.gru_from_keras(gru, "_reverse", layer.backward_layer.get_weights(), "backward")
     return layer, ours.eval()
 
 
@@ -192,7 +192,7 @@ def test_gru_initial_state_equals_keras(go_backwards):
     _randomise(theirs, 10)
     ours = gl.GRU(4, return_sequences=True, return_state=True, go_backwards=go_backwards)
     ours(torch.zeros(3, 5, 2), None)  # builds it
-    keras_files._gru_from_keras(ours.gru, "", theirs.get_weights(), "gru")
+    keras_weights.gru_from_keras(ours.gru, "", theirs.get_weights(), "gru")
     g = torch.Generator().manual_seed(11)
     x, h0 = torch.randn(3, 5, 2, generator=g), torch.randn(3, 4, generator=g)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 1, 1, 1, 1]], dtype=torch.bool)
@@ -238,8 +238,8 @@ def test_bidirectional_with_its_own_backward_layer_equals_keras(tmp_path, merge_
     ours = gl.Bidirectional(gl.GRU(4, return_sequences=return_sequences, return_state=True),
                             backward_layer=backward, merge_mode=merge_mode)
     ours(torch.zeros(2, 6, 3), None)  # builds it
-    keras_files._gru_from_keras(ours.layer.gru, "", theirs.forward_layer.get_weights(), "forward")
-    keras_files._gru_from_keras(ours.backward_layer.gru, "", theirs.backward_layer.get_weights(), "backward")
+    keras_weights.gru_from_keras(ours.layer.gru, "", theirs.forward_layer.get_weights(), "forward")
+    keras_weights.gru_from_keras(ours.backward_layer.gru, "", theirs.backward_layer.get_weights(), "backward")
     g = torch.Generator().manual_seed(13)
     x = torch.randn(2, 6, 3, generator=g)
     mask = torch.ones(2, 6, dtype=torch.bool)
@@ -306,3 +306,57 @@ def test_root_mean_squared_error_is_the_root_of_the_epochs_mean():
     for i in range(0, 40, 7):
         m.update_state(y[i:i + 7], pred[i:i + 7])
     assert rmse == pytest.approx(float(m.result()), rel=1e-5)
+
+
+def test_get_and_set_weights_carry_a_model_to_keras_and_back():
+    """model.get_weights() holds Keras' arrays (layout, gate order, count): a Keras model of
+    the same layers takes them with set_weights and computes the same, and back."""
+    rng = np.random.default_rng(2)
+    x = rng.random((6, 5, 2)).astype("float32")
+
+    def ours():
+        return gk.Sequential([gl.Bidirectional(gl.GRU(4, return_sequences=True), input_shape=(5, 2)),
+                              gl.GRU(3, reset_after=False), gl.Dense(1)])
+
+    theirs = keras.Sequential([keras.Input((5, 2)),
+                               keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=True)),
+                               keras.layers.GRU(3, reset_after=False), keras.layers.Dense(1)])
+    model = ours()
+    assert [w.shape for w in model.get_weights()] == [w.shape for w in theirs.get_weights()]
+    theirs.set_weights(model.get_weights())
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), model.predict(x), rtol=0, atol=1e-5)
+    theirs.set_weights([rng.normal(size=w.shape).astype("float32") for w in theirs.get_weights()])
+    back = ours()
+    back.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(back.predict(x), theirs.predict(x, verbose=0), rtol=0, atol=1e-5)
+    for got, want in zip(back.layers[2].get_weights(), theirs.layers[1].get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)  # layer by layer too, bit for bit
+    with pytest.raises(ValueError, match=r"weights must hold 6 arrays of shapes .* Bidirectional, got 1"):
+        back.layers[1].set_weights([np.zeros((2, 12))])
+    with pytest.raises(ValueError, match=r"GRU variables must have shapes"):
+        back.layers[2].set_weights([np.zeros((2, 2))] * 3)
+    with pytest.raises(ValueError, match="get_weights needs a built model"):
+        gk.Sequential([gl.GRU(3)]).get_weights()
+
+
+def test_keras_model_helpers():
+    rng = np.random.default_rng(3)
+    x, y = rng.random((12, 5, 2)).astype("float32"), rng.random((12, 1)).astype("float32")
+    model = gk.Sequential([gl.GRU(4, input_shape=(5, 2), name="rnn"), gl.Dense(1, name="head")])
+    model.compile("sgd", "mse", metrics=["mae"])
+    assert model.count_params() == sum(p.numel() for p in model.parameters()) == 3 * 4 * (2 + 4 + 2) + 5
+    assert model.evaluate(x, y, return_dict=True) == dict(zip(["loss", "mae"], model.evaluate(x, y),
+                                                              strict=True))
+    before = model.test_on_batch(x, y)
+    assert before == pytest.approx(model.evaluate(x, y, batch_size=12))
+    assert model.train_on_batch(x, y) == pytest.approx(before)  # the step's loss, before the step
+    after = model.test_on_batch(x, y, return_dict=True)
+    assert after["loss"] < before[0]  # one step of gradient descent on the same batch
+    np.testing.assert_array_equal(model.predict_on_batch(x), model.predict(x))
+    out = model(x)  # a NumPy array in: a tensor out, as a Keras model called on one
+    assert torch.is_tensor(out) and out.dtype == torch.float32
+    np.testing.assert_allclose(out.detach().numpy(), model.predict(x), rtol=0, atol=1e-6)
+    assert model.get_layer("head") is model.layers[-1] and model.get_layer(index=1).name == "rnn"
+    with pytest.raises(ValueError, match="no layer is named 'x'"):
+        model.get_layer("x")
+    assert model.pop().name == "head" and [la.name for la in model.layers] == [None, "rnn"]

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from .. import _checks, engines
+from ..gate_order import swap_zr
 from ..modules import GRU
 from ..training import layers as L
 from ..training.sequential import Sequential
-from .gate_order import swap_zr
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17 (ONNX 1.12): runtimes older than the onnx package still read it

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from .. import _checks
+from ..gate_order import swap_zr
 from ..modules import GRU
-from .gate_order import swap_zr
 
 
 def _fn_name(fn: Any) -> str:

@@ -21,13 +21,11 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-import torch
 
 from .. import _checks
 from ..training import layers as L
 from ..training.loading import check_sizes
 from ..training.sequential import Sequential
-from .gate_order import swap_zr
 
 PathLike = Union[str, Path]
 _KERAS_VERSION = "3.0.0"  # the file format written: Keras 3's
@@ -64,62 +62,7 @@ def _auto_names(model: Sequential) -> list[str]:
     return names
 
 
-# --------------------------------------------------------------- GRU weights
-
-def _gru_to_keras(gru: Any, direction: str) -> list[np.ndarray]:
-    """[kernel (I, 3H), recurrent_kernel (H, 3H), bias] of one direction of a gk.GRU."""
-    sfx = "_l0" + direction
-    p = {n: t.detach().cpu().numpy() for n, t in gru.named_parameters()}
-    out = [np.ascontiguousarray(swap_zr(p["weight_ih" + sfx], 0).T),
-           np.ascontiguousarray(swap_zr(p["weight_hh" + sfx], 0).T)]
-    if gru.bias:
-        b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
-        out.append(np.stack([swap_zr(b_ih, 0), swap_zr(b_hh, 0)]) if gru.reset_after
-                   else swap_zr(b_ih + b_hh, 0))
-    return out
-
-
-def _gru_from_keras(gru: Any, direction: str, arrays: list[np.ndarray], where: str) -> None:
-    sfx = "_l0" + direction
-    H = gru.hidden_size
-    expect = [(gru.input_size, 3 * H), (H, 3 * H)]
-    if gru.bias:
-        expect.append((2, 3 * H) if gru.reset_after else (3 * H,))
-    got = [a.shape for a in arrays]
-    if got != expect:
-        raise ValueError(f"{where}: GRU variables must have shapes {expect}, got {got}")
-    state = {"weight_ih" + sfx: swap_zr(arrays[0], 1).T, "weight_hh" + sfx: swap_zr(arrays[1], 1).T}
-    if gru.bias:
-        bias = arrays[2]
-        if gru.reset_after:
-            state["bias_ih" + sfx], state["bias_hh" + sfx] = swap_zr(bias[0], 0), swap_zr(bias[1], 0)
-        else:  # Keras' one bias sits outside both matmuls: all of it on the input side
-            state["bias_ih" + sfx], state["bias_hh" + sfx] = swap_zr(bias, 0), np.zeros_like(bias)
-    params = dict(gru.named_parameters())
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
-
-
 # ------------------------------------------------------------- weights (h5)
-
-def _layer_vars(layer: L.Layer) -> dict[str, list[np.ndarray]]:
-    """A layer's Keras variables: {path below layers/<name>: [arrays]}."""
-    if isinstance(layer, L.GRU):
-        return {"cell/vars": _gru_to_keras(layer.gru, "")}
-    if isinstance(layer, L.Bidirectional):
-        gru = layer.layer.gru
-        backward = (layer.backward_layer.gru, "") if layer.backward_layer is not None else (gru, "_reverse")
-        return {"forward_layer/cell/vars": _gru_to_keras(gru, ""),
-                "backward_layer/cell/vars": _gru_to_keras(*backward)}
-    if isinstance(layer, L.Dense):
-        lin = layer.linear
-        arrays = [lin.weight.detach().numpy().T.copy()]
-        return {"vars": arrays + ([lin.bias.detach().numpy().copy()] if lin.bias is not None else [])}
-    if isinstance(layer, L.Embedding):
-        return {"vars": [layer.embedding.weight.detach().numpy().copy()]}
-    return {}
-
 
 def _read_group(group: Any, path: str, where: str) -> list[np.ndarray]:
     if path not in group:
@@ -129,23 +72,8 @@ def _read_group(group: Any, path: str, where: str) -> list[np.ndarray]:
 
 
 def _set_layer_vars(layer: L.Layer, group: Any, where: str) -> None:
-    if isinstance(layer, L.GRU):
-        _gru_from_keras(layer.gru, "", _read_group(group, "cell/vars", where), where)
-    elif isinstance(layer, L.Bidirectional):
-        gru = layer.layer.gru
-        backward = (layer.backward_layer.gru, "") if layer.backward_layer is not None else (gru, "_reverse")
-        _gru_from_keras(gru, "", _read_group(group, "forward_layer/cell/vars", where), where + " forward")
-        _gru_from_keras(*backward, _read_group(group, "backward_layer/cell/vars", where), where + " backward")
-    elif isinstance(layer, (L.Dense, L.Embedding)):
-        arrays = _read_group(group, "vars", where)
-        params = list(layer.parameters())
-        values = [arrays[0].T] + arrays[1:] if isinstance(layer, L.Dense) else arrays
-        if [tuple(p.shape) for p in params] != [v.shape for v in values]:
-            raise ValueError(f"{where}: variables of shapes {[a.shape for a in arrays]} do not fit "
-                             f"{type(layer).__name__} parameters {[tuple(p.shape) for p in params]}")
-        with torch.no_grad():
-            for p, v in zip(params, values, strict=True):
-                p.copy_(torch.from_numpy(np.ascontiguousarray(v)))
+    layer.set_keras_variables({path: _read_group(group, path, where) for path in layer.keras_variables()},
+                              where)
 
 
 def _write_weights(model: Sequential, names: list[str], target: Any) -> None:
@@ -157,7 +85,7 @@ def _write_weights(model: Sequential, names: list[str], target: Any) -> None:
                 continue
             group = top.create_group(name)
             group.create_group("vars").attrs["name"] = name
-            for path, arrays in _layer_vars(layer).items():
+            for path, arrays in layer.keras_variables().items():
                 sub = group.require_group(path)
                 for i, a in enumerate(arrays):
                     sub.create_dataset(str(i), data=a)
@@ -187,7 +115,7 @@ def _read_weights(model: Sequential, names: list[str], source: Any) -> None:
         if "layers" not in f:
             raise ValueError("the file holds no Keras layer weights (no 'layers' group)")
         for i, (layer, name) in enumerate(zip(model.layers, names, strict=True)):
-            if not _layer_vars(layer):
+            if not layer.keras_variables():
                 continue
             if name not in f["layers"]:
                 raise ValueError(f"layer {i} ({type(layer).__name__}) is {name!r} in a Keras file, but "

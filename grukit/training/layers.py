@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,8 +19,20 @@ from torch import Tensor, nn
 from .. import _checks
 from ..mingru import MinGRU as _MinGRUModule
 from ..modules import GRU as _GRUModule
+from . import keras_weights
 
 Mask = Optional[Tensor]  # (B, T) bool, True where a time step is real
+
+
+def _copy_into(params: list, values: list, where: str, kind: str, shown: Optional[list] = None) -> None:
+    """Copy arrays into parameters of the same shapes, or a ValueError naming both."""
+    values = [np.asarray(v, dtype=np.float32) for v in values]
+    if [tuple(p.shape) for p in params] != [v.shape for v in values]:
+        raise ValueError(f"{where}: variables of shapes {shown or [v.shape for v in values]} do not fit "
+                         f"{kind} parameters {[tuple(p.shape) for p in params]}")
+    with torch.no_grad():
+        for p, v in zip(params, values, strict=True):
+            p.copy_(torch.from_numpy(np.ascontiguousarray(v)))
 
 
 class Layer(nn.Module):
@@ -66,6 +79,45 @@ class Layer(nn.Module):
 
     def get_config(self) -> dict[str, Any]:
         return {}
+
+    # Keras' weights: NumPy arrays in Keras' layout (keras_weights.py), keyed by their path in
+    # a Keras weights file (formats/keras_files.py reads and writes them so)
+
+    def keras_variables(self) -> dict[str, list[np.ndarray]]:
+        """{path below layers/<name> in a Keras weights file: [arrays]}; empty without weights."""
+        return {}
+
+    def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
+        """Set the weights from keras_variables()-shaped arrays."""
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Keras' ``get_weights()``: the layer's weights as NumPy arrays in Keras' layout (a GRU's
+        kernel, recurrent_kernel and bias, gate blocks z, r, h), so that a Keras layer's
+        ``set_weights`` takes them and back."""
+        self._require_built("get_weights")
+        return [a for arrays in self.keras_variables().values() for a in arrays]
+
+    def set_weights(self, weights: Any) -> None:
+        """Keras' ``set_weights(weights)``: as many arrays as get_weights() gives, of its shapes
+        (a Keras layer's get_weights() fits)."""
+        self._require_built("set_weights")
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights must be a list of arrays, got {_checks.describe(weights)}")
+        current = self.keras_variables()
+        counts = [len(v) for v in current.values()]
+        if len(weights) != sum(counts):
+            raise ValueError(f"weights must hold {sum(counts)} arrays of shapes "
+                             f"{[a.shape for v in current.values() for a in v]} for this "
+                             f"{type(self).__name__}, got {len(weights)}")
+        parts, start = {}, 0
+        for path, count in zip(current, counts, strict=True):
+            parts[path], start = list(weights[start:start + count]), start + count
+        self.set_keras_variables(parts, f"{type(self).__name__}.set_weights")
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise ValueError(f"{what} needs a built layer: its weights are made on the first call "
+                             "(or when a Sequential model starts with layers.Input / input_shape)")
 
     def reset_states(self) -> None:
         """Forget carried state (stateful layers)."""
@@ -125,6 +177,12 @@ class Embedding(Layer):
             mask = x != 0 if mask is None else mask & (x != 0)
         return self.embedding(x), mask
 
+    def keras_variables(self) -> dict[str, list[np.ndarray]]:
+        return {"vars": [self.embedding.weight.detach().cpu().numpy().copy()]}
+
+    def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
+        _copy_into(list(self.parameters()), variables["vars"], where, type(self).__name__)
+
     def get_config(self) -> dict[str, Any]:
         return {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero}
 
@@ -178,6 +236,16 @@ class Dense(Layer):
 
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
         return ACTIVATIONS[self.activation](self.linear(x)), mask
+
+    def keras_variables(self) -> dict[str, list[np.ndarray]]:
+        lin = self.linear
+        arrays = [lin.weight.detach().cpu().numpy().T.copy()]
+        return {"vars": arrays + ([lin.bias.detach().cpu().numpy().copy()] if lin.bias is not None else [])}
+
+    def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
+        arrays = [np.asarray(a) for a in variables["vars"]]
+        _copy_into(list(self.parameters()), [a.T for a in arrays[:1]] + arrays[1:], where, "Dense",
+                   [a.shape for a in arrays])
 
     def get_config(self) -> dict[str, Any]:
         return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias}
@@ -380,6 +448,12 @@ class GRU(Layer):
             _checks.shape("initial_state", h, (B, self.units), "(batch, units)")
         return torch.stack([h.to(x.dtype) for h in states])
 
+    def keras_variables(self) -> dict[str, list[np.ndarray]]:
+        return {"cell/vars": keras_weights.gru_to_keras(self.gru, "")}
+
+    def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
+        keras_weights.gru_from_keras(self.gru, "", variables["cell/vars"], where)
+
     def get_config(self) -> dict[str, Any]:
         return {"units": self.units, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
@@ -523,6 +597,21 @@ class Bidirectional(Layer):
         self.layer.reset_states()
         if self.backward_layer is not None:
             self.backward_layer.reset_states()
+
+    def _keras_directions(self) -> tuple[tuple[Any, str], tuple[Any, str]]:
+        gru = self.layer.gru
+        backward = (self.backward_layer.gru, "") if self.backward_layer is not None else (gru, "_reverse")
+        return (gru, ""), backward
+
+    def keras_variables(self) -> dict[str, list[np.ndarray]]:
+        forward, backward = self._keras_directions()
+        return {"forward_layer/cell/vars": keras_weights.gru_to_keras(*forward),
+                "backward_layer/cell/vars": keras_weights.gru_to_keras(*backward)}
+
+    def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
+        forward, backward = self._keras_directions()
+        keras_weights.gru_from_keras(*forward, variables["forward_layer/cell/vars"], where + " forward")
+        keras_weights.gru_from_keras(*backward, variables["backward_layer/cell/vars"], where + " backward")
 
     def get_config(self) -> dict[str, Any]:
         config = {"merge_mode": self.merge_mode}

@@ -35,6 +35,9 @@ OPTIMIZERS = {  # name -> (class, Keras' default learning rate, extra arguments)
 
 # ------------------------------------------------------------------------ model
 
+_ONE_BATCH = 2**31 - 1  # a batch size no data reaches: train_on_batch and friends take x whole
+
+
 class Sequential(nn.Module):
     """A stack of grukit layers with Keras' training API.
 
@@ -91,7 +94,14 @@ class Sequential(nn.Module):
     def forward(self, x: Tensor, mask: Optional[Tensor] = None, return_mask: bool = False) -> Any:
         """The model's output for x; with ``return_mask``, (output, its mask): the mask of a
         per-step output ((B, T) bool, from Embedding(mask_zero) or Masking), which fit and
-        evaluate apply to the loss and metrics as Keras does, or None."""
+        evaluate apply to the loss and metrics as Keras does, or None. A NumPy array (or a
+        list) is taken as a tensor on the model's device, as a Keras model called on one."""
+        if not isinstance(x, Tensor):
+            if not isinstance(x, (np.ndarray, list, tuple)):
+                raise TypeError(f"x must be a tensor or a NumPy array, got {_checks.describe(x)}")
+            x = torch.as_tensor(np.asarray(x), device=self.device)
+            if x.dtype == torch.float64:
+                x = x.float()  # NumPy's default float: the model's float32, as Keras casts it
         if not x.dtype.is_floating_point and not self._takes_ids():
             x = x.float()  # integer features (0/1 flags, counts) are numbers to a GRU, as in Keras
         low = self.compute_dtype  # float inputs in, float32 outputs out, as Keras' mixed precision
@@ -227,9 +237,9 @@ class Sequential(nn.Module):
                             tbptt=tbptt, resume=resume, sample_weight=sample_weight)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 0,
-                 sample_weight: Any = None) -> Union[float, list[float]]:
-        """The loss, or [loss, *metrics] when metrics were compiled (Keras' order); masks and
-        sample weights count as in fit."""
+                 sample_weight: Any = None, return_dict: bool = False) -> Union[float, list[float], dict]:
+        """The loss, or [loss, *metrics] when metrics were compiled (Keras' order), or with
+        ``return_dict`` {name: value}; masks and sample weights count as in fit."""
         self._require_compiled("evaluate")
         batches = Batches(x, y, _checks.positive_int("batch_size", batch_size), False, need_y=True,
                           sample_weight=sample_weight)
@@ -238,8 +248,35 @@ class Sequential(nn.Module):
         logs = fit_loop.evaluate(self, batches)
         if verbose:
             print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
-        values = [logs["loss"], *(logs[name] for name, _ in self.metric_fns)]
-        return values[0] if len(values) == 1 else values
+        return self._results(logs, _checks.boolean("return_dict", return_dict))
+
+    def _results(self, logs: dict[str, float], as_dict: bool) -> Union[float, list[float], dict]:
+        names = ["loss", *(name for name, _ in self.metric_fns)]
+        if as_dict:
+            return {k: logs[k] for k in names}
+        return logs["loss"] if len(names) == 1 else [logs[k] for k in names]
+
+    def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None,
+                       return_dict: bool = False) -> Union[float, list[float], dict]:
+        """Keras' ``train_on_batch``: one optimizer step on (x, y) as one batch; the loss (and
+        metrics, as evaluate returns them) of that step, computed before it."""
+        self._require_compiled("train_on_batch")
+        batch = Batches(x, y, _ONE_BATCH, False, need_y=True, sample_weight=sample_weight)
+        self.build_from(batch.first_x())
+        batch.device = self.device
+        self.train()
+        logs = fit_loop.train_epoch(self, self, self._make_optimizer(), batch, [], None, None).values()
+        return self._results(logs, _checks.boolean("return_dict", return_dict))
+
+    def test_on_batch(self, x: Any, y: Any, sample_weight: Any = None,
+                      return_dict: bool = False) -> Union[float, list[float], dict]:
+        """Keras' ``test_on_batch``: evaluate on (x, y) as one batch."""
+        return self.evaluate(x, y, batch_size=_ONE_BATCH, sample_weight=sample_weight,
+                             return_dict=return_dict)
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """Keras' ``predict_on_batch``: predict on x as one batch."""
+        return self.predict(x, batch_size=_ONE_BATCH)
 
     def predict(self, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
         """Model outputs for x, as a NumPy array (batched; eval mode, no gradients)."""
@@ -250,6 +287,63 @@ class Sequential(nn.Module):
         with torch.no_grad():
             outs = [self.call_with_mask(xb) for xb, _, _ in batches]
         return torch.cat(outs).cpu().numpy()
+
+    # ------------------------------------------------------- Keras' model helpers
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Keras' ``model.get_weights()``: every layer's get_weights(), in layer order (Keras'
+        layout: a Keras model of the same layers takes them with set_weights)."""
+        self._require_built("get_weights")
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: Any) -> None:
+        """Keras' ``model.set_weights(weights)``: the arrays get_weights() gives, in its order."""
+        self._require_built("set_weights")
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights must be a list of arrays, got {_checks.describe(weights)}")
+        counts = [len(layer.get_weights()) for layer in self.layers]
+        if len(weights) != sum(counts):
+            raise ValueError(f"weights must hold {sum(counts)} arrays (as get_weights() gives), "
+                             f"got {len(weights)}")
+        start = 0
+        for layer, count in zip(self.layers, counts, strict=True):
+            if count:
+                layer.set_weights(list(weights[start:start + count]))
+            start += count
+
+    def count_params(self) -> int:
+        """Keras' ``count_params()``: the number of weights of the built model."""
+        self._require_built("count_params")
+        return sum(p.numel() for p in self.parameters())
+
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> L.Layer:
+        """Keras' ``get_layer(name=..., index=...)``: a layer by its name or position."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer needs exactly one of name and index")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise TypeError(f"index must be an int, got {_checks.describe(index)}")
+            if not 0 <= index < len(self.layers):
+                raise ValueError(f"index must be in [0, {len(self.layers)}), got {index}")
+            return self.layers[index]
+        found = [layer for layer in self.layers if layer.name == name]
+        if not found:
+            raise ValueError(f"no layer is named {name!r}; the names are "
+                             f"{[layer.name for layer in self.layers if layer.name]}")
+        return found[0]
+
+    def pop(self) -> L.Layer:
+        """Keras' ``pop()``: remove and return the last layer."""
+        if not len(self.layers):
+            raise ValueError("pop needs a layer to remove: the model has none")
+        layer = self.layers[-1]
+        del self.layers[-1]
+        return layer
+
+    def _require_built(self, what: str) -> None:
+        if self.input_spec is None:
+            raise ValueError(f"{what} needs a built model: its weights are made on the first call of "
+                             "fit/predict (or start it with layers.Input(shape) or input_shape=)")
 
     # ----------------------------------------------------------------- saving
 
