@@ -360,3 +360,39 @@ def test_keras_model_helpers():
     with pytest.raises(ValueError, match="no layer is named 'x'"):
         model.get_layer("x")
     assert model.pop().name == "head" and [la.name for la in model.layers] == [None, "rnn"]
+
+
+def test_class_weight_weighs_the_training_loss_as_keras_does():
+    rng = np.random.default_rng(4)
+    x = rng.random((20, 5, 2)).astype("float32")
+    y = (rng.random((20, 1)) < 0.25).astype("float32")
+    cw = {0: 1.0, 1: 3.0}
+    ours = gk.Sequential([gl.GRU(4, input_shape=(5, 2)), gl.Dense(1, activation="sigmoid")])
+    theirs = keras.Sequential([keras.Input((5, 2)), keras.layers.GRU(4),
+                               keras.layers.Dense(1, activation="sigmoid")])
+    theirs.set_weights(ours.get_weights())
+    ours.compile("sgd", "binary_crossentropy")
+    theirs.compile(keras.optimizers.SGD(), "binary_crossentropy")
+    pred = ours.predict(x)[:, 0]
+    per_sample = -(y[:, 0] * np.log(pred) + (1 - y[:, 0]) * np.log(1 - pred))
+    want = float((per_sample * np.where(y[:, 0] == 1, 3.0, 1.0)).mean())  # Keras: sum(w * loss) / N
+    got = ours.fit(x, y, batch_size=20, epochs=1, shuffle=False, verbose=0,
+                   class_weight=cw).history["loss"][0]
+    keras_loss = theirs.fit(x, y, batch_size=20, epochs=1, shuffle=False, verbose=0,
+                            class_weight=cw).history["loss"][0]
+    assert got == pytest.approx(want, rel=1e-5) and got == pytest.approx(keras_loss, rel=1e-4)
+    # validation samples are not weighed; one-hot and per-step targets take their class's weight
+    from grukit.training.data import class_sample_weights
+
+    np.testing.assert_array_equal(class_sample_weights(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), {0: 2, 1: 5}),
+                                  [5.0, 2.0])
+    per_step = class_sample_weights(torch.tensor([[0, 2], [1, 1]]), {0: 1, 1: 2, 2: 3})
+    np.testing.assert_array_equal(per_step, [[1.0, 3.0], [2.0, 2.0]])
+    with pytest.raises(ValueError, match=r"no weight for class 1 \(the classes in y: \[0, 1\]\)"):
+        ours.fit(x, y, epochs=1, verbose=0, class_weight={0: 1.0})
+    with pytest.raises(TypeError, match="class_weight must be a dict"):
+        ours.fit(x, y, epochs=1, verbose=0, class_weight=[1.0, 3.0])
+    history = ours.fit(x, y, epochs=1, verbose=0, validation_split=0.5, class_weight=cw)
+    ours.compile("sgd", "binary_crossentropy")
+    assert history.history["val_loss"][0] == pytest.approx(
+        ours.evaluate(x[10:], y[10:], batch_size=20), rel=1e-5)  # the validation loss: unweighted

@@ -53,6 +53,34 @@ def as_tensor(name: str, value: Any) -> Tensor:
     return t
 
 
+def class_sample_weights(y: Tensor, class_weight: Any) -> Tensor:
+    """Keras' ``class_weight`` as sample weights: each target's class weight, one per sample
+    ((N,) targets, (N, 1) 0/1 floats, or one-hot (N, C) rows by their argmax) or one per
+    step ((N, T) class indices or (N, T, C) one-hot)."""
+    if not isinstance(class_weight, dict) or not class_weight:
+        raise TypeError(f"class_weight must be a dict of class index -> weight, got "
+                        f"{_checks.describe(class_weight)}")
+    for k, v in class_weight.items():
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise TypeError(f"class_weight's keys must be class indices (ints >= 0), got {k!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not v >= 0:
+            raise ValueError(f"class_weight[{k}] must be a number >= 0, got {v!r}")
+    labels = y
+    if labels.dim() > 1 and labels.shape[-1] == 1:
+        labels = labels[..., 0]  # (N, 1) or (N, T, 1): one label each
+    elif labels.dim() > 1 and labels.is_floating_point():
+        labels = labels.argmax(-1)  # one-hot rows (integer (N, T): a class index per step)
+    labels = labels.round().long() if labels.is_floating_point() else labels.long()
+    found = sorted(int(c) for c in torch.unique(labels))
+    missing = [c for c in found if c not in class_weight]
+    if missing:
+        raise ValueError(f"class_weight has no weight for class {missing[0]} (the classes in y: {found})")
+    table = torch.zeros(max(max(class_weight), found[-1]) + 1)
+    for k, v in class_weight.items():
+        table[int(k)] = float(v)
+    return table[labels]
+
+
 class Batches:
     """Mini-batches of (x, y) from tensors or a Dataset/DataLoader."""
 

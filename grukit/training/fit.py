@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import _checks
 from . import callbacks as cbks
 from . import checkpoint, distributed, losses
-from .data import Batches
+from .data import Batches, class_sample_weights
 
 
 class Logs:
@@ -59,9 +59,10 @@ class Logs:
 
 
 def prepare(x: Any, y: Any, batch_size: int, shuffle: bool, validation_split: float, validation_data: Any,
-            sample_weight: Any) -> tuple[Batches, Optional[Batches]]:
+            sample_weight: Any, class_weight: Any = None) -> tuple[Batches, Optional[Batches]]:
     """The training batches, and the validation batches (validation_data, or the last
-    ``validation_split`` of the samples, taken before shuffling as Keras does)."""
+    ``validation_split`` of the samples, taken before shuffling as Keras does).
+    ``class_weight`` weighs the training samples only (after the split), as in Keras."""
     if not 0.0 <= float(validation_split) < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     train = Batches(x, y, batch_size, shuffle, need_y=True, sample_weight=sample_weight)
@@ -88,6 +89,17 @@ def prepare(x: Any, y: Any, batch_size: int, shuffle: bool, validation_split: fl
                       sample_weight=None if sw is None else sw[cut:])
         train = Batches(train.x[:cut], train.y[:cut], batch_size, shuffle, need_y=True,
                         sample_weight=None if sw is None else sw[:cut])
+    if class_weight is not None:
+        if train.loader is not None:
+            raise ValueError("class_weight needs array or tensor data; a Dataset or DataLoader yields "
+                             "(x, y, sample_weight) triples instead")
+        weights = class_sample_weights(train.y, class_weight)
+        if train.sw is not None:  # both: their product, (N,) spread over the steps of (N, T)
+            sw = train.sw
+            sw, weights = (sw.reshape(*sw.shape, *[1] * (weights.dim() - sw.dim())),
+                           weights.reshape(*weights.shape, *[1] * (sw.dim() - weights.dim())))
+            weights = sw * weights
+        train.sw = weights.float()
     return train, val
 
 
@@ -171,7 +183,7 @@ def _callbacks(user: Optional[Sequence[cbks.Callback]], history: cbks.History, v
 def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Union[int, str],
         callbacks: Optional[Sequence[cbks.Callback]], validation_split: float, validation_data: Any,
         shuffle: bool, initial_epoch: int, tbptt: Optional[int], resume: Optional[str],
-        sample_weight: Any) -> cbks.History:
+        sample_weight: Any, class_weight: Any = None) -> cbks.History:
     """Sequential.fit (its docstring says what each argument does)."""
     batch_size = _checks.positive_int("batch_size", batch_size)
     if tbptt is not None:
@@ -183,7 +195,8 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
     verbose = 1 if verbose == "auto" else verbose
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
-    train, val = prepare(x, y, batch_size, shuffle, validation_split, validation_data, sample_weight)
+    train, val = prepare(x, y, batch_size, shuffle, validation_split, validation_data, sample_weight,
+                         class_weight)
     model.build_from(train.first_x())  # and placed on its device
     device = model.device
     for batches in (train, val):

@@ -211,12 +211,16 @@ class Sequential(nn.Module):
             verbose: Union[int, str] = "auto", callbacks: Optional[Sequence[cbks.Callback]] = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
             initial_epoch: int = 0, tbptt: Optional[int] = None,
-            resume: Optional[str] = None, sample_weight: Any = None) -> cbks.History:
+            resume: Optional[str] = None, sample_weight: Any = None,
+            class_weight: Optional[dict] = None) -> cbks.History:
         """Train for ``epochs`` passes over (x, y); returns a History (``.history``).
 
         ``sample_weight``: (N,) per sample or (N, T) per step of a per-step output, as
         Keras weighs them; a per-step output's mask (from Embedding(mask_zero) or
         Masking) leaves padded steps out of the loss and metrics, as in Keras.
+        ``class_weight``: {class index: weight}, Keras' way of weighing rare classes up: each
+        training sample's loss (not the validation loss) times its class's weight (integer
+        labels, 0/1 floats, or one-hot rows by their argmax; times sample_weight if given).
 
         ``tbptt=k``: truncated backpropagation through time for long streams. Each
         batch (B, T, F) with per-step targets (B, T, ...) is cut into windows of k steps,
@@ -234,7 +238,8 @@ class Sequential(nn.Module):
         return fit_loop.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                             callbacks=callbacks, validation_split=validation_split,
                             validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
-                            tbptt=tbptt, resume=resume, sample_weight=sample_weight)
+                            tbptt=tbptt, resume=resume, sample_weight=sample_weight,
+                            class_weight=class_weight)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 0,
                  sample_weight: Any = None, return_dict: bool = False) -> Union[float, list[float], dict]:
@@ -256,12 +261,12 @@ class Sequential(nn.Module):
             return {k: logs[k] for k in names}
         return logs["loss"] if len(names) == 1 else [logs[k] for k in names]
 
-    def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None,
+    def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None, class_weight: Optional[dict] = None,
                        return_dict: bool = False) -> Union[float, list[float], dict]:
         """Keras' ``train_on_batch``: one optimizer step on (x, y) as one batch; the loss (and
         metrics, as evaluate returns them) of that step, computed before it."""
         self._require_compiled("train_on_batch")
-        batch = Batches(x, y, _ONE_BATCH, False, need_y=True, sample_weight=sample_weight)
+        batch = fit_loop.prepare(x, y, _ONE_BATCH, False, 0.0, None, sample_weight, class_weight)[0]
         self.build_from(batch.first_x())
         batch.device = self.device
         self.train()
