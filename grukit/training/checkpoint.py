@@ -76,6 +76,13 @@ def read_model_file(path: str) -> tuple[Any, dict]:
         raise FileNotFoundError(f"path {path!r} is not a file")
     with open(path, "rb") as f:
         data = f.read()
+    if data[:4] == b"PK\x03\x04":
+        raise ValueError(f"path {path!r} is a zip file, as Keras' .keras model files are: "
+                         "gk.interop.load_keras(path) reads a Keras model into a gk.Sequential")
+    if data[:8] == b"\x89HDF\r\n\x1a\n":
+        raise ValueError(f"path {path!r} is an HDF5 file, as Keras' .h5 and .weights.h5 files are: "
+                         "gk.interop.load_keras(path, model) reads Keras 3 weights into a model of the same "
+                         "layers (a Keras 2 .h5 model: load it in Keras and save it as .keras)")
     try:
         tensors = {k: v for k, v in st_load(data).items() if not k.startswith(PREFIX)}
         header_len = int.from_bytes(data[:8], "little")

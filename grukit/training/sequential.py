@@ -8,6 +8,8 @@ Inputs may be NumPy arrays, torch tensors, Python lists, or a torch ``Dataset`` 
 from __future__ import annotations
 
 import numbers
+import os
+import warnings
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -364,6 +366,10 @@ class Sequential(nn.Module):
         atomically. ``gk.load(path)`` reads it back without executing any code; a
         JSON-able ``extra`` dict comes back as ``model.extra``. ``training`` is for
         ModelCheckpoint: the state that ``fit(..., resume=path)`` goes on from."""
+        if str(path).endswith((".keras", ".h5")):
+            warnings.warn(f"model.save writes grukit's own file (safetensors and JSON), which gk.load reads "
+                          f"and Keras does not, under Keras' file name {os.path.basename(str(path))!r}; "
+                          "gk.interop.save_keras(model, path) writes a Keras file", stacklevel=2)
         checkpoint.save_model(self, path, extra, training)
 
     def summary(self) -> str:
