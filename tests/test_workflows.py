@@ -411,3 +411,23 @@ def test_every_optimizer_name_trains_with_keras_default_learning_rate(name):
     cls, lr, _ = OPTIMIZERS[name.lower()]
     assert isinstance(model.optimizer, cls) and model.optimizer.param_groups[0]["lr"] == lr
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_architect_network_saves_and_loads(tmp_path):
+    """Network.save / architect.load: the same outputs step by step, and it trains on."""
+    torch.manual_seed(0)
+    net = gk.architect.GRU(2, 3, 1)
+    seq = [{"input": [0, 1], "output": [1]}, {"input": [1, 1], "output": [0]},
+           {"input": [1, 0], "output": [1]}]
+    net.train(seq, iterations=30)
+    path = str(tmp_path / "net.grukit")
+    net.save(path)
+    again = gk.architect.load(path)
+    assert again.sizes == [2, 3, 1]
+    net.clear()
+    assert [again.activate(s["input"]) for s in seq] == [net.activate(s["input"]) for s in seq]
+    assert again.train(seq, iterations=5, error=0.0)["iterations"] == 5
+    plain = gk.Sequential([layers.GRU(2, input_shape=(3, 1))])
+    plain.save(str(tmp_path / "plain.grukit"))
+    with pytest.raises(ValueError, match="not written by an architect network's save"):
+        gk.architect.load(str(tmp_path / "plain.grukit"))

@@ -19,6 +19,7 @@ import torch
 from .. import _checks
 from . import callbacks as cbks
 from . import layers as L
+from .loading import load as load_model
 from .losses import get_loss
 from .sequential import Sequential
 
@@ -169,6 +170,11 @@ class Network:
         """Forget the state: the next activate starts from zeros."""
         self.model.reset_states()
 
+    def save(self, path: str) -> None:
+        """Write the network to one file (the model file of ``Sequential.save``, with the
+        sizes); ``architect.load(path)`` reads it back. Neataptic's toJSON/fromJSON, as a file."""
+        self.model.save(path, extra={"architect": self.sizes})
+
     def test(self, data: Any, cost: str = "mse") -> dict:
         """The error over a sequence run from a cleared state: {"error", "time"}."""
         x, y = self._sequence("data", data)
@@ -180,6 +186,19 @@ class Network:
         self.clear()
         _, fn = get_loss(COSTS[_checks.choice("cost", cost, tuple(COSTS))])
         return {"error": float(fn(y, pred)), "time": time.perf_counter() - start}
+
+
+def load(path: str, device: Any = "auto") -> Network:
+    """A network written by ``Network.save``: its weights and sizes (the state starts cleared)."""
+    model = load_model(path, device=device)
+    sizes = (getattr(model, "extra", None) or {}).get("architect")
+    if not isinstance(sizes, list):
+        raise ValueError(f"path {path!r} holds a model not written by an architect network's save "
+                         "(gk.load reads it as a Sequential)")
+    net = Network(sizes, device=device)
+    net.model = model
+    net.clear()
+    return net
 
 
 def GRU(*sizes: int, device: Any = "auto") -> Network:
