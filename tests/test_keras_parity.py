@@ -396,3 +396,23 @@ def test_class_weight_weighs_the_training_loss_as_keras_does():
     ours.compile("sgd", "binary_crossentropy")
     assert history.history["val_loss"][0] == pytest.approx(
         ours.evaluate(x[10:], y[10:], batch_size=20), rel=1e-5)  # the validation loss: unweighted
+
+
+def test_time_distributed_dense_equals_keras(tmp_path):
+    """TimeDistributed(Dense) over a GRU's sequence: Keras' outputs on the same weights; it
+    saves and loads, and refuses a 2-D input as Keras does."""
+    rng = np.random.default_rng(5)
+    x = rng.random((4, 6, 3)).astype("float32")
+    ours = gk.Sequential([gl.GRU(5, return_sequences=True, input_shape=(6, 3)),
+                          gl.TimeDistributed(gl.Dense(2, activation="softmax"))])
+    theirs = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(5, return_sequences=True),
+                               keras.layers.TimeDistributed(keras.layers.Dense(2, activation="softmax"))])
+    assert [w.shape for w in ours.get_weights()] == [w.shape for w in theirs.get_weights()]
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=0, atol=1e-5)
+    ours.save(str(tmp_path / "td.grukit"))
+    np.testing.assert_array_equal(gk.load(str(tmp_path / "td.grukit")).predict(x), ours.predict(x))
+    with pytest.raises(ValueError, match="TimeDistributed input must be 3-D"):
+        gk.Sequential([gl.GRU(4, input_shape=(6, 3)), gl.TimeDistributed(gl.Dense(1))])
+    with pytest.raises(TypeError, match="layer must be a grukit.layers.Dense or Dropout"):
+        gl.TimeDistributed(gl.GRU(3))

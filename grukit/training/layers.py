@@ -315,6 +315,47 @@ class RepeatVector(Layer):
         return {"n": self.n}
 
 
+class TimeDistributed(Layer):
+    """Keras' TimeDistributed: ``layer`` (a Dense or Dropout) applied at every time step of a
+    (B, T, F) input, the mask passed on. grukit's Dense already acts on the last axis, so
+    this is that layer on the sequence; it is here so that Keras code runs as written."""
+
+    def __init__(self, layer: Layer, **keras: Any) -> None:
+        super().__init__(**keras)
+        if not isinstance(layer, (Dense, Dropout)):
+            raise TypeError(f"layer must be a grukit.layers.Dense or Dropout (a per-step layer), got "
+                            f"{_checks.describe(layer)}")
+        self.layer = layer
+        self.built = layer.built
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(f"TimeDistributed input must be 3-D (batch, time, features), got shape "
+                             f"{input_shape}")
+        self.layer.build(input_shape)
+        self.layer.built = self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        if x.dim() != 3:
+            raise ValueError(f"TimeDistributed input must be 3-D (batch, time, features), got shape "
+                             f"{tuple(x.shape)}")
+        return self.layer(x, mask)
+
+    def keras_variables(self) -> dict[str, list[np.ndarray]]:
+        return self.layer.keras_variables()
+
+    def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
+        self.layer.set_keras_variables(variables, where)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"layer": {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "TimeDistributed":
+        inner = config["layer"]
+        return cls(from_config(inner["class_name"], inner["config"]))
+
+
 def _compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Optional[Tensor]]:
     """Move each row's real steps to the front, in order: (x, lengths, order or None)."""
     lengths = mask.sum(1)
@@ -630,7 +671,8 @@ class Bidirectional(Layer):
 
 
 LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GlobalAveragePooling1D,
-                                  GlobalMaxPooling1D, RepeatVector, GRU, MinGRU, Bidirectional)}
+                                  GlobalMaxPooling1D, RepeatVector, TimeDistributed, GRU, MinGRU,
+                                  Bidirectional)}
 
 
 def from_config(name: str, config: dict[str, Any]) -> Layer:
