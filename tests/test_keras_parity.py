@@ -416,3 +416,21 @@ def test_time_distributed_dense_equals_keras(tmp_path):
         gk.Sequential([gl.GRU(4, input_shape=(6, 3)), gl.TimeDistributed(gl.Dense(1))])
     with pytest.raises(TypeError, match="layer must be a grukit.layers.Dense or Dropout"):
         gl.TimeDistributed(gl.GRU(3))
+
+
+def test_save_weights_and_load_weights_are_keras_weights_files(tmp_path):
+    rng = np.random.default_rng(6)
+    x = rng.random((3, 5, 2)).astype("float32")
+    ours = gk.Sequential([gl.GRU(4, input_shape=(5, 2)), gl.Dense(1)])
+    theirs = keras.Sequential([keras.Input((5, 2)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    ours.save_weights(str(tmp_path / "ours.weights.h5"))
+    theirs.load_weights(str(tmp_path / "ours.weights.h5"))
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x), rtol=0, atol=1e-5)
+    theirs.set_weights([rng.normal(size=w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save_weights(str(tmp_path / "theirs.weights.h5"))
+    ours.load_weights(str(tmp_path / "theirs.weights.h5"))
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"path must end in .weights.h5 .*got 'w.h5'"):
+        ours.save_weights(str(tmp_path / "w.h5"))
+    with pytest.raises(ValueError, match="save_weights needs a built model"):
+        gk.Sequential([gl.GRU(2)]).save_weights(str(tmp_path / "x.weights.h5"))

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import _checks
 from ..training import layers as L
+from ..training import sequential as sequential_module
 from ..training.loading import check_sizes
 from ..training.sequential import Sequential
 
@@ -283,3 +284,6 @@ def save_keras(model: Sequential, path: PathLike) -> Path:
     tmp.replace(path)
     return path
 
+
+# Sequential.save_weights / load_weights with a ".weights.h5" path write and read Keras 3's file
+sequential_module.WEIGHTS_FILES[".weights.h5"] = (save_keras, load_keras)

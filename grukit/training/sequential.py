@@ -39,6 +39,10 @@ OPTIMIZERS = {  # name -> (class, Keras' default learning rate, extra arguments)
 
 _ONE_BATCH = 2**31 - 1  # a batch size no data reaches: train_on_batch and friends take x whole
 
+# Weights files of other formats: {suffix: (write(model, path), read(path, model))}, registered by
+# grukit.formats, which builds on this ring (Keras 3's ".weights.h5": formats/keras_files.py)
+WEIGHTS_FILES: dict[str, tuple[Any, Any]] = {}
+
 
 class Sequential(nn.Module):
     """A stack of grukit layers with Keras' training API.
@@ -317,6 +321,26 @@ class Sequential(nn.Module):
             if count:
                 layer.set_weights(list(weights[start:start + count]))
             start += count
+
+    def save_weights(self, path: str) -> None:
+        """Keras' ``save_weights``: the weights alone, as a Keras 3 weights file (the path ends in
+        ``.weights.h5``, as Keras 3 wants), which ``keras_model.load_weights`` reads too.
+        ``model.save`` writes the whole model in grukit's own file."""
+        self._weights_file(path, "save_weights")[0](self, str(path))
+
+    def load_weights(self, path: str) -> None:
+        """Keras' ``load_weights``: a ``.weights.h5`` file (grukit's save_weights or Keras') into
+        this built model of the same layers."""
+        self._weights_file(path, "load_weights")[1](str(path), self)
+
+    def _weights_file(self, path: Any, what: str) -> tuple[Any, Any]:
+        self._require_built(what)
+        for suffix, pair in WEIGHTS_FILES.items():
+            if str(path).endswith(suffix):
+                return pair
+        raise ValueError(f"path must end in {' or '.join(sorted(WEIGHTS_FILES)) or '.weights.h5'} (Keras 3's "
+                         f"weights file), got {os.path.basename(str(path))!r}; model.save(path) writes "
+                         "grukit's whole-model file")
 
     def count_params(self) -> int:
         """Keras' ``count_params()``: the number of weights of the built model."""
