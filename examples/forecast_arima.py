@@ -80,7 +80,7 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     model = gk.Sequential([layers.GRU(args.units), layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse", learning_rate=0.003)
-    stop = gk.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+    stop = gk.callbacks.EarlyStopping(monitor="val_loss", patience=11, restore_best_weights=True)
     model.fit(x_rel[:n_train], y_rel[:n_train], epochs=args.epochs, batch_size=32, verbose=0,
               validation_data=(x_rel[n_train:n_train + n_val], y_rel[n_train:n_train + n_val]),
               callbacks=[stop])

@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     model = gk.Sequential([layers.Embedding(args.num_words, 32, mask_zero=True),
                            layers.GRU(args.units), layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    stop = gk.callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)
+    stop = gk.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
     model.fit(x_train[:cut], y_train[:cut], epochs=args.epochs, batch_size=32,
               validation_data=(x_train[cut:], y_train[cut:]), callbacks=[stop], verbose=2)
     loss, acc = model.evaluate(x_test, y_test)

@@ -434,3 +434,55 @@ def test_save_weights_and_load_weights_are_keras_weights_files(tmp_path):
         ours.save_weights(str(tmp_path / "w.h5"))
     with pytest.raises(ValueError, match="save_weights needs a built model"):
         gk.Sequential([gl.GRU(2)]).save_weights(str(tmp_path / "x.weights.h5"))
+
+
+def test_early_stopping_and_reduce_lr_on_plateau_follow_keras_epoch_by_epoch():
+    """On random loss sequences and options, the epoch EarlyStopping stops at and the best epoch
+    it restores, and ReduceLROnPlateau's learning rate after every epoch, equal Keras' callbacks
+    driven with the same logs (patience counts as Keras counts: patience 1 stops at the first
+    epoch without improvement)."""
+    from grukit import callbacks
+
+    theirs_model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    theirs_model.compile("sgd", "mse")
+    ours_model = gk.Sequential([gl.Dense(1, input_shape=(2,))])
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        losses = [float(v) for v in np.round(rng.random(8), 1)]
+        options = dict(patience=int(rng.integers(0, 4)), min_delta=float(rng.choice([0.0, 0.05])),
+                       baseline=None if rng.random() < 0.5 else float(rng.choice([0.3, 0.5])),
+                       start_from_epoch=int(rng.integers(0, 3)), restore_best_weights=True)
+        seen = []
+        for model, cls in ((theirs_model, keras.callbacks.EarlyStopping),
+                           (ours_model, callbacks.EarlyStopping)):
+            cb = cls(monitor="loss", **options)
+            cb.set_model(model)
+            model.stop_training = False
+            cb.on_train_begin()
+            stopped = None
+            for epoch, loss in enumerate(losses):
+                cb.on_epoch_end(epoch, {"loss": loss})
+                if model.stop_training:
+                    stopped = epoch
+                    break
+            seen.append((stopped, cb.best_epoch))
+        assert seen[0] == seen[1], (losses, options)
+
+        options = dict(patience=int(rng.integers(0, 4)), factor=0.5, cooldown=int(rng.integers(0, 3)),
+                       min_delta=float(rng.choice([0.0, 0.05])))
+        theirs_model.optimizer.learning_rate.assign(1.0)
+        ours_model.optimizer = torch.optim.SGD(ours_model.parameters(), lr=1.0)
+        rates = []
+        for model, cls, rate in ((theirs_model, keras.callbacks.ReduceLROnPlateau,
+                                  lambda: float(theirs_model.optimizer.learning_rate)),
+                                 (ours_model, callbacks.ReduceLROnPlateau,
+                                  lambda: ours_model.optimizer.param_groups[0]["lr"])):
+            cb = cls(monitor="loss", **options)
+            cb.set_model(model)
+            cb.on_train_begin()
+            lrs = []
+            for epoch, loss in enumerate(losses):
+                cb.on_epoch_end(epoch, {"loss": loss})
+                lrs.append(round(rate(), 6))
+            rates.append(lrs)
+        assert rates[0] == rates[1], (losses, options)

@@ -431,3 +431,50 @@ def test_architect_network_saves_and_loads(tmp_path):
     plain.save(str(tmp_path / "plain.grukit"))
     with pytest.raises(ValueError, match="not written by an architect network's save"):
         gk.architect.load(str(tmp_path / "plain.grukit"))
+
+
+def test_keras_callback_options(tmp_path, capsys):
+    """verbose messages, EarlyStopping's baseline and start_from_epoch, ReduceLROnPlateau's
+    cooldown, ModelCheckpoint's save_weights_only (Keras' weights file), driven with given logs."""
+    model = gk.Sequential([layers.GRU(2, input_shape=(3, 1)), layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+
+    stop = callbacks.EarlyStopping(monitor="loss", patience=1, baseline=0.5, start_from_epoch=1,
+                                   restore_best_weights=True, verbose=1)
+    stop.set_model(model)
+    stop.on_train_begin()
+    for epoch, loss in enumerate([0.1, 0.6, 0.4, 0.45, 0.42]):  # epoch 0 unwatched; 0.4 beats the baseline
+        stop.on_epoch_end(epoch, {"loss": loss})
+        if model.stop_training:
+            break
+    stop.on_train_end()
+    assert (stop.best_epoch, stop.stopped_epoch) == (2, 3)  # Keras' (tests/test_keras_parity.py)
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 4: early stopping", "Restoring model weights from the end of the best epoch: 3."]
+    model.stop_training = False
+
+    plateau = callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, cooldown=2, verbose=1)
+    plateau.set_model(model)
+    lrs = []
+    for epoch, loss in enumerate([1.0, 1.0, 1.0, 1.0, 1.0, 1.0]):
+        plateau.on_epoch_end(epoch, {"loss": loss})
+        lrs.append(model.optimizer.param_groups[0]["lr"])
+    assert lrs == [1.0, 0.5, 0.5, 0.25, 0.25, 0.125]  # a cut, then cooldown=2 epochs before the next
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.5."
+
+    ckpt = callbacks.ModelCheckpoint(str(tmp_path / "best.weights.h5"), monitor="loss", save_best_only=True,
+                                     save_weights_only=True, verbose=1)
+    ckpt.set_model(model)
+    ckpt.on_epoch_end(0, {"loss": 0.3})
+    ckpt.on_epoch_end(1, {"loss": 0.4})
+    assert capsys.readouterr().out.splitlines() == [
+        f"Epoch 1: loss improved from inf to 0.30000, saving model to {tmp_path / 'best.weights.h5'}",
+        "Epoch 2: loss did not improve from 0.30000"]
+    other = gk.Sequential([layers.GRU(2, input_shape=(3, 1)), layers.Dense(1)])
+    other.load_weights(str(tmp_path / "best.weights.h5"))
+    x = np.ones((2, 3, 1), dtype="float32")
+    np.testing.assert_array_equal(other.predict(x), model.predict(x))
+    with pytest.raises(ValueError, match="filepath must end in .weights.h5 with save_weights_only=True"):
+        callbacks.ModelCheckpoint("best.h5", save_weights_only=True)

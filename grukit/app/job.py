@@ -161,7 +161,8 @@ HELP = {
         "epochs": "at most this many passes over the training part",
         "batch_size": "samples per step",
         "learning_rate": "Adam's learning rate",
-        "patience": "early stopping: epochs without a better validation loss",
+        "patience": "early stopping: epochs without a better validation loss that training goes on "
+                    "through (the next one stops it)",
         "seed": "seeds every generator (same seed, same run)",
         "tensorboard": "write TensorBoard logs to the run folder's tensorboard/ (needs tensorboard)",
         "device": '"auto" (a GPU when there is one), "cpu", "cuda" or "cuda:N"',
@@ -347,7 +348,9 @@ def fit(model: Sequential, job: JobConfig, out_dir: str, resume: Optional[str], 
     with ``tag``, checkpoint.json naming the network). Returns the history and the seconds
     the fit took."""
     t = job.train
-    callbacks = [cbks.EarlyStopping("val_loss", patience=t.patience, restore_best_weights=True),
+    # t.patience epochs without a better validation loss are waited through, training stops at
+    # the next: Keras' EarlyStopping counts that one too
+    callbacks = [cbks.EarlyStopping("val_loss", patience=t.patience + 1, restore_best_weights=True),
                  cbks.ModelCheckpoint(os.path.join(out_dir, "checkpoint.grukit"), monitor="val_loss")]
     if tag is not None:
         callbacks.append(_CheckpointTag(os.path.join(out_dir, "checkpoint.json"), tag))

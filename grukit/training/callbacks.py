@@ -142,7 +142,8 @@ class _Monitor(Callback):
 
     def _update(self, logs: Optional[Logs]) -> Optional[str]:
         """None without a value; else "improved" (recorded as the best), "waiting", or
-        "stalled" once more than ``patience`` epochs passed without improvement."""
+        "stalled" once ``patience`` epochs in a row passed without improvement (Keras' rule:
+        with patience 1, the first epoch that does not improve; 0 acts as 1)."""
         value = self._value(logs)
         if value is None:
             return None
@@ -150,7 +151,7 @@ class _Monitor(Callback):
             self.best, self.wait = self.sign * value, 0
             return "improved"
         self.wait += 1
-        return "stalled" if self.wait > self.patience else "waiting"
+        return "stalled" if self.wait >= self.patience else "waiting"
 
     def _value(self, logs: Optional[Logs]) -> Optional[float]:
         value = (logs or {}).get(self.monitor)
@@ -175,15 +176,33 @@ class _Monitor(Callback):
 
 class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; optionally
-    restore the weights of the best epoch."""
+    restore the weights of the best epoch. As Keras': ``baseline`` (an epoch must beat it
+    to count as an improvement), ``start_from_epoch`` (epochs before it are not watched)
+    and ``verbose`` (print when it stops and restores)."""
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = False) -> None:
+                 mode: str = "auto", restore_best_weights: bool = False, verbose: int = 0,
+                 baseline: Optional[float] = None, start_from_epoch: int = 0) -> None:
         super().__init__(monitor, mode, min_delta, patience)
-        self.restore = restore_best_weights
+        self.restore, self.verbose = restore_best_weights, int(verbose)
+        if baseline is not None and (isinstance(baseline, bool) or not isinstance(baseline, (int, float))):
+            raise TypeError(f"baseline must be a number or None, got {baseline!r}")
+        self.baseline = baseline
+        if (isinstance(start_from_epoch, bool) or not isinstance(start_from_epoch, int)
+                or start_from_epoch < 0):
+            raise ValueError(f"start_from_epoch must be an int >= 0, got {start_from_epoch!r}")
+        self.start_from_epoch = start_from_epoch
 
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
-        self.best, self.wait, self.best_state, self.stopped_epoch = math.inf, 0, None, None
+        self.best, self.wait, self.best_state = math.inf, 0, None
+        self.stopped_epoch, self.best_epoch = None, None
+
+    def get_state(self) -> dict:
+        return {**super().get_state(), "best_epoch": self.best_epoch}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.best_epoch = state.get("best_epoch")
 
     def get_tensors(self) -> dict:
         """The best epoch's weights, kept in a checkpoint so that a resumed fit restores them."""
@@ -192,15 +211,35 @@ class EarlyStopping(_Monitor):
     def set_tensors(self, tensors: dict) -> None:
         self.best_state = dict(tensors) or None
 
-    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        state = self._update(logs)
-        if state == "improved" and self.restore:
+    def _snapshot(self, epoch: int) -> None:
+        self.best_epoch = epoch
+        if self.restore:
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        elif state == "stalled":
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        # Keras' rule, step for step: patience counts the epochs since the last improvement that
+        # also beat the baseline; it never stops on the first epoch
+        value = self._value(logs)
+        if value is None or epoch < self.start_from_epoch:
+            return
+        if self.best_epoch is None:
+            self._snapshot(epoch)
+        self.wait += 1
+        if self._improved(value):
+            self.best = self.sign * value
+            self._snapshot(epoch)
+            if self.baseline is None or self.sign * value < self.sign * self.baseline - self.min_delta:
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
             self.model.stop_training, self.stopped_epoch = True, epoch
 
     def on_train_end(self, logs: Optional[Logs] = None) -> None:
+        if self.verbose and self.stopped_epoch is not None:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore and self.best_state is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             self.model.load_state_dict(self.best_state)
 
 
@@ -216,9 +255,13 @@ class ModelCheckpoint(_Monitor):
     writes_checkpoint = True  # fit runs it after the other callbacks: the epoch is whole
 
     def __init__(self, filepath: str, monitor: str = "val_loss", save_best_only: bool = False,
-                 mode: str = "auto") -> None:
+                 mode: str = "auto", verbose: int = 0, save_weights_only: bool = False) -> None:
         super().__init__(monitor, mode, 0.0)
         self.filepath, self.save_best_only = str(filepath), save_best_only
+        self.verbose, self.save_weights_only = int(verbose), bool(save_weights_only)
+        if self.save_weights_only and not self.filepath.endswith(".weights.h5"):
+            raise ValueError(f"filepath must end in .weights.h5 with save_weights_only=True (Keras 3's "
+                             f"weights file, as Keras asks), got {self.filepath!r}")
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         if not distributed.is_main():  # under torchrun, process 0 writes
@@ -227,8 +270,20 @@ class ModelCheckpoint(_Monitor):
         if self.save_best_only:
             value = self._value(logs)
             if value is None or not self._improved(value):
+                if self.verbose and value is not None:
+                    print(f"Epoch {epoch + 1}: {self.monitor} did not improve from "
+                          f"{self.sign * self.best:.5f}")
                 return
+            if self.verbose:
+                before = self.sign * self.best
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {before:.5f} to {value:.5f}, "
+                      f"saving model to {path}")
             self.best = self.sign * value
+        elif self.verbose:
+            print(f"Epoch {epoch + 1}: saving model to {path}")
+        if self.save_weights_only:  # Keras' weights file: no training state to resume from
+            self.model.save_weights(path)
+            return
         state = None
         if "optimizer" in self.params:  # inside fit: the training state too
             p = self.params
@@ -240,17 +295,30 @@ class ReduceLROnPlateau(_Monitor):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement."""
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
-                 min_delta: float = 1e-4, min_lr: float = 0.0, mode: str = "auto") -> None:
+                 min_delta: float = 1e-4, min_lr: float = 0.0, mode: str = "auto", verbose: int = 0,
+                 cooldown: int = 0) -> None:
         super().__init__(monitor, mode, min_delta, patience)
         if not 0 < factor < 1:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
-        self.factor, self.min_lr = factor, min_lr
+        if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < 0:
+            raise ValueError(f"cooldown must be an int >= 0, got {cooldown!r}")
+        self.factor, self.min_lr, self.verbose, self.cooldown = factor, min_lr, int(verbose), cooldown
+        self.cooling = 0  # epochs of cooldown left after a reduction (Keras' cooldown_counter)
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        if self._update(logs) == "stalled":
-            for group in self.model.optimizer.param_groups:
-                group["lr"] = max(group["lr"] * self.factor, self.min_lr)
+        if self.cooling > 0:  # as Keras: improvements still count, waiting does not
+            self.cooling -= 1
             self.wait = 0
+        if self._update(logs) == "stalled" and self.cooling == 0:
+            reduced = False
+            for group in self.model.optimizer.param_groups:
+                new = max(group["lr"] * self.factor, self.min_lr)
+                reduced = reduced or new < group["lr"]
+                group["lr"] = new
+            if self.verbose and reduced:
+                print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                      f"{self.model.optimizer.param_groups[0]['lr']}.")
+            self.wait, self.cooling = 0, self.cooldown
 
 
 class LearningRateScheduler(Callback):
