@@ -478,3 +478,20 @@ def test_keras_callback_options(tmp_path, capsys):
     np.testing.assert_array_equal(other.predict(x), model.predict(x))
     with pytest.raises(ValueError, match="filepath must end in .weights.h5 with save_weights_only=True"):
         callbacks.ModelCheckpoint("best.h5", save_weights_only=True)
+
+
+def test_summary_gives_keras_output_shapes(capsys):
+    model = gk.Sequential([layers.Input((None,)), layers.Embedding(50, 4, mask_zero=True),
+                           layers.Bidirectional(layers.GRU(3, return_sequences=True), name="enc"),
+                           layers.GlobalAveragePooling1D(), layers.RepeatVector(5),
+                           layers.GRU(2, return_sequences=True), layers.TimeDistributed(layers.Dense(1))])
+    rows = [line.split() for line in model.summary().splitlines()[1:-1]]
+    assert [" ".join(r[:-1]) for r in rows] == [
+        "Input (None, None)", "Embedding (None, None, 4)", "enc (Bidirectional) (None, None, 6)",
+        "GlobalAveragePooling1D (None, 6)", "RepeatVector (None, 5, 6)", "GRU (None, 5, 2)",
+        "TimeDistributed (None, 5, 1)"]
+    assert [int(r[-1].replace(",", "")) for r in rows] == [
+        sum(p.numel() for p in la.parameters()) for la in model.layers]
+    assert capsys.readouterr().out.startswith("layer")
+    unbuilt = gk.Sequential([layers.GRU(3)]).summary().splitlines()
+    assert unbuilt[1].split() == ["GRU", "0"]  # no shape before the model is built

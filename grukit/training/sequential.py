@@ -396,12 +396,53 @@ class Sequential(nn.Module):
                           "gk.interop.save_keras(model, path) writes a Keras file", stacklevel=2)
         checkpoint.save_model(self, path, extra, training)
 
+    def _output_shapes(self) -> list[str]:
+        """Each layer's output shape as Keras' summary shows it ((None, ...): None for the batch,
+        and for a time axis the declared input leaves free), from one call on zeros; blanks
+        before the model is built or while a stateful layer holds state the call would disturb."""
+        blank = [""] * len(self.layers)
+        if self.input_spec is None or any(getattr(la, "stateful", False) for la in self.layers):
+            return blank
+        shape, dtype = self.input_spec
+        first = self.layers[0]
+        free_time = False  # whether the output's axis 1 is a time axis the declared input leaves free
+        if isinstance(first, L.Input):  # the declared shape, a free axis probed with 1
+            shape = [1 if d is None else d for d in first.shape]
+            free_time = bool(first.shape) and first.shape[0] is None
+        x = torch.zeros((1, *shape), dtype=torch.long if dtype == "int64" else torch.float32,
+                        device=self.device)
+        shapes, mask = [], None
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                for layer in self.layers:
+                    x, mask = layer(x, mask)
+                    out = x[0] if isinstance(x, (tuple, list)) else x
+                    inner = getattr(layer, "layer", layer)  # Bidirectional, TimeDistributed
+                    if (isinstance(layer, (L.GlobalAveragePooling1D, L.GlobalMaxPooling1D, L.RepeatVector))
+                            or (isinstance(inner, (L.GRU, L.MinGRU)) and not inner.return_sequences)):
+                        free_time = False  # the time axis is gone (or, from RepeatVector, fixed)
+                    dims = ["None", *(str(d) for d in out.shape[1:])]
+                    if free_time and out.dim() >= 2:
+                        dims[1] = "None"
+                    shapes.append(f"({', '.join(dims)})")
+        except (RuntimeError, ValueError):
+            return blank
+        finally:
+            self.train(was)
+        return shapes
+
     def summary(self) -> str:
-        lines = [f"{'layer':<24}{'output':<10}{'params':>10}"]
-        for layer in self.layers:
+        """Keras' summary: each layer (its name and kind), its output shape and its number of
+        weights, and the total; printed and returned."""
+        shapes = self._output_shapes()
+        width = max([16, *(len(s) + 2 for s in shapes)])
+        lines = [f"{'layer':<28}{'output':<{width}}{'params':>10}"]
+        for layer, shape in zip(self.layers, shapes, strict=True):
             n = sum(p.numel() for p in layer.parameters())
             kind = type(layer).__name__
-            lines.append(f"{f'{layer.name} ({kind})' if layer.name else kind:<24}{'':<10}{n:>10,}")
+            lines.append(f"{f'{layer.name} ({kind})' if layer.name else kind:<28}{shape:<{width}}{n:>10,}")
         lines.append(f"total params: {sum(p.numel() for p in self.parameters()):,}")
         text = "\n".join(lines)
         print(text)
