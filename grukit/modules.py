@@ -28,7 +28,10 @@ def _init_uniform(module: nn.Module, hidden_size: int) -> None:
 def _onnx_exporting() -> bool:
     """Whether torch.onnx.export is recording the call. Its torch.export-based exporter falls
     back to a strict (dynamo) capture in which torch.onnx.is_in_onnx_export() reads False, so
-    the flag it sets is read too where this torch has it."""
+    the flag it sets is read too where this torch has it. Both exporters trace or compile, so
+    an eager call is answered by those two cheap checks (is_in_onnx_export costs about 1 us)."""
+    if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        return False
     if torch.onnx.is_in_onnx_export():
         return True
     flags = sys.modules.get("torch.onnx._internal.exporter._flags")
@@ -260,7 +263,8 @@ class GRU(nn.Module):
             x, lens = pad_packed_sequence(input)  # (T, B, I), original batch order
             B = x.shape[1]
             _checks.optional_h("h0", h0, (LD, B, H), ref, "(num_layers * num_directions, B, H)")
-            out, h_n = self._run(x, h0, lens.to(x.device))
+            run = self._torch_stack if self._as_torch_gru(None) else self._run
+            out, h_n = run(x, h0, lens.to(x.device))
             return self._repack(out, lens, input), h_n
 
         _checks.tensor("input", input)
@@ -293,7 +297,8 @@ class GRU(nn.Module):
         if resets is not None:
             resets = self._check_resets(resets, T, B, unbatched, x.device)
 
-        if lens is None and B > 0 and self._as_torch_gru(resets):
+        as_torch = B > 0 and self._as_torch_gru(resets)
+        if as_torch and lens is None:
             # traced or exported: torch.nn.GRU's own call, so that the graph is the one it records
             flat = [w for ws in self.all_weights for w in ws]
             batch_dim = 0 if self.batch_first else 1
@@ -305,7 +310,7 @@ class GRU(nn.Module):
         if B == 0:  # an empty batch gives empty outputs, as in torch
             out, h_n = self._empty(x, h0)
         else:
-            out, h_n = self._run(x, h0, lens, resets)
+            out, h_n = (self._torch_stack if as_torch else self._run)(x, h0, lens, resets)
         if unbatched:
             return out.squeeze(1), h_n.squeeze(1)
         return (out.transpose(0, 1) if self.batch_first else out), h_n
@@ -336,8 +341,10 @@ class GRU(nn.Module):
         torch.onnx.export is recording it: the graph then holds what torch.nn.GRU's holds (aten::gru,
         ONNX's GRU operator) and runs without grukit. Only for what that function computes; other
         configurations are traced through grukit's ops, and torch.onnx.export refuses them."""
+        if self.engine == "reference":
+            return False
         exporting = _onnx_exporting()
-        if not (exporting or torch.jit.is_tracing()) or self.engine == "reference":
+        if not (exporting or torch.jit.is_tracing()):
             return False
         used = engines.options(self, self.training, resets is not None)
         if engines.supports("cudnn", used):
@@ -360,6 +367,15 @@ class GRU(nn.Module):
         h_n = (x.new_zeros(self.num_layers * D, 0, self.hidden_size) if h0 is None else h0) + on_graph
         return out, h_n
 
+    def _torch_stack(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor],
+                     resets: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """_run's contract on torch's own GRU function (traced or exported with lengths or a
+        PackedSequence; _as_torch_gru has said yes, so resets is None)."""
+        if h0 is None:
+            h0 = x.new_zeros(self.num_layers * (2 if self.bidirectional else 1), x.shape[1], self.hidden_size)
+        return engines.cudnn_stack()(x, h0, [w for ws in self.all_weights for w in ws], self.bias,
+                                     self.num_layers, self.bidirectional, lens, self.dropout, self.training)
+
     def _run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor],
              resets: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """x: (T, B, I) time-major, h0: (L*D, B, H) or None -> (T, B, D*H), (L*D, B, H)."""
@@ -368,9 +384,6 @@ class GRU(nn.Module):
             h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
         used = engines.options(self, self.training, resets is not None)
         flat = [w for ws in self.all_weights for w in ws]
-        if self._as_torch_gru(resets):  # traced or exported, with lengths
-            return engines.cudnn_stack()(x, h0, flat, self.bias, self.num_layers, self.bidirectional, lens,
-                                         self.dropout, self.training)
         recorded = torch.jit.is_tracing()
         engine = engines.resolve(self.engine, x, used, lengths=lens is not None)
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds

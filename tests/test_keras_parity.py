@@ -486,3 +486,20 @@ def test_early_stopping_and_reduce_lr_on_plateau_follow_keras_epoch_by_epoch():
                 lrs.append(round(rate(), 6))
             rates.append(lrs)
         assert rates[0] == rates[1], (losses, options)
+
+
+def test_keras_layout_keeps_a_float64_grus_precision_and_plateau_cooldown_resumes():
+    """Weights set from Keras-layout arrays keep the module's dtype (float64 stays exact), and
+    ReduceLROnPlateau's cooldown counter travels in the callback state a checkpoint saves."""
+    from grukit import callbacks
+
+    gru = gk.GRU(2, 3, batch_first=True, dtype=torch.float64)
+    arrays = [a + 1e-12 for a in keras_weights.gru_to_keras(gru, "")]  # not representable in float32
+    keras_weights.gru_from_keras(gru, "", arrays, "gru")
+    for got, want in zip(keras_weights.gru_to_keras(gru, ""), arrays, strict=True):
+        np.testing.assert_array_equal(got, want)
+    plateau = callbacks.ReduceLROnPlateau(monitor="loss", cooldown=3)
+    plateau.cooling = 2
+    again = callbacks.ReduceLROnPlateau(monitor="loss", cooldown=3)
+    again.set_state(plateau.get_state())
+    assert again.cooling == 2

@@ -10,6 +10,8 @@ For reset_after=False, Keras has one bias outside every matmul, so grukit's
 ``bias_ih + bias_hh`` is written to it (exact in exact arithmetic) and the
 recurrent bias comes back as zeros.
 
+The layout conversion itself is grukit/training/keras_weights.py (the Keras-style layers'
+``get_weights``/``set_weights`` and Keras files use it too); here it meets live Keras layers.
 Torch conversions live on the modules: ``gk.GRU.from_torch`` / ``.to_torch``.
 """
 
@@ -21,8 +23,8 @@ import numpy as np
 import torch
 
 from .. import _checks
-from ..gate_order import swap_zr
 from ..modules import GRU
+from ..training import keras_weights
 
 
 def _fn_name(fn: Any) -> str:
@@ -49,24 +51,9 @@ def from_keras(layer: Any, engine: str = "auto") -> GRU:
         if got != want:
             raise ValueError(f"layer.{name} must be {want!r} for a GRU, got {got!r}")
     weights = [np.asarray(w) for w in layer.get_weights()]
-    kernel, recurrent = weights[0], weights[1]
-    I, H = kernel.shape[0], int(layer.units)
-    gru = GRU(I, H, bias=bool(layer.use_bias), batch_first=True,
-              reset_after=bool(layer.reset_after), engine=engine,
-              dtype=torch.from_numpy(kernel).dtype)
-    state = {
-        "weight_ih_l0": swap_zr(kernel, axis=1).T,
-        "weight_hh_l0": swap_zr(recurrent, axis=1).T,
-    }
-    if layer.use_bias:
-        bias = weights[2]
-        if layer.reset_after:
-            state["bias_ih_l0"] = swap_zr(bias[0], axis=0)
-            state["bias_hh_l0"] = swap_zr(bias[1], axis=0)
-        else:
-            state["bias_ih_l0"] = swap_zr(bias, axis=0)
-            state["bias_hh_l0"] = np.zeros_like(bias)
-    gru.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
+    gru = GRU(weights[0].shape[0], int(layer.units), bias=bool(layer.use_bias), batch_first=True,
+              reset_after=bool(layer.reset_after), engine=engine, dtype=torch.from_numpy(weights[0]).dtype)
+    keras_weights.gru_from_keras(gru, "", weights, "layer")
     return gru
 
 
@@ -81,23 +68,9 @@ def to_keras(gru: GRU) -> list[np.ndarray]:
             f"layer, one direction), got num_layers={gru.num_layers}, "
             f"bidirectional={gru.bidirectional}"
         )
-
-    def np_(t: torch.Tensor) -> np.ndarray:
-        return t.detach().cpu().numpy()
-
-    out = [
-        np.ascontiguousarray(swap_zr(np_(gru.weight_ih_l0), axis=0).T),
-        np.ascontiguousarray(swap_zr(np_(gru.weight_hh_l0), axis=0).T),
-    ]
-    if gru.bias:
-        b_ih, b_hh = np_(gru.bias_ih_l0), np_(gru.bias_hh_l0)
-        if gru.reset_after:
-            out.append(np.stack([swap_zr(b_ih, 0), swap_zr(b_hh, 0)]))
-        else:
-            out.append(swap_zr(b_ih + b_hh, 0))
-    return out
+    return keras_weights.gru_to_keras(gru, "")
 
 
-from .keras_files import load_keras, save_keras  # noqa: E402  (Keras files build on the conversions above)
+from .keras_files import load_keras, save_keras  # noqa: E402  (re-exported: gk.interop's file functions)
 
 __all__ = ["from_keras", "to_keras", "load_keras", "save_keras"]

@@ -89,6 +89,9 @@ class QuantizedGRU(GRU):
     def _like(self) -> Tensor:
         return self._buffers["_probe"]  # direct: nn.Module.__getattr__ costs microseconds
 
+    def _as_torch_gru(self, resets: Optional[Tensor]) -> bool:
+        return False  # its int8 op is what a trace records; torch's GRU has no int8 weights
+
     def extra_repr(self) -> str:
         return super().extra_repr() + ", int8"
 

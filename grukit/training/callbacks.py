@@ -162,8 +162,10 @@ class _Monitor(Callback):
             raise ValueError(f"monitor {self.monitor!r} is not among the logged values {sorted(logs or {})}")
         return value
 
-    def _improved(self, value: float) -> bool:
-        return self.sign * value < self.best - self.min_delta
+    def _improved(self, value: float, reference: Optional[float] = None) -> bool:
+        """Better than the best so far (or than ``reference``, in the monitor's units) by min_delta."""
+        best = self.best if reference is None else self.sign * reference
+        return self.sign * value < best - self.min_delta
 
     def get_state(self) -> dict:
         """What a resumed fit needs to go on exactly (saved by ModelCheckpoint)."""
@@ -228,7 +230,7 @@ class EarlyStopping(_Monitor):
         if self._improved(value):
             self.best = self.sign * value
             self._snapshot(epoch)
-            if self.baseline is None or self.sign * value < self.sign * self.baseline - self.min_delta:
+            if self.baseline is None or self._improved(value, self.baseline):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
@@ -304,6 +306,13 @@ class ReduceLROnPlateau(_Monitor):
             raise ValueError(f"cooldown must be an int >= 0, got {cooldown!r}")
         self.factor, self.min_lr, self.verbose, self.cooldown = factor, min_lr, int(verbose), cooldown
         self.cooling = 0  # epochs of cooldown left after a reduction (Keras' cooldown_counter)
+
+    def get_state(self) -> dict:
+        return {**super().get_state(), "cooling": self.cooling}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.cooling = state.get("cooling", 0)
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         if self.cooling > 0:  # as Keras: improvements still count, waiting does not

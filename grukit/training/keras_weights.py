@@ -40,7 +40,7 @@ def gru_from_keras(gru: Any, direction: str, arrays: list[np.ndarray], where: st
     got = [np.shape(a) for a in arrays]
     if got != expect:
         raise ValueError(f"{where}: GRU variables must have shapes {expect}, got {got}")
-    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+    arrays = [np.asarray(a) for a in arrays]  # copy_ casts to the parameters' dtype
     state = {"weight_ih" + sfx: swap_zr(arrays[0], 1).T, "weight_hh" + sfx: swap_zr(arrays[1], 1).T}
     if gru.bias:
         bias = arrays[2]

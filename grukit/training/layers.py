@@ -26,13 +26,19 @@ Mask = Optional[Tensor]  # (B, T) bool, True where a time step is real
 
 def _copy_into(params: list, values: list, where: str, kind: str, shown: Optional[list] = None) -> None:
     """Copy arrays into parameters of the same shapes, or a ValueError naming both."""
-    values = [np.asarray(v, dtype=np.float32) for v in values]
+    values = [np.asarray(v) for v in values]  # copy_ casts to the parameters' dtype
     if [tuple(p.shape) for p in params] != [v.shape for v in values]:
         raise ValueError(f"{where}: variables of shapes {shown or [v.shape for v in values]} do not fit "
                          f"{kind} parameters {[tuple(p.shape) for p in params]}")
     with torch.no_grad():
         for p, v in zip(params, values, strict=True):
             p.copy_(torch.from_numpy(np.ascontiguousarray(v)))
+
+
+def split_weights(weights: Any, counts: list[int]) -> list[list[Any]]:
+    """A flat list of weights cut into consecutive parts of ``counts`` arrays."""
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    return [list(weights[a:a + n]) for a, n in zip(starts, counts, strict=True)]
 
 
 class Layer(nn.Module):
@@ -58,7 +64,7 @@ class Layer(nn.Module):
                 for d in input_shape)):
             raise TypeError(f"input_shape must be a tuple of positive ints or None (one sample's shape, "
                             f"without the batch), got {input_shape!r}")
-        if dtype not in (None, "float32") and type(self).__name__ != "Input":
+        if dtype not in (None, "float32"):
             raise ValueError(f"dtype must be 'float32' (grukit's layers compute in float32; "
                              f"gk.quantize(model, torch.bfloat16) makes a bfloat16 model), got {dtype!r}")
         self.name = name
@@ -109,10 +115,8 @@ class Layer(nn.Module):
             raise ValueError(f"weights must hold {sum(counts)} arrays of shapes "
                              f"{[a.shape for v in current.values() for a in v]} for this "
                              f"{type(self).__name__}, got {len(weights)}")
-        parts, start = {}, 0
-        for path, count in zip(current, counts, strict=True):
-            parts[path], start = list(weights[start:start + count]), start + count
-        self.set_keras_variables(parts, f"{type(self).__name__}.set_weights")
+        self.set_keras_variables(dict(zip(current, split_weights(weights, counts), strict=True)),
+                                 f"{type(self).__name__}.set_weights")
 
     def _require_built(self, what: str) -> None:
         if not self.built:

@@ -312,15 +312,13 @@ class Sequential(nn.Module):
         self._require_built("set_weights")
         if not isinstance(weights, (list, tuple)):
             raise TypeError(f"weights must be a list of arrays, got {_checks.describe(weights)}")
-        counts = [len(layer.get_weights()) for layer in self.layers]
+        counts = [sum(len(v) for v in layer.keras_variables().values()) for layer in self.layers]
         if len(weights) != sum(counts):
             raise ValueError(f"weights must hold {sum(counts)} arrays (as get_weights() gives), "
                              f"got {len(weights)}")
-        start = 0
-        for layer, count in zip(self.layers, counts, strict=True):
-            if count:
-                layer.set_weights(list(weights[start:start + count]))
-            start += count
+        for layer, part in zip(self.layers, L.split_weights(weights, counts), strict=True):
+            if part:
+                layer.set_weights(part)
 
     def save_weights(self, path: str) -> None:
         """Keras' ``save_weights``: the weights alone, as a Keras 3 weights file (the path ends in
@@ -401,7 +399,8 @@ class Sequential(nn.Module):
         and for a time axis the declared input leaves free), from one call on zeros; blanks
         before the model is built or while a stateful layer holds state the call would disturb."""
         blank = [""] * len(self.layers)
-        if self.input_spec is None or any(getattr(la, "stateful", False) for la in self.layers):
+        if self.input_spec is None or any(getattr(getattr(la, "layer", la), "stateful", False)
+                                          for la in self.layers):  # a Bidirectional's too
             return blank
         shape, dtype = self.input_spec
         first = self.layers[0]
