@@ -44,6 +44,10 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def optional_positive_int(name: str, value: Any) -> Optional[int]:
+    return None if value is None else positive_int(name, value)
+
+
 def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
         raise TypeError(f"{name} must be a bool, got {describe(value)}")

@@ -109,6 +109,9 @@ class GRU(nn.Module):
         ((4, 10, 16), (2, 4, 16))
     """
 
+    mode = "GRU"  # torch.nn.GRU's own constants, which code written for torch's RNNs reads
+    proj_size = 0
+
     def __init__(
         self,
         input_size: int,

@@ -503,3 +503,110 @@ def test_keras_layout_keeps_a_float64_grus_precision_and_plateau_cooldown_resume
     again = callbacks.ReduceLROnPlateau(monitor="loss", cooldown=3)
     again.set_state(plateau.get_state())
     assert again.cooling == 2
+
+
+def _gen(items):
+    """A Python generator, the kind of iterator Keras takes (grukit takes any)."""
+    yield from items
+
+
+def _batches(seed, n, rows=4):
+    rng = np.random.default_rng(seed)
+    return [(rng.random((rows, 5, 2)).astype("float32"), rng.random((rows, 1)).astype("float32"))
+            for _ in range(n)]
+
+
+@pytest.mark.filterwarnings("ignore:.*ran out")
+def test_fit_on_generators_with_steps_follows_keras_epoch_by_epoch():
+    """Keras' data path: a generator of (x, y) batches with steps_per_epoch and validation_steps
+    (each epoch draws on from where the last stopped), arrays with steps_per_epoch (the draws
+    go on through the pass; a pass that ends within an epoch ends it), validation_freq,
+    evaluate/predict with steps, and a generator that runs out; the losses equal Keras' own
+    on the same weights. One difference, on purpose: Keras 3 keeps a generator's first two
+    batches (to learn their shapes) and serves them again at every new pass, so each of its
+    validations with validation_steps=2 sees the same two batches; grukit's draw on (the
+    next two), so only the first validation is compared here and the order of draws is
+    checked below."""
+    ours = gk.Sequential([gl.GRU(3, input_shape=(5, 2)), gl.Dense(1)])
+    theirs = keras.Sequential([keras.Input((5, 2)), keras.layers.GRU(3), keras.layers.Dense(1)])
+    theirs.set_weights(ours.get_weights())
+    ours.compile("sgd", "mse", metrics=["mae"])
+    theirs.compile(keras.optimizers.SGD(), "mse", metrics=["mae"])
+    train, val = _batches(0, 40), _batches(1, 40)
+
+    def fits(model):
+        got = model.fit(_gen(train), steps_per_epoch=3, epochs=4, verbose=0, validation_data=_gen(val),
+                        validation_steps=2, validation_freq=2).history
+        x = np.concatenate([b[0] for b in train[:5]])
+        y = np.concatenate([b[1] for b in train[:5]])
+        got_arrays = model.fit(x, y, batch_size=4, steps_per_epoch=3, epochs=3, shuffle=False, verbose=0,
+                               validation_data=(x, y), validation_steps=1, validation_batch_size=8).history
+        evaluated = model.evaluate(_gen(val[20:]), steps=3, verbose=0)
+        predicted = model.predict(_gen([(b[0],) for b in val[:3]]), steps=2, verbose=0)
+        ran_out = model.fit(_gen(train[:7]), steps_per_epoch=3, epochs=5, verbose=0).history
+        return got, got_arrays, evaluated, predicted, ran_out
+
+    a, b = fits(ours), fits(theirs)
+    for mine, keras_one in zip(a[:2], b[:2], strict=True):
+        assert sorted(mine) == sorted(keras_one)
+        for key in mine:
+            compared = 1 if mine is a[0] and key.startswith("val_") else None  # see above
+            np.testing.assert_allclose(mine[key][:compared], keras_one[key][:compared], rtol=1e-4, atol=1e-6,
+                                       err_msg=key)
+    assert len(a[0]["val_loss"]) == 2  # validation_freq=2 over 4 epochs
+    np.testing.assert_allclose(a[2], b[2], rtol=1e-4)
+    assert a[3].shape == (8, 1)
+    np.testing.assert_allclose(a[3], b[3], rtol=1e-4, atol=1e-6)
+    # 7 batches: 3 + 3 + 1, then training stops, as Keras' warning says ("interrupting training");
+    # Keras itself goes on, over its two kept batches again, for the epochs left
+    assert len(a[4]["loss"]) == 3 and len(b[4]["loss"]) == 5
+    np.testing.assert_allclose(a[4]["loss"], b[4]["loss"][:3], rtol=1e-4)
+
+
+def test_generators_are_drawn_on_in_order_and_read_once():
+    drawn = []
+
+    def numbered(start, n):
+        for i in range(start, start + n):
+            drawn.append(i)
+            yield np.full((2, 5, 2), i, "float32"), np.full((2, 1), i, "float32")
+
+    model = gk.Sequential([gl.GRU(3, input_shape=(5, 2)), gl.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(numbered(0, 100), steps_per_epoch=3, epochs=2, validation_data=numbered(1000, 100),
+              validation_steps=2, verbose=0)
+    # the first batch is read once to build the model, then served first (not read again)
+    assert drawn == [0, 1, 2, 1000, 1001, 3, 4, 5, 1002, 1003]
+
+
+def test_generator_inputs_are_checked_and_say_what_keras_wants():
+    model = gk.Sequential([gl.GRU(3, input_shape=(5, 2)), gl.Dense(1)])
+    model.compile("sgd", "mse")
+    data = _batches(0, 6)
+    with pytest.raises(ValueError, match="generator, which can be read once, and fit would validate 2 times"):
+        model.fit(iter(data), epochs=2, validation_data=iter(data), verbose=0)
+    with pytest.raises(ValueError, match=r"must yield \(x, y\) pairs .* got 1 items"):
+        model.fit(iter([(b[0],) for b in data]), verbose=0)
+    with pytest.raises(ValueError, match="y must be None when x is a generator"):
+        model.fit(iter(data), data[0][1], verbose=0)
+    with pytest.raises(ValueError, match="yielded no batch"):
+        model.fit(iter([]), verbose=0)
+    with pytest.raises(ValueError, match="steps_per_epoch must be a positive int, got 0"):
+        model.fit(iter(data), steps_per_epoch=0, verbose=0)
+    with pytest.raises(TypeError, match="validation_freq must be an int"):
+        model.fit(iter(data), validation_freq=1.5, verbose=0)
+    with pytest.warns(RuntimeWarning, match="the training data ran out after 0 batches in epoch 2"):
+        history = model.fit(iter(data), epochs=3, verbose=0)  # a finite generator: one epoch's worth
+    assert len(history.history["loss"]) == 1
+    # class_weight reaches a generator's batches as they are drawn (equal to the same arrays')
+    x = np.concatenate([b[0] for b in data])
+    y = (np.concatenate([b[1] for b in data]) > 0.5).astype("float32")
+    weighted = {}
+    for name, source in (("arrays", (x, y)), ("generator", (iter([(x[i:i + 4], y[i:i + 4])
+                                                                  for i in range(0, 24, 4)]), None))):
+        m = gk.Sequential([gl.GRU(3, input_shape=(5, 2)), gl.Dense(1, activation="sigmoid")])
+        m.set_weights(model.get_weights()[:3] + [np.ones((3, 1), "float32"), np.zeros(1, "float32")])
+        m.compile("sgd", "binary_crossentropy")
+        weighted[name] = m.fit(*source, batch_size=4, shuffle=False, verbose=0,
+                               class_weight={0: 1.0, 1: 4.0}).history["loss"][0]
+    assert weighted["generator"] == pytest.approx(weighted["arrays"], rel=1e-6)

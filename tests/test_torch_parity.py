@@ -95,6 +95,10 @@ def test_initialisation_and_state_dict_match_torch():
     fresh = gk.GRU(I, H, num_layers=2, bidirectional=True)
     fresh.load_state_dict(ref.state_dict())  # a torch state_dict loads as is
     assert torch.equal(fresh.weight_hh_l1_reverse, ref.weight_hh_l1_reverse)
+    for name in ("mode", "proj_size", "input_size", "hidden_size", "num_layers", "bias", "batch_first",
+                 "dropout", "bidirectional"):  # the attributes code written for torch's RNNs reads
+        assert getattr(ours, name) == getattr(ref, name), name
+    assert repr(ours) == repr(ref)
 
 
 def test_to_torch_round_trip_is_exact():

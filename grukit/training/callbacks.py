@@ -106,27 +106,29 @@ class ProgbarLogger(Callback):
         self.live = self.verbose == 1 and getattr(self.out, "isatty", lambda: False)()
 
     def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        self.epoch_start, self.last_draw = time.perf_counter(), 0.0
+        self.epoch_start, self.last_draw, self.seen = time.perf_counter(), 0.0, 0
         if self.verbose:
             print(f"Epoch {epoch + 1}/{self.model.epochs}", file=self.out, flush=True)
 
     def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        self.seen = batch + 1
         now = time.perf_counter()
         if not self.live or now - self.last_draw < 0.1:
             return
         self.last_draw = now
-        total = self.model.steps_per_epoch
-        done = int(30 * (batch + 1) / total)
-        print(f"{CLEAR_LINE}{batch + 1}/{total} [{'=' * done}{'.' * (30 - done)}] - {_fmt(logs or {})}",
+        total = self.model.steps_per_epoch  # None: a generator's, unknown until it stops
+        done = 0 if total is None else int(30 * (batch + 1) / total)
+        bar = f" [{'=' * done}{'.' * (30 - done)}]" if total else ""
+        print(f"{CLEAR_LINE}{batch + 1}/{total or 'Unknown'}{bar} - {_fmt(logs or {})}",
               end="", file=self.out, flush=True)
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
         if not self.verbose:
             return
         took = time.perf_counter() - self.epoch_start
-        total = self.model.steps_per_epoch
         prefix = CLEAR_LINE if self.live else ""  # the bar's line may be longer than this one
-        print(f"{prefix}{total}/{total} - {took:.1f}s - {_fmt(logs or {})}", file=self.out, flush=True)
+        print(f"{prefix}{self.seen}/{self.model.steps_per_epoch or self.seen} - {took:.1f}s - "
+              f"{_fmt(logs or {})}", file=self.out, flush=True)
 
 
 class _Monitor(Callback):

@@ -1,10 +1,12 @@
-"""Training data as fit, evaluate and predict take it: arrays, tensors, lists, or a torch
-``Dataset``/``DataLoader``, validated (``as_tensor``) and cut into mini-batches
-(``Batches``), split among processes under torchrun."""
+"""Training data as fit, evaluate and predict take it: arrays, tensors, lists, pandas
+frames, a torch ``Dataset``/``DataLoader`` or a Python generator of batches, validated
+(``as_tensor``) and cut into mini-batches (``Batches``, an epoch of them at a time),
+split among processes under torchrun."""
 
 from __future__ import annotations
 
 import math
+from collections import abc
 from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
@@ -20,12 +22,15 @@ from . import placement
 def as_tensor(name: str, value: Any) -> Tensor:
     """A validated tensor from an array, tensor or list: float64 becomes float32 (Keras'
     floatx), integers int64; empty data and NaN/Inf are errors that name the argument."""
+    if hasattr(value, "to_numpy") and not isinstance(value, (Tensor, np.ndarray)):
+        value = value.to_numpy()  # a pandas DataFrame or Series, as Keras takes them
     if isinstance(value, Tensor):
         t = value.detach()
     elif isinstance(value, np.ndarray):
         if value.dtype == object:
             raise TypeError(f"{name} must be a numeric array, got dtype object (ragged lists? pad them)")
-        t = torch.from_numpy(np.ascontiguousarray(value))
+        arr = np.ascontiguousarray(value)
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # pandas' may be read-only
     elif isinstance(value, (list, tuple)):
         try:
             arr = np.asarray(value)
@@ -36,7 +41,8 @@ def as_tensor(name: str, value: Any) -> Tensor:
             raise TypeError(f"{name} must hold numbers, got {arr.dtype} (ragged lists? pad them)")
         t = torch.from_numpy(arr)
     else:
-        raise TypeError(f"{name} must be a NumPy array, torch tensor or list, got {_checks.describe(value)}")
+        raise TypeError(f"{name} must be a NumPy array, torch tensor, pandas DataFrame or list, got "
+                        f"{_checks.describe(value)}")
     if t.dtype == torch.bool:
         t = t.float()
     elif t.dtype.is_floating_point:
@@ -53,10 +59,8 @@ def as_tensor(name: str, value: Any) -> Tensor:
     return t
 
 
-def class_sample_weights(y: Tensor, class_weight: Any) -> Tensor:
-    """Keras' ``class_weight`` as sample weights: each target's class weight, one per sample
-    ((N,) targets, (N, 1) 0/1 floats, or one-hot (N, C) rows by their argmax) or one per
-    step ((N, T) class indices or (N, T, C) one-hot)."""
+def check_class_weight(class_weight: Any) -> dict:
+    """Keras' ``class_weight``, checked: {class index >= 0: weight >= 0}."""
     if not isinstance(class_weight, dict) or not class_weight:
         raise TypeError(f"class_weight must be a dict of class index -> weight, got "
                         f"{_checks.describe(class_weight)}")
@@ -65,6 +69,14 @@ def class_sample_weights(y: Tensor, class_weight: Any) -> Tensor:
             raise TypeError(f"class_weight's keys must be class indices (ints >= 0), got {k!r}")
         if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not v >= 0:
             raise ValueError(f"class_weight[{k}] must be a number >= 0, got {v!r}")
+    return class_weight
+
+
+def class_sample_weights(y: Tensor, class_weight: Any) -> Tensor:
+    """Keras' ``class_weight`` as sample weights: each target's class weight, one per sample
+    ((N,) targets, (N, 1) 0/1 floats, or one-hot (N, C) rows by their argmax) or one per
+    step ((N, T) class indices or (N, T, C) one-hot)."""
+    check_class_weight(class_weight)
     labels = y
     if labels.dim() > 1 and labels.shape[-1] == 1:
         labels = labels[..., 0]  # (N, 1) or (N, T, 1): one label each
@@ -82,23 +94,41 @@ def class_sample_weights(y: Tensor, class_weight: Any) -> Tensor:
 
 
 class Batches:
-    """Mini-batches of (x, y) from tensors or a Dataset/DataLoader."""
+    """Mini-batches of (x, y, sample_weight) from tensors, a Dataset/DataLoader, or a Python
+    generator (any iterator) of ready-made batches, as Keras takes them: tuples (x,), (x, y)
+    or (x, y, sample_weight).
+
+    ``steps``: how many batches one epoch (or one evaluation) draws (Keras' steps_per_epoch,
+    validation_steps, steps); None: one pass, or a generator until it stops. With steps the
+    training draws continue where the last epoch stopped, and a pass over arrays or a
+    Dataset that ends within an epoch ends that epoch (the next starts a new pass, newly
+    shuffled), as in Keras; ``restart`` starts the next draw afresh (evaluate's way). A
+    generator is read once: ``ran_out`` says that it stopped before an epoch's steps."""
 
     def __init__(self, x: Any, y: Any, batch_size: int, shuffle: bool, need_y: bool, role: str = "",
-                 shard: Optional[tuple[int, int]] = None, sample_weight: Any = None) -> None:
+                 shard: Optional[tuple[int, int]] = None, sample_weight: Any = None,
+                 steps: Optional[int] = None) -> None:
         self.loader: Optional[Iterable] = None
+        self.one_shot = False  # a generator or other iterator: read once, never restarted
         self.device = torch.device("cpu")  # where the batches go (fit, evaluate, predict set it)
         self.shard = shard  # (rank, world): this process's part of every batch (under torchrun)
         self.sw: Optional[Tensor] = None
-        if isinstance(x, (Dataset, DataLoader)):
+        self.class_weight: Optional[dict] = None  # per-batch class weights (loaders and generators)
+        self.need_y, self.role = need_y, role
+        self.steps = steps
+        self._pass: Optional[Iterator] = None  # the pass that the next draw continues
+        self._peeked: list = []  # a generator's first batch, read to build the model
+        self.ran_out = False
+        if isinstance(x, (Dataset, DataLoader)) or _is_generator(x):
+            kind = "a Dataset or DataLoader" if isinstance(x, (Dataset, DataLoader)) else "a generator"
             if sample_weight is not None:
-                raise ValueError(f"sample_weight{role} must be None when x{role} is a Dataset or DataLoader "
+                raise ValueError(f"sample_weight{role} must be None when x{role} is {kind} "
                                  "(yield (x, y, sample_weight) triples instead)")
             if y is not None:
-                raise ValueError(f"y{role} must be None when x{role} is a Dataset or DataLoader "
-                                 "(it yields (x, y) pairs)")
-            self.loader = x if isinstance(x, DataLoader) else DataLoader(x, batch_size=batch_size,
-                                                                        shuffle=shuffle)
+                raise ValueError(f"y{role} must be None when x{role} is {kind} (it yields (x, y) pairs)")
+            self.one_shot = _is_generator(x)
+            self.loader = x if isinstance(x, DataLoader) or self.one_shot else DataLoader(
+                x, batch_size=batch_size, shuffle=shuffle)
             self.x = self.y = None
             return
         self.x = as_tensor("x" + role, x)
@@ -141,28 +171,55 @@ class Batches:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
 
-    def __len__(self) -> int:
+    @property
+    def num_batches(self) -> Optional[int]:
+        """The batches of one epoch: ``steps`` if given, else those of one pass (None for a
+        generator: unknown until it stops)."""
+        if self.steps is not None:
+            return self.steps
+        if self.one_shot:
+            return None
         if self.loader is not None:
             return len(self.loader)  # type: ignore[arg-type]
         return math.ceil(self.x.shape[0] / self.batch_size)
 
+    def restart(self) -> None:
+        """The next draw starts a new pass (a generator goes on where it is)."""
+        self._pass = None
+
     def __iter__(self) -> Iterator[tuple[Tensor, Optional[Tensor], Optional[Tensor]]]:
-        """(x, y, sample_weight) batches on ``self.device``; y and sample_weight may be None."""
-        for xb, yb, swb in self._drawn():
+        """One epoch's (x, y, sample_weight) batches on ``self.device``; y and sample_weight
+        may be None."""
+        for xb, yb, swb in self._epoch():
             yield (placement.move(xb, self.device), placement.move(yb, self.device),
                    placement.move(swb, self.device))
 
+    def _epoch(self) -> Iterator[tuple[Tensor, Optional[Tensor], Optional[Tensor]]]:
+        if self.steps is None and not self.one_shot:
+            yield from self._drawn()  # one whole pass
+            return
+        taken = 0
+        while self.steps is None or taken < self.steps:
+            if self._pass is None:
+                self._pass = self._drawn()
+            try:
+                batch = next(self._pass)
+            except StopIteration:
+                self._pass = None
+                if self.one_shot:  # a generator that stopped: nothing more to come
+                    self.ran_out = self.steps is not None or taken == 0
+                    return
+                if taken:  # the pass ended within the epoch: so does the epoch (Keras' way)
+                    return
+                continue  # the pass ended with the last epoch: a new one
+            taken += 1
+            yield batch
+
     def _drawn(self) -> Iterator[tuple[Tensor, Optional[Tensor], Optional[Tensor]]]:
         if self.loader is not None:
-            for item in self.loader:
-                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-                    raise ValueError("a Dataset/DataLoader for grukit must yield (x, y) pairs or "
-                                     "(x, y, sample_weight) triples")
-                xb = as_tensor("x batch", item[0])
-                if self.shard is not None:  # a DistributedSampler gives every process as many rows
-                    self.global_rows = xb.shape[0] * self.shard[1]
-                sw = as_tensor("sample_weight batch", item[2]).float() if len(item) == 3 else None
-                yield xb, as_tensor("y batch", item[1]), sw
+            items = self.loader if not self.one_shot else _chain(self._peeked, self.loader)
+            for item in items:
+                yield self._unpack(item)
             return
         n = self.x.shape[0]
         order = torch.randperm(n) if self.shuffle else None
@@ -178,5 +235,59 @@ class Batches:
             yield (self.x[idx], None if self.y is None else self.y[idx],
                    None if self.sw is None else self.sw[idx])
 
+    def _unpack(self, item: Any) -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """One yielded batch, checked: (x,), (x, y) or (x, y, sample_weight) (a bare x when
+        no targets are needed), with the class weights of its targets where fit asked."""
+        source = "a generator" if self.one_shot else "a Dataset/DataLoader"
+        if not isinstance(item, (tuple, list)):
+            if self.need_y:
+                raise ValueError(f"{source} for grukit must yield (x, y) pairs or (x, y, sample_weight) "
+                                 f"triples, got {_checks.describe(item)}")
+            item = (item,)
+        if not 1 <= len(item) <= 3 or (self.need_y and len(item) == 1):
+            raise ValueError(f"{source} for grukit must yield (x, y) pairs or (x, y, sample_weight) "
+                             f"triples{'' if self.need_y else ' (or x alone)'}, got {len(item)} items")
+        xb = as_tensor("x batch", item[0])
+        if self.shard is not None:  # a DistributedSampler gives every process as many rows
+            self.global_rows = xb.shape[0] * self.shard[1]
+        yb = as_tensor("y batch", item[1]) if len(item) > 1 and item[1] is not None else None
+        sw = as_tensor("sample_weight batch", item[2]).float() if len(item) == 3 else None
+        if self.class_weight is not None and yb is not None:
+            weights = class_sample_weights(yb, self.class_weight)
+            sw = weights if sw is None else weights_product(sw, weights)
+        return xb, yb, sw
+
     def first_x(self) -> Tensor:
-        return self.x[:1] if self.loader is None else next(self._drawn())[0][:1]
+        """The first batch's first row (to build a model from), drawing nothing away."""
+        if self.loader is None:
+            return self.x[:1]
+        if self.one_shot:
+            if not self._peeked:
+                try:
+                    self._peeked.append(next(self.loader))  # type: ignore[call-overload]
+                except StopIteration:
+                    raise ValueError(f"the generator given as x{self.role} yielded no batch") from None
+            return self._unpack(self._peeked[0])[0][:1]
+        return next(self._drawn())[0][:1]
+
+
+def _is_generator(x: Any) -> bool:
+    """A generator or another one-shot iterator of batches (not a tensor or array)."""
+    return isinstance(x, abc.Iterator) and not isinstance(x, (Tensor, np.ndarray))
+
+
+def _chain(peeked: list, rest: Any) -> Iterator:
+    """The peeked items (taken out as they are yielded), then the rest of the iterator. A loop,
+    not ``yield from``: closing this chain (when an epoch leaves it) must not close the user's
+    generator, which the next epoch goes on reading."""
+    while peeked:
+        yield peeked.pop(0)
+    for item in rest:
+        yield item
+
+
+def weights_product(sw: Tensor, weights: Tensor) -> Tensor:
+    """sample_weight times class weights: (N,) is spread over the steps of (N, T)."""
+    sw, weights = (sw.reshape(*sw.shape, *[1] * (weights.dim() - sw.dim())),
+                   weights.reshape(*weights.shape, *[1] * (sw.dim() - weights.dim())))
+    return sw * weights

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any, Optional, Sequence, Union
 
 import torch
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import _checks
 from . import callbacks as cbks
 from . import checkpoint, distributed, losses
-from .data import Batches, class_sample_weights
+from .data import Batches, _is_generator, check_class_weight, class_sample_weights, weights_product
 
 
 class Logs:
@@ -30,6 +31,7 @@ class Logs:
         self.sums: dict[str, float] = {}
         self.counts: dict[str, float] = {}
         self.rooted: set[str] = set()  # names whose value is the square root of the mean (RMSE)
+        self.batches = 0  # how many batches the epoch drew
 
     def _add(self, name: str, total: float, count: float) -> None:
         self.sums[name] = self.sums.get(name, 0.0) + total
@@ -59,24 +61,30 @@ class Logs:
 
 
 def prepare(x: Any, y: Any, batch_size: int, shuffle: bool, validation_split: float, validation_data: Any,
-            sample_weight: Any, class_weight: Any = None) -> tuple[Batches, Optional[Batches]]:
+            sample_weight: Any, class_weight: Any = None, steps_per_epoch: Optional[int] = None,
+            validation_steps: Optional[int] = None, validation_batch_size: Optional[int] = None,
+            ) -> tuple[Batches, Optional[Batches]]:
     """The training batches, and the validation batches (validation_data, or the last
     ``validation_split`` of the samples, taken before shuffling as Keras does).
     ``class_weight`` weighs the training samples only (after the split), as in Keras."""
     if not 0.0 <= float(validation_split) < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-    train = Batches(x, y, batch_size, shuffle, need_y=True, sample_weight=sample_weight)
+    train = Batches(x, y, batch_size, shuffle, need_y=True, sample_weight=sample_weight,
+                    steps=steps_per_epoch)
     val = None
+    val_batch = validation_batch_size or batch_size
     if validation_data is not None:
-        if isinstance(validation_data, (Dataset, DataLoader)):
-            val = Batches(validation_data, None, batch_size, False, need_y=True, role=" (validation)")
+        if isinstance(validation_data, (Dataset, DataLoader)) or _is_generator(validation_data):
+            val = Batches(validation_data, None, val_batch, False, need_y=True, role=" (validation)",
+                          steps=validation_steps)
         elif isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
             vx, vy, *vw = validation_data
-            val = Batches(vx, vy, batch_size, False, need_y=True, role=" (validation)",
-                          sample_weight=vw[0] if vw else None)
+            val = Batches(vx, vy, val_batch, False, need_y=True, role=" (validation)",
+                          sample_weight=vw[0] if vw else None, steps=validation_steps)
         else:
             raise TypeError("validation_data must be a pair (x_val, y_val), a triple (x_val, y_val, "
-                            "sample_weight_val) or a Dataset/DataLoader")
+                            "sample_weight_val), a Dataset/DataLoader or a generator of batches, got "
+                            f"{_checks.describe(validation_data)}")
     elif validation_split:
         if train.loader is not None:
             raise ValueError("validation_split needs array or tensor data; pass validation_data instead")
@@ -85,22 +93,28 @@ def prepare(x: Any, y: Any, batch_size: int, shuffle: bool, validation_split: fl
             raise ValueError(f"validation_split={validation_split} leaves no samples on one side of "
                              f"{train.x.shape[0]}")
         cut, sw = train.x.shape[0] - n_val, train.sw
-        val = Batches(train.x[cut:], train.y[cut:], batch_size, False, need_y=True,
-                      sample_weight=None if sw is None else sw[cut:])
+        val = Batches(train.x[cut:], train.y[cut:], val_batch, False, need_y=True,
+                      sample_weight=None if sw is None else sw[cut:], steps=validation_steps)
         train = Batches(train.x[:cut], train.y[:cut], batch_size, shuffle, need_y=True,
-                        sample_weight=None if sw is None else sw[:cut])
+                        sample_weight=None if sw is None else sw[:cut], steps=steps_per_epoch)
     if class_weight is not None:
-        if train.loader is not None:
-            raise ValueError("class_weight needs array or tensor data; a Dataset or DataLoader yields "
-                             "(x, y, sample_weight) triples instead")
-        weights = class_sample_weights(train.y, class_weight)
-        if train.sw is not None:  # both: their product, (N,) spread over the steps of (N, T)
-            sw = train.sw
-            sw, weights = (sw.reshape(*sw.shape, *[1] * (weights.dim() - sw.dim())),
-                           weights.reshape(*weights.shape, *[1] * (sw.dim() - weights.dim())))
-            weights = sw * weights
-        train.sw = weights.float()
+        if train.loader is not None:  # weighed batch by batch as they are drawn
+            train.class_weight = check_class_weight(class_weight)
+        else:
+            weights = class_sample_weights(train.y, class_weight)
+            train.sw = (weights if train.sw is None else weights_product(train.sw, weights)).float()
     return train, val
+
+
+def _validation_epochs(freq: Any, first: int, epochs: int, val: Optional[Batches]) -> set[int]:
+    """The epochs (counted from 0) after which fit validates: Keras' ``validation_freq``, an int
+    (every freq-th epoch) or a list of epoch numbers (counted from 1); none without ``val``."""
+    if isinstance(freq, (list, tuple, set)):
+        for e in freq:
+            _checks.positive_int("each epoch in validation_freq", e)
+        return {e - 1 for e in freq if first < e <= epochs} if val is not None else set()
+    freq = _checks.positive_int("validation_freq", freq)
+    return {e for e in range(first, epochs) if (e + 1) % freq == 0} if val is not None else set()
 
 
 def windows(model: Any, xb: Tensor, yb: Tensor, swb: Optional[Tensor], tbptt: Optional[int]) -> list[tuple]:
@@ -122,6 +136,7 @@ def train_epoch(model: Any, runner: nn.Module, optimizer: torch.optim.Optimizer,
     """One pass over the training batches, an optimizer step per window."""
     logs = Logs()
     for step, (xb, yb, swb) in enumerate(train):
+        logs.batches = step + 1
         for cb in callbacks:
             cb.on_train_batch_begin(step)
         for xw, yw, sww in windows(model, xb, yb, swb, tbptt):
@@ -146,8 +161,10 @@ def train_epoch(model: Any, runner: nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def evaluate(model: Any, batches: Batches) -> dict[str, float]:
-    """The loss and metrics over batches, in eval mode, without gradients."""
+    """The loss and metrics over batches (``steps`` of them, afresh, where given), in eval
+    mode, without gradients; {} when a generator had no batch left."""
     model.eval()
+    batches.restart()
     logs = Logs()
     with torch.no_grad():
         for xb, yb, swb in batches:
@@ -183,7 +200,9 @@ def _callbacks(user: Optional[Sequence[cbks.Callback]], history: cbks.History, v
 def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Union[int, str],
         callbacks: Optional[Sequence[cbks.Callback]], validation_split: float, validation_data: Any,
         shuffle: bool, initial_epoch: int, tbptt: Optional[int], resume: Optional[str],
-        sample_weight: Any, class_weight: Any = None) -> cbks.History:
+        sample_weight: Any, class_weight: Any = None, steps_per_epoch: Optional[int] = None,
+        validation_steps: Optional[int] = None, validation_batch_size: Optional[int] = None,
+        validation_freq: Any = 1) -> cbks.History:
     """Sequential.fit (its docstring says what each argument does)."""
     batch_size = _checks.positive_int("batch_size", batch_size)
     if tbptt is not None:
@@ -195,8 +214,17 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
     verbose = 1 if verbose == "auto" else verbose
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or initial_epoch < 0:
+        raise ValueError(f"initial_epoch must be an int >= 0, got {initial_epoch!r}")
     train, val = prepare(x, y, batch_size, shuffle, validation_split, validation_data, sample_weight,
-                         class_weight)
+                         class_weight, _checks.optional_positive_int("steps_per_epoch", steps_per_epoch),
+                         _checks.optional_positive_int("validation_steps", validation_steps),
+                         _checks.optional_positive_int("validation_batch_size", validation_batch_size))
+    validate_after = _validation_epochs(validation_freq, initial_epoch, epochs, val)
+    if val is not None and val.one_shot and val.steps is None and len(validate_after) > 1 and resume is None:
+        raise ValueError(f"validation_data is a generator, which can be read once, and fit would validate "
+                         f"{len(validate_after)} times: give validation_steps (the batches of each "
+                         "validation, drawn on from the generator) or pass arrays or a Dataset")
     model.build_from(train.first_x())  # and placed on its device
     device = model.device
     for batches in (train, val):
@@ -209,6 +237,9 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
         if batch_size % shard[1]:
             raise ValueError(f"batch_size is the global batch under torchrun and must divide among "
                              f"{shard[1]} processes, got {batch_size}")
+        if train.one_shot:
+            raise ValueError("under torchrun, x cannot be a generator (every process would draw the same "
+                             "batches): pass arrays or a Dataset, which are split among the processes")
         train.distribute(shard, x, batch_size, shuffle)
         runner = nn.parallel.DistributedDataParallel(  # one GPU per process
             model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -217,8 +248,8 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
 
     history = cbks.History()
     cb_list = _callbacks(callbacks, history, verbose)
-    model.epochs, model.steps_per_epoch, model.stop_training = epochs, len(train), False
-    params = {"epochs": epochs, "steps": len(train), "verbose": verbose,
+    model.epochs, model.steps_per_epoch, model.stop_training = epochs, train.num_batches, False
+    params = {"epochs": epochs, "steps": train.num_batches, "verbose": verbose,
               "optimizer": optimizer, "callbacks": cb_list, "history": history}
     for cb in cb_list:
         cb.set_model(model)
@@ -226,14 +257,26 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
         cb.on_train_begin()
     if resume is not None:
         initial_epoch = _resume(model, str(resume), optimizer, cb_list, history)
+        validate_after = _validation_epochs(validation_freq, initial_epoch, epochs, val)
     for epoch in range(initial_epoch, epochs):
         model.train()
         train.set_epoch(epoch)
         for cb in cb_list:
             cb.on_epoch_begin(epoch)
-        logs = train_epoch(model, runner, optimizer, train, cb_list, tbptt, shard).values()
-        if val is not None:
-            logs.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
+        epoch_logs = train_epoch(model, runner, optimizer, train, cb_list, tbptt, shard)
+        if epoch_logs.batches == 0:  # a generator with nothing left: no epoch to report
+            _ran_out("the training data", epoch, epoch_logs.batches)
+            break
+        logs = epoch_logs.values()
+        if epoch in validate_after:
+            found = evaluate(model, val)
+            if not found or val.ran_out:
+                _ran_out("validation_data", epoch, None)
+                model.stop_training = True
+            logs.update({f"val_{k}": v for k, v in found.items()})
+        if train.ran_out:
+            _ran_out("the training data", epoch, epoch_logs.batches)
+            model.stop_training = True
         for cb in cb_list:
             cb.on_epoch_end(epoch, logs)
         if model.stop_training:
@@ -244,3 +287,12 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
         params.pop(key)  # that keeps its History must still copy and pickle
     model.history = history
     return history
+
+
+def _ran_out(what: str, epoch: int, batches: Optional[int]) -> None:
+    """Keras' warning when a generator stops before fit is done; training stops with it."""
+    drew = "" if batches is None else f" after {batches} batch{'es' if batches != 1 else ''}"
+    warnings.warn(f"{what} ran out{drew} in epoch {epoch + 1}; training stops here. A generator must "
+                  "yield at least steps_per_epoch * epochs batches (validation_steps per validation): "
+                  "make it endless, give fewer steps, or pass arrays or a Dataset", RuntimeWarning,
+                  stacklevel=4)

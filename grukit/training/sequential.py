@@ -218,8 +218,20 @@ class Sequential(nn.Module):
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
             initial_epoch: int = 0, tbptt: Optional[int] = None,
             resume: Optional[str] = None, sample_weight: Any = None,
-            class_weight: Optional[dict] = None) -> cbks.History:
+            class_weight: Optional[dict] = None, steps_per_epoch: Optional[int] = None,
+            validation_steps: Optional[int] = None, validation_batch_size: Optional[int] = None,
+            validation_freq: Union[int, Sequence[int]] = 1) -> cbks.History:
         """Train for ``epochs`` passes over (x, y); returns a History (``.history``).
+
+        x: arrays, tensors, lists or pandas frames with y; a torch Dataset/DataLoader, or a
+        Python generator of batches, (x, y) or (x, y, sample_weight) tuples, with y left
+        out (Keras' way). ``steps_per_epoch``: the batches of an epoch (a generator must give
+        it, or its epoch ends when it stops; with arrays, the draws go on through the pass).
+        ``validation_steps``: the batches of each validation (needed for a generator that
+        validates more than once), ``validation_batch_size`` (default batch_size) and
+        ``validation_freq`` (validate after every freq-th epoch, or after the epochs listed,
+        counted from 1) as in Keras. A generator that stops before ``steps_per_epoch *
+        epochs`` batches stops training with a warning, as Keras does.
 
         ``sample_weight``: (N,) per sample or (N, T) per step of a per-step output, as
         Keras weighs them; a per-step output's mask (from Embedding(mask_zero) or
@@ -245,18 +257,24 @@ class Sequential(nn.Module):
                             callbacks=callbacks, validation_split=validation_split,
                             validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
                             tbptt=tbptt, resume=resume, sample_weight=sample_weight,
-                            class_weight=class_weight)
+                            class_weight=class_weight, steps_per_epoch=steps_per_epoch,
+                            validation_steps=validation_steps, validation_batch_size=validation_batch_size,
+                            validation_freq=validation_freq)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 0,
-                 sample_weight: Any = None, return_dict: bool = False) -> Union[float, list[float], dict]:
+                 sample_weight: Any = None, return_dict: bool = False,
+                 steps: Optional[int] = None) -> Union[float, list[float], dict]:
         """The loss, or [loss, *metrics] when metrics were compiled (Keras' order), or with
-        ``return_dict`` {name: value}; masks and sample weights count as in fit."""
+        ``return_dict`` {name: value}; masks and sample weights count as in fit. x as fit
+        takes it; ``steps``: evaluate on that many batches (a generator: until it stops)."""
         self._require_compiled("evaluate")
         batches = Batches(x, y, _checks.positive_int("batch_size", batch_size), False, need_y=True,
-                          sample_weight=sample_weight)
+                          sample_weight=sample_weight, steps=_checks.optional_positive_int("steps", steps))
         self.build_from(batches.first_x())
         batches.device = self.device
         logs = fit_loop.evaluate(self, batches)
+        if not logs:
+            raise ValueError("evaluate found no batch in x: the generator had nothing left")
         if verbose:
             print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
         return self._results(logs, _checks.boolean("return_dict", return_dict))
@@ -289,14 +307,19 @@ class Sequential(nn.Module):
         """Keras' ``predict_on_batch``: predict on x as one batch."""
         return self.predict(x, batch_size=_ONE_BATCH)
 
-    def predict(self, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
-        """Model outputs for x, as a NumPy array (batched; eval mode, no gradients)."""
-        batches = Batches(x, None, _checks.positive_int("batch_size", batch_size), False, need_y=False)
+    def predict(self, x: Any, batch_size: int = 32, verbose: int = 0,
+                steps: Optional[int] = None) -> np.ndarray:
+        """Model outputs for x, as a NumPy array (batched; eval mode, no gradients). x as fit
+        takes it (a generator may yield x alone); ``steps``: that many batches only."""
+        batches = Batches(x, None, _checks.positive_int("batch_size", batch_size), False, need_y=False,
+                          steps=_checks.optional_positive_int("steps", steps))
         self.build_from(batches.first_x())
         batches.device = self.device
         self.eval()
         with torch.no_grad():
             outs = [self.call_with_mask(xb) for xb, _, _ in batches]
+        if not outs:
+            raise ValueError("predict found no batch in x: the generator had nothing left")
         return torch.cat(outs).cpu().numpy()
 
     # ------------------------------------------------------- Keras' model helpers
