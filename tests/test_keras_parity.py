@@ -610,3 +610,36 @@ def test_generator_inputs_are_checked_and_say_what_keras_wants():
         weighted[name] = m.fit(*source, batch_size=4, shuffle=False, verbose=0,
                                class_weight={0: 1.0, 1: 4.0}).history["loss"][0]
     assert weighted["generator"] == pytest.approx(weighted["arrays"], rel=1e-6)
+
+
+def test_keras_2_generator_methods_call_fit_evaluate_and_predict():
+    """Keras 2's fit_generator / evaluate_generator / predict_generator (Chollet's GRU on the
+    Jena weather series calls them with an endless generator) give what fit, evaluate and
+    predict give on the same batches, with a deprecation warning."""
+    data = _batches(5, 12)
+    results = []
+    for generator_methods in (False, True):
+        gk.set_seed(0)
+        model = gk.Sequential([gl.GRU(3, input_shape=(None, 2)), gl.Dense(1)])
+        model.compile("rmsprop", "mae")
+        if generator_methods:
+            with pytest.warns(DeprecationWarning, match="fit_generator is deprecated"):
+                history = model.fit_generator(_gen(data[:6]), steps_per_epoch=3, epochs=2, verbose=0,
+                                              validation_data=_gen(data[6:]), validation_steps=2, workers=4)
+            with pytest.warns(DeprecationWarning):
+                loss = model.evaluate_generator(_gen(data[10:]), steps=2)
+            with pytest.warns(DeprecationWarning):
+                pred = model.predict_generator(_gen([b[0] for b in data[:2]]))
+        else:
+            history = model.fit(_gen(data[:6]), steps_per_epoch=3, epochs=2, verbose=0,
+                                validation_data=_gen(data[6:]), validation_steps=2)
+            loss = model.evaluate(_gen(data[10:]), steps=2)
+            pred = model.predict(_gen([b[0] for b in data[:2]]))
+        results.append((history.history, loss, pred))
+    (h0, l0, p0), (h1, l1, p1) = results
+    assert h0 == h1 and l0 == l1 and len(h0["val_loss"]) == 2
+    np.testing.assert_array_equal(p0, p1)
+    model = gk.Sequential([gl.Dense(1)])
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="evaluate_generator takes no callbacks"):
+        model.evaluate_generator(_gen(data), callbacks=[gk.callbacks.TerminateOnNaN()])

@@ -303,6 +303,36 @@ class Sequential(nn.Module):
         return self.evaluate(x, y, batch_size=_ONE_BATCH, sample_weight=sample_weight,
                              return_dict=return_dict)
 
+    # Keras 2's generator methods, which the tutorials of its day call (Chollet's GRU on the
+    # Jena weather series; R keras' fit_generator): fit, evaluate and predict take generators.
+    # The queue and worker settings are accepted and not used: batches are drawn in order here.
+    def fit_generator(self, generator: Any, steps_per_epoch: Optional[int] = None, epochs: int = 1,
+                      verbose: Union[int, str] = 1, callbacks: Optional[Sequence[cbks.Callback]] = None,
+                      validation_data: Any = None, validation_steps: Optional[int] = None,
+                      validation_freq: Union[int, Sequence[int]] = 1, class_weight: Optional[dict] = None,
+                      max_queue_size: int = 10, workers: int = 1, use_multiprocessing: bool = False,
+                      shuffle: bool = True, initial_epoch: int = 0) -> cbks.History:
+        """Keras 2's ``fit_generator``: ``fit(generator, ...)``, with Keras 2's warning."""
+        _generator_method("fit")
+        return self.fit(generator, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                        validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
+                        class_weight=class_weight, steps_per_epoch=steps_per_epoch,
+                        validation_steps=validation_steps, validation_freq=validation_freq)
+
+    def evaluate_generator(self, generator: Any, steps: Optional[int] = None, callbacks: Any = None,
+                           max_queue_size: int = 10, workers: int = 1, use_multiprocessing: bool = False,
+                           verbose: int = 0) -> Union[float, list[float], dict]:
+        """Keras 2's ``evaluate_generator``: ``evaluate(generator, steps=steps)``."""
+        _generator_method("evaluate", callbacks)
+        return self.evaluate(generator, steps=steps, verbose=verbose)
+
+    def predict_generator(self, generator: Any, steps: Optional[int] = None, callbacks: Any = None,
+                          max_queue_size: int = 10, workers: int = 1, use_multiprocessing: bool = False,
+                          verbose: int = 0) -> np.ndarray:
+        """Keras 2's ``predict_generator``: ``predict(generator, steps=steps)``."""
+        _generator_method("predict", callbacks)
+        return self.predict(generator, steps=steps, verbose=verbose)
+
     def predict_on_batch(self, x: Any) -> np.ndarray:
         """Keras' ``predict_on_batch``: predict on x as one batch."""
         return self.predict(x, batch_size=_ONE_BATCH)
@@ -469,3 +499,11 @@ class Sequential(nn.Module):
         text = "\n".join(lines)
         print(text)
         return text
+
+
+def _generator_method(name: str, callbacks: Any = None) -> None:
+    if callbacks:
+        raise ValueError(f"{name}_generator takes no callbacks here (grukit's {name} has none), got "
+                         f"{_checks.describe(callbacks)}")
+    warnings.warn(f"Model.{name}_generator is deprecated (Keras 2 deprecated it too): call model.{name}, "
+                  "which takes generators", DeprecationWarning, stacklevel=3)
