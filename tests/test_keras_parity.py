@@ -643,3 +643,103 @@ def test_keras_2_generator_methods_call_fit_evaluate_and_predict():
     model.compile("sgd", "mse")
     with pytest.raises(ValueError, match="evaluate_generator takes no callbacks"):
         model.evaluate_generator(_gen(data), callbacks=[gk.callbacks.TerminateOnNaN()])
+
+
+@pytest.mark.parametrize("options, expected", [
+    # Keras' own test (keras/src/layers/rnn/gru_test.py, test_correctness): its expected outputs
+    ({}, [0.5217289, 0.6371659, 0.39384964]),
+    ({"go_backwards": True}, [0.24406259, 0.611516, 0.3928808]),
+    ({"unroll": True}, [0.5217289, 0.6371659, 0.39384964]),
+    ({"reset_after": False}, [0.51447755, 0.6426879, 0.40208298]),
+    ({"use_bias": False}, [0.49988455, 0.64701194, 0.4103359]),
+])
+def test_keras_own_gru_correctness_test_passes_with_its_initializers(options, expected):
+    sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
+    inits = {"kernel_initializer": gk.initializers.Constant(0.01),
+             "recurrent_initializer": gk.initializers.Constant(0.02),
+             "bias_initializer": gk.initializers.Constant(0.03)}
+    ours = gk.Sequential([gl.GRU(3, **inits, **options)]).predict(sequence)
+    np.testing.assert_allclose(ours, np.repeat(np.array(expected, "float32")[:, None], 3, 1), atol=1e-5)
+    # Keras' own initializer objects are callables init(shape, dtype) too
+    theirs = {k: keras.initializers.Constant(v.value) for k, v in inits.items()}
+    again = gk.Sequential([gl.GRU(3, **theirs, **options)]).predict(sequence)
+    np.testing.assert_allclose(again, ours, atol=1e-7)
+
+
+def test_regularizers_add_keras_penalties_to_the_loss_as_keras():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 9, size=(16, 5))
+    y = rng.random((16, 1)).astype("float32")
+    ours = gk.Sequential([
+        gl.Embedding(9, 4, embeddings_regularizer="l2"),
+        gl.Bidirectional(gl.GRU(3, return_sequences=True, kernel_regularizer="l2",
+                                recurrent_regularizer=gk.regularizers.l1(0.02), bias_regularizer="L1")),
+        gl.GRU(2, reset_after=False, bias_regularizer=gk.regularizers.l1_l2(0.01, 0.03)),
+        gl.Dense(1, kernel_regularizer="l1", bias_regularizer=gk.regularizers.L2(0.5))])
+    theirs = keras.Sequential([
+        keras.Input((5,), dtype="int32"),
+        keras.layers.Embedding(9, 4, embeddings_regularizer="l2"),
+        keras.layers.Bidirectional(keras.layers.GRU(3, return_sequences=True, kernel_regularizer="l2",
+                                                    recurrent_regularizer=keras.regularizers.l1(0.02),
+                                                    bias_regularizer="L1")),
+        keras.layers.GRU(2, reset_after=False, bias_regularizer=keras.regularizers.L1L2(0.01, 0.03)),
+        keras.layers.Dense(1, kernel_regularizer="l1", bias_regularizer=keras.regularizers.L2(0.5))])
+    ours.build_from(torch.as_tensor(ids[:1]))
+    weights = [rng.normal(0, 0.3, size=w.shape).astype("float32") for w in ours.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    np.testing.assert_allclose(sorted(float(t.detach()) for t in ours.losses),
+                               sorted(float(t.detach()) for t in theirs.losses), rtol=1e-5)
+    assert ours.count_params() == theirs.count_params()  # one bias without reset_after, as Keras
+    ours.compile("sgd", "mse")
+    theirs.compile(keras.optimizers.SGD(), "mse")
+    got = ours.fit(ids, y, batch_size=4, epochs=2, shuffle=False, verbose=0, validation_data=(ids, y)).history
+    want = theirs.fit(ids, y, batch_size=4, epochs=2, shuffle=False, verbose=0,
+                      validation_data=(ids, y)).history
+    for key in ("loss", "val_loss"):  # both include the penalties
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-4, err_msg=key)
+    assert ours.evaluate(ids, y) == pytest.approx(theirs.evaluate(ids, y, verbose=0), rel=1e-4)
+
+
+def test_initializers_draw_keras_distributions_and_regularizers_are_saved(tmp_path):
+    gk.set_seed(0)
+    layer = gl.GRU(8, kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                   bias_initializer="zeros")
+    model = gk.Sequential([gl.Input((4, 5)), gl.Bidirectional(layer)])
+    for direction in ("forward_layer/cell/vars", "backward_layer/cell/vars"):
+        kernel, recurrent, bias = model.layers[-1].keras_variables()[direction]
+        assert np.abs(kernel).max() <= np.sqrt(6 / (5 + 24)) and np.abs(kernel).max() > 0.5 * np.sqrt(6 / 29)
+        np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(8), atol=1e-5)  # Keras' whole (H, 3H)
+        assert not bias.any()
+    first = model.layers[-1].keras_variables()
+    assert not np.array_equal(first["forward_layer/cell/vars"][1], first["backward_layer/cell/vars"][1])
+    gk.set_seed(0)
+    again = gk.Sequential([gl.Input((4, 5)), gl.Bidirectional(gl.GRU(
+        8, kernel_initializer="GlorotUniform", recurrent_initializer="Orthogonal",
+        bias_initializer="Zeros"))])
+    np.testing.assert_array_equal(again.layers[-1].keras_variables()["forward_layer/cell/vars"][1],
+                                  first["forward_layer/cell/vars"][1])  # gk.set_seed repeats the draws
+    seeded = [gl.Dense(3, kernel_initializer=gk.initializers.HeNormal(seed=5)) for _ in range(2)]
+    for d in seeded:
+        d.build((2, 4))
+    assert torch.equal(seeded[0].linear.weight, seeded[1].linear.weight)
+    with pytest.raises(ValueError, match="kernel_initializer must be one of Keras' initializers"):
+        gl.GRU(3, kernel_initializer="glorot")
+    with pytest.raises(ValueError, match="recurrent_regularizer must be one of Keras' regularizers"):
+        gl.GRU(3, recurrent_regularizer="l3")
+    with pytest.raises(ValueError, match="gave an array of shape"):
+        gk.Sequential([gl.Input((4, 5)),
+                       gl.Dense(2, kernel_initializer=lambda shape, dtype=None: np.ones(3))])
+    # the regularizers are part of the saved model; a custom one cannot be saved and says so
+    model = gk.Sequential([gl.Input((4, 5)), gl.GRU(3, kernel_regularizer=gk.regularizers.L2(0.3)),
+                           gl.Dense(1, bias_regularizer="l1")])
+    model.compile("sgd", "mse")
+    model.save(tmp_path / "m.grukit")
+    loaded = gk.load(tmp_path / "m.grukit")
+    np.testing.assert_allclose([float(t.detach()) for t in loaded.losses],
+                               [float(t.detach()) for t in model.losses])
+    custom = gk.Sequential([gl.Input((4, 5)), gl.GRU(3, kernel_regularizer=lambda w: w.abs().max())])
+    custom.compile("sgd", "mse")
+    with pytest.warns(UserWarning, match="is not saved with the model"):
+        custom.save(tmp_path / "c.grukit")
+    assert gk.load(tmp_path / "c.grukit").losses == []

@@ -385,8 +385,8 @@ def test_keras_common_layer_keywords(tmp_path):
         layers.GRU(8, activation="relu")
     with pytest.raises(ValueError, match="recurrent_activation must be 'sigmoid'.*got 'hard_sigmoid'"):
         layers.GRU(8, recurrent_activation="hard_sigmoid")
-    with pytest.raises(TypeError, match="GRU\\(\\) got an unexpected keyword argument 'kernel_initializer'"):
-        layers.GRU(8, kernel_initializer="orthogonal")
+    with pytest.raises(TypeError, match="GRU\\(\\) got an unexpected keyword argument 'kernel_constraint'"):
+        layers.GRU(8, kernel_constraint="non_neg")
     with pytest.raises(TypeError, match="Dense\\(\\) got an unexpected keyword argument 'foo'"):
         layers.Dense(1, foo=1)
     with pytest.raises(ValueError, match="dtype must be 'float32'.*got 'float16'"):

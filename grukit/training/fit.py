@@ -143,10 +143,12 @@ def train_epoch(model: Any, runner: nn.Module, optimizer: torch.optim.Optimizer,
             optimizer.zero_grad(set_to_none=True)
             pred, out_mask = runner(xw, return_mask=True)
             loss = model.loss_fn(yw, pred, out_mask, sww)
+            penalty = model.penalty()  # the regularizers' (Keras adds them to the loss it logs)
             if shard is None:
-                loss.backward()
+                (loss + penalty).backward()
             else:  # DDP averages gradients over processes; weigh each by its share of the rows
-                (loss * (xw.shape[0] * shard[1] / train.global_rows)).backward()
+                (loss * (xw.shape[0] * shard[1] / train.global_rows) + penalty).backward()
+            loss = loss.detach() + penalty
             optimizer.step()
             rows = xw.shape[0] if tbptt is None else xw.shape[0] * xw.shape[1] / xb.shape[1]
             logs.add(model, loss, pred.detach(), yw, rows, out_mask)
@@ -169,7 +171,7 @@ def evaluate(model: Any, batches: Batches) -> dict[str, float]:
     with torch.no_grad():
         for xb, yb, swb in batches:
             pred, mask = model(xb, return_mask=True)
-            logs.add(model, model.loss_fn(yb, pred, mask, swb), pred, yb, xb.shape[0], mask)
+            logs.add(model, model.loss_fn(yb, pred, mask, swb) + model.penalty(), pred, yb, xb.shape[0], mask)
     return logs.values()
 
 

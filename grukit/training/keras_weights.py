@@ -18,17 +18,23 @@ import torch
 from ..gate_order import swap_zr
 
 
-def gru_to_keras(gru: Any, direction: str) -> list[np.ndarray]:
-    """[kernel (I, 3H), recurrent_kernel (H, 3H), bias] of one direction of a gk.GRU."""
+def gru_keras_tensors(gru: Any, direction: str) -> list[torch.Tensor]:
+    """[kernel (I, 3H), recurrent_kernel (H, 3H), bias] of one direction of a gk.GRU, as tensors
+    on the parameters' graph (a regularizer's gradient flows back to them)."""
     sfx = "_l0" + direction
-    p = {n: t.detach().cpu().numpy() for n, t in gru.named_parameters()}
-    out = [np.ascontiguousarray(swap_zr(p["weight_ih" + sfx], 0).T),
-           np.ascontiguousarray(swap_zr(p["weight_hh" + sfx], 0).T)]
+    p = dict(gru.named_parameters())
+    out = [swap_zr(p["weight_ih" + sfx], 0).T, swap_zr(p["weight_hh" + sfx], 0).T]
     if gru.bias:
         b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
-        out.append(np.stack([swap_zr(b_ih, 0), swap_zr(b_hh, 0)]) if gru.reset_after
+        out.append(torch.stack([swap_zr(b_ih, 0), swap_zr(b_hh, 0)]) if gru.reset_after
                    else swap_zr(b_ih + b_hh, 0))
     return out
+
+
+def gru_to_keras(gru: Any, direction: str) -> list[np.ndarray]:
+    """[kernel (I, 3H), recurrent_kernel (H, 3H), bias] of one direction of a gk.GRU."""
+    with torch.no_grad():
+        return [np.ascontiguousarray(t.cpu().numpy()) for t in gru_keras_tensors(gru, direction)]
 
 
 def gru_from_keras(gru: Any, direction: str, arrays: list[np.ndarray], where: str) -> None:

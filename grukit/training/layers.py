@@ -19,7 +19,9 @@ from torch import Tensor, nn
 from .. import _checks
 from ..mingru import MinGRU as _MinGRUModule
 from ..modules import GRU as _GRUModule
+from . import initializers as inits
 from . import keras_weights
+from . import regularizers as regs
 
 Mask = Optional[Tensor]  # (B, T) bool, True where a time step is real
 
@@ -33,6 +35,12 @@ def _copy_into(params: list, values: list, where: str, kind: str, shown: Optiona
     with torch.no_grad():
         for p, v in zip(params, values, strict=True):
             p.copy_(torch.from_numpy(np.ascontiguousarray(v)))
+
+
+def count_params(module: nn.Module) -> int:
+    """The weights of a layer or model as Keras counts them (a reset_after=False GRU's zero
+    recurrent bias is not one of them)."""
+    return sum(p.numel() for p in module.parameters() if getattr(p, "keras_weight", True))
 
 
 def split_weights(weights: Any, counts: list[int]) -> list[list[Any]]:
@@ -76,6 +84,48 @@ class Layer(nn.Module):
 
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
         raise NotImplementedError
+
+    # Keras' initializers and regularizers: ``kernel_initializer``, ``recurrent_regularizer`` ...
+    # keyed here by the weight they act on ("kernel", "recurrent", "bias", "embeddings")
+
+    def _weight_options(self, initializer: dict[str, Any], regularizer: dict[str, Any]) -> None:
+        self.initializers = {k: inits.get(f"{k}_initializer", v) for k, v in initializer.items()
+                             if v is not None}
+        self.regularizers = {k: regs.get(f"{k}_regularizer", v) for k, v in regularizer.items()
+                             if v is not None}
+
+    def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
+        """The weights in Keras' layout, on the parameters' graph: per direction (one list for
+        most layers), (key, tensor) pairs in keras_variables()' order."""
+        return []
+
+    @property
+    def losses(self) -> list[Tensor]:
+        """Keras' ``layer.losses``: the penalties of its weight regularizers (and of the layers
+        inside it), which fit and evaluate add to the loss."""
+        found = [regs.penalty(reg, tensor, f"{key}_regularizer")
+                 for group in (self.keras_tensors() if getattr(self, "regularizers", None) else [])
+                 for key, tensor in group for reg in [self.regularizers.get(key)] if reg is not None]
+        for child in self.children():
+            if isinstance(child, Layer):
+                found += child.losses
+        return found
+
+    def _initialize(self, write: Any) -> None:
+        """Draw the weights that have an initializer (Keras' shapes, one draw per direction) and
+        write them: ``write(direction, {key: array})``."""
+        if not getattr(self, "initializers", None):
+            return
+        for direction, group in enumerate(self.keras_tensors()):
+            drawn = {key: inits.make(self.initializers[key], tuple(t.shape), f"{key}_initializer")
+                     for key, t in group if key in self.initializers}
+            if drawn:
+                write(direction, drawn)
+
+    def _options_config(self) -> dict[str, Any]:
+        """The regularizers as get_config() saves them (initializers matter only until the
+        first build, and the saved weights hold what they drew)."""
+        return {f"{k}_regularizer": regs.serialize(v) for k, v in getattr(self, "regularizers", {}).items()}
 
     def forward(self, x: Tensor, mask: Mask = None, **kwargs: Any) -> tuple[Any, Mask]:
         if not self.built:
@@ -160,14 +210,22 @@ class Input(Layer):
 class Embedding(Layer):
     """Token ids (B, T) -> vectors (B, T, output_dim); id 0 is padding when mask_zero."""
 
-    def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False, **keras: Any) -> None:
+    def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False,
+                 embeddings_initializer: Any = None, embeddings_regularizer: Any = None,
+                 **keras: Any) -> None:
         super().__init__(**keras)
         self.input_dim = _checks.positive_int("input_dim", input_dim)
         self.output_dim = _checks.positive_int("output_dim", output_dim)
         self.mask_zero = _checks.boolean("mask_zero", mask_zero)
+        self._weight_options({"embeddings": embeddings_initializer}, {"embeddings": embeddings_regularizer})
         self.embedding = nn.Embedding(self.input_dim, self.output_dim)
         nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras' default initialiser
+        self._initialize(lambda _, drawn: _copy_into([self.embedding.weight], [drawn["embeddings"]],
+                                                     "embeddings_initializer", "Embedding"))
         self.built = True
+
+    def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
+        return [[("embeddings", self.embedding.weight)]]
 
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
         if x.dtype.is_floating_point:
@@ -188,7 +246,8 @@ class Embedding(Layer):
         _copy_into(list(self.parameters()), variables["vars"], where, type(self).__name__)
 
     def get_config(self) -> dict[str, Any]:
-        return {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero}
+        return {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero,
+                **self._options_config()}
 
 
 class Masking(Layer):
@@ -223,20 +282,35 @@ class Dense(Layer):
     """y = activation(x W^T + b) on the last axis; Keras' glorot-uniform initialisation."""
 
     def __init__(self, units: int, activation: Optional[str] = None, use_bias: bool = True,
-                 **keras: Any) -> None:
+                 kernel_initializer: Any = None, bias_initializer: Any = None, kernel_regularizer: Any = None,
+                 bias_regularizer: Any = None, **keras: Any) -> None:
         super().__init__(**keras)
         self.units = _checks.positive_int("units", units)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(str(a) for a in ACTIVATIONS)}, "
                              f"got {activation!r}")
         self.activation, self.use_bias = activation, _checks.boolean("use_bias", use_bias)
+        self._weight_options({"kernel": kernel_initializer, "bias": bias_initializer},
+                             {"kernel": kernel_regularizer, "bias": bias_regularizer})
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         self.linear = nn.Linear(input_shape[-1], self.units, bias=self.use_bias)
-        nn.init.xavier_uniform_(self.linear.weight)
+        nn.init.xavier_uniform_(self.linear.weight)  # Keras' defaults: glorot_uniform, zeros
         if self.use_bias:
             nn.init.zeros_(self.linear.bias)
+        self._initialize(self._write)
         self.built = True
+
+    def _write(self, _: int, drawn: dict[str, np.ndarray]) -> None:
+        with torch.no_grad():
+            if "kernel" in drawn:
+                self.linear.weight.copy_(torch.from_numpy(drawn["kernel"].T.copy()))
+            if "bias" in drawn:
+                self.linear.bias.copy_(torch.from_numpy(drawn["bias"]))
+
+    def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
+        lin = self.linear
+        return [[("kernel", lin.weight.T)] + ([("bias", lin.bias)] if lin.bias is not None else [])]
 
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
         return ACTIVATIONS[self.activation](self.linear(x)), mask
@@ -252,7 +326,8 @@ class Dense(Layer):
                    [a.shape for a in arrays])
 
     def get_config(self) -> dict[str, Any]:
-        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias}
+        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
+                **self._options_config()}
 
 
 class Dropout(Layer):
@@ -405,8 +480,14 @@ class GRU(Layer):
                  zoneout: float = 0.0, layer_norm: bool = False, use_bias: bool = True,
                  zero_output_for_mask: bool = False, _bidirectional: bool = False,
                  activation: str = "tanh", recurrent_activation: str = "sigmoid", unroll: bool = False,
-                 **keras: Any) -> None:
+                 kernel_initializer: Any = None, recurrent_initializer: Any = None,
+                 bias_initializer: Any = None, kernel_regularizer: Any = None,
+                 recurrent_regularizer: Any = None, bias_regularizer: Any = None, **keras: Any) -> None:
         super().__init__(**keras)
+        self._weight_options({"kernel": kernel_initializer, "recurrent": recurrent_initializer,
+                              "bias": bias_initializer},
+                             {"kernel": kernel_regularizer, "recurrent": recurrent_regularizer,
+                              "bias": bias_regularizer})
         # Keras' defaults, the GRU's equations (cuDNN's and torch's too); unroll changes no number
         for what, value, only in (("activation", activation, "tanh"),
                                   ("recurrent_activation", recurrent_activation, "sigmoid")):
@@ -439,7 +520,32 @@ class GRU(Layer):
                               reset_after=self.reset_after,
                               bidirectional=self.bidirectional, engine=self.engine, zoneout=self.zoneout,
                               recurrent_dropout=self.recurrent_dropout, layer_norm=self.layer_norm)
+        if self.use_bias and not self.reset_after:
+            # Keras' GRU without reset_after has one bias, outside both matmuls; torch's form has
+            # two that add up (b_ih + b_hh), whose gradients would move their sum twice as far
+            # as Keras moves its bias. b_hh stays at zero and out of training: one bias, as Keras.
+            for name, p in self.gru.named_parameters():
+                if name.startswith("bias_hh"):
+                    with torch.no_grad():
+                        p.zero_()
+                    p.requires_grad_(False)
+                    p.keras_weight = False  # not one of Keras' weights: count_params leaves it out
+        self._initialize(self._write)
         self.built = True
+
+    def _directions(self) -> list[str]:
+        return ["", "_reverse"] if self.bidirectional else [""]
+
+    def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
+        return [list(zip(("kernel", "recurrent", "bias"), keras_weights.gru_keras_tensors(self.gru, d),
+                         strict=False)) for d in self._directions()]
+
+    def _write(self, direction: int, drawn: dict[str, np.ndarray]) -> None:
+        d = self._directions()[direction]
+        arrays = keras_weights.gru_to_keras(self.gru, d)
+        for i, key in enumerate(("kernel", "recurrent", "bias")[:len(arrays)]):
+            arrays[i] = drawn.get(key, arrays[i])
+        keras_weights.gru_from_keras(self.gru, d, arrays, f"{self.name or 'GRU'} initializers")
 
     def reset_states(self) -> None:
         self.state = None
@@ -506,7 +612,13 @@ class GRU(Layer):
                 "recurrent_dropout": self.recurrent_dropout, "reset_after": self.reset_after,
                 "engine": self.engine, "zoneout": self.zoneout, "layer_norm": self.layer_norm,
                 "use_bias": self.use_bias, "zero_output_for_mask": self.zero_output_for_mask,
-                "_bidirectional": self.bidirectional}
+                "_bidirectional": self.bidirectional, **self._options_config()}
+
+    def _adopt_options(self, other: "GRU") -> "GRU":
+        """Take other's initializers and regularizers as they are (Bidirectional's copies of a
+        layer; get_config holds the regularizers only in their saved form)."""
+        self.initializers, self.regularizers = dict(other.initializers), dict(other.regularizers)
+        return self
 
 
 class MinGRU(Layer):
@@ -576,7 +688,7 @@ class Bidirectional(Layer):
         self.backward_layer: Optional[GRU] = None
         zero = {"zero_output_for_mask": layer.return_sequences}  # Keras forces it on both layers
         if backward_layer is None:
-            self.layer = GRU(**{**layer.get_config(), "_bidirectional": True, **zero})
+            self.layer = GRU(**{**layer.get_config(), "_bidirectional": True, **zero})._adopt_options(layer)
         else:
             if not isinstance(backward_layer, GRU):
                 raise TypeError("backward_layer must be a grukit.layers.GRU, got "
@@ -591,8 +703,9 @@ class Bidirectional(Layer):
             if merge_mode in ("sum", "mul", "ave") and layer.units != backward_layer.units:
                 raise ValueError(f"merge_mode={merge_mode!r} needs the same units in both layers, got "
                                  f"{layer.units} and {backward_layer.units}")
-            self.layer = GRU(**{**layer.get_config(), **zero})
-            self.backward_layer = GRU(**{**backward_layer.get_config(), **zero})
+            self.layer = GRU(**{**layer.get_config(), **zero})._adopt_options(layer)
+            backward = GRU(**{**backward_layer.get_config(), **zero})
+            self.backward_layer = backward._adopt_options(backward_layer)
         self.built = True
 
     def _directions(self, x: Tensor, mask: Mask, initial_state: Optional[Any]) -> tuple[Any, ...]:

@@ -393,10 +393,21 @@ class Sequential(nn.Module):
                          f"weights file), got {os.path.basename(str(path))!r}; model.save(path) writes "
                          "grukit's whole-model file")
 
+    @property
+    def losses(self) -> list[Tensor]:
+        """Keras' ``model.losses``: every layer's weight penalties (kernel_regularizer and the
+        like), which fit and evaluate add to the loss."""
+        return [p for layer in self.layers for p in layer.losses]
+
+    def penalty(self) -> Union[Tensor, float]:
+        """The sum of ``losses`` (0.0 when no layer has a regularizer)."""
+        found = self.losses
+        return torch.stack(found).sum() if found else 0.0
+
     def count_params(self) -> int:
         """Keras' ``count_params()``: the number of weights of the built model."""
         self._require_built("count_params")
-        return sum(p.numel() for p in self.parameters())
+        return L.count_params(self)
 
     def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> L.Layer:
         """Keras' ``get_layer(name=..., index=...)``: a layer by its name or position."""
@@ -492,10 +503,10 @@ class Sequential(nn.Module):
         width = max([16, *(len(s) + 2 for s in shapes)])
         lines = [f"{'layer':<28}{'output':<{width}}{'params':>10}"]
         for layer, shape in zip(self.layers, shapes, strict=True):
-            n = sum(p.numel() for p in layer.parameters())
+            n = L.count_params(layer)
             kind = type(layer).__name__
             lines.append(f"{f'{layer.name} ({kind})' if layer.name else kind:<28}{shape:<{width}}{n:>10,}")
-        lines.append(f"total params: {sum(p.numel() for p in self.parameters()):,}")
+        lines.append(f"total params: {L.count_params(self):,}")
         text = "\n".join(lines)
         print(text)
         return text
