@@ -652,6 +652,7 @@ def test_keras_2_generator_methods_call_fit_evaluate_and_predict():
     ({"unroll": True}, [0.5217289, 0.6371659, 0.39384964]),
     ({"reset_after": False}, [0.51447755, 0.6426879, 0.40208298]),
     ({"use_bias": False}, [0.49988455, 0.64701194, 0.4103359]),
+    ({"implementation": 0}, [0.5217289, 0.6371659, 0.39384964]),  # test_legacy_implementation_argument
 ])
 def test_keras_own_gru_correctness_test_passes_with_its_initializers(options, expected):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")

@@ -482,7 +482,8 @@ class GRU(Layer):
                  activation: str = "tanh", recurrent_activation: str = "sigmoid", unroll: bool = False,
                  kernel_initializer: Any = None, recurrent_initializer: Any = None,
                  bias_initializer: Any = None, kernel_regularizer: Any = None,
-                 recurrent_regularizer: Any = None, bias_regularizer: Any = None, **keras: Any) -> None:
+                 recurrent_regularizer: Any = None, bias_regularizer: Any = None, implementation: int = 2,
+                 **keras: Any) -> None:
         super().__init__(**keras)
         self._weight_options({"kernel": kernel_initializer, "recurrent": recurrent_initializer,
                               "bias": bias_initializer},
@@ -495,6 +496,9 @@ class GRU(Layer):
                 raise ValueError(f"{what} must be {only!r} (the GRU equations grukit computes, as cuDNN "
                                  f"and torch.nn.GRU do), got {value!r}")
         _checks.boolean("unroll", unroll)
+        if implementation not in (0, 1, 2) or isinstance(implementation, bool):  # Keras 2's, no effect
+            raise ValueError(f"implementation must be 0, 1 or 2 (Keras 2's choice of kernels; no effect on "
+                             f"the numbers), got {implementation!r}")
         self.units = _checks.positive_int("units", units)
         self.return_sequences = _checks.boolean("return_sequences", return_sequences)
         self.return_state = _checks.boolean("return_state", return_state)
