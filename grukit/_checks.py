@@ -44,6 +44,11 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def batch_size(value: Any) -> int:
+    """Keras' batch_size: a positive int, None meaning 32 (Keras' default)."""
+    return 32 if value is None else positive_int("batch_size", value)
+
+
 def optional_positive_int(name: str, value: Any) -> Optional[int]:
     return None if value is None else positive_int(name, value)
 

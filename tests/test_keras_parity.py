@@ -744,3 +744,14 @@ def test_initializers_draw_keras_distributions_and_regularizers_are_saved(tmp_pa
     with pytest.warns(UserWarning, match="is not saved with the model"):
         custom.save(tmp_path / "c.grukit")
     assert gk.load(tmp_path / "c.grukit").losses == []
+
+
+def test_batch_size_none_is_keras_default_of_32():
+    model = gk.Sequential([gl.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.random.default_rng(0).random((70, 3)), np.zeros((70, 1))
+    model.fit(x, y, batch_size=None, verbose=0)
+    assert model.steps_per_epoch == 3  # 32 + 32 + 6
+    assert model.evaluate(x, y, batch_size=None) == pytest.approx(model.evaluate(x, y, batch_size=32))
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        model.predict(x, batch_size=0)

@@ -206,7 +206,7 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
         validation_steps: Optional[int] = None, validation_batch_size: Optional[int] = None,
         validation_freq: Any = 1) -> cbks.History:
     """Sequential.fit (its docstring says what each argument does)."""
-    batch_size = _checks.positive_int("batch_size", batch_size)
+    batch_size = _checks.batch_size(batch_size)
     if tbptt is not None:
         tbptt = _checks.positive_int("tbptt", tbptt)
         if not any(getattr(layer, "stateful", False) for layer in model.modules()):

@@ -213,7 +213,7 @@ class Sequential(nn.Module):
 
     # ---------------------------------------------------------------- training
 
-    def fit(self, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1,
+    def fit(self, x: Any = None, y: Any = None, batch_size: Optional[int] = 32, epochs: int = 1,
             verbose: Union[int, str] = "auto", callbacks: Optional[Sequence[cbks.Callback]] = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
             initial_epoch: int = 0, tbptt: Optional[int] = None,
@@ -261,14 +261,14 @@ class Sequential(nn.Module):
                             validation_steps=validation_steps, validation_batch_size=validation_batch_size,
                             validation_freq=validation_freq)
 
-    def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 0,
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: Optional[int] = 32, verbose: int = 0,
                  sample_weight: Any = None, return_dict: bool = False,
                  steps: Optional[int] = None) -> Union[float, list[float], dict]:
         """The loss, or [loss, *metrics] when metrics were compiled (Keras' order), or with
         ``return_dict`` {name: value}; masks and sample weights count as in fit. x as fit
         takes it; ``steps``: evaluate on that many batches (a generator: until it stops)."""
         self._require_compiled("evaluate")
-        batches = Batches(x, y, _checks.positive_int("batch_size", batch_size), False, need_y=True,
+        batches = Batches(x, y, _checks.batch_size(batch_size), False, need_y=True,
                           sample_weight=sample_weight, steps=_checks.optional_positive_int("steps", steps))
         self.build_from(batches.first_x())
         batches.device = self.device
@@ -337,11 +337,11 @@ class Sequential(nn.Module):
         """Keras' ``predict_on_batch``: predict on x as one batch."""
         return self.predict(x, batch_size=_ONE_BATCH)
 
-    def predict(self, x: Any, batch_size: int = 32, verbose: int = 0,
+    def predict(self, x: Any, batch_size: Optional[int] = 32, verbose: int = 0,
                 steps: Optional[int] = None) -> np.ndarray:
         """Model outputs for x, as a NumPy array (batched; eval mode, no gradients). x as fit
         takes it (a generator may yield x alone); ``steps``: that many batches only."""
-        batches = Batches(x, None, _checks.positive_int("batch_size", batch_size), False, need_y=False,
+        batches = Batches(x, None, _checks.batch_size(batch_size), False, need_y=False,
                           steps=_checks.optional_positive_int("steps", steps))
         self.build_from(batches.first_x())
         batches.device = self.device
