@@ -146,3 +146,48 @@ def test_a_crafted_keras_config_is_refused_before_anything_is_allocated(tmp_path
     with pytest.raises(ValueError):
         gk.interop.load_keras(crafted)
     assert time.perf_counter() - start < 1.0
+
+
+def test_model_save_to_a_keras_name_writes_a_keras_file_that_gk_load_and_resume_read(tmp_path):
+    """Keras users save to "m.keras": Keras' load_model reads the file, and so does gk.load,
+    which gets grukit's own file back from inside it (compile settings, regularizers,
+    grukit's options); ModelCheckpoint("best.keras") writes the training state there too, so
+    fit(resume=...) goes on from it. A Keras-written .keras file loads through gk.load as
+    gk.interop.load_keras reads it; a model Keras cannot hold keeps grukit's file, with a
+    warning."""
+    x = _data()
+    y = np.random.default_rng(1).random((x.shape[0], 2)).astype("float32")
+    gk.set_seed(0)
+    model = gk.Sequential([gl.Input((None, 3)), gl.Masking(0.0), gl.GRU(4, kernel_regularizer="l2"),
+                           gl.Dense(2)])
+    model.compile("adam", "mse", metrics=["mae"])
+    checkpoint = tmp_path / "best.keras"
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[gk.callbacks.ModelCheckpoint(str(checkpoint))])
+    want = model.predict(x)
+    theirs = keras.models.load_model(checkpoint)
+    np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)), want, atol=1e-6)
+    ours = gk.load(str(checkpoint))
+    np.testing.assert_array_equal(ours.predict(x), want)
+    assert ours.compiled and [n for n, _ in ours.metric_fns] == ["mae"] and len(ours.losses) == 1
+    # resume from the Keras-named checkpoint equals an uninterrupted run
+    gk.set_seed(0)
+    whole = gk.Sequential([gl.Input((None, 3)), gl.Masking(0.0), gl.GRU(4, kernel_regularizer="l2"),
+                           gl.Dense(2)])
+    whole.compile("adam", "mse", metrics=["mae"])
+    whole.fit(x, y, epochs=4, verbose=0)
+    model.fit(x, y, epochs=4, verbose=0, callbacks=[gk.callbacks.ModelCheckpoint(str(checkpoint))],
+              resume=str(checkpoint))
+    np.testing.assert_array_equal(model.predict(x), whole.predict(x))
+    # a file Keras wrote: gk.load reads layers and weights (not compiled); resume says why not
+    theirs.save(tmp_path / "keras_wrote.keras")
+    read = gk.load(str(tmp_path / "keras_wrote.keras"))
+    np.testing.assert_allclose(read.predict(x), np.asarray(theirs.predict(x, verbose=0)), atol=1e-6)
+    assert not read.compiled
+    with pytest.raises(ValueError, match="written by Keras: it holds no training state"):
+        model.fit(x, y, epochs=5, verbose=0, resume=str(tmp_path / "keras_wrote.keras"))
+    # layer norm has no Keras counterpart: grukit's file under the name, and a warning that says why
+    norm = gk.Sequential([gl.Input((None, 3)), gl.GRU(4, layer_norm=True)])
+    with pytest.warns(UserWarning, match="grukit's own file .* 'norm.keras': layer 'gru' uses zoneout or "
+                                         "layer_norm"):
+        norm.save(str(tmp_path / "norm.keras"))
+    np.testing.assert_array_equal(gk.load(str(tmp_path / "norm.keras")).predict(x), norm.predict(x))

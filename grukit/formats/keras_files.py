@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import _checks
+from ..training import checkpoint
 from ..training import layers as L
 from ..training import sequential as sequential_module
 from ..training.loading import check_sizes
@@ -251,9 +252,11 @@ def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Sequential
     return model
 
 
-def save_keras(model: Sequential, path: PathLike) -> Path:
+def save_keras(model: Sequential, path: PathLike, grukit: Optional[bytes] = None) -> Path:
     """Write ``model`` as a Keras 3 ``.keras`` file (loadable by ``keras.models.load_model``)
-    or its weights as ``.weights.h5`` (for ``keras_model.load_weights``). Atomic."""
+    or its weights as ``.weights.h5`` (for ``keras_model.load_weights``). Atomic.
+    ``grukit``: grukit's own file of the model (``model.save`` gives it), stored in the
+    ``.keras`` zip as one more member, which Keras leaves alone and gk.load reads."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a grukit.Sequential, got {_checks.describe(model)}")
     if model.input_spec is None:
@@ -279,11 +282,15 @@ def save_keras(model: Sequential, path: PathLike) -> Path:
             z.writestr("metadata.json", json.dumps(meta))
             z.writestr("config.json", json.dumps(config))
             z.writestr("model.weights.h5", buffer.getvalue())
+            if grukit is not None:
+                z.writestr(checkpoint.ZIP_MEMBER, grukit)
     else:
         tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
     return path
 
 
-# Sequential.save_weights / load_weights with a ".weights.h5" path write and read Keras 3's file
+# Sequential.save_weights / load_weights with a ".weights.h5" path write and read Keras 3's file,
+# model.save(".keras") a Keras model file (with grukit's inside) and gk.load a Keras-written one
 sequential_module.WEIGHTS_FILES[".weights.h5"] = (save_keras, load_keras)
+sequential_module.MODEL_FILES[".keras"] = (save_keras, load_keras)

@@ -19,10 +19,12 @@ with, bit for bit. Building a model from a file is loading.py's.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
 import tempfile
+import zipfile
 from typing import Any, Optional
 
 import numpy as np
@@ -51,6 +53,11 @@ def atomic_write(path: str, data: bytes) -> None:
 
 def save_model(model: Any, path: str, extra: Optional[dict] = None, training: Optional[tuple] = None) -> None:
     """``training``: (tensors, info) of capture(), stored beside the weights."""
+    atomic_write(str(path), model_bytes(model, extra, training))
+
+
+def model_bytes(model: Any, extra: Optional[dict] = None, training: Optional[tuple] = None) -> bytes:
+    """The bytes of the file save_model writes."""
     from safetensors.torch import save
 
     if model.input_spec is None:
@@ -62,7 +69,31 @@ def save_model(model: Any, path: str, extra: Optional[dict] = None, training: Op
     if training is not None:
         tensors.update(training[0])
         metadata["grukit_train"] = json.dumps(training[1])
-    atomic_write(str(path), save(tensors, metadata=metadata))
+    return save(tensors, metadata=metadata)
+
+
+ZIP_MEMBER = "grukit.safetensors"  # grukit's own file inside a Keras .keras zip that grukit wrote
+
+
+def file_bytes(path: str, role: str) -> bytes:
+    """The bytes of a grukit file: the file itself, or the grukit member of a .keras zip that
+    grukit wrote (model.save("m.keras") writes both); ``role`` names the argument in errors."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"PK\x03\x04":
+        return data
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            if ZIP_MEMBER in z.namelist():
+                return z.read(ZIP_MEMBER)
+    except zipfile.BadZipFile:
+        pass
+    raise KerasZip(f"{role} {path!r} is a zip file, as Keras' .keras model files are, written by Keras (no "
+                   "grukit model inside): gk.load reads it as a Keras model (gk.interop.load_keras)")
+
+
+class KerasZip(ValueError):
+    """A .keras file that Keras wrote: no grukit model inside."""
 
 
 def read_model_file(path: str) -> tuple[Any, dict]:
@@ -74,11 +105,7 @@ def read_model_file(path: str) -> tuple[Any, dict]:
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path {path!r} is not a file")
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] == b"PK\x03\x04":
-        raise ValueError(f"path {path!r} is a zip file, as Keras' .keras model files are: "
-                         "gk.interop.load_keras(path) reads a Keras model into a gk.Sequential")
+    data = file_bytes(path, "path")
     if data[:8] == b"\x89HDF\r\n\x1a\n":
         raise ValueError(f"path {path!r} is an HDF5 file, as Keras' .h5 and .weights.h5 files are: "
                          "gk.interop.load_keras(path, model) reads Keras 3 weights into a model of the same "
@@ -205,8 +232,11 @@ def read(path: str) -> tuple[dict, dict, dict]:
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        data = file_bytes(path, "resume=")
+    except KerasZip:
+        raise ValueError(f"resume={path!r} is a Keras model file written by Keras: it holds no training "
+                         "state (ModelCheckpoint writes one, under a .keras name too)") from None
     try:
         header_len = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})

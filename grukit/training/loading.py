@@ -8,16 +8,25 @@ import torch
 
 from . import checkpoint, placement
 from . import layers as L
-from .sequential import Sequential
+from .sequential import MODEL_FILES, Sequential
 
 
 def load(path: str, device: Any = "auto") -> Sequential:
     """Read a model written by ``model.save``: layers, weights and compile settings. The
     file holds no device: the model goes to ``device`` ("auto": a GPU when there is one;
-    "cpu", "cuda", "cuda:N"), wherever it was saved."""
+    "cpu", "cuda", "cuda:N"), wherever it was saved. A ``.keras`` file that Keras wrote is
+    read as gk.interop.load_keras reads it (layers and weights; not compiled)."""
     path = str(path)
     device = placement.check("device", device)
-    config, tensors = checkpoint.read_model_file(path)
+    try:
+        config, tensors = checkpoint.read_model_file(path)
+    except checkpoint.KerasZip:
+        if ".keras" not in MODEL_FILES:
+            raise
+        model = MODEL_FILES[".keras"][1](path)  # a model Keras wrote
+        model.device_spec = device
+        model._place()
+        return model
     try:
         return _build(config, tensors, path, device)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:

@@ -42,6 +42,9 @@ _ONE_BATCH = 2**31 - 1  # a batch size no data reaches: train_on_batch and frien
 # Weights files of other formats: {suffix: (write(model, path), read(path, model))}, registered by
 # grukit.formats, which builds on this ring (Keras 3's ".weights.h5": formats/keras_files.py)
 WEIGHTS_FILES: dict[str, tuple[Any, Any]] = {}
+# Model files of other formats, the same way: {suffix: (write(model, path, grukit_bytes), read(path))}
+# (Keras 3's ".keras": a Keras model file that holds grukit's own file too)
+MODEL_FILES: dict[str, tuple[Any, Any]] = {}
 
 
 class Sequential(nn.Module):
@@ -451,11 +454,27 @@ class Sequential(nn.Module):
         """One file: safetensors weights with the JSON config in its header, written
         atomically. ``gk.load(path)`` reads it back without executing any code; a
         JSON-able ``extra`` dict comes back as ``model.extra``. ``training`` is for
-        ModelCheckpoint: the state that ``fit(..., resume=path)`` goes on from."""
-        if str(path).endswith((".keras", ".h5")):
+        ModelCheckpoint: the state that ``fit(..., resume=path)`` goes on from.
+
+        A path ending in ``.keras`` gets a Keras 3 model file (``keras.models.load_model``
+        reads it) that holds grukit's own file as one more member, so that ``gk.load`` and
+        ``resume`` get everything back (grukit's options, the compile settings, the training
+        state); a model Keras cannot hold (layer norm, zoneout, MinGRU) gets grukit's own
+        file under that name, with a warning."""
+        suffix = os.path.splitext(str(path))[1]
+        if suffix in MODEL_FILES:  # ".keras": a Keras file, with grukit's own inside it
+            data = checkpoint.model_bytes(self, extra, training)
+            try:
+                MODEL_FILES[suffix][0](self, path, data)
+                return
+            except (ValueError, ImportError) as exc:  # a layer Keras does not have; h5py missing
+                why = f": {exc}"
+        else:
+            why = "; model.save('m.keras') writes a Keras file"
+        if suffix in (".keras", ".h5"):
             warnings.warn(f"model.save writes grukit's own file (safetensors and JSON), which gk.load reads "
-                          f"and Keras does not, under Keras' file name {os.path.basename(str(path))!r}; "
-                          "gk.interop.save_keras(model, path) writes a Keras file", stacklevel=2)
+                          f"and Keras does not, under Keras' file name {os.path.basename(str(path))!r}{why}",
+                          stacklevel=2)
         checkpoint.save_model(self, path, extra, training)
 
     def _output_shapes(self) -> list[str]:
