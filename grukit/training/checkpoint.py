@@ -88,8 +88,9 @@ def file_bytes(path: str, role: str) -> bytes:
                 return z.read(ZIP_MEMBER)
     except zipfile.BadZipFile:
         pass
-    raise KerasZip(f"{role} {path!r} is a zip file, as Keras' .keras model files are, written by Keras (no "
-                   "grukit model inside): gk.load reads it as a Keras model (gk.interop.load_keras)")
+    raise KerasZip(f"{role} {path!r} is a zip file, as Keras' .keras model files are, with no grukit model "
+                   "inside: a Keras model file loads with gk.load under a name ending in .keras, or "
+                   "with gk.interop.load_keras")
 
 
 class KerasZip(ValueError):

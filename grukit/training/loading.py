@@ -21,7 +21,7 @@ def load(path: str, device: Any = "auto") -> Sequential:
     try:
         config, tensors = checkpoint.read_model_file(path)
     except checkpoint.KerasZip:
-        if ".keras" not in MODEL_FILES:
+        if ".keras" not in MODEL_FILES or not path.endswith(".keras"):
             raise
         model = MODEL_FILES[".keras"][1](path)  # a model Keras wrote
         model.device_spec = device
