@@ -755,3 +755,50 @@ def test_batch_size_none_is_keras_default_of_32():
     assert model.evaluate(x, y, batch_size=None) == pytest.approx(model.evaluate(x, y, batch_size=32))
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         model.predict(x, batch_size=0)
+
+
+def test_frozen_layers_and_pretrained_embeddings_train_as_keras(tmp_path):
+    """The pretrained-vectors tutorial: Embedding(weights=[matrix], trainable=False) keeps its
+    vectors through fit while the rest learns, as Keras' does (the same losses epoch by epoch);
+    layer.trainable / model.trainable set later freeze a built layer; summary and count_params
+    split the weights as Keras' do; a .keras file keeps the flags both ways."""
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(20, 6)).astype("float32")
+    ids, y = rng.integers(0, 20, (16, 5)), rng.random((16, 1)).astype("float32")
+    with pytest.warns(DeprecationWarning, match="input_length is deprecated"):
+        embedding = gl.Embedding(20, 6, weights=[vectors], input_length=5, trainable=False)
+    ours = gk.Sequential([gl.Input((5,), dtype="int64"), embedding, gl.GRU(4), gl.Dense(1)])
+    theirs = keras.Sequential([keras.Input((5,), dtype="int32"),
+                               keras.layers.Embedding(20, 6, weights=[vectors], trainable=False),
+                               keras.layers.GRU(4), keras.layers.Dense(1)])
+    theirs.set_weights(ours.get_weights())
+    ours.compile("sgd", "mse")
+    theirs.compile(keras.optimizers.SGD(), "mse")
+    got = ours.fit(ids, y, batch_size=4, epochs=3, shuffle=False, verbose=0).history["loss"]
+    want = theirs.fit(ids, y, batch_size=4, epochs=3, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    np.testing.assert_array_equal(ours.get_weights()[0], vectors)
+    assert ours.count_params() == theirs.count_params() == 269
+    text = ours.summary()
+    assert "trainable params: 149" in text and "non-trainable params: 120" in text
+    ours.save(tmp_path / "frozen.keras")
+    flags = [la.trainable for la in keras.models.load_model(tmp_path / "frozen.keras").layers]
+    assert flags == [False, True, True]
+    assert [la.trainable for la in gk.load(str(tmp_path / "frozen.keras")).layers] == [True, False, True,
+                                                                                     True]
+    theirs.save(tmp_path / "keras_frozen.keras")
+    assert [la.trainable for la in gk.load(str(tmp_path / "keras_frozen.keras")).layers][1] is False
+    # freezing a built layer, and the whole model
+    gru = ours.layers[2]
+    gru.trainable = False
+    before = [w.copy() for w in ours.get_weights()]
+    ours.fit(ids, y, epochs=1, verbose=0)
+    after = ours.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before[:4], after[:4], strict=True))  # embedding, GRU
+    assert not np.array_equal(before[4], after[4])  # Dense still learns
+    ours.trainable = False
+    assert not ours.trainable and ours.summary().endswith("trainable params: 0\nnon-trainable params: 269")
+    with pytest.raises(TypeError, match="trainable must be a bool"):
+        gl.Dense(1, trainable="no")
+    with pytest.raises(ValueError, match=r"weights: variables of shapes \[\(20, 5\)\] do not fit Embedding"):
+        gl.Embedding(20, 6, weights=[vectors[:, :5]])

@@ -128,6 +128,13 @@ def _read_weights(model: Sequential, names: list[str], source: Any) -> None:
 # ------------------------------------------------------------- config.json
 
 def _layer_from_keras(entry: dict) -> Optional[L.Layer]:
+    layer = _layer_kind_from_keras(entry)
+    if layer is not None and entry.get("config", {}).get("trainable") is False:
+        layer.trainable = False  # a layer frozen in Keras stays frozen
+    return layer
+
+
+def _layer_kind_from_keras(entry: dict) -> Optional[L.Layer]:
     cls, cfg = entry.get("class_name"), entry.get("config", {})
     if cls == "InputLayer":
         shape = cfg.get("batch_shape") or [None, *cfg.get("shape", [])]
@@ -175,8 +182,8 @@ def _layer_from_keras(entry: dict) -> Optional[L.Layer]:
 
 def _layer_to_keras(layer: L.Layer, name: str) -> dict:
     def entry(cls: str, cfg: dict) -> dict:
-        return {"module": "keras.layers", "class_name": cls, "config": {"name": name, "trainable": True,
-                "dtype": "float32", **cfg}, "registered_name": None}
+        return {"module": "keras.layers", "class_name": cls, "config": {"name": name,
+                "trainable": layer.trainable, "dtype": "float32", **cfg}, "registered_name": None}
 
     if isinstance(layer, L.Input):
         dtype = "int32" if layer.dtype.startswith("int") else "float32"

@@ -9,6 +9,7 @@ lengths for its engine. Layers are ``torch.nn.Module``s; ``get_config`` gives wh
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -37,10 +38,12 @@ def _copy_into(params: list, values: list, where: str, kind: str, shown: Optiona
             p.copy_(torch.from_numpy(np.ascontiguousarray(v)))
 
 
-def count_params(module: nn.Module) -> int:
+def count_params(module: nn.Module, trainable: Optional[bool] = None) -> int:
     """The weights of a layer or model as Keras counts them (a reset_after=False GRU's zero
-    recurrent bias is not one of them)."""
-    return sum(p.numel() for p in module.parameters() if getattr(p, "keras_weight", True))
+    recurrent bias is not one of them): all, or those that fit trains (``trainable=True``) or
+    leaves alone (False)."""
+    return sum(p.numel() for p in module.parameters() if getattr(p, "keras_weight", True)
+               and (trainable is None or p.requires_grad == trainable))
 
 
 def split_weights(weights: Any, counts: list[int]) -> list[list[Any]]:
@@ -55,12 +58,14 @@ class Layer(nn.Module):
     Every layer also takes Keras' common keywords: ``name`` (shown by ``summary()``),
     ``input_shape`` (one sample's shape: on a Sequential model's first layer it declares
     the input, as ``Input(input_shape)`` before it would; Keras 2 tutorials write it so) and
-    ``dtype="float32"`` (the only one; ``gk.quantize`` makes bfloat16 models). Any other
-    keyword is a TypeError that names it."""
+    ``dtype="float32"`` (the only one; ``gk.quantize`` makes bfloat16 models) and
+    ``trainable`` (False: fit leaves its weights as they are, as Keras' frozen layers; settable
+    later, ``layer.trainable = False``). Any other keyword is a TypeError that names it."""
 
     def __init__(self, name: Optional[str] = None, input_shape: Optional[tuple] = None,
-                 dtype: Optional[str] = None, **unknown: Any) -> None:
+                 dtype: Optional[str] = None, trainable: bool = True, **unknown: Any) -> None:
         super().__init__()
+        self._trainable = _checks.boolean("trainable", trainable)
         if unknown:
             k = sorted(unknown)[0]
             raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {k!r} (grukit's "
@@ -131,7 +136,20 @@ class Layer(nn.Module):
         if not self.built:
             self.build(tuple(x.shape))
             self.built = True
+            self.trainable = self._trainable  # the weights made by build follow it
         return self.call(x, mask, **kwargs)
+
+    @property
+    def trainable(self) -> bool:
+        """Keras' ``trainable``: whether fit updates this layer's weights."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = _checks.boolean("trainable", value)
+        for p in self.parameters():
+            if getattr(p, "keras_weight", True):  # a reset_after=False GRU's zero bias stays frozen
+                p.requires_grad_(self._trainable)
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -212,7 +230,10 @@ class Embedding(Layer):
 
     def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False,
                  embeddings_initializer: Any = None, embeddings_regularizer: Any = None,
-                 **keras: Any) -> None:
+                 weights: Any = None, input_length: Optional[int] = None, **keras: Any) -> None:
+        if input_length is not None:  # Keras 2's; Keras 3 drops it with this warning
+            warnings.warn("Embedding's input_length is deprecated (Keras 3 ignores it too): just remove it",
+                          DeprecationWarning, stacklevel=2)
         super().__init__(**keras)
         self.input_dim = _checks.positive_int("input_dim", input_dim)
         self.output_dim = _checks.positive_int("output_dim", output_dim)
@@ -222,7 +243,11 @@ class Embedding(Layer):
         nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras' default initialiser
         self._initialize(lambda _, drawn: _copy_into([self.embedding.weight], [drawn["embeddings"]],
                                                      "embeddings_initializer", "Embedding"))
+        if weights is not None:  # Keras' pretrained vectors: weights=[matrix] (or the matrix)
+            matrix = weights[0] if isinstance(weights, (list, tuple)) and len(weights) == 1 else weights
+            _copy_into([self.embedding.weight], [matrix], "weights", "Embedding")
         self.built = True
+        self.trainable = self._trainable
 
     def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
         return [[("embeddings", self.embedding.weight)]]
@@ -622,6 +647,7 @@ class GRU(Layer):
         """Take other's initializers and regularizers as they are (Bidirectional's copies of a
         layer; get_config holds the regularizers only in their saved form)."""
         self.initializers, self.regularizers = dict(other.initializers), dict(other.regularizers)
+        self._trainable = other.trainable
         return self
 
 

@@ -397,6 +397,16 @@ class Sequential(nn.Module):
                          "grukit's whole-model file")
 
     @property
+    def trainable(self) -> bool:
+        """Keras' ``model.trainable``: False freezes every layer (each layer has its own too)."""
+        return all(layer.trainable for layer in self.layers)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for layer in self.layers:
+            layer.trainable = value
+
+    @property
     def losses(self) -> list[Tensor]:
         """Keras' ``model.losses``: every layer's weight penalties (kernel_regularizer and the
         like), which fit and evaluate add to the loss."""
@@ -445,7 +455,8 @@ class Sequential(nn.Module):
 
     def get_config(self) -> dict[str, Any]:
         return {"layers": [{"class_name": type(layer).__name__,
-                            "config": {**layer.get_config(), **({"name": layer.name} if layer.name else {})}}
+                            "config": {**layer.get_config(), **({"name": layer.name} if layer.name else {}),
+                                       **({} if layer.trainable else {"trainable": False})}}
                            for layer in self.layers],
                 "input_spec": None if self.input_spec is None else
                 {"shape": self.input_spec[0], "dtype": self.input_spec[1]}}
@@ -525,7 +536,10 @@ class Sequential(nn.Module):
             n = L.count_params(layer)
             kind = type(layer).__name__
             lines.append(f"{f'{layer.name} ({kind})' if layer.name else kind:<28}{shape:<{width}}{n:>10,}")
-        lines.append(f"total params: {L.count_params(self):,}")
+        total, frozen = L.count_params(self), L.count_params(self, trainable=False)
+        lines.append(f"total params: {total:,}")
+        lines.append(f"trainable params: {total - frozen:,}")
+        lines.append(f"non-trainable params: {frozen:,}")
         text = "\n".join(lines)
         print(text)
         return text
