@@ -802,3 +802,51 @@ def test_frozen_layers_and_pretrained_embeddings_train_as_keras(tmp_path):
         gl.Dense(1, trainable="no")
     with pytest.raises(ValueError, match=r"weights: variables of shapes \[\(20, 5\)\] do not fit Embedding"):
         gl.Embedding(20, 6, weights=[vectors[:, :5]])
+
+
+def test_keras_data_utilities_give_keras_results():
+    """gk.utils.pad_sequences and to_categorical equal keras.utils' on the same inputs;
+    timeseries_dataset_from_array gives Keras' windows (its docstring's example) in batches
+    that fit trains on."""
+    rng = np.random.default_rng(0)
+    sequences = [list(rng.integers(1, 9, size=n)) for n in (0, 1, 3, 6, 4)]
+    for kwargs in ({}, {"maxlen": 4}, {"maxlen": 4, "padding": "post", "truncating": "post"},
+                   {"value": -1, "truncating": "post"}, {"maxlen": 7, "dtype": "float32", "value": 0.5}):
+        ours = gk.utils.pad_sequences(sequences, **kwargs)
+        theirs = keras.utils.pad_sequences(sequences, **kwargs)
+        assert ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(ours, theirs)
+    vectors = [rng.normal(size=(n, 3)) for n in (2, 5)]
+    np.testing.assert_array_equal(gk.utils.pad_sequences(vectors, dtype="float64", padding="post"),
+                                  keras.utils.pad_sequences(vectors, dtype="float64", padding="post"))
+    for labels, kwargs in (([0, 2, 1, 2], {}), ([[1], [0], [3]], {}), ([[0, 1], [2, 2]], {"num_classes": 5})):
+        ours, theirs = gk.utils.to_categorical(labels, **kwargs), keras.utils.to_categorical(labels, **kwargs)
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match="beyond num_classes=2"):
+        gk.utils.to_categorical([0, 2], num_classes=2)
+    with pytest.raises(ValueError, match="padding must be one of"):
+        gk.utils.pad_sequences(sequences, padding="middle")
+    # Keras' example: steps 0..98, 10 steps every 2nd, a window every 3 steps
+    windows = gk.utils.timeseries_dataset_from_array(np.arange(99), None, sequence_length=10, sampling_rate=2,
+                                                     sequence_stride=3, batch_size=None)
+    assert [windows[0].tolist(), windows[1].tolist(), windows[len(windows) - 1].tolist()] == [
+        list(range(0, 20, 2)), list(range(3, 23, 2)), list(range(78, 98, 2))]
+    # the forecasting tutorial's use: x[t - 5 .. t - 1] predicts y[t], batches for fit
+    series = np.sin(np.arange(300) / 8)[:, None].astype("float32")
+    data = gk.utils.timeseries_dataset_from_array(series[:-5], series[5:, 0], sequence_length=5,
+                                                  batch_size=32, shuffle=True, seed=1)
+    x0, y0 = next(iter(data))
+    assert tuple(x0.shape) == (32, 5, 1) and tuple(y0.shape) == (32,)
+    first = [xb[:, 0, 0] for xb, _ in data]
+    again = [xb[:, 0, 0] for xb, _ in data]
+    assert not torch.equal(torch.cat(first), torch.cat(again))  # each pass newly shuffled
+    in_order = gk.utils.timeseries_dataset_from_array(series[:-5], series[5:, 0], sequence_length=5,
+                                                      batch_size=32)
+    xb, yb = next(iter(in_order))  # window i: steps i .. i + 4; its target: step i + 5
+    np.testing.assert_array_equal(xb.numpy(), np.stack([series[i:i + 5] for i in range(32)]))
+    np.testing.assert_array_equal(yb.numpy(), series[5:37, 0])
+    model = gk.Sequential([gl.GRU(8), gl.Dense(1)])
+    model.compile("adam", "mse")
+    history = model.fit(data, epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 3 and model.steps_per_epoch == len(data) == 10
