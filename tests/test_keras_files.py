@@ -148,6 +148,7 @@ def test_a_crafted_keras_config_is_refused_before_anything_is_allocated(tmp_path
     assert time.perf_counter() - start < 1.0
 
 
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # Keras: a fresh optimizer
 def test_model_save_to_a_keras_name_writes_a_keras_file_that_gk_load_and_resume_read(tmp_path):
     """Keras users save to "m.keras": Keras' load_model reads the file, and so does gk.load,
     which gets grukit's own file back from inside it (compile settings, regularizers,
@@ -178,11 +179,11 @@ def test_model_save_to_a_keras_name_writes_a_keras_file_that_gk_load_and_resume_
     model.fit(x, y, epochs=4, verbose=0, callbacks=[gk.callbacks.ModelCheckpoint(str(checkpoint))],
               resume=str(checkpoint))
     np.testing.assert_array_equal(model.predict(x), whole.predict(x))
-    # a file Keras wrote: gk.load reads layers and weights (not compiled); resume says why not
+    # a file Keras wrote: gk.load reads layers, weights and compile settings; resume says why not
     theirs.save(tmp_path / "keras_wrote.keras")
     read = gk.load(str(tmp_path / "keras_wrote.keras"))
     np.testing.assert_allclose(read.predict(x), np.asarray(theirs.predict(x, verbose=0)), atol=1e-6)
-    assert not read.compiled
+    assert read.compiled and [n for n, _ in read.metric_fns] == ["mae"]
     with pytest.raises(ValueError, match="written by Keras: it holds no training state"):
         model.fit(x, y, epochs=5, verbose=0, resume=str(tmp_path / "keras_wrote.keras"))
     # layer norm has no Keras counterpart: grukit's file under the name, and a warning that says why
@@ -191,3 +192,35 @@ def test_model_save_to_a_keras_name_writes_a_keras_file_that_gk_load_and_resume_
                                          "layer_norm"):
         norm.save(str(tmp_path / "norm.keras"))
     np.testing.assert_array_equal(gk.load(str(tmp_path / "norm.keras")).predict(x), norm.predict(x))
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # Keras: a fresh optimizer
+def test_compile_settings_travel_both_ways_through_keras_files(tmp_path):
+    """A model compiled with names both know comes out of the other library compiled the same
+    way (optimizer, learning rate, loss, metrics; the optimizer's state starts afresh, which
+    Keras notes in a warning); settings grukit has not (a metric it lacks) leave the loaded
+    model uncompiled, with a warning that says so."""
+    x = _data()
+    y = np.random.default_rng(3).random((x.shape[0], 1)).astype("float32")
+    ours = gk.Sequential([gl.Input((None, 3)), gl.GRU(4), gl.Dense(1)])
+    ours.compile("rmsprop", "mse", metrics=["mae"], learning_rate=0.005)
+    ours.save(tmp_path / "ours.keras")
+    theirs = keras.models.load_model(tmp_path / "ours.keras")
+    assert theirs.compiled and type(theirs.optimizer).__name__ == "RMSprop"
+    assert float(theirs.optimizer.learning_rate) == pytest.approx(0.005)
+    np.testing.assert_allclose(theirs.evaluate(x, y, verbose=0), ours.evaluate(x, y), rtol=1e-5)
+    keras_model = _keras_model()
+    keras_model.compile(keras.optimizers.Adam(0.02), keras.losses.CategoricalCrossentropy(),
+                        metrics=["accuracy"])
+    keras_model.save(tmp_path / "theirs.keras")
+    read = gk.load(str(tmp_path / "theirs.keras"))
+    assert read.compiled and read.compile_config == {
+        "optimizer": "adam", "learning_rate": pytest.approx(0.02), "loss": "CategoricalCrossentropy",
+        "metrics": ["accuracy"]}
+    labels = np.eye(2, dtype="float32")[[0, 1, 1, 0]]
+    np.testing.assert_allclose(read.evaluate(x, labels), keras_model.evaluate(x, labels, verbose=0),
+                               rtol=1e-5)
+    keras_model.compile("adam", "categorical_crossentropy", metrics=[keras.metrics.AUC()])
+    keras_model.save(tmp_path / "auc.keras")
+    with pytest.warns(UserWarning, match="auc.keras: the Keras model's compile settings were not taken"):
+        assert not gk.load(str(tmp_path / "auc.keras")).compiled

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -256,7 +257,53 @@ def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Sequential
         layers.insert(0, L.Input(tuple(shape[1:])))
     model = Sequential(layers)
     _read_weights(model, _auto_names(model), io.BytesIO(weights))
+    if config.get("compile_config"):
+        _compile_from_keras(model, config["compile_config"], path.name)
     return model
+
+
+# grukit's optimizer names and Keras' classes of the same optimizers
+_KERAS_OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop",
+                     "adagrad": "Adagrad", "adamax": "Adamax", "nadam": "Nadam", "adadelta": "Adadelta"}
+
+
+def _compile_to_keras(model: Sequential) -> Optional[dict]:
+    """Keras' compile_config for a model compiled with names Keras knows (so that Keras'
+    load_model gives it compiled), else None."""
+    cfg = getattr(model, "compile_config", None) if model.compiled else None
+    if not cfg or cfg.get("optimizer") not in _KERAS_OPTIMIZERS or not cfg.get("loss") \
+            or len(cfg.get("metrics") or []) != len(model.metric_fns):
+        return None
+    optimizer: Any = cfg["optimizer"]
+    if cfg.get("learning_rate") is not None:
+        optimizer = {"module": "keras.optimizers", "class_name": _KERAS_OPTIMIZERS[optimizer],
+                     "config": {"learning_rate": float(cfg["learning_rate"])}, "registered_name": None}
+    return {"optimizer": optimizer, "loss": cfg["loss"], "loss_weights": None,
+            "metrics": cfg["metrics"] or None, "weighted_metrics": None, "run_eagerly": False,
+            "steps_per_execution": 1, "jit_compile": False}
+
+
+def _compile_from_keras(model: Sequential, cc: Any, where: str) -> None:
+    """Compile ``model`` as a Keras file's compile_config says, where grukit has the same
+    optimizer, loss and metrics; else leave it uncompiled, with a warning that says why."""
+    def name(item: Any) -> Any:
+        return item.get("class_name") if isinstance(item, dict) else item
+
+    try:
+        optimizer, rate = name(cc.get("optimizer")), None
+        if isinstance(cc.get("optimizer"), dict):
+            rate = cc["optimizer"].get("config", {}).get("learning_rate")
+            rate = float(rate) if isinstance(rate, (int, float)) else None
+        loss = cc.get("loss")
+        settings = loss.get("config", {}) if isinstance(loss, dict) else {}
+        if settings.get("from_logits") or settings.get("label_smoothing"):
+            raise ValueError(f"the loss takes from_logits/label_smoothing ({settings}), which grukit's "
+                             "losses do not")
+        metrics = [name(m) for m in cc.get("metrics") or []]
+        model.compile(str(optimizer).lower(), name(loss), metrics or None, learning_rate=rate)
+    except (ValueError, TypeError, AttributeError) as exc:
+        warnings.warn(f"{where}: the Keras model's compile settings were not taken ({exc}); call "
+                      "model.compile before fit", stacklevel=3)
 
 
 def save_keras(model: Sequential, path: PathLike, grukit: Optional[bytes] = None) -> Path:
@@ -284,6 +331,9 @@ def save_keras(model: Sequential, path: PathLike, grukit: Optional[bytes] = None
             layers.insert(0, _layer_to_keras(L.Input(tuple([None] + shape[1:]), dtype=dtype), "input_layer"))
         config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
                   "config": {"name": "sequential", "trainable": True, "dtype": "float32", "layers": layers}}
+        compiled = _compile_to_keras(model)
+        if compiled is not None:
+            config["compile_config"] = compiled
         meta = {"keras_version": _KERAS_VERSION, "date_saved": "", "producer": "grukit"}
         with zipfile.ZipFile(tmp, "w") as z:
             z.writestr("metadata.json", json.dumps(meta))

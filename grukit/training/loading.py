@@ -15,7 +15,8 @@ def load(path: str, device: Any = "auto") -> Sequential:
     """Read a model written by ``model.save``: layers, weights and compile settings. The
     file holds no device: the model goes to ``device`` ("auto": a GPU when there is one;
     "cpu", "cuda", "cuda:N"), wherever it was saved. A ``.keras`` file that Keras wrote is
-    read as gk.interop.load_keras reads it (layers and weights; not compiled)."""
+    read as gk.interop.load_keras reads it (layers, weights and the compile settings grukit
+    has too)."""
     path = str(path)
     device = placement.check("device", device)
     try:
