@@ -850,3 +850,23 @@ def test_keras_data_utilities_give_keras_results():
     model.compile("adam", "mse")
     history = model.fit(data, epochs=3, verbose=0)
     assert len(history.history["loss"]) == 3 and model.steps_per_epoch == len(data) == 10
+
+
+def test_lambda_callback_calls_its_functions_as_keras():
+    seen = []
+    callback = gk.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: seen.append(("begin", dict(logs))),
+        on_epoch_end=lambda epoch, logs: seen.append(("epoch", epoch, sorted(logs))),
+        on_batch_end=lambda batch, logs: seen.append(("batch", batch)),  # Keras 2's name
+        on_train_end=lambda logs: seen.append(("end",)))
+    model = gk.Sequential([gl.Dense(1)])
+    model.compile("sgd", "mse", metrics=["mae"])
+    x, y = np.ones((6, 2)), np.zeros((6, 1))
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[callback], validation_data=(x, y))
+    logged = ["loss", "mae", "val_loss", "val_mae"]
+    assert seen == [("begin", {}), ("batch", 0), ("batch", 1), ("epoch", 0, logged),
+                    ("batch", 0), ("batch", 1), ("epoch", 1, logged), ("end",)]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'on_epoch_ends'"):
+        gk.callbacks.LambdaCallback(on_epoch_ends=print)
+    with pytest.raises(TypeError, match="on_epoch_end must be a function"):
+        gk.callbacks.LambdaCallback(on_epoch_end=3)

@@ -428,6 +428,34 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
+class LambdaCallback(Callback):
+    """Keras' LambdaCallback: functions for the hooks, as the text-generation tutorials write
+    one (``LambdaCallback(on_epoch_end=sample_text)``): ``on_epoch_begin/on_epoch_end(epoch,
+    logs)``, ``on_train_batch_begin/on_train_batch_end(batch, logs)`` (Keras 2's
+    ``on_batch_begin/on_batch_end`` too), ``on_train_begin/on_train_end(logs)``."""
+
+    HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_begin", "on_train_end", "on_train_batch_begin",
+             "on_train_batch_end")
+
+    def __init__(self, **hooks: Any) -> None:
+        aliases = {"on_batch_begin": "on_train_batch_begin", "on_batch_end": "on_train_batch_end"}
+        for name, fn in hooks.items():
+            hook = aliases.get(name, name)
+            if hook not in self.HOOKS:
+                raise TypeError(f"LambdaCallback() got an unexpected keyword argument {name!r} (hooks: "
+                                f"{', '.join(self.HOOKS + tuple(aliases))})")
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be a function, got {type(fn).__name__} {fn!r}")
+            if fn is not None:  # the instance's function stands in for the method; logs as Keras': a dict
+                setattr(self, hook, _with_logs(fn, indexed="batch" in hook or "epoch" in hook))
+
+
+def _with_logs(fn: Any, indexed: bool) -> Any:
+    if indexed:
+        return lambda index, logs=None: fn(index, {} if logs is None else logs)
+    return lambda logs=None: fn({} if logs is None else logs)
+
+
 class TensorBoard(Callback):
     """Keras' TensorBoard callback: per epoch, every logged value as a scalar ``epoch_<name>``
     (training values under ``log_dir/train``, ``val_`` ones under ``log_dir/validation``,
