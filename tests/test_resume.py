@@ -1,6 +1,7 @@
 """ModelCheckpoint keeps the training state; fit(..., resume=path) goes on from it. A run
 killed with SIGKILL mid-epoch and resumed ends with the weights of an uninterrupted run."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -193,3 +194,43 @@ def test_a_crafted_header_is_refused_before_anything_is_allocated(tmp_path, fiel
     _with_header(path, shape_bomb, lambda c: c["model"]["input_spec"].__setitem__("shape", [10**12]))
     loaded = gk.load(str(shape_bomb))  # a huge T allocates nothing: the build takes one step
     assert loaded.predict(np.ones((2, 6), dtype="int64")).shape == (2, 1)
+
+
+class _Crash(gk.callbacks.Callback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt("killed")
+
+
+def test_backup_and_restore_goes_on_after_a_kill_as_keras(tmp_path):
+    """Keras' BackupAndRestore: a run killed in epoch 3 is run again as it was and ends with the
+    weights and history of a run never killed; the backup is gone once training ended."""
+    x = np.random.default_rng(0).random((24, 6, 2)).astype("float32")
+    y = x.sum(axis=(1, 2))[:, None]
+
+    def run(callbacks):
+        gk.set_seed(3)
+        model = gk.Sequential([gk.layers.GRU(4), gk.layers.Dense(1)])
+        model.compile("adam", "mse")
+        return model, model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=callbacks,
+                                validation_split=0.25)
+
+    whole, whole_history = run([])
+    backup = gk.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(KeyboardInterrupt):
+        run([backup, _Crash(at=2)])
+    assert os.path.isfile(backup.path)  # epochs 1 and 2 backed up; killed in epoch 3, before its backup
+    gk.set_seed(99)  # the run again restores the random generators as well
+    model = gk.Sequential([gk.layers.GRU(4), gk.layers.Dense(1)])
+    model.compile("adam", "mse")
+    history = model.fit(x, y, epochs=5, batch_size=8, verbose=0, validation_split=0.25,
+                        callbacks=[gk.callbacks.BackupAndRestore(str(tmp_path / "backup"))])
+    for a, b in zip(model.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert history.history == whole_history.history
+    assert not os.path.exists(backup.path)
+    with pytest.raises(ValueError, match="save_freq must be 'epoch'"):
+        gk.callbacks.BackupAndRestore(str(tmp_path), save_freq=100)

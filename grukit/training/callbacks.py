@@ -295,6 +295,40 @@ class ModelCheckpoint(_Monitor):
         self.model.save(path, training=state)
 
 
+class BackupAndRestore(Callback):
+    """Keras' fault tolerance: after every epoch the model and its training state go to
+    ``backup_dir`` (as ModelCheckpoint writes them); a ``fit`` that starts while a backup is
+    there goes on from it, as ``fit(..., resume=path)`` would, so a script that was killed is
+    simply run again. Once training ends (all epochs, or stopped by a callback) the backup
+    is deleted, unless ``delete_checkpoint=False``. The backup is written each epoch
+    (``save_freq="epoch"``, the only value taken)."""
+
+    writes_checkpoint = True  # after the other callbacks: the epoch is whole
+
+    def __init__(self, backup_dir: str, save_freq: str = "epoch", delete_checkpoint: bool = True) -> None:
+        if save_freq != "epoch":
+            raise ValueError(f"save_freq must be 'epoch' (grukit backs up after each epoch), got "
+                             f"{save_freq!r}")
+        if not isinstance(backup_dir, (str, os.PathLike)) or not str(backup_dir):
+            raise TypeError(f"backup_dir must be a folder's path, got {backup_dir!r}")
+        self.path = os.path.join(str(backup_dir), "backup.grukit")
+        self.delete_checkpoint = bool(delete_checkpoint)
+
+    def resume_path(self) -> Optional[str]:
+        """The backup fit goes on from, when there is one."""
+        return self.path if os.path.isfile(self.path) else None
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        if distributed.is_main() and "optimizer" in self.params:
+            p = self.params
+            state = checkpoint.capture(p["optimizer"], p["callbacks"], p["history"], epoch)
+            self.model.save(self.path, training=state)
+
+    def on_train_end(self, logs: Optional[Logs] = None) -> None:
+        if self.delete_checkpoint and distributed.is_main() and os.path.isfile(self.path):
+            os.remove(self.path)
+
+
 class ReduceLROnPlateau(_Monitor):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement."""
 

@@ -257,6 +257,9 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
         cb.set_model(model)
         cb.set_params(params)
         cb.on_train_begin()
+    if resume is None:  # a BackupAndRestore's backup: a run that was killed goes on
+        resume = next((cb.resume_path() for cb in cb_list if isinstance(cb, cbks.BackupAndRestore)
+                       and cb.resume_path()), None)
     if resume is not None:
         initial_epoch = _resume(model, str(resume), optimizer, cb_list, history)
         validate_after = _validation_epochs(validation_freq, initial_epoch, epochs, val)
