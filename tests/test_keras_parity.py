@@ -870,3 +870,54 @@ def test_lambda_callback_calls_its_functions_as_keras():
         gk.callbacks.LambdaCallback(on_epoch_ends=print)
     with pytest.raises(TypeError, match="on_epoch_end must be a function"):
         gk.callbacks.LambdaCallback(on_epoch_end=3)
+
+
+@pytest.mark.parametrize("steps", [23, 24])
+@pytest.mark.parametrize("padding, strides, dilation", [("valid", 1, 1), ("valid", 3, 1), ("same", 2, 1),
+                                                         ("same", 1, 2), ("causal", 1, 2), ("causal", 2, 1)])
+def test_conv1d_pooling_flatten_layers_equal_keras(tmp_path, steps, padding, strides, dilation):
+    """The convolution-then-GRU models and the dense baseline of the forecasting tutorials:
+    Conv1D (every padding, strides, dilation), MaxPooling1D, GlobalMaxPooling1D, Activation,
+    RepeatVector, Flatten, on the same weights as Keras' layers, through .keras files both ways."""
+    pool = "valid" if padding == "causal" else "same"
+    x = np.random.default_rng(steps).normal(size=(4, steps, 3)).astype("float32")
+
+    def stack(lib):
+        return [lib.Conv1D(5, 4, strides=strides, dilation_rate=dilation, padding=padding, activation="relu"),
+                lib.MaxPooling1D(3, padding=pool), lib.GRU(4, return_sequences=True),
+                lib.GlobalMaxPooling1D(), lib.Activation("tanh"), lib.RepeatVector(2), lib.Flatten(),
+                lib.Dense(1)]
+
+    theirs = keras.Sequential([keras.Input((steps, 3)), *stack(keras.layers)])
+    ours = gk.Sequential([gl.Input((steps, 3)), *stack(gl)])
+    ours.set_weights(theirs.get_weights())
+    want = np.asarray(theirs.predict(x, verbose=0))
+    np.testing.assert_allclose(ours.predict(x), want, atol=1e-5)
+    assert ours.count_params() == theirs.count_params()
+    ours.save(tmp_path / "ours.keras")
+    reread = keras.models.load_model(tmp_path / "ours.keras")
+    np.testing.assert_allclose(np.asarray(reread.predict(x, verbose=0)), want, atol=1e-5)
+    theirs.save(tmp_path / "theirs.keras")
+    np.testing.assert_allclose(gk.load(str(tmp_path / "theirs.keras")).predict(x), want, atol=1e-5)
+
+
+def test_dense_baseline_and_conv_gru_train_and_save(tmp_path):
+    """Chollet's dense baseline (Flatten over a declared window, then Dense) and a Conv1D before a
+    GRU on an undeclared length: fit, save and load (grukit's file builds them again), a mask
+    reaching a convolution is dropped with Keras' warning."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 12, 2)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")
+    dense = gk.Sequential([gl.Flatten(input_shape=(12, 2)), gl.Dense(8, activation="relu"), gl.Dense(1)])
+    conv = gk.Sequential([gl.Input((None, 2)), gl.Conv1D(6, 5, activation="relu"), gl.MaxPooling1D(2),
+                          gl.GRU(4), gl.Dense(1)])
+    for model, name in ((dense, "dense.grukit"), (conv, "conv.grukit")):
+        model.compile("adam", "mse")
+        model.fit(x, y, epochs=2, verbose=0)
+        model.save(str(tmp_path / name))
+        np.testing.assert_array_equal(gk.load(str(tmp_path / name)).predict(x), model.predict(x))
+    assert dense.layers[-2].linear.in_features == 24
+    masked = gk.Sequential([gl.Masking(0.0), gl.Conv1D(2, 2), gl.GRU(2)])
+    with pytest.warns(UserWarning, match="does not support masking and drops it"):
+        masked.predict(x)
+    with pytest.raises(ValueError, match="padding must be one of"):
+        gl.Conv1D(2, 3, padding="full")

@@ -2,7 +2,8 @@
 ``.weights.h5``, read into a grukit ``Sequential`` and written back.
 
 Read with h5py alone: Keras itself is not needed to load or save. Supported
-layers: InputLayer, Embedding, Masking, GRU, Bidirectional(GRU), Dense, Dropout.
+layers: InputLayer, Embedding, Masking, GRU, Bidirectional(GRU), Dense, Dropout, Conv1D,
+MaxPooling1D, Flatten, Activation, GlobalAveragePooling1D, GlobalMaxPooling1D, RepeatVector.
 GRU weights are converted as in :mod:`grukit.formats.interop` (gate blocks z, r, h <->
 r, z, n); a Keras file read and written back holds the same numbers, bit for bit.
 
@@ -43,9 +44,19 @@ def _h5py() -> Any:
     return h5py
 
 
+# each layer kind Keras files hold, by Keras' name for it (the weights' group: gru, gru_1, ...)
+_KINDS = {L.GRU: "gru", L.Dense: "dense", L.Embedding: "embedding", L.Masking: "masking",
+          L.Dropout: "dropout", L.Bidirectional: "bidirectional", L.Input: "input_layer",
+          L.Conv1D: "conv1d", L.Flatten: "flatten",
+          L.Activation: "activation", L.MaxPooling1D: "max_pooling1d",
+          L.GlobalAveragePooling1D: "global_average_pooling1d", L.GlobalMaxPooling1D: "global_max_pooling1d",
+          L.RepeatVector: "repeat_vector"}
+_HELD = ("InputLayer, Embedding, Masking, GRU, Bidirectional, Dense, Dropout, Conv1D, MaxPooling1D, Flatten, "
+         "Activation, GlobalAveragePooling1D, GlobalMaxPooling1D, RepeatVector")
+
+
 def _kind(layer: L.Layer) -> str:
-    return {L.GRU: "gru", L.Dense: "dense", L.Embedding: "embedding", L.Masking: "masking",
-            L.Dropout: "dropout", L.Bidirectional: "bidirectional", L.Input: "input_layer"}[type(layer)]
+    return _KINDS[type(layer)]
 
 
 def _auto_names(model: Sequential) -> list[str]:
@@ -55,9 +66,8 @@ def _auto_names(model: Sequential) -> list[str]:
     seen: dict[str, int] = {}
     names = []
     for layer in model.layers:
-        if type(layer) not in (L.GRU, L.Dense, L.Embedding, L.Masking, L.Dropout, L.Bidirectional, L.Input):
-            raise ValueError(f"{type(layer).__name__} has no Keras counterpart; Keras files hold InputLayer, "
-                             "Embedding, Masking, GRU, Bidirectional, Dense, Dropout")
+        if type(layer) not in _KINDS:
+            raise ValueError(f"{type(layer).__name__} has no Keras counterpart; Keras files hold {_HELD}")
         kind = _kind(layer)
         count = seen.get(kind, 0)
         seen[kind] = count + 1
@@ -163,6 +173,28 @@ def _layer_kind_from_keras(entry: dict) -> Optional[L.Layer]:
                      recurrent_dropout=cfg.get("recurrent_dropout", 0.0),
                      reset_after=cfg.get("reset_after", True), use_bias=cfg.get("use_bias", True),
                      zero_output_for_mask=cfg.get("zero_output_for_mask", False))
+    if cls in ("Conv1D", "MaxPooling1D", "Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D") \
+            and cfg.get("data_format", "channels_last") != "channels_last":
+        raise ValueError(f"{cls} with data_format={cfg['data_format']!r}: grukit's layers take (batch, time, "
+                         "features), Keras' channels_last")
+    if cls == "Conv1D":
+        if cfg.get("groups", 1) != 1:
+            raise ValueError(f"Conv1D with groups={cfg['groups']} has no grukit counterpart")
+        return L.Conv1D(cfg["filters"], cfg["kernel_size"], strides=cfg.get("strides", 1),
+                        padding=cfg.get("padding", "valid"), dilation_rate=cfg.get("dilation_rate", 1),
+                        activation=_activation(cfg), use_bias=cfg.get("use_bias", True))
+    if cls == "MaxPooling1D":
+        return L.MaxPooling1D(cfg.get("pool_size", 2), cfg.get("strides"), cfg.get("padding", "valid"))
+    if cls == "Flatten":
+        return L.Flatten()
+    if cls == "Activation":
+        return L.Activation(_activation(cfg))
+    if cls in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        if cfg.get("keepdims"):
+            raise ValueError(f"{cls} with keepdims=True has no grukit counterpart")
+        return L.GlobalAveragePooling1D() if cls == "GlobalAveragePooling1D" else L.GlobalMaxPooling1D()
+    if cls == "RepeatVector":
+        return L.RepeatVector(cfg["n"])
     if cls == "Bidirectional":
         inner = _layer_from_keras(cfg["layer"])
         if not isinstance(inner, L.GRU):
@@ -177,8 +209,15 @@ def _layer_kind_from_keras(entry: dict) -> Optional[L.Layer]:
             == inner.get_config()
         return L.Bidirectional(inner, merge_mode=cfg.get("merge_mode", "concat"),
                                backward_layer=None if backward is None or same else backward)
-    raise ValueError(f"Keras layer {cls!r} has no grukit counterpart; supported: InputLayer, Embedding, "
-                     "Masking, GRU, Bidirectional, Dense, Dropout")
+    raise ValueError(f"Keras layer {cls!r} has no grukit counterpart; supported: {_HELD}")
+
+
+def _activation(cfg: dict) -> Any:
+    activation = cfg.get("activation", "linear")
+    if activation not in L.ACTIVATIONS:
+        raise ValueError(f"activation {activation!r} has no grukit counterpart; known: "
+                         f"{sorted(str(a) for a in L.ACTIVATIONS)}")
+    return activation
 
 
 def _layer_to_keras(layer: L.Layer, name: str) -> dict:
@@ -210,6 +249,23 @@ def _layer_to_keras(layer: L.Layer, name: str) -> dict:
                              "use_bias": layer.use_bias, "activation": "tanh",
                              "zero_output_for_mask": layer.zero_output_for_mask,
                              "recurrent_activation": "sigmoid"})
+    if isinstance(layer, L.Conv1D):
+        return entry("Conv1D", {"filters": layer.filters, "kernel_size": [layer.kernel_size],
+                                "strides": [layer.strides], "padding": layer.padding,
+                                "data_format": "channels_last", "dilation_rate": [layer.dilation_rate],
+                                "groups": 1, "activation": layer.activation or "linear",
+                                "use_bias": layer.use_bias})
+    if isinstance(layer, L.MaxPooling1D):
+        return entry("MaxPooling1D", {"pool_size": [layer.pool_size], "strides": [layer.strides],
+                                      "padding": layer.padding, "data_format": "channels_last"})
+    if isinstance(layer, L.Flatten):
+        return entry("Flatten", {"data_format": "channels_last"})
+    if isinstance(layer, L.Activation):
+        return entry("Activation", {"activation": layer.activation or "linear"})
+    if isinstance(layer, (L.GlobalAveragePooling1D, L.GlobalMaxPooling1D)):
+        return entry(type(layer).__name__, {"data_format": "channels_last", "keepdims": False})
+    if isinstance(layer, L.RepeatVector):
+        return entry("RepeatVector", {"n": layer.n})
     if isinstance(layer, L.Bidirectional):  # its inner GRU's settings are Keras' forward layer's
         cfg = {"merge_mode": layer.merge_mode, "layer": _layer_to_keras(layer.layer, "forward_" + name)}
         if layer.backward_layer is not None:

@@ -9,6 +9,7 @@ lengths for its engine. Layers are ``torch.nn.Module``s; ``get_config`` gives wh
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from typing import Any, Optional
 
@@ -303,6 +304,12 @@ ACTIVATIONS = {
 }
 
 
+def _activation(name: Optional[str]) -> Optional[str]:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(str(a) for a in ACTIVATIONS)}, got {name!r}")
+    return name
+
+
 class Dense(Layer):
     """y = activation(x W^T + b) on the last axis; Keras' glorot-uniform initialisation."""
 
@@ -311,10 +318,7 @@ class Dense(Layer):
                  bias_regularizer: Any = None, **keras: Any) -> None:
         super().__init__(**keras)
         self.units = _checks.positive_int("units", units)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(str(a) for a in ACTIVATIONS)}, "
-                             f"got {activation!r}")
-        self.activation, self.use_bias = activation, _checks.boolean("use_bias", use_bias)
+        self.activation, self.use_bias = _activation(activation), _checks.boolean("use_bias", use_bias)
         self._weight_options({"kernel": kernel_initializer, "bias": bias_initializer},
                              {"kernel": kernel_regularizer, "bias": bias_regularizer})
 
@@ -399,6 +403,155 @@ class GlobalMaxPooling1D(Layer):
             raise ValueError(f"GlobalMaxPooling1D input must be 3-D (batch, time, features), got shape "
                              f"{tuple(x.shape)}")
         return x.amax(1), None
+
+
+def _drops_mask(layer: Layer, mask: Mask) -> None:
+    """Keras' warning when a mask reaches a layer that does not carry masks on."""
+    if mask is not None and not getattr(layer, "_warned_mask", False):
+        layer._warned_mask = True
+        warnings.warn(f"Layer {layer.name or type(layer).__name__!r} was passed an input with a mask; it "
+                      "does not support masking and drops it (the layers after it see every step), as in "
+                      "Keras", stacklevel=3)
+
+
+class Flatten(Layer):
+    """(B, ...) -> (B, product of the rest): Keras' Flatten, as the dense baselines of the
+    forecasting tutorials read a window of steps. A mask stops here (with Keras' warning)."""
+
+    def __init__(self, **keras: Any) -> None:
+        super().__init__(**keras)
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        _drops_mask(self, mask)
+        return x.reshape(x.shape[0], -1), None
+
+
+class Activation(Layer):
+    """Keras' Activation: one of Dense's activations on its own; the mask is passed on."""
+
+    def __init__(self, activation: Optional[str], **keras: Any) -> None:
+        super().__init__(**keras)
+        self.activation = _activation(activation)
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        return ACTIVATIONS[self.activation](x), mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {"activation": self.activation}
+
+
+def _same_pad(length: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """Keras' (TensorFlow's) "same" padding: ceil(T / stride) outputs, the odd step at the end."""
+    span = (window - 1) * dilation + 1
+    total = max((math.ceil(length / stride) - 1) * stride + span - length, 0)
+    return total // 2, total - total // 2
+
+
+class Conv1D(Layer):
+    """Keras' Conv1D on (B, T, F) (channels last): ``filters`` kernels of ``kernel_size`` steps,
+    ``strides``, ``padding`` "valid", "same" or "causal" (zeros before the series only),
+    ``dilation_rate``, an activation; Keras' glorot-uniform kernel and zero bias, its
+    initializers and regularizers. The convolution-then-GRU models of the tutorials (a
+    Conv1D and MaxPooling1D shorten a long series before the GRU). A mask stops here (with
+    Keras' warning)."""
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
+                 dilation_rate: Any = 1, activation: Optional[str] = None, use_bias: bool = True,
+                 kernel_initializer: Any = None, bias_initializer: Any = None, kernel_regularizer: Any = None,
+                 bias_regularizer: Any = None, **keras: Any) -> None:
+        super().__init__(**keras)
+        self.filters = _checks.positive_int("filters", filters)
+        self.kernel_size = _checks.positive_int("kernel_size", _one(kernel_size))
+        self.strides = _checks.positive_int("strides", _one(strides))
+        self.dilation_rate = _checks.positive_int("dilation_rate", _one(dilation_rate))
+        if self.strides > 1 and self.dilation_rate > 1:
+            raise ValueError(f"strides and dilation_rate cannot both be above 1 (as in Keras), got "
+                             f"{self.strides} and {self.dilation_rate}")
+        self.padding = _checks.choice("padding", padding, ("valid", "same", "causal"))
+        self.activation, self.use_bias = _activation(activation), _checks.boolean("use_bias", use_bias)
+        self._weight_options({"kernel": kernel_initializer, "bias": bias_initializer},
+                             {"kernel": kernel_regularizer, "bias": bias_regularizer})
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(f"Conv1D input must be 3-D (batch, time, features), got shape {input_shape}")
+        self.conv = nn.Conv1d(input_shape[-1], self.filters, self.kernel_size, stride=self.strides,
+                              dilation=self.dilation_rate, bias=self.use_bias)
+        nn.init.xavier_uniform_(self.conv.weight)  # Keras' defaults: glorot_uniform over (k, in, out), zeros
+        if self.use_bias:
+            nn.init.zeros_(self.conv.bias)
+        self._initialize(self._write)
+        self.built = True
+
+    def _write(self, _: int, drawn: dict[str, np.ndarray]) -> None:
+        with torch.no_grad():
+            if "kernel" in drawn:
+                self.conv.weight.copy_(torch.from_numpy(drawn["kernel"].transpose(2, 1, 0).copy()))
+            if "bias" in drawn:
+                self.conv.bias.copy_(torch.from_numpy(drawn["bias"]))
+
+    def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
+        conv = self.conv
+        bias = [("bias", conv.bias)] if conv.bias is not None else []
+        return [[("kernel", conv.weight.permute(2, 1, 0))] + bias]
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        if x.dim() != 3:
+            raise ValueError(f"Conv1D input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+        _drops_mask(self, mask)
+        h = x.transpose(1, 2)
+        if self.padding == "causal":
+            h = F.pad(h, ((self.kernel_size - 1) * self.dilation_rate, 0))
+        elif self.padding == "same":
+            h = F.pad(h, _same_pad(x.shape[1], self.kernel_size, self.strides, self.dilation_rate))
+        return ACTIVATIONS[self.activation](self.conv(h).transpose(1, 2)), None
+
+    def keras_variables(self) -> dict[str, list[np.ndarray]]:
+        with torch.no_grad():
+            return {"vars": [t.detach().cpu().numpy().copy() for _, t in self.keras_tensors()[0]]}
+
+    def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
+        arrays = [np.asarray(a) for a in variables["vars"]]
+        _copy_into(list(self.conv.parameters()), [arrays[0].transpose(2, 1, 0)] + arrays[1:], where, "Conv1D",
+                   [a.shape for a in arrays])
+
+    def get_config(self) -> dict[str, Any]:
+        return {"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding, "dilation_rate": self.dilation_rate, "activation": self.activation,
+                "use_bias": self.use_bias, **self._options_config()}
+
+
+def _one(value: Any) -> Any:
+    """Keras' 1-D sizes may come as an int or a one-element tuple (kernel_size=(5,))."""
+    return value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
+
+
+class MaxPooling1D(Layer):
+    """Keras' MaxPooling1D on (B, T, F): the maximum of each ``pool_size`` steps, every
+    ``strides`` steps (default pool_size), ``padding`` "valid" or "same" (ceil(T / strides)
+    outputs). A mask stops here (with Keras' warning)."""
+
+    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid", **keras: Any) -> None:
+        super().__init__(**keras)
+        self.pool_size = _checks.positive_int("pool_size", _one(pool_size))
+        self.strides = self.pool_size if strides is None else _checks.positive_int("strides", _one(strides))
+        self.padding = _checks.choice("padding", padding, ("valid", "same"))
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        if x.dim() != 3:
+            raise ValueError(f"MaxPooling1D input must be 3-D (batch, time, features), got shape "
+                             f"{tuple(x.shape)}")
+        _drops_mask(self, mask)
+        h = x.transpose(1, 2)
+        if self.padding == "same":
+            h = F.pad(h, _same_pad(x.shape[1], self.pool_size, self.strides), value=float("-inf"))
+        return F.max_pool1d(h, self.pool_size, self.strides).transpose(1, 2), None
+
+    def get_config(self) -> dict[str, Any]:
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
 
 
 class RepeatVector(Layer):
@@ -819,7 +972,7 @@ class Bidirectional(Layer):
 
 LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GlobalAveragePooling1D,
                                   GlobalMaxPooling1D, RepeatVector, TimeDistributed, GRU, MinGRU,
-                                  Bidirectional)}
+                                  Bidirectional, Flatten, Activation, Conv1D, MaxPooling1D)}
 
 
 def from_config(name: str, config: dict[str, Any]) -> Layer:

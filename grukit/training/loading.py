@@ -52,7 +52,8 @@ def _build(config: Any, tensors: dict, path: str, device: str = "auto") -> Any:
                        device=device)
     if spec.get("input_spec"):
         dtype = torch.long if spec["input_spec"]["dtype"].startswith("int") else torch.float32
-        shape = [1, *spec["input_spec"]["shape"][1:]]  # one step builds it: the weights do not depend on T
+        stored = spec["input_spec"]["shape"]  # _check_sizes bounded its length where weights depend on it
+        shape = [model.build_steps(stored[0] if len(stored) > 1 else None), *stored[1:]]
         model.build_from(torch.zeros((1, *shape), dtype=dtype))
     try:
         model.load_state_dict(tensors, strict=True)
@@ -113,3 +114,7 @@ def _check_sizes(spec: Any, tensors: dict, path: str) -> None:
         if any(s > largest for s in shape[1:]):
             raise ValueError(f"path {path!r}: input_spec shape {shape} has a feature size larger than any "
                              f"tensor stored in the file (largest dimension {largest})")
+        flat = any(isinstance(item, dict) and item.get("class_name") == "Flatten" for item in spec["layers"])
+        if flat and shape[0] > largest:  # the build pass runs this many steps; a Dense after it holds T * F
+            raise ValueError(f"path {path!r}: input_spec length {shape[0]} is larger than any tensor stored "
+                             f"in the file (largest dimension {largest}), which a Flatten's Dense would hold")

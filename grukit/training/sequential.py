@@ -86,10 +86,25 @@ class Sequential(nn.Module):
         self.layers.append(layer)
         first = self.layers[0]
         if isinstance(first, L.Input):  # declared input: build as layers arrive, as Keras does
-            shape = [1, *(1 if s is None else s for s in first.shape[1:])]  # one step: no weight depends on T
+            steps = self.build_steps(first.shape[0] if first.shape else None)
+            shape = [steps, *(1 if s is None else s for s in first.shape[1:])]
             dtype = torch.long if first.dtype.startswith("int") else torch.float32
             self.input_spec = None
             self.build_from(torch.zeros((1, *shape), dtype=dtype))
+
+    def build_steps(self, declared: Optional[int]) -> int:
+        """How many time steps a build pass on zeros takes: the declared length where weights
+        depend on it (a Flatten before a Dense), else the fewest steps the convolutions and
+        poolings need (one for recurrent layers: no weight of theirs depends on T)."""
+        fewest = 1
+        for layer in reversed(self.layers):  # the steps each layer needs for one output step
+            if isinstance(layer, L.Conv1D):
+                span = (layer.kernel_size - 1) * layer.dilation_rate + 1 if layer.padding == "valid" else 1
+                fewest = (fewest - 1) * layer.strides + span
+            elif isinstance(layer, L.MaxPooling1D):
+                fewest = (fewest - 1) * layer.strides + (layer.pool_size if layer.padding == "valid" else 1)
+        flat = any(isinstance(layer, L.Flatten) for layer in self.layers)
+        return declared if declared is not None and flat else fewest
 
     # ------------------------------------------------------------------ calling
 
@@ -499,8 +514,10 @@ class Sequential(nn.Module):
         shape, dtype = self.input_spec
         first = self.layers[0]
         free_time = False  # whether the output's axis 1 is a time axis the declared input leaves free
-        if isinstance(first, L.Input):  # the declared shape, a free axis probed with 1
+        if isinstance(first, L.Input):  # the declared shape, a free time axis probed with the fewest steps
             shape = [1 if d is None else d for d in first.shape]
+            if first.shape and first.shape[0] is None:
+                shape[0] = self.build_steps(None)
             free_time = bool(first.shape) and first.shape[0] is None
         x = torch.zeros((1, *shape), dtype=torch.long if dtype == "int64" else torch.float32,
                         device=self.device)
