@@ -921,3 +921,22 @@ def test_dense_baseline_and_conv_gru_train_and_save(tmp_path):
         masked.predict(x)
     with pytest.raises(ValueError, match="padding must be one of"):
         gl.Conv1D(2, 3, padding="full")
+
+
+def test_an_iterable_dataset_trains_in_its_own_order():
+    """A torch IterableDataset (no length, its own order): fit batches it without shuffling, as
+    Keras takes a generator, with the epoch's steps unknown until it stops."""
+    from torch.utils.data import IterableDataset
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            g = torch.Generator().manual_seed(0)
+            for _ in range(40):
+                x = torch.randn(5, 2, generator=g)
+                yield x, x.sum().reshape(1)
+
+    model = gk.Sequential([gl.GRU(4), gl.Dense(1)])
+    model.compile("adam", "mse")
+    history = model.fit(Stream(), epochs=2, batch_size=8, verbose=0, validation_data=Stream())
+    assert len(history.history["val_loss"]) == 2 and model.steps_per_epoch is None
+    assert model.predict(Stream()).shape == (40, 1)

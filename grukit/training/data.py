@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Optional
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from .. import _checks
@@ -127,8 +127,9 @@ class Batches:
             if y is not None:
                 raise ValueError(f"y{role} must be None when x{role} is {kind} (it yields (x, y) pairs)")
             self.one_shot = _is_generator(x)
+            streamed = isinstance(x, IterableDataset)  # it yields in its own order: no shuffle, as Keras'
             self.loader = x if isinstance(x, DataLoader) or self.one_shot else DataLoader(
-                x, batch_size=batch_size, shuffle=shuffle)
+                x, batch_size=batch_size, shuffle=shuffle and not streamed)
             self.x = self.y = None
             return
         self.x = as_tensor("x" + role, x)
@@ -180,7 +181,10 @@ class Batches:
         if self.one_shot:
             return None
         if self.loader is not None:
-            return len(self.loader)  # type: ignore[arg-type]
+            try:
+                return len(self.loader)  # type: ignore[arg-type]
+            except TypeError:  # an IterableDataset without a length: unknown until it stops
+                return None
         return math.ceil(self.x.shape[0] / self.batch_size)
 
     def restart(self) -> None:
