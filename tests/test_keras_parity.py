@@ -2,6 +2,8 @@
 masked outputs, masks in the loss and metrics, go_backwards' mask, stateful layers,
 Bidirectional's return_state / merge_mode=None / initial_state, GRU initial_state."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -692,6 +694,7 @@ def test_regularizers_add_keras_penalties_to_the_loss_as_keras():
     np.testing.assert_allclose(sorted(float(t.detach()) for t in ours.losses),
                                sorted(float(t.detach()) for t in theirs.losses), rtol=1e-5)
     assert ours.count_params() == theirs.count_params()  # one bias without reset_after, as Keras
+    assert copy.deepcopy(ours).count_params() == theirs.count_params()
     ours.compile("sgd", "mse")
     theirs.compile(keras.optimizers.SGD(), "mse")
     got = ours.fit(ids, y, batch_size=4, epochs=2, shuffle=False, verbose=0, validation_data=(ids, y)).history

@@ -43,7 +43,8 @@ def count_params(module: nn.Module, trainable: Optional[bool] = None) -> int:
     """The weights of a layer or model as Keras counts them (a reset_after=False GRU's zero
     recurrent bias is not one of them): all, or those that fit trains (``trainable=True``) or
     leaves alone (False)."""
-    return sum(p.numel() for p in module.parameters() if getattr(p, "keras_weight", True)
+    fixed = {id(p) for m in module.modules() if isinstance(m, Layer) for p in m.fixed_parameters()}
+    return sum(p.numel() for p in module.parameters() if id(p) not in fixed
                and (trainable is None or p.requires_grad == trainable))
 
 
@@ -148,9 +149,15 @@ class Layer(nn.Module):
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self._trainable = _checks.boolean("trainable", value)
+        fixed = {id(p) for m in self.modules() if isinstance(m, Layer) for p in m.fixed_parameters()}
         for p in self.parameters():
-            if getattr(p, "keras_weight", True):  # a reset_after=False GRU's zero bias stays frozen
+            if id(p) not in fixed:  # a reset_after=False GRU's zero bias stays frozen
                 p.requires_grad_(self._trainable)
+
+    def fixed_parameters(self) -> list[nn.Parameter]:
+        """Parameters that are not Keras weights and stay as they are (none, but in a GRU
+        without reset_after: torch's second bias, kept at zero)."""
+        return []
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -706,14 +713,17 @@ class GRU(Layer):
             # Keras' GRU without reset_after has one bias, outside both matmuls; torch's form has
             # two that add up (b_ih + b_hh), whose gradients would move their sum twice as far
             # as Keras moves its bias. b_hh stays at zero and out of training: one bias, as Keras.
-            for name, p in self.gru.named_parameters():
-                if name.startswith("bias_hh"):
-                    with torch.no_grad():
-                        p.zero_()
-                    p.requires_grad_(False)
-                    p.keras_weight = False  # not one of Keras' weights: count_params leaves it out
+            for p in self.fixed_parameters():
+                with torch.no_grad():
+                    p.zero_()
+                p.requires_grad_(False)
         self._initialize(self._write)
         self.built = True
+
+    def fixed_parameters(self) -> list[nn.Parameter]:
+        if not self.use_bias or self.reset_after or not hasattr(self, "gru"):
+            return []
+        return [p for name, p in self.gru.named_parameters() if name.startswith("bias_hh")]
 
     def _directions(self) -> list[str]:
         return ["", "_reverse"] if self.bidirectional else [""]
