@@ -943,3 +943,45 @@ def test_an_iterable_dataset_trains_in_its_own_order():
     history = model.fit(Stream(), epochs=2, batch_size=8, verbose=0, validation_data=Stream())
     assert len(history.history["val_loss"]) == 2 and model.steps_per_epoch is None
     assert model.predict(Stream()).shape == (40, 1)
+
+
+@pytest.mark.parametrize("cells", [1, 2])
+@pytest.mark.parametrize("return_sequences, go_backwards", [(False, False), (True, True), (True, False)])
+def test_rnn_of_gru_cells_equals_keras(tmp_path, cells, return_sequences, go_backwards):
+    """Keras' RNN(GRUCell) and stacked cells RNN([GRUCell, GRUCell]) under a mask, backwards
+    too, with return_state and initial_state, on the same weights as Keras; saved and loaded."""
+    rng = np.random.default_rng(cells)
+    x = rng.normal(size=(4, 7, 3)).astype("float32")
+    x[1, 5:], x[2, :2] = 0, 0  # padding at the end and at the start
+
+    def cell_list(lib):
+        found = [lib.GRUCell(4)] + ([lib.GRUCell(5, reset_after=False)] if cells == 2 else [])
+        return found if cells == 2 else found[0]
+
+    options = {"return_sequences": return_sequences, "go_backwards": go_backwards}
+    theirs = keras.Sequential([keras.Input((7, 3)), keras.layers.Masking(0.0),
+                               keras.layers.RNN(cell_list(keras.layers), **options)])
+    ours = gk.Sequential([gl.Input((7, 3)), gl.Masking(0.0), gl.RNN(cell_list(gl), **options)])
+    weights = [rng.normal(0, 0.5, size=w.shape).astype("float32") for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    np.testing.assert_allclose(ours.predict(x), np.asarray(theirs.predict(x, verbose=0)), atol=1e-5)
+    assert ours.count_params() == theirs.count_params()
+    # the layer called with initial states, returning them (Keras: [output, state per cell])
+    k_layer = keras.layers.RNN(cell_list(keras.layers), return_state=True, **options)
+    k_layer.build((4, 7, 3))
+    k_layer.set_weights(weights)
+    o_layer = gl.RNN(cell_list(gl), return_state=True, **options)
+    o_layer(torch.zeros(4, 7, 3), None)
+    o_layer.set_weights(weights)
+    h0 = [rng.normal(size=(4, u)).astype("float32") for u in (4, 5)[:cells]]
+    want = k_layer(x, initial_state=h0 if cells == 2 else h0[0])
+    with torch.no_grad():
+        got, _ = o_layer(torch.as_tensor(x), None, initial_state=[torch.as_tensor(h) for h in h0])
+    assert len(got) == len(want) == 1 + cells
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a.numpy(), np.asarray(b.detach()), atol=1e-5)
+    ours.save(str(tmp_path / "rnn.grukit"))
+    np.testing.assert_array_equal(gk.load(str(tmp_path / "rnn.grukit")).predict(x), ours.predict(x))
+    with pytest.raises(TypeError, match="cell must be a grukit.layers.GRUCell"):
+        gl.RNN(gl.Dense(3))

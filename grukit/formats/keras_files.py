@@ -67,7 +67,8 @@ def _auto_names(model: Sequential) -> list[str]:
     names = []
     for layer in model.layers:
         if type(layer) not in _KINDS:
-            raise ValueError(f"{type(layer).__name__} has no Keras counterpart; Keras files hold {_HELD}")
+            raise ValueError(f"{type(layer).__name__} is not among the layers grukit reads and writes in "
+                             f"Keras files ({_HELD})")
         kind = _kind(layer)
         count = seen.get(kind, 0)
         seen[kind] = count + 1

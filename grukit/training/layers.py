@@ -849,6 +849,112 @@ class MinGRU(Layer):
         return {"units": self.units, "return_sequences": self.return_sequences, "engine": self.engine}
 
 
+class GRUCell(Layer):
+    """Keras' GRUCell: the settings of one GRU step (units, reset_after, use_bias, dropout,
+    recurrent_dropout, initializers and regularizers), for ``layers.RNN``, which runs it over
+    the sequence: ``RNN(GRUCell(32))`` is ``GRU(32)``, and ``RNN([GRUCell(32), GRUCell(16)])``
+    steps a stack of cells. A cell is not called on its own here."""
+
+    OPTIONS = ("reset_after", "use_bias", "dropout", "recurrent_dropout", "activation",
+               "recurrent_activation", "kernel_initializer", "recurrent_initializer", "bias_initializer",
+               "kernel_regularizer", "recurrent_regularizer", "bias_regularizer")
+
+    def __init__(self, units: int, **options: Any) -> None:
+        keras = {k: options.pop(k) for k in list(options) if k not in self.OPTIONS}
+        super().__init__(**keras)
+        self.units = _checks.positive_int("units", units)
+        GRU(self.units, **options)  # checks them, as GRU names them
+        self.options = options
+        self.built = True
+
+    def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        raise TypeError("a GRUCell runs inside layers.RNN (RNN(GRUCell(units)) is GRU(units)); grukit does "
+                        "not call a cell on its own (gk.GRUCell is the PyTorch-style cell)")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"units": self.units, **self.options}
+
+
+class RNN(Layer):
+    """Keras' RNN over GRU cells: ``RNN(GRUCell(u))`` runs as ``GRU(u)``; a list of cells is
+    Keras' stacked cells, each step through them all (which equals a stack of GRU layers,
+    each but the last returning its sequence). ``return_sequences``, ``return_state`` (the
+    output, then each cell's final state), ``go_backwards``, ``stateful``,
+    ``zero_output_for_mask`` and ``initial_state`` (a state per cell) as Keras'. Other cells
+    than GRUCell are not taken. Keras files do not hold this layer (use GRU layers)."""
+
+    def __init__(self, cell: Any, return_sequences: bool = False, return_state: bool = False,
+                 go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
+                 zero_output_for_mask: bool = False, **keras: Any) -> None:
+        super().__init__(**keras)
+        cells = list(cell) if isinstance(cell, (list, tuple)) else [cell]
+        if not cells or not all(isinstance(c, GRUCell) for c in cells):
+            raise TypeError(f"cell must be a grukit.layers.GRUCell or a list of them, got "
+                            f"{_checks.describe(cell)}")
+        _checks.boolean("unroll", unroll)
+        self.return_sequences = _checks.boolean("return_sequences", return_sequences)
+        self.return_state = _checks.boolean("return_state", return_state)
+        self.go_backwards = _checks.boolean("go_backwards", go_backwards)
+        self.stateful = _checks.boolean("stateful", stateful)
+        self.zero_output_for_mask = _checks.boolean("zero_output_for_mask", zero_output_for_mask)
+        self.cells = cells
+        last = len(cells) - 1
+        self.grus = nn.ModuleList(GRU(c.units, return_sequences=i < last or self.return_sequences,
+                                      return_state=True, stateful=self.stateful,
+                                      zero_output_for_mask=self.zero_output_for_mask if i == last else False,
+                                      **c.options) for i, c in enumerate(cells))
+        self.built = True
+
+    def reset_states(self) -> None:
+        for gru in self.grus:
+            gru.reset_states()
+
+    def call(self, x: Tensor, mask: Mask, initial_state: Optional[Any] = None) -> tuple[Any, Mask]:
+        if x.dim() != 3:
+            raise ValueError(f"RNN input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+        states = [None] * len(self.grus)
+        if initial_state is not None:
+            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            if len(states) != len(self.grus):
+                raise ValueError(f"initial_state must hold {len(self.grus)} state(s), one per cell, got "
+                                 f"{len(states)}")
+        run_mask = mask
+        if self.go_backwards:  # the whole stack steps over the reversed sequence, masks along
+            x, run_mask = x.flip(1), None if mask is None else mask.flip(1)
+        finals = []
+        for gru, h0 in zip(self.grus, states, strict=True):
+            (x, h), _ = gru(x, run_mask, initial_state=h0)
+            finals.append(h)
+        out_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return (x, *finals), out_mask
+        return x, out_mask
+
+    def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
+        return []  # each GRU layer inside holds its own (Layer.losses reaches them)
+
+    def keras_variables(self) -> dict[str, list[np.ndarray]]:
+        return {f"cell/cells/{i}/vars" if len(self.grus) > 1 else "cell/vars":
+                gru.keras_variables()["cell/vars"] for i, gru in enumerate(self.grus)}
+
+    def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
+        for i, gru in enumerate(self.grus):
+            key = f"cell/cells/{i}/vars" if len(self.grus) > 1 else "cell/vars"
+            gru.set_keras_variables({"cell/vars": variables[key]}, f"{where} cell {i}")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"cell": [{"class_name": "GRUCell", "config": c.get_config()} for c in self.cells],
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "go_backwards": self.go_backwards, "stateful": self.stateful,
+                "zero_output_for_mask": self.zero_output_for_mask}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "RNN":
+        config = dict(config)
+        cells = [GRUCell(**c["config"]) for c in config.pop("cell")]
+        return cls(cells, **config)
+
+
 class Bidirectional(Layer):
     """Runs a GRU layer forwards and backwards over the same input (Keras' Bidirectional).
 
@@ -982,7 +1088,7 @@ class Bidirectional(Layer):
 
 LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GlobalAveragePooling1D,
                                   GlobalMaxPooling1D, RepeatVector, TimeDistributed, GRU, MinGRU,
-                                  Bidirectional, Flatten, Activation, Conv1D, MaxPooling1D)}
+                                  Bidirectional, Flatten, Activation, Conv1D, MaxPooling1D, GRUCell, RNN)}
 
 
 def from_config(name: str, config: dict[str, Any]) -> Layer:
@@ -992,6 +1098,9 @@ def from_config(name: str, config: dict[str, Any]) -> Layer:
     cls = LAYERS[name]
     config = dict(config)
     given = config.pop("name", None)  # Sequential.get_config adds a layer's name when it has one
+    trainable = config.pop("trainable", True)  # and trainable=False when it is frozen
     layer = cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
     layer.name = given
+    if not trainable:
+        layer.trainable = False
     return layer

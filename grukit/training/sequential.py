@@ -531,7 +531,7 @@ class Sequential(nn.Module):
                     out = x[0] if isinstance(x, (tuple, list)) else x
                     inner = getattr(layer, "layer", layer)  # Bidirectional, TimeDistributed
                     if (isinstance(layer, (L.GlobalAveragePooling1D, L.GlobalMaxPooling1D, L.RepeatVector))
-                            or (isinstance(inner, (L.GRU, L.MinGRU)) and not inner.return_sequences)):
+                            or (isinstance(inner, (L.GRU, L.MinGRU, L.RNN)) and not inner.return_sequences)):
                         free_time = False  # the time axis is gone (or, from RepeatVector, fixed)
                     dims = ["None", *(str(d) for d in out.shape[1:])]
                     if free_time and out.dim() >= 2:
