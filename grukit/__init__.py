@@ -21,7 +21,7 @@ from .modules import GRU, GRUCell
 from .seeding import set_seed
 from .serving.quantize import QuantizedGRU, quantize
 from .serving.stream import Stream, stream
-from .training import architect, callbacks, initializers, layers, losses, regularizers, utils
+from .training import architect, callbacks, initializers, layers, losses, optimizers, regularizers, utils
 from .training.loading import load
 from .training.sequential import Sequential
 
@@ -29,10 +29,11 @@ __version__ = "0.1.0"
 
 # The public modules keep their short names: ``import grukit.layers``,
 # ``from grukit.callbacks import EarlyStopping`` and ``grukit.interop`` work as before.
-for _module in (architect, callbacks, export, initializers, interop, layers, losses, regularizers, utils):
+for _module in (architect, callbacks, export, initializers, interop, layers, losses, optimizers, regularizers,
+                utils):
     _sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
 
 __all__ = ["GRU", "GRUCell", "InputDTypeError", "InputError", "MinGRU",
            "QuantizedGRU", "Sequential", "Stream", "architect", "callbacks",
-           "engine_info", "export", "initializers", "interop", "layers", "load", "losses", "quantize",
-           "reference", "regularizers", "set_seed", "stream", "utils", "__version__"]
+           "engine_info", "export", "initializers", "interop", "layers", "load", "losses", "optimizers",
+           "quantize", "reference", "regularizers", "set_seed", "stream", "utils", "__version__"]

@@ -985,3 +985,53 @@ def test_rnn_of_gru_cells_equals_keras(tmp_path, cells, return_sequences, go_bac
     np.testing.assert_array_equal(gk.load(str(tmp_path / "rnn.grukit")).predict(x), ours.predict(x))
     with pytest.raises(TypeError, match="cell must be a grukit.layers.GRUCell"):
         gl.RNN(gl.Dense(3))
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
+    ("Adam", {"learning_rate": 0.01, "weight_decay": 0.1, "clipnorm": 0.5}),
+    ("AdamW", {"learning_rate": 0.01, "clipvalue": 0.05}),
+    ("RMSprop", {"learning_rate": 0.01, "momentum": 0.5, "centered": True, "global_clipnorm": 1.0}),
+    ("Adagrad", {"learning_rate": 0.05}),
+    ("Adamax", {"learning_rate": 0.02, "beta_1": 0.8}),
+    ("Adadelta", {"learning_rate": 1.0, "rho": 0.9}),
+])
+def test_keras_optimizer_objects_train_as_keras(name, kwargs):
+    """compile(optimizer=gk.optimizers.X(...)) with Keras' arguments (momentum, weight decay,
+    clipnorm, clipvalue, global_clipnorm ...) trains as keras.optimizers.X(...) does on the same
+    weights and batches; Keras' own optimizer object is taken too."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(16, 5, 2)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    theirs = keras.Sequential([keras.Input((5, 2)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    theirs.compile(getattr(keras.optimizers, name)(**kwargs), "mse")
+    weights = [rng.normal(0, 0.5, size=w.shape).astype("float32") for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    want = theirs.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0).history["loss"]
+    for optimizer in (getattr(gk.optimizers, name)(**kwargs), getattr(keras.optimizers, name)(**kwargs)):
+        ours = gk.Sequential([gl.Input((5, 2)), gl.GRU(4), gl.Dense(1)])
+        ours.set_weights(weights)
+        ours.compile(optimizer, "mse")
+        got = ours.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(got, want, rtol=2e-4)
+        for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # Keras: a fresh optimizer
+def test_optimizer_objects_are_checked_and_saved(tmp_path):
+    with pytest.raises(ValueError, match="give clipnorm or global_clipnorm, not both"):
+        gk.optimizers.Adam(clipnorm=1.0, global_clipnorm=1.0)
+    with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+        gk.optimizers.SGD(learning_rate=-1)
+    with pytest.raises(TypeError, match="no schedule objects"):
+        gk.optimizers.Adam(learning_rate="fast")
+    model = gk.Sequential([gl.Input((5, 2)), gl.GRU(3), gl.Dense(1)])
+    model.compile(gk.optimizers.RMSprop(0.003, momentum=0.2, clipnorm=2.0), "mse")
+    model.save(str(tmp_path / "m.grukit"))
+    again = gk.load(str(tmp_path / "m.grukit")).optimizer_spec
+    assert isinstance(again, gk.optimizers.RMSprop) and again.get_config() == {
+        "learning_rate": 0.003, "clipnorm": 2.0, "rho": 0.9, "momentum": 0.2, "epsilon": 1e-7,
+        "centered": False}
+    model.save(tmp_path / "m.keras")
+    theirs = keras.models.load_model(tmp_path / "m.keras").optimizer
+    assert type(theirs).__name__ == "RMSprop" and theirs.clipnorm == 2.0 and theirs.momentum == 0.2

@@ -25,7 +25,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import _checks
-from ..training import checkpoint
+from ..training import checkpoint, optimizers
 from ..training import layers as L
 from ..training import sequential as sequential_module
 from ..training.loading import check_sizes
@@ -332,9 +332,10 @@ def _compile_to_keras(model: Sequential) -> Optional[dict]:
             or len(cfg.get("metrics") or []) != len(model.metric_fns):
         return None
     optimizer: Any = cfg["optimizer"]
-    if cfg.get("learning_rate") is not None:
+    if cfg.get("optimizer_config") or cfg.get("learning_rate") is not None:
+        settings = cfg.get("optimizer_config") or {"learning_rate": float(cfg["learning_rate"])}
         optimizer = {"module": "keras.optimizers", "class_name": _KERAS_OPTIMIZERS[optimizer],
-                     "config": {"learning_rate": float(cfg["learning_rate"])}, "registered_name": None}
+                     "config": dict(settings), "registered_name": None}
     return {"optimizer": optimizer, "loss": cfg["loss"], "loss_weights": None,
             "metrics": cfg["metrics"] or None, "weighted_metrics": None, "run_eagerly": False,
             "steps_per_execution": 1, "jit_compile": False}
@@ -348,16 +349,18 @@ def _compile_from_keras(model: Sequential, cc: Any, where: str) -> None:
 
     try:
         optimizer, rate = name(cc.get("optimizer")), None
-        if isinstance(cc.get("optimizer"), dict):
-            rate = cc["optimizer"].get("config", {}).get("learning_rate")
-            rate = float(rate) if isinstance(rate, (int, float)) else None
+        if isinstance(cc.get("optimizer"), dict):  # Keras' class and its arguments
+            settings = {k: v for k, v in cc["optimizer"].get("config", {}).items()
+                        if k in optimizers.ARGUMENTS and v is not None}
+            optimizer = optimizers.from_config(optimizer, settings)
         loss = cc.get("loss")
         settings = loss.get("config", {}) if isinstance(loss, dict) else {}
         if settings.get("from_logits") or settings.get("label_smoothing"):
             raise ValueError(f"the loss takes from_logits/label_smoothing ({settings}), which grukit's "
                              "losses do not")
         metrics = [name(m) for m in cc.get("metrics") or []]
-        model.compile(str(optimizer).lower(), name(loss), metrics or None, learning_rate=rate)
+        model.compile(optimizer.lower() if isinstance(optimizer, str) else optimizer, name(loss),
+                      metrics or None, learning_rate=rate)
     except (ValueError, TypeError, AttributeError) as exc:
         warnings.warn(f"{where}: the Keras model's compile settings were not taken ({exc}); call "
                       "model.compile before fit", stacklevel=3)

@@ -48,6 +48,27 @@ def count_params(module: nn.Module, trainable: Optional[bool] = None) -> int:
                and (trainable is None or p.requires_grad == trainable))
 
 
+def keras_variable_groups(module: nn.Module) -> list[list[nn.Parameter]]:
+    """The parameters grouped as Keras' weights: a GRU layer's bias_ih and bias_hh (of each
+    direction) are Keras' one (2, 3H) bias with reset_after; every other parameter is a weight
+    of its own."""
+    paired: dict[int, list[nn.Parameter]] = {}
+    for layer in module.modules():
+        if isinstance(layer, GRU) and layer.reset_after and layer.use_bias and hasattr(layer, "gru"):
+            named = dict(layer.gru.named_parameters())
+            for name, p in named.items():
+                if name.startswith("bias_ih"):
+                    pair = [p, named[name.replace("bias_ih", "bias_hh")]]
+                    paired[id(pair[0])] = paired[id(pair[1])] = pair
+    groups, seen = [], set()
+    for p in module.parameters():
+        group = paired.get(id(p), [p])
+        if id(group[0]) not in seen:
+            seen.add(id(group[0]))
+            groups.append(group)
+    return groups
+
+
 def split_weights(weights: Any, counts: list[int]) -> list[list[Any]]:
     """A flat list of weights cut into consecutive parts of ``counts`` arrays."""
     starts = [sum(counts[:i]) for i in range(len(counts))]

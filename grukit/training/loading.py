@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from . import checkpoint, placement
+from . import checkpoint, optimizers, placement
 from . import layers as L
 from .sequential import MODEL_FILES, Sequential
 
@@ -62,7 +62,10 @@ def _build(config: Any, tensors: dict, path: str, device: str = "auto") -> Any:
     model.extra = config.get("extra")  # what the writer added, e.g. grukit train's settings
     comp = config.get("compile")
     if comp and comp.get("optimizer") and comp.get("loss"):
-        model.compile(comp["optimizer"], comp["loss"], comp.get("metrics") or None, comp.get("learning_rate"))
+        optimizer = comp["optimizer"]
+        if comp.get("optimizer_config"):  # a gk.optimizers object: its class and arguments
+            optimizer = optimizers.from_config(optimizer, comp["optimizer_config"])
+        model.compile(optimizer, comp["loss"], comp.get("metrics") or None, comp.get("learning_rate"))
     return model
 
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .. import _checks
 from . import callbacks as cbks
-from . import checkpoint, losses, placement
+from . import checkpoint, losses, optimizers, placement
 from . import fit as fit_loop
 from . import layers as L
 from .data import Batches
@@ -28,7 +28,7 @@ OPTIMIZERS = {  # name -> (class, Keras' default learning rate, extra arguments)
     "adamw": (torch.optim.AdamW, 1e-3, {"eps": 1e-7}),
     "sgd": (torch.optim.SGD, 1e-2, {}),
     "rmsprop": (torch.optim.RMSprop, 1e-3, {"eps": 1e-7, "alpha": 0.9}),
-    "adagrad": (torch.optim.Adagrad, 1e-3, {}),
+    "adagrad": (torch.optim.Adagrad, 1e-3, {"initial_accumulator_value": 0.1, "eps": 1e-7}),
     "adamax": (torch.optim.Adamax, 1e-3, {"eps": 1e-7}),
     "nadam": (torch.optim.NAdam, 1e-3, {"eps": 1e-7}),  # torch's momentum schedule, close to Keras'
     "adadelta": (torch.optim.Adadelta, 1e-3, {"eps": 1e-7, "rho": 0.95}),
@@ -183,12 +183,17 @@ class Sequential(nn.Module):
         rates unless ``learning_rate``), a torch optimizer class, or a function of the
         parameters returning an optimizer. loss: a name, a torch loss module, or a
         callable ``loss(y_true, y_pred)``. metrics: names (``accuracy``...) or callables.
+        Keras' optimizer objects: ``gk.optimizers.Adam(learning_rate=..., clipnorm=...)`` and the
+        like, or Keras' own (``keras.optimizers.Adam(...)``), read by class and config.
         device: where fit, evaluate and predict run ("auto": CUDA when there is a GPU,
         as Keras does; "cpu", "cuda", "cuda:N"); None keeps the model's ``device=``."""
         if device is not None:
             self.device_spec = placement.check("device", device)
         if loss is None:
             raise ValueError("loss is required, e.g. loss='mse' or loss='binary_crossentropy'")
+        keras_object = optimizers.from_keras(optimizer)  # keras.optimizers.Adam(...) itself
+        if keras_object is not None:
+            optimizer = keras_object
         if isinstance(optimizer, str) and optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, a torch optimizer class "
                              f"or a function of the parameters, got {optimizer!r}")
@@ -209,6 +214,9 @@ class Sequential(nn.Module):
             "learning_rate": learning_rate, "loss": loss if isinstance(loss, str) else None,
             "metrics": [m for m in metrics or [] if isinstance(m, str)],
         }
+        if isinstance(optimizer, optimizers.Optimizer):  # Keras' class and arguments: saved with the model
+            self.compile_config["optimizer"] = type(optimizer).__name__.lower()
+            self.compile_config["optimizer_config"] = optimizer.get_config()
         self.compiled = True
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -219,6 +227,8 @@ class Sequential(nn.Module):
                 self.optimizer = cls(params, lr=self.learning_rate or lr, **extra)
             else:
                 kwargs = {} if self.learning_rate is None else {"lr": self.learning_rate}
+                if isinstance(spec, optimizers.Optimizer):
+                    kwargs["variables"] = L.keras_variable_groups(self)
                 self.optimizer = spec(params, **kwargs)
             if not isinstance(self.optimizer, torch.optim.Optimizer):
                 raise TypeError(f"optimizer must make a torch.optim.Optimizer, got "
