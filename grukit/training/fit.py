@@ -269,7 +269,7 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
         for cb in cb_list:
             cb.on_epoch_begin(epoch)
         epoch_logs = train_epoch(model, runner, optimizer, train, cb_list, tbptt, shard)
-        if epoch_logs.batches == 0:  # a generator with nothing left: no epoch to report
+        if epoch_logs.batches == 0 and train.one_shot:  # a generator with nothing left: no epoch to report
             _ran_out("the training data", epoch, epoch_logs.batches)
             break
         logs = epoch_logs.values()
