@@ -955,7 +955,9 @@ def test_rnn_of_gru_cells_equals_keras(tmp_path, cells, return_sequences, go_bac
     x[1, 5:], x[2, :2] = 0, 0  # padding at the end and at the start
 
     def cell_list(lib):
-        found = [lib.GRUCell(4)] + ([lib.GRUCell(5, reset_after=False)] if cells == 2 else [])
+        l2 = (gk.regularizers if lib is gl else keras.regularizers).L2(0.3)  # saved with the model
+        found = [lib.GRUCell(4, kernel_regularizer=l2)]
+        found += [lib.GRUCell(5, reset_after=False)] if cells == 2 else []
         return found if cells == 2 else found[0]
 
     options = {"return_sequences": return_sequences, "go_backwards": go_backwards}
@@ -967,6 +969,8 @@ def test_rnn_of_gru_cells_equals_keras(tmp_path, cells, return_sequences, go_bac
     ours.set_weights(weights)
     np.testing.assert_allclose(ours.predict(x), np.asarray(theirs.predict(x, verbose=0)), atol=1e-5)
     assert ours.count_params() == theirs.count_params()
+    assert len(ours.losses) == len(theirs.losses) == 1  # the cell's regularizer, inside the RNN
+    np.testing.assert_allclose(float(ours.losses[0].detach()), float(theirs.losses[0].detach()), rtol=1e-5)
     # the layer called with initial states, returning them (Keras: [output, state per cell])
     k_layer = keras.layers.RNN(cell_list(keras.layers), return_state=True, **options)
     k_layer.build((4, 7, 3))
@@ -982,7 +986,9 @@ def test_rnn_of_gru_cells_equals_keras(tmp_path, cells, return_sequences, go_bac
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a.numpy(), np.asarray(b.detach()), atol=1e-5)
     ours.save(str(tmp_path / "rnn.grukit"))
-    np.testing.assert_array_equal(gk.load(str(tmp_path / "rnn.grukit")).predict(x), ours.predict(x))
+    loaded = gk.load(str(tmp_path / "rnn.grukit"))
+    np.testing.assert_array_equal(loaded.predict(x), ours.predict(x))
+    assert float(loaded.losses[0].detach()) == float(ours.losses[0].detach())
     with pytest.raises(TypeError, match="cell must be a grukit.layers.GRUCell"):
         gl.RNN(gl.Dense(3))
 

@@ -89,6 +89,8 @@ class Layer(nn.Module):
                  dtype: Optional[str] = None, trainable: bool = True, **unknown: Any) -> None:
         super().__init__()
         self._trainable = _checks.boolean("trainable", trainable)
+        self.initializers: dict[str, Any] = {}  # Keras' initializers and regularizers by the weight they
+        self.regularizers: dict[str, Any] = {}  # act on: "kernel", "recurrent", "bias", "embeddings"
         if unknown:
             k = sorted(unknown)[0]
             raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {k!r} (grukit's "
@@ -114,7 +116,6 @@ class Layer(nn.Module):
         raise NotImplementedError
 
     # Keras' initializers and regularizers: ``kernel_initializer``, ``recurrent_regularizer`` ...
-    # keyed here by the weight they act on ("kernel", "recurrent", "bias", "embeddings")
 
     def _weight_options(self, initializer: dict[str, Any], regularizer: dict[str, Any]) -> None:
         self.initializers = {k: inits.get(f"{k}_initializer", v) for k, v in initializer.items()
@@ -131,29 +132,29 @@ class Layer(nn.Module):
     def losses(self) -> list[Tensor]:
         """Keras' ``layer.losses``: the penalties of its weight regularizers (and of the layers
         inside it), which fit and evaluate add to the loss."""
-        found = [regs.penalty(reg, tensor, f"{key}_regularizer")
-                 for group in (self.keras_tensors() if getattr(self, "regularizers", None) else [])
-                 for key, tensor in group for reg in [self.regularizers.get(key)] if reg is not None]
-        for child in self.children():
-            if isinstance(child, Layer):
-                found += child.losses
-        return found
+        return [regs.penalty(reg, tensor, f"{key}_regularizer")
+                for layer in self.modules() if isinstance(layer, Layer) and layer.regularizers
+                for group in layer.keras_tensors() for key, tensor in group
+                for reg in [layer.regularizers.get(key)] if reg is not None]
 
-    def _initialize(self, write: Any) -> None:
+    def _initialize(self) -> None:
         """Draw the weights that have an initializer (Keras' shapes, one draw per direction) and
-        write them: ``write(direction, {key: array})``."""
-        if not getattr(self, "initializers", None):
-            return
-        for direction, group in enumerate(self.keras_tensors()):
-            drawn = {key: inits.make(self.initializers[key], tuple(t.shape), f"{key}_initializer")
-                     for key, t in group if key in self.initializers}
-            if drawn:
-                write(direction, drawn)
+        set them, the others as they are, through _set_keras_group."""
+        for direction, group in enumerate(self.keras_tensors() if self.initializers else []):
+            if any(key in self.initializers for key, _ in group):
+                with torch.no_grad():
+                    arrays = [inits.make(self.initializers[key], tuple(t.shape), f"{key}_initializer")
+                              if key in self.initializers else t.detach().cpu().numpy() for key, t in group]
+                self._set_keras_group(direction, arrays, f"{self.name or type(self).__name__} initializers")
+
+    def _set_keras_group(self, direction: int, arrays: list[np.ndarray], where: str) -> None:
+        """Set one direction's weights from Keras-layout arrays (one group: set_keras_variables')."""
+        self.set_keras_variables({"vars": arrays}, where)
 
     def _options_config(self) -> dict[str, Any]:
         """The regularizers as get_config() saves them (initializers matter only until the
         first build, and the saved weights hold what they drew)."""
-        return {f"{k}_regularizer": regs.serialize(v) for k, v in getattr(self, "regularizers", {}).items()}
+        return {f"{k}_regularizer": regs.serialize(v) for k, v in self.regularizers.items()}
 
     def forward(self, x: Tensor, mask: Mask = None, **kwargs: Any) -> tuple[Any, Mask]:
         if not self.built:
@@ -187,8 +188,13 @@ class Layer(nn.Module):
     # a Keras weights file (formats/keras_files.py reads and writes them so)
 
     def keras_variables(self) -> dict[str, list[np.ndarray]]:
-        """{path below layers/<name> in a Keras weights file: [arrays]}; empty without weights."""
-        return {}
+        """{path below layers/<name> in a Keras weights file: [arrays]}; empty without weights.
+        A layer of one group of weights keeps them under "vars", as keras_tensors() gives them."""
+        groups = self.keras_tensors()
+        if not groups:
+            return {}
+        with torch.no_grad():
+            return {"vars": [t.detach().cpu().numpy().copy() for _, t in groups[0]]}
 
     def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
         """Set the weights from keras_variables()-shaped arrays."""
@@ -270,8 +276,7 @@ class Embedding(Layer):
         self._weight_options({"embeddings": embeddings_initializer}, {"embeddings": embeddings_regularizer})
         self.embedding = nn.Embedding(self.input_dim, self.output_dim)
         nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras' default initialiser
-        self._initialize(lambda _, drawn: _copy_into([self.embedding.weight], [drawn["embeddings"]],
-                                                     "embeddings_initializer", "Embedding"))
+        self._initialize()
         if weights is not None:  # Keras' pretrained vectors: weights=[matrix] (or the matrix)
             matrix = weights[0] if isinstance(weights, (list, tuple)) and len(weights) == 1 else weights
             _copy_into([self.embedding.weight], [matrix], "weights", "Embedding")
@@ -292,9 +297,6 @@ class Embedding(Layer):
         if self.mask_zero:
             mask = x != 0 if mask is None else mask & (x != 0)
         return self.embedding(x), mask
-
-    def keras_variables(self) -> dict[str, list[np.ndarray]]:
-        return {"vars": [self.embedding.weight.detach().cpu().numpy().copy()]}
 
     def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
         _copy_into(list(self.parameters()), variables["vars"], where, type(self).__name__)
@@ -355,15 +357,8 @@ class Dense(Layer):
         nn.init.xavier_uniform_(self.linear.weight)  # Keras' defaults: glorot_uniform, zeros
         if self.use_bias:
             nn.init.zeros_(self.linear.bias)
-        self._initialize(self._write)
+        self._initialize()
         self.built = True
-
-    def _write(self, _: int, drawn: dict[str, np.ndarray]) -> None:
-        with torch.no_grad():
-            if "kernel" in drawn:
-                self.linear.weight.copy_(torch.from_numpy(drawn["kernel"].T.copy()))
-            if "bias" in drawn:
-                self.linear.bias.copy_(torch.from_numpy(drawn["bias"]))
 
     def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
         lin = self.linear
@@ -371,11 +366,6 @@ class Dense(Layer):
 
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
         return ACTIVATIONS[self.activation](self.linear(x)), mask
-
-    def keras_variables(self) -> dict[str, list[np.ndarray]]:
-        lin = self.linear
-        arrays = [lin.weight.detach().cpu().numpy().T.copy()]
-        return {"vars": arrays + ([lin.bias.detach().cpu().numpy().copy()] if lin.bias is not None else [])}
 
     def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
         arrays = [np.asarray(a) for a in variables["vars"]]
@@ -510,15 +500,8 @@ class Conv1D(Layer):
         nn.init.xavier_uniform_(self.conv.weight)  # Keras' defaults: glorot_uniform over (k, in, out), zeros
         if self.use_bias:
             nn.init.zeros_(self.conv.bias)
-        self._initialize(self._write)
+        self._initialize()
         self.built = True
-
-    def _write(self, _: int, drawn: dict[str, np.ndarray]) -> None:
-        with torch.no_grad():
-            if "kernel" in drawn:
-                self.conv.weight.copy_(torch.from_numpy(drawn["kernel"].transpose(2, 1, 0).copy()))
-            if "bias" in drawn:
-                self.conv.bias.copy_(torch.from_numpy(drawn["bias"]))
 
     def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
         conv = self.conv
@@ -535,10 +518,6 @@ class Conv1D(Layer):
         elif self.padding == "same":
             h = F.pad(h, _same_pad(x.shape[1], self.kernel_size, self.strides, self.dilation_rate))
         return ACTIVATIONS[self.activation](self.conv(h).transpose(1, 2)), None
-
-    def keras_variables(self) -> dict[str, list[np.ndarray]]:
-        with torch.no_grad():
-            return {"vars": [t.detach().cpu().numpy().copy() for _, t in self.keras_tensors()[0]]}
 
     def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
         arrays = [np.asarray(a) for a in variables["vars"]]
@@ -738,7 +717,7 @@ class GRU(Layer):
                 with torch.no_grad():
                     p.zero_()
                 p.requires_grad_(False)
-        self._initialize(self._write)
+        self._initialize()
         self.built = True
 
     def fixed_parameters(self) -> list[nn.Parameter]:
@@ -753,12 +732,8 @@ class GRU(Layer):
         return [list(zip(("kernel", "recurrent", "bias"), keras_weights.gru_keras_tensors(self.gru, d),
                          strict=False)) for d in self._directions()]
 
-    def _write(self, direction: int, drawn: dict[str, np.ndarray]) -> None:
-        d = self._directions()[direction]
-        arrays = keras_weights.gru_to_keras(self.gru, d)
-        for i, key in enumerate(("kernel", "recurrent", "bias")[:len(arrays)]):
-            arrays[i] = drawn.get(key, arrays[i])
-        keras_weights.gru_from_keras(self.gru, d, arrays, f"{self.name or 'GRU'} initializers")
+    def _set_keras_group(self, direction: int, arrays: list[np.ndarray], where: str) -> None:
+        keras_weights.gru_from_keras(self.gru, self._directions()[direction], arrays, where)
 
     def reset_states(self) -> None:
         self.state = None
@@ -893,7 +868,15 @@ class GRUCell(Layer):
                         "not call a cell on its own (gk.GRUCell is the PyTorch-style cell)")
 
     def get_config(self) -> dict[str, Any]:
-        return {"units": self.units, **self.options}
+        """As GRU's: the regularizers in their saved form, no initializers (the weights hold
+        what they drew)."""
+        config: dict[str, Any] = {"units": self.units}
+        for key, value in self.options.items():
+            if key.endswith("_regularizer"):
+                config[key] = None if value is None else regs.serialize(regs.get(key, value))
+            elif not key.endswith("_initializer"):
+                config[key] = value
+        return config
 
 
 class RNN(Layer):
