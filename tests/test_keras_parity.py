@@ -758,6 +758,9 @@ def test_batch_size_none_is_keras_default_of_32():
     assert model.evaluate(x, y, batch_size=None) == pytest.approx(model.evaluate(x, y, batch_size=32))
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         model.predict(x, batch_size=0)
+    # validation_freq as a list of epochs (counted from 1), as Keras takes it
+    history = model.fit(x, y, epochs=4, verbose=0, validation_data=(x, y), validation_freq=[1, 3])
+    assert len(history.history["loss"]) == 4 and len(history.history["val_loss"]) == 2
 
 
 def test_frozen_layers_and_pretrained_embeddings_train_as_keras(tmp_path):

@@ -288,11 +288,16 @@ class ModelCheckpoint(_Monitor):
         if self.save_weights_only:  # Keras' weights file: no training state to resume from
             self.model.save_weights(path)
             return
-        state = None
-        if "optimizer" in self.params:  # inside fit: the training state too
-            p = self.params
-            state = checkpoint.capture(p["optimizer"], p["callbacks"], p["history"], epoch)
-        self.model.save(path, training=state)
+        _save_with_state(self, path, epoch)
+
+
+def _save_with_state(callback: Callback, path: str, epoch: int) -> None:
+    """model.save(path) with the training state after ``epoch`` when inside fit (the
+    optimizer, random generators, callbacks and history: fit(..., resume=path) goes on)."""
+    p, state = callback.params, None
+    if "optimizer" in p:
+        state = checkpoint.capture(p["optimizer"], p["callbacks"], p["history"], epoch)
+    callback.model.save(path, training=state)
 
 
 class BackupAndRestore(Callback):
@@ -319,10 +324,8 @@ class BackupAndRestore(Callback):
         return self.path if os.path.isfile(self.path) else None
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        if distributed.is_main() and "optimizer" in self.params:
-            p = self.params
-            state = checkpoint.capture(p["optimizer"], p["callbacks"], p["history"], epoch)
-            self.model.save(self.path, training=state)
+        if distributed.is_main():
+            _save_with_state(self, self.path, epoch)
 
     def on_train_end(self, logs: Optional[Logs] = None) -> None:
         if self.delete_checkpoint and distributed.is_main() and os.path.isfile(self.path):

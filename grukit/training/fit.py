@@ -110,11 +110,11 @@ def _validation_epochs(freq: Any, first: int, epochs: int, val: Optional[Batches
     """The epochs (counted from 0) after which fit validates: Keras' ``validation_freq``, an int
     (every freq-th epoch) or a list of epoch numbers (counted from 1); none without ``val``."""
     if isinstance(freq, (list, tuple, set)):
-        for e in freq:
-            _checks.positive_int("each epoch in validation_freq", e)
-        return {e - 1 for e in freq if first < e <= epochs} if val is not None else set()
-    freq = _checks.positive_int("validation_freq", freq)
-    return {e for e in range(first, epochs) if (e + 1) % freq == 0} if val is not None else set()
+        listed = {_checks.positive_int("each epoch in validation_freq", e) - 1 for e in freq}
+    else:
+        every = _checks.positive_int("validation_freq", freq)
+        listed = {e for e in range(epochs) if (e + 1) % every == 0}
+    return {e for e in listed if first <= e < epochs} if val is not None else set()
 
 
 def windows(model: Any, xb: Tensor, yb: Tensor, swb: Optional[Tensor], tbptt: Optional[int]) -> list[tuple]:
@@ -258,8 +258,8 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
         cb.set_params(params)
         cb.on_train_begin()
     if resume is None:  # a BackupAndRestore's backup: a run that was killed goes on
-        resume = next((cb.resume_path() for cb in cb_list if isinstance(cb, cbks.BackupAndRestore)
-                       and cb.resume_path()), None)
+        backups = [cb.resume_path() for cb in cb_list if isinstance(cb, cbks.BackupAndRestore)]
+        resume = next((path for path in backups if path), None)
     if resume is not None:
         initial_epoch = _resume(model, str(resume), optimizer, cb_list, history)
         validate_after = _validation_epochs(validation_freq, initial_epoch, epochs, val)

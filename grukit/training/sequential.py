@@ -498,20 +498,19 @@ class Sequential(nn.Module):
         state); a model Keras cannot hold (layer norm, zoneout, MinGRU) gets grukit's own
         file under that name, with a warning."""
         suffix = os.path.splitext(str(path))[1]
+        data = checkpoint.model_bytes(self, extra, training)
+        why = "; model.save('m.keras') writes a Keras file"
         if suffix in MODEL_FILES:  # ".keras": a Keras file, with grukit's own inside it
-            data = checkpoint.model_bytes(self, extra, training)
             try:
                 MODEL_FILES[suffix][0](self, path, data)
                 return
             except (ValueError, ImportError) as exc:  # a layer Keras does not have; h5py missing
                 why = f": {exc}"
-        else:
-            why = "; model.save('m.keras') writes a Keras file"
         if suffix in (".keras", ".h5"):
             warnings.warn(f"model.save writes grukit's own file (safetensors and JSON), which gk.load reads "
                           f"and Keras does not, under Keras' file name {os.path.basename(str(path))!r}{why}",
                           stacklevel=2)
-        checkpoint.save_model(self, path, extra, training)
+        checkpoint.atomic_write(str(path), data)
 
     def _output_shapes(self) -> list[str]:
         """Each layer's output shape as Keras' summary shows it ((None, ...): None for the batch,
