@@ -77,10 +77,44 @@ def test_autoencoder_scoring_rebuilds_windows_and_flags_the_burst(tmp_path):
          np.array(model.extra["mean"])) / np.array(model.extra["std"])
     x, target = anomaly.inputs(z.astype("float32"), 24, "autoencoder")
     assert x.shape == (876, 24, 2) and np.array_equal(x[5], z[6:30].astype("float32"))
-    want = np.sqrt((((model.predict(x) - target) / np.array(model.extra["spread"])) ** 2).mean((1, 2)))
+    error = np.sqrt((((model.predict(x) - target) / np.array(model.extra["spread"])) ** 2).mean((1, 2)))
+    # then the mean of the last 8 steps' errors (data.smoothing's default; fewer at the start)
+    assert model.extra["smoothing"] == 8 and metrics["smoothing"] == 8
+    want = np.array([error[max(0, i - 7):i + 1].mean() for i in range(len(error))])
     np.testing.assert_allclose(scores, want, rtol=1e-5)
+    # flagged: the score above its threshold and the step's own error above its own
+    info = model.extra
+    assert info["step_threshold"] == metrics["threshold"]["gru_step"] > 0
+    flags = np.array([int(r[2]) for r in rows[25:]])
+    np.testing.assert_array_equal(flags, (want > info["threshold"]) & (error > info["step_threshold"]))
+    assert 0 < flags.sum() < ((want > info["threshold"]).sum())  # the own-error test takes some out
     with pytest.raises(ValueError, match="data.scoring .* must be 'forecast' or 'autoencoder', got 'vae'"):
         parse_config('[data]\ntask = "anomaly"\nscoring = "vae"')
+
+
+def test_smooth_is_a_trailing_mean_and_predict_reads_old_models_unsmoothed(tmp_path):
+    score = np.array([0.0, 4.0, 0.0, 0.0, 8.0, 0.0], dtype=np.float32)
+    np.testing.assert_allclose(anomaly.smooth(score, 2), [0, 2, 2, 0, 4, 4])
+    np.testing.assert_allclose(anomaly.smooth(score, 4), [0, 2, 4 / 3, 1, 3, 2])
+    assert anomaly.smooth(score, 4).dtype == np.float32 and anomaly.smooth(score, 1) is score
+    # a model saved before scores were smoothed (no "smoothing" in its settings) scores each step alone
+    data = tmp_path / "s.csv"
+    _series(data)
+    job = _job(data, tmp_path / "run")
+    job.data.smoothing = 1
+    train.run(job, log=lambda *a: None)
+    def scores(model_path, out):
+        out = train.predict(str(model_path), str(data), str(tmp_path / out), log=lambda *a: None)
+        return np.array([float(r[1]) for r in list(csv.reader(open(out)))[25:]])
+
+    raw = scores(tmp_path / "run" / "model.grukit", "a.csv")
+    model = load(str(tmp_path / "run" / "model.grukit"))
+    model.extra.pop("smoothing")
+    model.save(str(tmp_path / "old.grukit"), extra=model.extra)
+    old = scores(tmp_path / "old.grukit", "b.csv")
+    np.testing.assert_array_equal(old, raw)
+    with pytest.raises(ValueError, match="data.smoothing .* must be a positive int, got 0"):
+        parse_config('[data]\ntask = "anomaly"\nsmoothing = 0')
 
 
 def test_labels_are_read_for_the_report_only(tmp_path):
@@ -152,3 +186,63 @@ def test_anomaly_target_columns_left_empty_take_every_column_but_time_and_label(
     train.run(job, log=lambda *a: lines.append(" ".join(map(str, a))))
     assert load(str(tmp_path / "run" / "model.grukit")).extra["target_columns"] == ["v", "w"]
     assert any("test part (180 steps, none labelled anomalous in 'label')" in line for line in lines)
+
+
+def _wave(n=900, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    v = np.sin(2 * np.pi * t / 25) + 0.05 * rng.normal(size=n)
+    v[800:812] += 2.5 * rng.normal(size=12)
+    return v
+
+
+def test_a_ucr_archive_file_gives_its_training_part_and_anomaly_by_its_name(tmp_path):
+    """The UCR anomaly archive's files hold values alone and say the rest in their names
+    (<number>_UCR_Anomaly_<name>_<training end>_<anomaly begin>_<anomaly end>.txt)."""
+    v = _wave()
+    path = tmp_path / "7_UCR_Anomaly_TestWave_600_800_811.txt"
+    path.write_text("\n".join(f"{x:.6f}" for x in v) + "\n")
+    source, values, labels, train_end = anomaly._ucr_file(str(path))
+    assert source == "UCR anomaly archive 7 (TestWave)" and train_end == 600 and values.shape == (900, 1)
+    assert np.flatnonzero(labels).tolist() == list(range(800, 812))
+    np.testing.assert_allclose(values[:, 0], v, atol=1e-6)
+    one_line = tmp_path / "8_UCR_Anomaly_TestWave_600_800_811.txt"  # a few archive files are one long line
+    one_line.write_text("  ".join(f"{x:.6f}" for x in v))
+    np.testing.assert_array_equal(anomaly._ucr_file(str(one_line))[1], values)
+    assert anomaly._ucr_file(str(tmp_path / "s.csv")) is None  # any other name: a CSV
+    job = parse_config(f'[data]\ntask = "anomaly"\npath = "{path}"\nwindow = 24\n[train]\nepochs = 6\n'
+                       '[model]\nunits = 8\n')
+    job.output.dir = str(tmp_path / "run")
+    lines = []
+    metrics = train.run(job, log=lines.append)
+    assert metrics["steps"] == {"train": 600, "val": 90, "test": 210}  # the name's 600, then 10% of 900
+    assert metrics["data"] == source and "12 labelled anomalous" in "\n".join(lines)
+    assert metrics["gru"]["ucr_hit"]
+    out = train.predict(str(tmp_path / "run" / "model.grukit"), str(path), str(tmp_path / "p.csv"),
+                        log=lambda *a: None)
+    rows = list(csv.reader(open(out)))
+    assert len(rows) == 901 and rows[1][0] == "0" and rows[900][0] == "899"
+    bad = tmp_path / "9_UCR_Anomaly_TestWave_600_800_950.txt"
+    bad.write_text("\n".join(f"{x:.6f}" for x in v))
+    with pytest.raises(ValueError, match="anomaly at 800..950, which do not fit its 900 values"):
+        anomaly._ucr_file(str(bad))
+    words = tmp_path / "10_UCR_Anomaly_TestWave_600_800_811.txt"
+    words.write_text("1.0\nnan-ish\n")
+    with pytest.raises(ValueError, match="other than numbers"):
+        anomaly._ucr_file(str(words))
+
+
+def test_split_train_steps_sets_the_training_part_of_a_csv(tmp_path):
+    data = tmp_path / "s.csv"
+    _series(data)
+    job = _job(data, tmp_path / "run")
+    job.split.train_steps = 500
+    metrics = train.run(job, log=lambda *a: None)
+    assert metrics["steps"] == {"train": 500, "val": 90, "test": 310}
+    job.split.train_steps = 900
+    with pytest.raises(ValueError, match="split.train_steps=900 leaves nothing of .*'s 900 steps"):
+        train.run(job, log=lambda *a: None)
+    with pytest.raises(ValueError, match="split.train_steps .* is for task = 'anomaly', not 'forecast'"):
+        parse_config("[split]\ntrain_steps = 100")
+    with pytest.raises(ValueError, match="split.train_steps .* must be an int >= 0, got -1"):
+        parse_config('[data]\ntask = "anomaly"\n[split]\ntrain_steps = -1')

@@ -20,9 +20,11 @@ has a default and an unknown field is an error that names it::
     max_tokens = 200              # text: the last tokens of each text the model reads
     threshold_quantile = 0.99     # anomaly: flag scores above this quantile of the validation part's
     scoring = "forecast"          # anomaly: "forecast" (next-value error) or "autoencoder" (window rebuilt)
+    smoothing = 8                 # anomaly: a step's score is the mean error of the last 8 steps
     [split]
     val_fraction = 0.1        # in time order: train, then validation, then test
     test_fraction = 0.2
+    train_steps = 0           # anomaly: the training part's length in steps (0: from the fractions)
     [model]
     units = 32
     layers = 1
@@ -79,12 +81,14 @@ class DataConfig:
     max_tokens: int = 200
     threshold_quantile: float = 0.99
     scoring: str = "forecast"
+    smoothing: int = 8
 
 
 @dataclasses.dataclass
 class SplitConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    train_steps: int = 0
 
 
 @dataclasses.dataclass
@@ -125,7 +129,8 @@ HELP = {
     "data": {
         "task": '"forecast" (the next values), "classify" (a label per sequence), "text" or "anomaly"',
         "path": '"co2" (shipped), a CSV file; classify: "japanese_vowels" or a long-format CSV; text: '
-                '"reviews", "tweets" or a CSV; anomaly: "ucr135" or a CSV',
+                '"reviews", "tweets" or a CSV; anomaly: "ucr135", a CSV or a UCR anomaly archive file '
+                '(<n>_UCR_Anomaly_<name>_<train end>_<begin>_<end>.txt)',
         "time_column": "forecast, anomaly: the CSV's time column, increasing row by row (\"\" for none)",
         "target_columns": "forecast, anomaly: the columns to model (empty: every column of the CSV but "
                           "the time column and anomaly's label column)",
@@ -146,10 +151,15 @@ HELP = {
         "threshold_quantile": "anomaly: flag scores above this quantile of the validation part's scores",
         "scoring": 'anomaly: "forecast" (the error forecasting each next value) or "autoencoder" '
                    "(the error rebuilding the window ending at each step from one code)",
+        "smoothing": "anomaly: the GRU's score at a step is the mean of the errors of the last this many "
+                     "steps (1: each step's own error)",
     },
     "split": {
         "val_fraction": "validation share (forecast: in time order, after training)",
         "test_fraction": "test share (forecast: the last part of the series)",
+        "train_steps": "anomaly: the training part is the first this many steps, the validation part the "
+                       "next val_fraction of the series, the test part the rest (0: the fractions; a UCR "
+                       "archive file's name gives it)",
     },
     "model": {
         "units": "GRU units per layer",
@@ -245,6 +255,8 @@ def _check(job: JobConfig, source: str) -> None:
                          f"got {d.task!r}")
     if d.scoring not in ("forecast", "autoencoder"):
         raise ValueError(f"data.scoring in {source} must be 'forecast' or 'autoencoder', got {d.scoring!r}")
+    if isinstance(d.smoothing, bool) or not isinstance(d.smoothing, int) or d.smoothing < 1:
+        raise ValueError(f"data.smoothing in {source} must be a positive int, got {d.smoothing!r}")
     if not 0 < d.threshold_quantile < 1:
         raise ValueError(f"data.threshold_quantile in {source} must be in (0, 1), got {d.threshold_quantile}")
     if d.vocabulary < 3:
@@ -255,6 +267,10 @@ def _check(job: JobConfig, source: str) -> None:
     if not all(isinstance(c, str) and c for c in d.target_columns):
         raise ValueError(f"data.target_columns in {source} must be a list of column names, got "
                          f"{d.target_columns!r}")
+    if isinstance(s.train_steps, bool) or not isinstance(s.train_steps, int) or s.train_steps < 0:
+        raise ValueError(f"split.train_steps in {source} must be an int >= 0, got {s.train_steps!r}")
+    if s.train_steps and d.task != "anomaly":
+        raise ValueError(f"split.train_steps in {source} is for task = 'anomaly', not {d.task!r}")
     if not (0 < s.val_fraction < 1 and 0 < s.test_fraction < 1 and s.val_fraction + s.test_fraction < 0.9):
         raise ValueError(f"split fractions in {source} must be in (0, 1) and leave >= 10% for training, "
                          f"got val {s.val_fraction}, test {s.test_fraction}")
