@@ -15,10 +15,10 @@ series, then the test part): the training part (assumed normal) trains a GRU on 
 ``window`` steps, in one of two ways (``scoring``):
 
 * ``"forecast"`` (the default): the GRU forecasts each next value from the window before
-  it; a step's score is its forecast error;
+  it; a step's error is its forecast error;
 * ``"autoencoder"``: a sequence autoencoder (a GRU encoder to its last state, the code
   repeated over the window, a GRU decoder, a Dense layer per step) rebuilds the window
-  ending at the step from that one code; a step's score is the window's reconstruction
+  ending at the step from that one code; a step's error is the window's reconstruction
   error.
 
 Errors are in units of the training part's error spread per column (the root mean

@@ -148,7 +148,8 @@ HELP = {
         "vocabulary": "text: the most frequent tokens (words, symbols) of the training texts kept "
                       "(the rest: one id)",
         "max_tokens": "text: the last tokens of each text the model reads",
-        "threshold_quantile": "anomaly: flag scores above this quantile of the validation part's scores",
+        "threshold_quantile": "anomaly: flag steps whose score (and, smoothed, own error) is above this "
+                              "quantile of the validation part's",
         "scoring": 'anomaly: "forecast" (the error forecasting each next value) or "autoencoder" '
                    "(the error rebuilding the window ending at each step from one code)",
         "smoothing": "anomaly: the GRU's score at a step is the mean of the errors of the last this many "
