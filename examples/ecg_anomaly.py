@@ -7,11 +7,13 @@ The record: 7500 samples (360 Hz, about 21 s) of an MIT-BIH arrhythmia ECG with 
 abnormal stretch labelled, averaged down to 90 Hz and written as a CSV (step, ecg,
 label), the way a user would hand their own series to `grukit train`. The job (task
 "anomaly", grukit/app/anomaly.py) does the rest, in time order: the first half (all
-normal) trains the GRU, the next 15% (also normal) sets the threshold at a quantile of
-its scores, the last 35% is scored step by step. With ``--scoring autoencoder`` the GRU
-rebuilds the 1.2-second window ending at each step (long enough that a normal window
-always holds a heartbeat) from one code, and a step's score is that window's error;
-with ``forecast`` it forecasts each next sample from the window before it. The label
+normal) trains the GRU, the next 15% (also normal) sets the thresholds at a quantile of
+its scores and errors, the last 35% is scored step by step. With ``--scoring autoencoder``
+the GRU rebuilds the 1.2-second window ending at each step (long enough that a normal
+window always holds a heartbeat) from one code, and a step's error is that window's;
+with ``forecast`` it forecasts each next sample from the window before it. A step's score
+is the mean error of the last 8 steps; it is flagged when its score and its own error
+both pass their thresholds. The label
 column is read for the report only. Next to the GRU, the job scores the same steps with
 a rolling z-score, an isolation forest and a PCA reconstruction of the windows, and
 reports per-step precision, recall and F1 and the UCR archive's measure (is the highest
