@@ -185,24 +185,22 @@ def run_base(name: str, folder: str, seed: int, keep: bool = False, window: int 
         models[scoring] = (model, model.extra, time.perf_counter() - start, metrics["epochs_run"])
     steps = metrics["steps"]
     train_end, val_end, n = steps["train"], steps["train"] + steps["val"], len(clean)
+    info = models["forecast"][1]
+    w = info["window"]
+
+    def normalise(x: np.ndarray) -> np.ndarray:  # as the job normalised the clean signal
+        return ((x[:, None] - np.array(info["mean"])) / np.array(info["std"])).astype("float32")
+
+    # the classical detectors, fitted once on the training part, which no copy alters
+    detectors = anomaly.classical_detectors(normalise(clean), w, train_end, seed)
+    quantile = jobs.JobConfig().data.threshold_quantile
     rows = []
     for i, (kind, x, labels) in enumerate(altered(clean, val_end, float(clean[:train_end].std()), seed)):
-        info = models["forecast"][1]
-        w = info["window"]
-        z = ((x[:, None] - np.array(info["mean"])) / np.array(info["std"])).astype("float32")
         scores, flags = {}, {}
         for scoring, (model, extra, _, _) in models.items():  # as `grukit predict` scores and flags
-            xin, target = anomaly.inputs(z, w, scoring)
-            error = anomaly._score(model.predict(xin), target, np.array(extra["spread"]))
-            scores[f"gru_{scoring}"] = anomaly.smooth(error, extra.get("smoothing", 1))
-            flags[f"gru_{scoring}"] = anomaly.flag(scores[f"gru_{scoring}"], error, extra["threshold"],
-                                                   extra.get("step_threshold"))
-        scores["rolling_zscore"] = anomaly._rolling_z(z, w)
-        scores.update(anomaly._sklearn_scores(z, w, train_end, seed))
-        quantile = jobs.JobConfig().data.threshold_quantile
-        for k, s in scores.items():  # the classical detectors: the job's threshold rule
-            if k not in flags:
-                flags[k] = s > np.quantile(s[train_end - w:val_end - w], quantile)
+            scores[f"gru_{scoring}"], flags[f"gru_{scoring}"] = anomaly.gru_scores(model, extra, x[:, None])
+        for k, s in detectors(normalise(x)).items():  # the job's threshold rule
+            scores[k], flags[k] = s, s > np.quantile(s[train_end - w:val_end - w], quantile)
         test = slice(val_end - w, n - w)
         for k, s in scores.items():
             m = anomaly.evaluate(s[test], flags[k][test], labels[val_end:])

@@ -53,6 +53,24 @@ def optional_positive_int(name: str, value: Any) -> Optional[int]:
     return None if value is None else positive_int(name, value)
 
 
+def keras_object(name: str, value: Any, names: dict, kind: str, known: str, use: str) -> Any:
+    """A Keras initializer or regularizer argument (``kind`` says which; ``use`` how a callable
+    is called): None, a name of ``names`` (its class made with Keras' defaults), a class, an
+    instance or any callable; the error names the argument and the ``known`` names."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in names:
+            raise ValueError(f"{name} must be one of Keras' {kind}s {known}, or a callable {use}, "
+                             f"got {value!r}")
+        return names[value]()
+    if isinstance(value, type):
+        return value()
+    if callable(value):
+        return value
+    raise TypeError(f"{name} must be a Keras {kind}'s name or a callable {use}, got {describe(value)}")
+
+
 def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
         raise TypeError(f"{name} must be a bool, got {describe(value)}")

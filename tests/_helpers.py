@@ -1,8 +1,23 @@
-"""Comparison helpers that say which tensor differed and by how much."""
+"""Comparison helpers that say which tensor differed and by how much, and a loader for the
+repository's scripts (examples, benchmarks, tools) as modules."""
 
 from __future__ import annotations
 
+import importlib.util
+import pathlib
+
 import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def script(relative: str):
+    """The repository's script at ``relative`` (e.g. "benchmarks/forecast_suite.py"), loaded as a module."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tolerances(dtype: torch.dtype) -> dict:

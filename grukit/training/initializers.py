@@ -224,20 +224,8 @@ Init = Callable[..., Any]
 def get(name: str, value: Any) -> Optional[Init]:
     """The initializer an argument names (``name`` is the argument's, for the error): None,
     a Keras name, an instance, or a callable ``init(shape, dtype=None)``."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value not in NAMES:
-            known = sorted(k for k in NAMES if k.islower())
-            raise ValueError(f"{name} must be one of Keras' initializers {known} (or their class names), or "
-                             f"a callable init(shape, dtype), got {value!r}")
-        return NAMES[value]()
-    if isinstance(value, type):
-        return value()
-    if callable(value):
-        return value
-    raise TypeError(f"{name} must be a Keras initializer's name or a callable init(shape, dtype), got "
-                    f"{_checks.describe(value)}")
+    known = f"{sorted(k for k in NAMES if k.islower())} (or their class names)"
+    return _checks.keras_object(name, value, NAMES, "initializer", known, "init(shape, dtype)")
 
 
 def make(init: Init, shape: Shape, name: str) -> np.ndarray:

@@ -94,21 +94,9 @@ Reg = Callable[[Tensor], Tensor]
 def get(name: str, value: Any) -> Optional[Reg]:
     """The regularizer an argument names (``name`` is the argument's, for the error): None,
     a Keras name, an instance, or a callable weight -> penalty."""
-    if value is None:
-        return None
     if isinstance(value, dict) and set(value) == {"class_name", "config"} and value["class_name"] in _CLASSES:
         return _CLASSES[value["class_name"]](**value["config"])  # as serialize() wrote it
-    if isinstance(value, str):
-        if value not in NAMES:
-            raise ValueError(f"{name} must be one of Keras' regularizers {sorted(NAMES)} or a callable "
-                             f"weight -> penalty, got {value!r}")
-        return NAMES[value]()
-    if isinstance(value, type):
-        return value()
-    if callable(value):
-        return value
-    raise TypeError(f"{name} must be a Keras regularizer's name or a callable weight -> penalty, got "
-                    f"{_checks.describe(value)}")
+    return _checks.keras_object(name, value, NAMES, "regularizer", str(sorted(NAMES)), "weight -> penalty")
 
 
 _CLASSES = {cls.__name__: cls for cls in (L1, L2, L1L2)}
