@@ -163,3 +163,49 @@ def test_month_first_and_m_labels_are_months(times, after):
     # not month names, or month 13: not labels (no season from them, no order check)
     assert seasons.label_months(["Janx 1990", "Feb 1990", "Mar 1990"]) is None
     assert seasons.label_months(["1990M12", "1990M13"]) is None
+
+
+def _dates(n, style, start=2015):
+    """n monthly stamps (the 1st of each month) in a spreadsheet style."""
+    out = []
+    for k in range(n):
+        y, m = start + k // 12, k % 12 + 1
+        out.append({"dmy": f"01/{m:02d}/{y}", "mdy": f"{m}/1/{y}", "dot": f"01.{m:02d}.{y}",
+                    "ymd": f"{y}/{m:02d}/01", "excel": f"{m}/1/{y} 0:00"}[style])
+    return out
+
+
+@pytest.mark.parametrize(
+    "times,after,season",
+    [
+        (_dates(30, "dmy"), ["01/07/2017", "01/08/2017"], 12),  # day first, read by its spacing
+        (_dates(30, "mdy"), ["7/1/2017", "8/1/2017"], 12),  # month first (US spreadsheets)
+        (_dates(30, "dot"), ["01.07.2017", "01.08.2017"], 12),  # German, Russian ...
+        (_dates(30, "ymd"), ["2017/07/01", "2017/08/01"], 12),
+        (_dates(30, "excel"), ["7/1/2017 0:00", "8/1/2017 0:00"], 12),  # Excel's date-time
+        ([f"{d}/03/1958" for d in range(1, 29)], ["29/03/1958", "30/03/1958"], 7),  # a day above 12
+        ([f"3/{d}/1958" for d in range(1, 29)], ["3/29/1958", "3/30/1958"], 7),
+        ([f"2020-01-{1 + k // 24:02d} {k % 24:02d}:00" for k in range(48)],
+         ["2020-01-03 00:00", "2020-01-03 01:00"], 24),  # ISO with a space keeps its style
+    ],
+)
+def test_numeric_dates_in_spreadsheet_styles(times, after, season):
+    """Dates as spreadsheets and other locales write them are read as dates: the season from
+    their spacing, their order checked, and `grukit predict --steps` continues them in the
+    column's own style."""
+    from grukit.app.forecast import future_times
+
+    values = np.random.default_rng(0).normal(size=len(times))
+    assert seasons.infer_season(times, values, has_times=True) == (season, "from the time stamps' spacing")
+    assert future_times(times, 2) == after
+    with pytest.raises(ValueError, match="must increase from row to row"):
+        seasons.check_order([times[1], times[0], *times[2:]], "s.csv", "date")
+
+
+def test_dates_whose_day_and_month_cannot_be_told_apart_are_not_read():
+    """A few stamps with every day and month 12 or less, regular in both readings: no guess."""
+    assert seasons.read_dates(["01/02/2015", "01/03/2015", "01/04/2015"]) is None
+    assert seasons.read_dates(["1/2/15", "1/3/15"]) is None  # two-digit years
+    assert seasons.read_dates(["13/02/2015", "14/02/2015"])[0][0].month == 2  # a day above 12 tells
+    stamps, write = seasons.read_dates(["31.01.2015", "28.02.2015", "31.03.2015"])  # month ends
+    assert [d.month for d in stamps] == [1, 2, 3] and write(stamps[1]) == "28.02.2015"

@@ -568,7 +568,7 @@ def predict(model: Sequential, info: dict, input_path: str, output_path: Optiona
 
 def future_times(times: list[str], steps: int) -> list[str]:
     """The ``steps`` time stamps after the series' last, continuing its spacing: numbers,
-    ISO dates or date-times a fixed time apart, dates a fixed number of months apart
+    dates or date-times (seasons.read_dates) a fixed time apart, dates a fixed number of months apart
     (monthly, quarterly, yearly data), or quarter and month labels ("1959Q1", "1959 Q1",
     "1987 Jan"); "" each where the spacing is not regular."""
     import datetime as dt
@@ -594,12 +594,10 @@ def future_times(times: list[str], steps: int) -> list[str]:
         ints = all(t.strip().lstrip("-").isdigit() for t in times)
         return [str(int(round(nums[-1] + k * gaps[-1]))) if ints else f"{nums[-1] + k * gaps[-1]:.10g}"
                 for k in range(1, steps + 1)]
-    try:
-        stamps = [dt.datetime.fromisoformat(t.strip()) for t in times]
-    except ValueError:
+    read = seasons.read_dates(times)  # ISO or numeric dates, written back in their style
+    if read is None:
         return blank
-    as_date = all(len(t.strip()) == 10 for t in times)  # YYYY-MM-DD
-    fmt = (lambda d: d.date().isoformat()) if as_date else (lambda d: d.isoformat())  # noqa: E731
+    stamps, fmt = read
     pairs = list(zip(stamps[:-1], stamps[1:], strict=True))
     months = {(b.year - a.year) * 12 + b.month - a.month for a, b in pairs}
     same_day = len({(d.day, d.time()) for d in stamps}) == 1 and stamps[-1].day <= 28

@@ -18,6 +18,9 @@ A season of 52 on weekly stamps is a year, which is 52.18 weeks long: ``period``
 length for the Fourier terms of ARIMA's season (seasonal naive and Holt-Winters need whole
 steps and keep 52).
 
+Dates may be ISO ("2001-03-01", "2001-03-01 13:00") or numeric as spreadsheets and other
+locales write them ("01/03/2001", "3/1/2001 0:00", "01.03.2001", "2001/03/01"; read_dates
+tells day from month by a field above 12 or by which reading is regularly spaced).
 Month labels may also put the month first ("Jan 1987", "January-1987"). Decimal years
 (R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by
 their gap: 1/12 is monthly, 1/4 quarterly, 1/52 weekly, 1/7 daily. Without usable
@@ -131,12 +134,104 @@ def _numbers(times: list[str]) -> Optional[np.ndarray]:
         return None
 
 
-def _iso_seconds(times: list[str]) -> Optional[np.ndarray]:
-    """ISO dates and date-times as seconds after the first, or None."""
+_NUMERIC_DATE = re.compile(  # 31/01/2015, 1/31/2015 13:00, 31.01.2015, 2015/01/31, 31-01-2015
+    r"(\d{1,4})([/.-])(\d{1,2})\2(\d{1,4})(?:([ T])(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+_ORDERS = {"ymd": (0, 1, 2), "dmy": (2, 1, 0), "mdy": (2, 0, 1)}  # where the year, month, day are
+
+
+def _regular(stamps: list) -> bool:
+    """Whether stamps are a fixed number of months apart on one day, or a fixed time apart."""
+    pairs = list(zip(stamps[:-1], stamps[1:], strict=True))
+    months = {(b.year - a.year) * 12 + b.month - a.month for a, b in pairs}
+    if len({(d.day, d.time()) for d in stamps}) == 1 and len(months) == 1:
+        return True
+    return len({b - a for a, b in pairs}) == 1
+
+
+def _iso_dates(t: list[str]):
     try:
-        stamps = [dt.datetime.fromisoformat(s.strip()) for s in times]
+        stamps = [dt.datetime.fromisoformat(s) for s in t]
+    except (ValueError, TypeError):
+        return None
+    if all(len(s) == 10 for s in t):  # YYYY-MM-DD
+        return stamps, lambda d: d.date().isoformat()
+    last = t[-1]
+    sep = last[10] if len(last) > 10 else "T"
+    clock = re.match(r"\d{1,2}:\d{2}(:\d{2})?", last[11:])
+    spec = "auto" if clock is None else ("seconds" if clock.group(1) else "minutes")
+    return stamps, lambda d: d.isoformat(sep=sep, timespec=spec)
+
+
+def _numeric_dates(t: list[str]):
+    found = [_NUMERIC_DATE.fullmatch(s) for s in t]
+    if not all(found):
+        return None
+    fields = [m.group(1, 3, 4) for m in found]
+    if all(len(f[0]) == 4 for f in fields):
+        orders = ["ymd"]
+    elif all(len(f[2]) == 4 for f in fields):
+        orders = ["dmy", "mdy"]
+    else:  # two-digit years: no telling the century
+        return None
+    readings = {}
+    for order in orders:
+        y, mo, d = _ORDERS[order]
+        try:
+            stamps = [dt.datetime(*(int(f[i]) for i in (y, mo, d)),
+                                  *(int(m.group(g) or 0) for g in (6, 7, 8)))
+                      for f, m in zip(fields, found, strict=True)]
+        except ValueError:  # a month 13 or a 31st of February: not this order
+            continue
+        # ranked by: the stamps increase, then their spacing (sorted) is regular; a file out
+        # of order is still read, for check_order to say so
+        rank = (all(b > a for a, b in zip(stamps[:-1], stamps[1:], strict=True)), _regular(sorted(stamps)))
+        readings[order] = (rank, stamps)
+    ranks = [rank for rank, _ in readings.values()]
+    chosen = [o for o, (rank, _) in readings.items() if rank == max(ranks)]
+    if len(chosen) != 1:  # no valid reading, or no telling day from month
+        return None
+    order, stamps = chosen[0], readings[chosen[0]][1]
+    last = found[-1]
+    pad = [any(f[i].startswith("0") and len(f[i]) == 2 for f in fields) for i in range(3)]
+    hour_pad = any((m.group(6) or "").startswith("0") and len(m.group(6)) == 2 for m in found)
+    where = _ORDERS[order]
+
+    def write(d: dt.datetime) -> str:
+        parts = ["", "", ""]
+        parts[where[0]] = f"{d.year:04d}"
+        for i, v in ((where[1], d.month), (where[2], d.day)):
+            parts[i] = f"{v:02d}" if pad[i] else str(v)
+        text = last.group(2).join(parts)
+        if last.group(6) is not None:
+            text += last.group(5) + (f"{d.hour:02d}" if hour_pad else str(d.hour)) + f":{d.minute:02d}"
+            if last.group(8) is not None:
+                text += f":{d.second:02d}"
+        return text
+    return stamps, write
+
+
+def read_dates(times: list[str]):
+    """Dates and date-times as datetimes, with a function writing one back in the column's style;
+    None for stamps that are not dates. ISO ("2015-01-31", "2015-01-31 13:00", with a time zone)
+    and numeric dates with "/", "." or "-" in any of the usual orders ("31/01/2015", "1/31/2015
+    0:00" as spreadsheets write them, "31.01.2015", "2015/01/31"). Day and month are told apart by
+    a field above 12, or else by which reading gives stamps that increase at a regular spacing;
+    where neither tells (a few stamps, all days 12 or less), the stamps are not read as dates."""
+    t = [s.strip() for s in times]
+    if not t:
+        return None
+    return _iso_dates(t) or _numeric_dates(t)
+
+
+def _iso_seconds(times: list[str]) -> Optional[np.ndarray]:
+    """Dates and date-times (read_dates) as seconds after the first, or None."""
+    read = read_dates(times)
+    if read is None:
+        return None
+    stamps = read[0]
+    try:
         return np.array([(s - stamps[0]).total_seconds() for s in stamps])
-    except (ValueError, TypeError):  # not ISO, or time zones mixed with naive stamps
+    except TypeError:  # time zones mixed with naive stamps
         return None
 
 
