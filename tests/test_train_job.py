@@ -364,6 +364,13 @@ def test_cli_reports_user_errors_plainly(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "unknown field model.size" in res.stderr
     assert "Traceback" not in res.stderr
+    # a data file given where the config goes: the error says what to write instead
+    data = tmp_path / "sales.csv"
+    data.write_text("month,sales\n2015-01,100.25\n2015-02,105.24\n")
+    res = subprocess.run([sys.executable, "-m", "grukit", "train", str(data)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "takes a TOML job config, not the data" in res.stderr and "path = 'sales.csv'" in res.stderr
 
 
 def _write_sequences(path, rng, n_per_class=30):

@@ -208,7 +208,11 @@ def parse_config(text: str, source: str = "config") -> JobConfig:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source} is not valid TOML: {exc}") from None
+        hint = ""
+        if source.lower().endswith((".csv", ".tsv", ".txt")):  # a data file given as the config
+            hint = (f"; grukit train takes a TOML job config, not the data: write one that names it, e.g. "
+                    f"[data] path = {os.path.basename(source)!r} (grukit train --print-config shows every field)")
+        raise ValueError(f"{source} is not valid TOML: {exc}{hint}") from None
     return from_dict(raw, source)
 
 
