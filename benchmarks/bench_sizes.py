@@ -4,8 +4,9 @@
 
 The grid (`make bench`) holds T=100 and I=64; users run other shapes: one sequence
 through a wide layer (B=1, H=768-1024, short and long T), inputs wider than the state
-(I=300-1024, the input projection then outweighs the recurrence), short sequences, many
-rows of a small layer, stacks. Each row times gk.GRU and torch.nn.GRU with the same
+(I=300-1024, the input projection then outweighs the recurrence), short sequences, one
+step per call (a decoder run step by step), two or three rows, many rows of a small layer,
+stacks. Each row times gk.GRU and torch.nn.GRU with the same
 weights, side by side in this process (turn about: grukit.app.bench.Timer.interleaved),
 inference (torch.inference_mode) and a training step (forward, then the gradients of the
 summed output with respect to the input, h0 and every weight); ratios are torch's median
@@ -39,6 +40,14 @@ SIZES = [
     (512, 8, 100, 8, 1, False),
     (16, 128, 400, 40, 2, True),
     (1, 16, 1000, 1, 1, False),
+    # one step per call (a decoder run step by step) and a few steps (session 19)
+    (24, 200, 1, 13, 2, False),
+    (100, 384, 1, 13, 2, True),
+    (24, 200, 1, 400, 1, False),
+    (24, 200, 3, 200, 1, False),
+    # two or three rows through a recurrent weight of 2-4 MB (session 19)
+    (2, 500, 10, 100, 1, False),
+    (3, 500, 100, 64, 1, False),
 ]
 
 

@@ -87,10 +87,14 @@ def _mingru_backward_fake(dy, gates, h, h0):
 
 # ------------------------------------------------------------------ autograd
 
+_SAVED_AT = tuple((LAYER_ARGS + LAYER_OUTPUTS).index(n) for n in SAVED)  # positions in (*inputs, *outputs)
+_FLAGS_AT = (LAYER_ARGS.index("reset_after"), LAYER_ARGS.index("reverse"))
+
+
 def _save(ctx: Any, inputs: tuple, output: list) -> None:
-    named = {**dict(zip(LAYER_ARGS, inputs, strict=True)), **dict(zip(LAYER_OUTPUTS, output, strict=True))}
-    ctx.save_for_backward(*(named[n] for n in SAVED))
-    ctx.flags = (named["reset_after"], named["reverse"])
+    both = (*inputs, *output)
+    ctx.save_for_backward(*(both[i] for i in _SAVED_AT))
+    ctx.flags = (inputs[_FLAGS_AT[0]], inputs[_FLAGS_AT[1]])
 
 
 def _setup_context(ctx: Any, inputs: tuple, output: list) -> None:
@@ -155,21 +159,34 @@ torch.library.register_autograd("grukit::mingru_scan_forward", _scan_backward,
                                 setup_context=_scan_setup_context)
 
 
+_DIFF_AT = tuple(LAYER_ARGS.index(n) for n in DIFFERENTIABLE)
+_REST_AT = tuple(i for i in range(len(LAYER_ARGS)) if i not in _DIFF_AT)
+
+
 class _EagerLayer(torch.autograd.Function):
     """The same forward and backward as the registration above, for eager calls. It
     returns only (y, h_n), keeping the saved tensors off the autograd graph's outputs:
     about 0.2 ms less per call than the registered op, most of a short sequence's
-    training step at B=1."""
+    training step at B=1. Its inputs are the DIFFERENTIABLE ones and a tuple of the rest
+    (fewer arguments for autograd to look through: a few microseconds a call)."""
 
     @staticmethod
     def forward(ctx: Any, *inputs: Any) -> tuple[Tensor, Tensor]:
-        out = _ops.gru_layer_forward(*inputs)
-        _save(ctx, inputs, out)
+        *diff, rest = inputs
+        args = [None] * len(LAYER_ARGS)
+        for i, v in zip(_DIFF_AT, diff, strict=True):
+            args[i] = v
+        for i, v in zip(_REST_AT, rest, strict=True):
+            args[i] = v
+        with torch._C._AutoDispatchBelowAutograd():  # the kernel itself: not the autograd
+            out = _ops.gru_layer_forward(*args)  # registered above (Python, about 10 us a call)
+        _save(ctx, tuple(args), out)
         return out[0], out[1]
 
     @staticmethod
     def backward(ctx: Any, dy: Tensor, dh_n: Tensor) -> tuple:
-        return _backward(ctx, [dy, dh_n])
+        found = _backward(ctx, [dy, dh_n])
+        return (*(found[i] for i in _DIFF_AT), None)
 
 
 # ------------------------------------------------------------------ callers
@@ -216,14 +233,12 @@ def gru_layer(
     tracing = torch.jit.is_tracing()  # one graph whatever the grad mode, and no Python op in it
     save = (torch.is_grad_enabled() or tracing) and any(
         t is not None and t.requires_grad for t in (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh))
-    named = {"x": x, "h0": h0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh, "lengths": lens,
-             "resets": rs, "zoneout": zoneout, "h_mask": h_mask, "ln_ih": ln_ih, "ln_hh": ln_hh,
-             "reset_after": reset_after, "reverse": reverse, "save": save}
-    args = tuple(named[n] for n in LAYER_ARGS)
-    if save and not torch.compiler.is_compiling() and not tracing:
-        out = _EagerLayer.apply(*args)
-    else:  # inference, or traced by torch.compile / torch.export / torch.jit.trace: the op whole
-        out = _ops.gru_layer_forward(*args)
+    if save and not torch.compiler.is_compiling() and not tracing:  # DIFFERENTIABLE, then the rest
+        return _EagerLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh,
+                                 (lens, rs, zoneout, h_mask, reset_after, reverse, save))
+    # inference, or traced by torch.compile / torch.export / torch.jit.trace: the op whole
+    out = _ops.gru_layer_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, zoneout, h_mask, ln_ih, ln_hh,
+                                 reset_after, reverse, save)  # LAYER_ARGS' order
     return out[0], out[1]
 
 

@@ -198,7 +198,7 @@ def gru(
         inp = outs[0] if D == 1 else torch.cat(outs, dim=2)  # (T, B, D*H)
         if dropout > 0 and training and l < num_layers - 1:
             inp = torch.nn.functional.dropout(inp, p=dropout, training=True)
-    return inp, torch.stack(h_n)
+    return inp, h_n[0].unsqueeze(0) if len(h_n) == 1 else torch.stack(h_n)  # one layer: a view, cheaper
 
 
 def mingru_g(v: Tensor) -> Tensor:

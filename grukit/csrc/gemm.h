@@ -225,6 +225,27 @@ inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const floa
 constexpr int64_t kCachedPackFloats = int64_t(1) << 20;  // larger weights are packed on every call
 constexpr int64_t kStreamRows = 4;  // up to this many rows of A per step, a large W is not packed (StepMatmul)
 constexpr int64_t kPackRows = 512;  // nor for one call with fewer rows than this
+// A cached pack is compared with the weight in full on every call (2 reads of W): with up to
+// 3 rows a step, a weight over 2 MB is not packed either (the step reads W from L2 or memory,
+// packed or not; 0.79x torch.nn.GRU's inference time at B=2, H=500, T=10 when packed, 1.34x
+// not; with 4 rows packing still pays: benchmarks/README.md, session 19).
+constexpr int64_t kStreamRowsCached = 3;
+constexpr int64_t kStreamFloats = int64_t(1) << 19;
+// A weight used by one call (the input projection of all steps) goes to ATen as it is from
+// this many columns of A (inputs) up: there MKL's AVX-512 matmul beats packing it and the
+// 16-wide kernel below by 5-30% at 24-3200 rows, and a cached pack is compared in full on
+// every call (benchmarks/README.md, session 19). Below it packing pays (up to 1.5x at 64).
+// Nor, with more than 64 inputs, when the call has fewer rows than kOneCallPackRows (a few
+// steps of a small batch: a whole layer at T=1, B=24, I=200 took 1.4x torch.nn.GRU's time,
+// at T=3 1.1x; rows 128-512 measured alike either way). At 64 inputs or fewer packing
+// pays at any number of rows (the grid's B=1, H=64, I=64: 0.133 ms unpacked, 0.112 packed).
+#if defined(__AVX512F__)
+constexpr int64_t kOneCallMaxK = 256;
+constexpr int64_t kOneCallPackRows = 128;
+#else  // the AVX2 kernel against MKL on an AVX2 machine: not measured, left as it was
+constexpr int64_t kOneCallMaxK = int64_t(1) << 40;
+constexpr int64_t kOneCallPackRows = 0;
+#endif
 
 inline std::shared_ptr<const Packed> cached_pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool nk) {
   const int64_t rows = nk ? N : K, cols = nk ? K : N;
@@ -511,10 +532,12 @@ class StepMatmul {
       // every call, which costs about as much as multiplying it by 50 rows of A. So it
       // goes to ATen as it is when a step has a few rows (bound by reading W from memory,
       // packed or not) and when one call has fewer than kPackRows rows (the input
-      // projection of a short sequence).
+      // projection of a short sequence); nor, for one call, as kOneCallMaxK says.
       const bool uncached = N * K > kCachedPackFloats;
-      const bool streamed = uncached && (rows <= kStreamRows || (one_call && rows < kPackRows));
-      if (steps >= 4 && !streamed) {
+      const bool streamed = (uncached && (rows <= kStreamRows || (one_call && rows < kPackRows))) ||
+                            (rows <= kStreamRowsCached && N * K > kStreamFloats);
+      const bool to_aten = one_call && (K >= kOneCallMaxK || (rows < kOneCallPackRows && K > 64));
+      if (steps >= 4 && !streamed && !to_aten) {
         P_ = cached_pack(W, ldw, N, K, nk);
         packed_ = true;
       }
