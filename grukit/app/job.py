@@ -210,8 +210,9 @@ def parse_config(text: str, source: str = "config") -> JobConfig:
     except tomllib.TOMLDecodeError as exc:
         hint = ""
         if source.lower().endswith((".csv", ".tsv", ".txt")):  # a data file given as the config
-            hint = (f"; grukit train takes a TOML job config, not the data: write one that names it, e.g. "
-                    f"[data] path = {os.path.basename(source)!r} (grukit train --print-config shows every field)")
+            hint = (f"; grukit train takes a TOML job config, not the data: write one that names it, "
+                    f"e.g. [data] path = {os.path.basename(source)!r} (grukit train --print-config shows "
+                    "every field)")
         raise ValueError(f"{source} is not valid TOML: {exc}{hint}") from None
     return from_dict(raw, source)
 
