@@ -515,8 +515,18 @@ class GRUCell(nn.Module):
             s += ", reset_after=False"
         return s
 
+    def _weights(self) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+        # read directly: nn.Module.__getattr__ costs about half a microsecond a name; a weight
+        # that a parametrization or torch.nn.utils.prune has taken out is read as the attribute
+        p = self._parameters
+        found = [p.get(n) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        return tuple(w if w is not None else getattr(self, n)  # None for a bias=False cell's biases
+                     for w, n in zip(found, ("weight_ih", "weight_hh", "bias_ih", "bias_hh"), strict=True))
+
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        ref, H = self.weight_ih, self.hidden_size
+        H = self.hidden_size
+        weights = self._weights()
+        ref = weights[0]
         _checks.tensor("input", input)
         if input.dim() not in (1, 2):
             raise _checks.InputError(f"input must be 2-D (B, I) or 1-D (I,) unbatched, "
@@ -533,7 +543,6 @@ class GRUCell(nn.Module):
         expect = (H,) if unbatched else (x.shape[0], H)
         _checks.optional_h("hx", hx, expect, ref, "(B, H), or (H,) for an unbatched input")
         h = x.new_zeros(x.shape[0], H) if hx is None else (hx.unsqueeze(0) if unbatched else hx)
-        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         used = frozenset() if self.reset_after else frozenset({"reset_before"})
         if self.engine != "reference" and (_onnx_exporting() or torch.jit.is_tracing()):
             # recorded as torch.nn.GRUCell is (torch's own cell function), or as plain ops for
@@ -545,6 +554,12 @@ class GRUCell(nn.Module):
             h_new = reference.gru_cell(x, h, *weights, reset_after=self.reset_after)
         elif self.last_engine == "cudnn":  # torch.nn.GRUCell's own fused kernel
             h_new = torch._VF.gru_cell(x, h, *weights)
+        elif self.last_engine == "cpu" and not (torch.is_grad_enabled() and any(
+                t is not None and t.requires_grad for t in (x, h, *weights))):
+            # inference: the compiled stack call, which skips the layer op's saved outputs
+            flat = [w for w in weights if w is not None]
+            h_new = engines.stack_inference()(x.unsqueeze(0), h.unsqueeze(0), flat, self.bias, 1, False, None,
+                                              self.reset_after)[1][0]
         else:  # one time step of the fused layer
             h_new = engines.layer_fn(self.last_engine)(x.unsqueeze(0), h, weights, self.reset_after)[1]
         return h_new.squeeze(0) if unbatched else h_new

@@ -151,6 +151,9 @@ def test_cell_matches_torch_grucell(dtype, bias, batched, with_h):
     g_o = grads(h_o, up, {**inputs, **dict(ours.named_parameters())})
     assert_all_close(g_o, g_r, **tol)
     assert torch.equal(ours.to_torch().weight_hh, ref.weight_hh)
+    with torch.no_grad():  # inference runs the compiled stack call: the same numbers
+        assert_all_close({"h": ours(*args)}, {"h": ref(*args)}, **tol)
+    assert ours.last_engine == "cpu"
 
 
 def test_an_empty_batch_gives_empty_outputs_as_in_torch():
