@@ -6,11 +6,12 @@ The grid (`make bench`) holds T=100 and I=64; users run other shapes: one sequen
 through a wide layer (B=1, H=768-1024, short and long T), inputs wider than the state
 (I=300-1024, the input projection then outweighs the recurrence), short sequences, one
 step per call (a decoder run step by step), two or three rows, many rows of a small layer,
-stacks. Each row times gk.GRU and torch.nn.GRU with the same
-weights, side by side in this process (turn about: grukit.app.bench.Timer.interleaved),
-inference (torch.inference_mode) and a training step (forward, then the gradients of the
-summed output with respect to the input, h0 and every weight); ratios are torch's median
-time over grukit's. The outputs are checked equal (1e-4) before timing.
+stacks; then gk.GRUCell against torch.nn.GRUCell, and a whole decoder run step by step.
+Each row times gk.GRU and torch.nn.GRU with the same weights, side by side in this process
+(turn about: grukit.app.bench.Timer.interleaved), inference (torch.inference_mode) and a
+training step (forward, then the gradients of the summed output with respect to the input,
+h0 and every weight); ratios are torch's median time over grukit's. The outputs are checked
+equal (1e-4) before timing.
 """
 
 from __future__ import annotations
@@ -49,6 +50,40 @@ SIZES = [
     (2, 500, 10, 100, 1, False),
     (3, 500, 100, 64, 1, False),
 ]
+# gk.GRUCell against torch.nn.GRUCell, one step per call: (B, H, I) (session 19)
+CELLS = [(1, 64, 64), (8, 24, 100), (24, 200, 13), (32, 256, 64), (64, 512, 128)]
+# a decoder run step by step, as PyTorch's seq2seq tutorial does: (B, H, I), 20 steps (session 19)
+DECODERS = [(8, 24, 100), (24, 200, 13), (32, 256, 64), (64, 512, 128)]
+
+
+def _cell_step(cell: torch.nn.Module, x: torch.Tensor, h: torch.Tensor, train: bool):
+    params = list(cell.parameters())
+
+    def step():
+        if not train:
+            with torch.inference_mode():
+                return cell(x, h)
+        return torch.autograd.grad(cell(x, h).sum(), [x, h, *params])
+
+    return step
+
+
+def _decoder_step(gru_class, B: int, H: int, I: int, steps: int = 20):
+    """One training step of a decoder run a step at a time: gru(Linear(x_t), h), then a Linear
+    and a squared error per step, the gradients of every weight."""
+    torch.manual_seed(0)
+    gru, embed, out = gru_class(I, H), torch.nn.Linear(I, I), torch.nn.Linear(H, I)
+    params = [*gru.parameters(), *embed.parameters(), *out.parameters()]
+    x, y = torch.randn(steps, B, I), torch.randn(steps, B, I)
+
+    def step():
+        h, loss = torch.zeros(1, B, H), 0.0
+        for t in range(steps):
+            o, h = gru(embed(x[t:t + 1]), h)
+            loss = loss + ((out(o) - y[t:t + 1]) ** 2).mean()
+        return torch.autograd.grad(loss, params)
+
+    return step
 
 
 def main(argv=None) -> int:
@@ -81,6 +116,28 @@ def main(argv=None) -> int:
             print(f"| {B} | {H} | {T} | {I} | {layers}{' bi' if bi else ''} | {mode} | "
                   f"{got['torch'] * 1e3:.2f} | {got['grukit'] * 1e3:.2f} | {ratio:.2f}x |", flush=True)
     print(f"\nlowest ratio {min(worst):.2f}x; rows below 1.0x: {sum(r < 1 for r in worst)} of {len(worst)}")
+    print("\ngk.GRUCell against torch.nn.GRUCell, one step per call:\n")
+    print("| B | H | I | mode | torch.nn.GRUCell us | gk.GRUCell us | vs nn.GRUCell |")
+    print("|---|---|---|---|---|---|---|")
+    for B, H, I in CELLS:
+        torch.manual_seed(0)
+        theirs = torch.nn.GRUCell(I, H)
+        ours = gk.GRUCell.from_torch(theirs)
+        x, h = torch.randn(B, I, requires_grad=True), torch.randn(B, H, requires_grad=True)
+        for mode in ("infer", "train"):
+            got = timer.interleaved({"torch": _cell_step(theirs, x, h, mode == "train"),
+                                     "grukit": _cell_step(ours, x, h, mode == "train")})
+            print(f"| {B} | {H} | {I} | {mode} | {got['torch'] * 1e6:.1f} | {got['grukit'] * 1e6:.1f} | "
+                  f"{got['torch'] / got['grukit']:.2f}x |", flush=True)
+    print("\na decoder run step by step (20 calls of gru(Linear(x_t), h) with T=1, a Linear and a squared "
+          "error each, one training step):\n")
+    print("| B | H | I | torch.nn.GRU ms | gk.GRU ms | vs nn.GRU |")
+    print("|---|---|---|---|---|---|")
+    for B, H, I in DECODERS:
+        got = timer.interleaved({"torch": _decoder_step(torch.nn.GRU, B, H, I),
+                                 "grukit": _decoder_step(gk.GRU, B, H, I)})
+        print(f"| {B} | {H} | {I} | {got['torch'] * 1e3:.2f} | {got['grukit'] * 1e3:.2f} | "
+              f"{got['torch'] / got['grukit']:.2f}x |", flush=True)
     return 0
 
 

@@ -25,6 +25,14 @@ def _init_uniform(module: nn.Module, hidden_size: int) -> None:
         nn.init.uniform_(weight, -stdv, stdv)
 
 
+def _read_weight(module: nn.Module, name: str) -> Optional[Tensor]:
+    """A weight of ``module`` read directly: nn.Module.__getattr__ costs about half a microsecond a
+    name. One that torch.nn.utils.prune or a parametrization (weight_norm, spectral_norm) has taken
+    out of _parameters is read as the attribute it computes (None for a registered None bias)."""
+    p = module._parameters.get(name)
+    return p if p is not None else getattr(module, name)
+
+
 def _onnx_exporting() -> bool:
     """Whether torch.onnx.export is recording the call. Its torch.export-based exporter falls
     back to a strict (dynamo) capture in which torch.onnx.is_in_onnx_export() reads False, so
@@ -203,22 +211,15 @@ class GRU(nn.Module):
         self.flatten_parameters()
         return out
 
-    def _weight(self, name: str) -> Tensor:
-        # direct: nn.Module.__getattr__ costs microseconds per name; a weight that
-        # torch.nn.utils.prune or a parametrization (weight_norm, spectral_norm) has taken
-        # out of _parameters is read as the attribute it computes
-        p = self._parameters.get(name)
-        return p if p is not None else getattr(self, name)
-
     @property
     def all_weights(self) -> list[list[Tensor]]:
-        return [[self._weight(n) for n in names] for names in self._weight_names]
+        return [[_read_weight(self, n) for n in names] for names in self._weight_names]
 
     def _layer_norm_gains(self) -> Optional[list[tuple[Tensor, Tensor]]]:
         """Per layer-direction (ln_ih, ln_hh) with layer_norm, else None."""
         if not self.layer_norm:
             return None
-        return [(self._weight(a), self._weight(b)) for a, b in self._norm_names]
+        return [(_read_weight(self, a), _read_weight(self, b)) for a, b in self._norm_names]
 
     def _layer_weights(self) -> list[LayerWeights]:
         """Per layer-direction (w_ih, w_hh, b_ih, b_hh), biases None without bias."""
@@ -515,17 +516,9 @@ class GRUCell(nn.Module):
             s += ", reset_after=False"
         return s
 
-    def _weights(self) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
-        # read directly: nn.Module.__getattr__ costs about half a microsecond a name; a weight
-        # that a parametrization or torch.nn.utils.prune has taken out is read as the attribute
-        p = self._parameters
-        found = [p.get(n) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        return tuple(w if w is not None else getattr(self, n)  # None for a bias=False cell's biases
-                     for w, n in zip(found, ("weight_ih", "weight_hh", "bias_ih", "bias_hh"), strict=True))
-
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
         H = self.hidden_size
-        weights = self._weights()
+        weights = tuple(_read_weight(self, n) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
         ref = weights[0]
         _checks.tensor("input", input)
         if input.dim() not in (1, 2):

@@ -151,9 +151,17 @@ def test_cell_matches_torch_grucell(dtype, bias, batched, with_h):
     g_o = grads(h_o, up, {**inputs, **dict(ours.named_parameters())})
     assert_all_close(g_o, g_r, **tol)
     assert torch.equal(ours.to_torch().weight_hh, ref.weight_hh)
-    with torch.no_grad():  # inference runs the compiled stack call: the same numbers
+    calls = []
+    stack = gk.engines.stack_inference()
+
+    def counted(*a):
+        calls.append(a)
+        return stack(*a)
+
+    with torch.no_grad(), pytest.MonkeyPatch.context() as mp:  # inference: the compiled stack call
+        mp.setattr(gk.engines, "stack_inference", lambda: counted)
         assert_all_close({"h": ours(*args)}, {"h": ref(*args)}, **tol)
-    assert ours.last_engine == "cpu"
+    assert len(calls) == 1 and ours.last_engine == "cpu"
 
 
 def test_an_empty_batch_gives_empty_outputs_as_in_torch():

@@ -598,17 +598,14 @@ def future_times(times: list[str], steps: int) -> list[str]:
     if read is None:
         return blank
     stamps, fmt = read
-    pairs = list(zip(stamps[:-1], stamps[1:], strict=True))
-    months = {(b.year - a.year) * 12 + b.month - a.month for a, b in pairs}
-    same_day = len({(d.day, d.time()) for d in stamps}) == 1 and stamps[-1].day <= 28
-    if same_day and len(months) == 1 and (step := months.pop()) > 0:  # monthly, quarterly, yearly
+    kind, step = seasons.spacing(stamps) or (None, None)
+    if kind == "months" and stamps[-1].day <= 28:  # monthly, quarterly, yearly
         def add(d: dt.datetime, m: int) -> dt.datetime:
             total = d.month - 1 + m
             return d.replace(year=d.year + total // 12, month=total % 12 + 1)
         return [fmt(add(stamps[-1], k * step)) for k in range(1, steps + 1)]
-    gaps = {b - a for a, b in pairs}
-    if len(gaps) == 1 and (gap := gaps.pop()) > dt.timedelta(0):  # a fixed gap: days, weeks, hours
-        return [fmt(stamps[-1] + k * gap) for k in range(1, steps + 1)]
+    if kind == "gap":  # a fixed gap: days, weeks, hours
+        return [fmt(stamps[-1] + k * step) for k in range(1, steps + 1)]
     return blank
 
 

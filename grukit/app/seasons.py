@@ -139,13 +139,19 @@ _NUMERIC_DATE = re.compile(  # 31/01/2015, 1/31/2015 13:00, 31.01.2015, 2015/01/
 _ORDERS = {"ymd": (0, 1, 2), "dmy": (2, 1, 0), "mdy": (2, 0, 1)}  # where the year, month, day are
 
 
-def _regular(stamps: list) -> bool:
-    """Whether stamps are a fixed number of months apart on one day, or a fixed time apart."""
+def spacing(stamps: list) -> Optional[tuple[str, object]]:
+    """How increasing datetimes are spaced: ("months", k) for k months apart on one day and time
+    (monthly, quarterly, yearly data), ("gap", a timedelta) for a fixed time apart, else None."""
     pairs = list(zip(stamps[:-1], stamps[1:], strict=True))
+    if not pairs:
+        return None
     months = {(b.year - a.year) * 12 + b.month - a.month for a, b in pairs}
-    if len({(d.day, d.time()) for d in stamps}) == 1 and len(months) == 1:
-        return True
-    return len({b - a for a, b in pairs}) == 1
+    if len({(d.day, d.time()) for d in stamps}) == 1 and len(months) == 1 and (k := months.pop()) > 0:
+        return "months", k
+    gaps = {b - a for a, b in pairs}
+    if len(gaps) == 1 and (gap := gaps.pop()) > dt.timedelta(0):
+        return "gap", gap
+    return None
 
 
 def _iso_dates(t: list[str]):
@@ -184,7 +190,8 @@ def _numeric_dates(t: list[str]):
             continue
         # ranked by: the stamps increase, then their spacing (sorted) is regular; a file out
         # of order is still read, for check_order to say so
-        rank = (all(b > a for a, b in zip(stamps[:-1], stamps[1:], strict=True)), _regular(sorted(stamps)))
+        rank = (all(b > a for a, b in zip(stamps[:-1], stamps[1:], strict=True)),
+                spacing(sorted(stamps)) is not None)
         readings[order] = (rank, stamps)
     ranks = [rank for rank, _ in readings.values()]
     chosen = [o for o, (rank, _) in readings.items() if rank == max(ranks)]
@@ -223,7 +230,7 @@ def read_dates(times: list[str]):
     return _iso_dates(t) or _numeric_dates(t)
 
 
-def _iso_seconds(times: list[str]) -> Optional[np.ndarray]:
+def _seconds(times: list[str]) -> Optional[np.ndarray]:
     """Dates and date-times (read_dates) as seconds after the first, or None."""
     read = read_dates(times)
     if read is None:
@@ -252,7 +259,7 @@ def _from_stamps(times: list[str]) -> Optional[int]:
         if 1000 <= nums.min() and nums.max() <= 3000:  # decimal years
             return _match(gap, _BY_YEARS)
         return None
-    seconds = _iso_seconds(times)
+    seconds = _seconds(times)
     if seconds is None or (np.diff(seconds) <= 0).any():
         return None
     return _match(float(np.median(np.diff(seconds))) / 86400, _BY_DAYS)
@@ -266,7 +273,7 @@ def positions(times: list[str]) -> Optional[np.ndarray]:
     if labels is not None:
         return np.array(labels[0], dtype=np.float64)
     nums = _numbers(times)
-    return nums if nums is not None else _iso_seconds(times)
+    return nums if nums is not None else _seconds(times)
 
 
 def check_order(times: list[str], path: str, column: str) -> None:
