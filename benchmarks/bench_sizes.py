@@ -1,12 +1,13 @@
 """grukit's CPU engine against torch.nn.GRU at sizes off docs/benchmarking.md's grid.
 
-    python benchmarks/bench_sizes.py [--threads 2] [--repeats 10] [--min-seconds 0.5]
+    python benchmarks/bench_sizes.py [--threads 2] [--repeats 10] [--min-seconds 0.5] [--only TABLE ...]
 
 The grid (`make bench`) holds T=100 and I=64; users run other shapes: one sequence
 through a wide layer (B=1, H=768-1024, short and long T), inputs wider than the state
 (I=300-1024, the input projection then outweighs the recurrence), short sequences, one
 step per call (a decoder run step by step), two or three rows, many rows of a small layer,
-stacks; then gk.GRUCell against torch.nn.GRUCell, and a whole decoder run step by step.
+stacks; then gk.GRUCell against torch.nn.GRUCell, a whole decoder run step by step, and
+sequences of different lengths (a PackedSequence, or a padded batch with lengths=).
 Each row times gk.GRU and torch.nn.GRU with the same weights, side by side in this process
 (turn about: grukit.app.bench.Timer.interleaved), inference (torch.inference_mode) and a
 training step (forward, then the gradients of the summed output with respect to the input,
@@ -21,6 +22,7 @@ import platform
 import sys
 
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import grukit as gk
 from grukit.app.bench import Timer, _infer, _train_step
@@ -54,6 +56,16 @@ SIZES = [
 CELLS = [(1, 64, 64), (8, 24, 100), (24, 200, 13), (32, 256, 64), (64, 512, 128)]
 # a decoder run step by step, as PyTorch's seq2seq tutorial does: (B, H, I), 20 steps (session 19)
 DECODERS = [(8, 24, 100), (24, 200, 13), (32, 256, 64), (64, 512, 128)]
+# sequences of lengths drawn uniformly from 1..T (one of T): (B, H, T, I, layers, bidirectional) (session 20)
+VARIABLE = [
+    (2, 128, 5, 128, 1, False),
+    (128, 32, 20, 128, 1, False),
+    (16, 128, 200, 40, 1, False),
+    (32, 256, 100, 512, 1, False),
+    (32, 256, 100, 1, 2, True),
+    (200, 256, 30, 100, 1, False),
+    (64, 512, 100, 64, 1, False),
+]
 
 
 def _cell_step(cell: torch.nn.Module, x: torch.Tensor, h: torch.Tensor, train: bool):
@@ -86,17 +98,32 @@ def _decoder_step(gru_class, B: int, H: int, I: int, steps: int = 20):
     return step
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--min-seconds", type=float, default=0.5)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    timer = Timer(args.repeats, args.min_seconds)
-    info = gk.engine_info()
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
-          f"grukit's engine variant {info['isa']}")
+def _variable(gru, x, h0, lengths, kind: str, train: bool):
+    """gru on sequences of these lengths: given a PackedSequence ("packed"), or the padded batch and
+    lengths ("padded": gk.GRU's lengths=; torch.nn.GRU packs it and pads its output, as its users do)."""
+    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+    params = list(gru.parameters())
+
+    def call():
+        if kind == "packed":
+            out, h = gru(packed, h0)
+            return out.data, h
+        if isinstance(gru, gk.GRU):
+            return gru(x, h0, lengths=lengths)
+        out, h = gru(pack_padded_sequence(x, lengths, enforce_sorted=False), h0)
+        return pad_packed_sequence(out)[0], h
+
+    def step():
+        if not train:
+            with torch.inference_mode():
+                return call()
+        out, h = call()
+        return torch.autograd.grad(out.sum() + h.sum(), params)
+
+    return step
+
+
+def _sizes(timer: Timer) -> None:
     print("\n| B | H | T | I | layers | mode | torch.nn.GRU ms | gk.GRU ms | vs nn.GRU |")
     print("|---|---|---|---|---|---|---|---|---|")
     worst = []
@@ -116,6 +143,9 @@ def main(argv=None) -> int:
             print(f"| {B} | {H} | {T} | {I} | {layers}{' bi' if bi else ''} | {mode} | "
                   f"{got['torch'] * 1e3:.2f} | {got['grukit'] * 1e3:.2f} | {ratio:.2f}x |", flush=True)
     print(f"\nlowest ratio {min(worst):.2f}x; rows below 1.0x: {sum(r < 1 for r in worst)} of {len(worst)}")
+
+
+def _cells(timer: Timer) -> None:
     print("\ngk.GRUCell against torch.nn.GRUCell, one step per call:\n")
     print("| B | H | I | mode | torch.nn.GRUCell us | gk.GRUCell us | vs nn.GRUCell |")
     print("|---|---|---|---|---|---|---|")
@@ -129,6 +159,9 @@ def main(argv=None) -> int:
                                      "grukit": _cell_step(ours, x, h, mode == "train")})
             print(f"| {B} | {H} | {I} | {mode} | {got['torch'] * 1e6:.1f} | {got['grukit'] * 1e6:.1f} | "
                   f"{got['torch'] / got['grukit']:.2f}x |", flush=True)
+
+
+def _decoders(timer: Timer) -> None:
     print("\na decoder run step by step (20 calls of gru(Linear(x_t), h) with T=1, a Linear and a squared "
           "error each, one training step):\n")
     print("| B | H | I | torch.nn.GRU ms | gk.GRU ms | vs nn.GRU |")
@@ -138,6 +171,47 @@ def main(argv=None) -> int:
                                  "grukit": _decoder_step(gk.GRU, B, H, I)})
         print(f"| {B} | {H} | {I} | {got['torch'] * 1e3:.2f} | {got['grukit'] * 1e3:.2f} | "
               f"{got['torch'] / got['grukit']:.2f}x |", flush=True)
+
+
+def _lengths(timer: Timer) -> None:
+    print("\nsequences of different lengths, drawn uniformly from 1..T (one of T): a PackedSequence given "
+          "to both, or a padded batch (gk.GRU's lengths=; torch.nn.GRU packs it and pads its output):\n")
+    print("| B | H | T | I | layers | input | mode | torch.nn.GRU ms | gk.GRU ms | vs nn.GRU |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for B, H, T, I, layers, bi in VARIABLE:
+        torch.manual_seed(0)
+        theirs = torch.nn.GRU(I, H, layers, bidirectional=bi)
+        ours = gk.GRU.from_torch(theirs)
+        x, h0 = torch.randn(T, B, I), torch.randn(layers * (2 if bi else 1), B, H)
+        lengths = torch.randint(1, T + 1, (B,))
+        lengths[0] = T
+        for kind, mode in (("packed", "infer"), ("packed", "train"), ("padded", "infer")):
+            got = timer.interleaved({"torch": _variable(theirs, x, h0, lengths, kind, mode == "train"),
+                                     "grukit": _variable(ours, x, h0, lengths, kind, mode == "train")})
+            print(f"| {B} | {H} | {T} | {I} | {layers}{' bi' if bi else ''} | {kind} | {mode} | "
+                  f"{got['torch'] * 1e3:.2f} | {got['grukit'] * 1e3:.2f} | "
+                  f"{got['torch'] / got['grukit']:.2f}x |", flush=True)
+
+
+TABLES = {"sizes": _sizes, "cells": _cells, "decoders": _decoders, "lengths": _lengths}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--min-seconds", type=float, default=0.5)
+    p.add_argument("--only", nargs="+", choices=sorted(TABLES), default=list(TABLES),
+                   help="the tables to run (default: all, in this order: " + ", ".join(TABLES) + ")")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    timer = Timer(args.repeats, args.min_seconds)
+    info = gk.engine_info()
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+          f"grukit's engine variant {info['isa']}")
+    for name in TABLES:
+        if name in args.only:
+            TABLES[name](timer)
     return 0
 
 

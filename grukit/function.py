@@ -65,9 +65,9 @@ def _backward_fake(dy, dh_n, x, w_ih, w_hh, gates, hp, lengths, resets, zoneout,
 
 
 @torch.library.register_fake("grukit::gru_stack_forward")
-def _stack_fake(x, h0, weights, has_bias, num_layers, bidirectional, lengths, reset_after):
+def _stack_fake(x, h0, weights, has_bias, num_layers, bidirectional, lengths, reset_after, batch_sizes=None):
     D = 2 if bidirectional else 1
-    return [x.new_empty(x.shape[0], x.shape[1], D * h0.shape[2]), torch.empty_like(h0)]
+    return [x.new_empty(*x.shape[:-1], D * h0.shape[2]), torch.empty_like(h0)]
 
 
 @torch.library.register_fake("grukit::step_matmul")
@@ -251,12 +251,16 @@ def gru_stack_inference(
     bidirectional: bool,
     lengths: Optional[Tensor],
     reset_after: bool,
+    batch_sizes: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     """All layers and directions in one compiled call, without autograd (inference).
 
-    x: (T, B, I), h0: (L*D, B, H); weights flat in torch's parameter order.
+    x: (T, B, I), h0: (L*D, B, H); weights flat in torch's parameter order. With
+    ``batch_sizes`` (a PackedSequence's), x is the packed data (N, I), the output is packed
+    alike (N, D*H), and h0 and h_n are in the packed order: each step then takes only the
+    rows still running, and no padding is made.
     """
     lens = None if lengths is None else lengths.to("cpu", torch.int64)
     out, h_n = _ops.gru_stack_forward(x, h0, weights, has_bias, num_layers, bidirectional, lens,
-                                      reset_after)
+                                      reset_after, batch_sizes)
     return out, h_n

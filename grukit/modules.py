@@ -264,12 +264,23 @@ class GRU(nn.Module):
                                  "(the PackedSequence carries its own lengths)")
             _checks.like_parameters("input", input.data, ref)
             self._check_features(input.data.shape[-1])
-            x, lens = pad_packed_sequence(input)  # (T, B, I), original batch order
-            B = x.shape[1]
+            B = int(input.batch_sizes[0])
             _checks.optional_h("h0", h0, (LD, B, H), ref, "(num_layers * num_directions, B, H)")
-            run = self._torch_stack if self._as_torch_gru(None) else self._run
-            out, h_n = run(x, h0, lens.to(x.device))
-            return self._repack(out, lens, input), h_n
+            # run in the PackedSequence's own order, longest first, so that each step takes
+            # only the rows still going, as torch's packed GRU does
+            if h0 is not None and input.sorted_indices is not None:
+                h0 = h0.index_select(1, input.sorted_indices.to(h0.device))
+            traced = self._as_torch_gru(None)
+            got = None if traced else self._run_packed(input.data, input.batch_sizes, h0)
+            if got is not None:
+                data, h_n = got
+            else:
+                x, lens = pad_packed_sequence(PackedSequence(input.data, input.batch_sizes))  # (T, B, I)
+                out, h_n = (self._torch_stack if traced else self._run)(x, h0, lens.to(x.device))
+                data = pack_padded_sequence(out, lens, enforce_sorted=True).data
+            if input.unsorted_indices is not None:
+                h_n = h_n.index_select(1, input.unsorted_indices.to(h_n.device))
+            return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices), h_n
 
         _checks.tensor("input", input)
         if input.dim() not in (2, 3):
@@ -380,6 +391,35 @@ class GRU(nn.Module):
         return engines.cudnn_stack()(x, h0, [w for ws in self.all_weights for w in ws], self.bias,
                                      self.num_layers, self.bidirectional, lens, self.dropout, self.training)
 
+    def _sort_pays(self, x: Tensor, lens: Tensor) -> bool:
+        """Whether inference with lengths should sort the rows longest first (the cpu engine then
+        skips finished rows: `_run_packed`), the two copies of the batch that sorting takes paid for
+        by the steps it skips: lengths out of order, a quarter of the padded steps or more unused, 96
+        hidden units or more and 512 row-steps or more (the copies cost ~10% at H=512, more than they
+        save below; measured, benchmarks/README.md)."""
+        if self.hidden_size < 96 or x.shape[0] * x.shape[1] < 512 or not bool((lens[1:] > lens[:-1]).any()):
+            return False
+        return float(lens.sum()) <= 0.75 * x.shape[0] * x.shape[1]
+
+    def _run_packed(self, data: Tensor, batch_sizes: Tensor, h0: Optional[Tensor]
+                    ) -> Optional[tuple[Tensor, Tensor]]:
+        """Inference on the cpu engine straight on a PackedSequence's data (N, I), nothing padded:
+        (packed output (N, D*H), h_n in the packed order). None where _run's other paths run."""
+        used = engines.options(self, self.training, False)
+        flat = [w for ws in self.all_weights for w in ws]
+        grad = torch.is_grad_enabled() and (data.requires_grad or (h0 is not None and h0.requires_grad)
+                                            or any(p.requires_grad for p in flat))
+        if grad or torch.jit.is_tracing() or not engines.supports("cpu-stack", used):
+            return None
+        if engines.resolve(self.engine, data, used, lengths=True) != "cpu":
+            return None
+        self.__dict__["last_engine"] = "cpu"
+        if h0 is None:
+            h0 = data.new_zeros(self.num_layers * (2 if self.bidirectional else 1), int(batch_sizes[0]),
+                                self.hidden_size)
+        return engines.stack_inference()(data, h0, flat, self.bias, self.num_layers, self.bidirectional, None,
+                                         self.reset_after, batch_sizes)
+
     def _run(self, x: Tensor, h0: Optional[Tensor], lens: Optional[Tensor],
              resets: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """x: (T, B, I) time-major, h0: (L*D, B, H) or None -> (T, B, D*H), (L*D, B, H)."""
@@ -405,6 +445,14 @@ class GRU(nn.Module):
                                          self.dropout, self.training)
         if engine == "cpu" and engines.supports("cpu-stack", used) and not grad:
             # inference: the whole stack in one compiled call
+            if lens is not None and not recorded and self._sort_pays(x, lens):
+                # rows sorted longest first, so that each step takes only the rows still running
+                order = torch.argsort(lens, descending=True, stable=True)
+                back = torch.argsort(order)
+                out, h_n = engines.stack_inference()(
+                    x.index_select(1, order), h0.index_select(1, order), flat, self.bias, self.num_layers,
+                    self.bidirectional, lens[order], self.reset_after)
+                return out.index_select(1, back), h_n.index_select(1, back)
             return engines.stack_inference()(x, h0, flat, self.bias, self.num_layers,
                                              self.bidirectional, lens, self.reset_after)
         return reference.gru(
@@ -413,16 +461,6 @@ class GRU(nn.Module):
             training=self.training, layer=engines.layer_fn(engine), resets=resets, zoneout=self.zoneout,
             recurrent_dropout=self.recurrent_dropout, layer_norm=self._layer_norm_gains(),
         )
-
-    @staticmethod
-    def _repack(out: Tensor, lens: Tensor, like: PackedSequence) -> PackedSequence:
-        # Pack in the input's own sorted order so that batch_sizes and the index
-        # permutations come back unchanged.
-        if like.sorted_indices is not None:
-            out = out.index_select(1, like.sorted_indices)
-            lens = lens.index_select(0, like.sorted_indices.cpu())
-        data = pack_padded_sequence(out, lens.cpu(), enforce_sorted=True).data
-        return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
 
     # ----------------------------------------------------------------- interop
 

@@ -73,14 +73,18 @@ def test_fused_matches_reference_in_float64(layers, bidirectional, batch_first, 
 
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("B,H,T,I", [(40, 33, 50, 64), (7, 72, 9, 3), (1, 130, 12, 17), (3, 740, 4, 5)])
-def test_fused_matches_reference_in_float32_at_larger_sizes(reset_after, B, H, T, I):
+@pytest.mark.parametrize("longest_first", [False, True])
+def test_fused_matches_reference_in_float32_at_larger_sizes(reset_after, B, H, T, I, longest_first):
     """Sizes that take the packed, threaded and row-blocked matmul paths and the
     vector tails (H not a multiple of 8 or 16), and (H=740 with 3 rows) the recurrent
     weights too large to keep packed, multiplied unpacked by ATen, against the reference engine in
-    float32 (test_torch_parity.py holds the fused engine to torch.nn.GRU)."""
+    float32 (test_torch_parity.py holds the fused engine to torch.nn.GRU). Lengths sorted longest
+    first make each step's matmuls and gate passes take only the rows still running."""
     fused, ref = _pair(2, True, False, True, reset_after, dtype=torch.float32, I=I, H=H)
     x = torch.randn(T, B, I, requires_grad=True)
     lengths = torch.randint(1, T + 1, (B,))
+    if longest_first:
+        lengths = lengths.sort(descending=True).values
     out_f, h_f = fused(x, lengths=lengths)
     out_r, h_r = ref(x, lengths=lengths)
     assert_all_close({"output": out_f, "h_n": h_f}, {"output": out_r, "h_n": h_r})
@@ -283,16 +287,18 @@ def test_cached_weight_packs_see_in_place_changes(reset_after, B):
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("B", [1, 3, 6])
 @pytest.mark.parametrize("H", [48, 128])
-def test_split_time_loop_matches_reference(reset_after, B, H):
+@pytest.mark.parametrize("lengths", [[9, 4, 1, 7, 9, 2], [9, 9, 7, 4, 2, 1]])
+def test_split_time_loop_matches_reference(reset_after, B, H, lengths):
     """Small float32 steps run the time loop on all threads, each owning a share of
     the hidden units (two variants for reset_after=False: B <= 4 and above); below
-    H=128 reset_after=False runs the plain loop on one thread instead."""
+    H=128 reset_after=False runs the plain loop on one thread instead. Lengths longest first:
+    each step takes only the rows still running."""
     torch.manual_seed(0)
     kw = dict(num_layers=2, bidirectional=True, reset_after=reset_after)
     fused, ref = gk.GRU(5, H, **kw), gk.GRU(5, H, engine="reference", **kw)
     ref.load_state_dict(fused.state_dict())
     x = torch.randn(9, B, 5, requires_grad=True)
-    lengths = torch.tensor([9, 4, 1, 7, 9, 2][:B])
+    lengths = torch.tensor(lengths[:B])
     out_f, h_f = fused(x, lengths=lengths)
     out_r, h_r = ref(x, lengths=lengths)
     assert_all_close({"output": out_f, "h_n": h_f}, {"output": out_r, "h_n": h_r})
@@ -303,3 +309,95 @@ def test_split_time_loop_matches_reference(reset_after, B, H):
     with torch.no_grad():
         out_i, h_i = fused(x, lengths=lengths)
     assert_all_close({"output": out_i, "h_n": h_i}, {"output": out_r, "h_n": h_r})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("H", [16, 96])  # the split loop, the plain loop
+def test_packed_stack_call_matches_the_padded_one(dtype, reset_after, H):
+    """The stack call on a PackedSequence's data as it is (batch_sizes): the output is packed alike
+    and equals the padded call's (with the same lengths) packed; h_n likewise."""
+    torch.manual_seed(0)
+    gru = gk.GRU(6, H, 2, bidirectional=True, reset_after=reset_after, dtype=dtype)
+    T, B = 7, 5
+    x = torch.randn(T, B, 6, dtype=dtype)
+    lengths = torch.tensor([7, 7, 4, 2, 1])
+    h0 = torch.randn(4, B, H, dtype=dtype)
+    packed = pack_padded_sequence(x, lengths)
+    flat = [w for ws in gru.all_weights for w in ws]
+    out, h_n = ops.gru_stack_forward(packed.data, h0, flat, True, 2, True, None, reset_after,
+                                     packed.batch_sizes)
+    out_p, h_p = ops.gru_stack_forward(x, h0, flat, True, 2, True, lengths, reset_after)
+    assert out.shape == (int(lengths.sum()), 2 * H)
+    assert_all_close({"output": out, "h_n": h_n},
+                     {"output": pack_padded_sequence(out_p, lengths).data, "h_n": h_p}, **tolerances(dtype))
+    fake = ops.gru_stack_forward(packed.data.to("meta"), h0.to("meta"), [w.to("meta") for w in flat], True, 2,
+                                 True, None, reset_after, packed.batch_sizes)
+    assert tuple(fake[0].shape) == tuple(out.shape) and tuple(fake[1].shape) == tuple(h_n.shape)
+
+
+@pytest.mark.parametrize("batch_sizes,rows,match", [
+    ([3, 4, 1], 8, "non-increasing"),        # grows
+    ([3, 2, 0], 5, "non-increasing"),        # an empty step
+    ([3, 2, 1], 7, "sum"),                   # not x's rows
+    ([2, 2, 1], 5, "batch_sizes"),           # h0 has 3 rows
+])
+def test_packed_stack_call_refuses_bad_batch_sizes(batch_sizes, rows, match):
+    gru = gk.GRU(4, 5)
+    flat = [w.detach() for ws in gru.all_weights for w in ws]
+    with pytest.raises(ValueError, match=match):
+        ops.gru_stack_forward(torch.randn(rows, 4), torch.zeros(1, 3, 5), flat, True, 1, False, None, True,
+                              torch.tensor(batch_sizes))
+    with pytest.raises(ValueError, match="not both"):
+        ops.gru_stack_forward(torch.randn(6, 4), torch.zeros(1, 3, 5), flat, True, 1, False,
+                              torch.tensor([3, 2, 1]), True, torch.tensor([3, 2, 1]))
+
+
+def test_packed_inference_runs_on_the_packed_data(monkeypatch):
+    """gk.GRU on a PackedSequence in inference pads nothing (torch.nn.GRU's packed work): it equals
+    torch.nn.GRU, in the input's batch order, with and without h0."""
+    import grukit.modules as modules
+
+    def refuse(*a, **k):
+        raise AssertionError("inference on a PackedSequence padded it")
+
+    torch.manual_seed(0)
+    theirs = torch.nn.GRU(3, 16, 2, bidirectional=True, batch_first=True)
+    ours = gk.GRU.from_torch(theirs)
+    x = torch.randn(5, 6, 3)
+    packed = pack_padded_sequence(x, torch.tensor([2, 6, 1, 6, 4]), batch_first=True, enforce_sorted=False)
+    h0 = torch.randn(4, 5, 16)
+    monkeypatch.setattr(modules, "pad_packed_sequence", refuse)
+    for h in (h0, None):
+        with torch.inference_mode():
+            out, h_n = ours(packed, h)
+            want, h_want = theirs(packed, h)
+        assert ours.last_engine == "cpu"
+        assert torch.equal(out.batch_sizes, want.batch_sizes) and torch.equal(out.unsorted_indices,
+                                                                              want.unsorted_indices)
+        assert_all_close({"output": out.data, "h_n": h_n}, {"output": want.data, "h_n": h_want})
+
+
+def test_inference_with_unsorted_lengths_sorts_when_it_pays(monkeypatch):
+    """With 96 hidden units or more and a quarter of the padded steps unused, inference runs the
+    rows longest first (then puts them back): the same result as the reference engine."""
+    seen = []
+    stack = engines.stack_inference()
+
+    def spy(x, h0, weights, has_bias, layers, bi, lengths, *rest):
+        seen.append(None if lengths is None else lengths.tolist())
+        return stack(x, h0, weights, has_bias, layers, bi, lengths, *rest)
+
+    monkeypatch.setattr(engines, "stack_inference", lambda: spy)
+    torch.manual_seed(0)
+    fused = gk.GRU(4, 96, 2, bidirectional=True)
+    ref = gk.GRU(4, 96, 2, bidirectional=True, engine="reference")
+    ref.load_state_dict(fused.state_dict())
+    x, h0 = torch.randn(40, 16, 4), torch.randn(4, 16, 96)
+    lengths = torch.tensor([3, 40, 17, 1, 25, 8, 40, 12, 5, 33, 2, 19, 7, 28, 11, 6])
+    with torch.no_grad():
+        out, h_n = fused(x, h0, lengths=lengths)
+        want, h_want = ref(x, h0, lengths=lengths)
+        fused(x, h0, lengths=torch.full((16,), 40))  # nothing to skip: left in order
+    assert seen == [sorted(lengths.tolist(), reverse=True), [40] * 16]
+    assert_all_close({"output": out, "h_n": h_n}, {"output": want, "h_n": h_want})

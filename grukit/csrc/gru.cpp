@@ -114,14 +114,14 @@ inline void for_rows(int64_t B, int64_t H, Fn&& fn) {
   }
 }
 
-void check_inputs(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                  const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
-                  const std::optional<at::Tensor>& lengths) {
-  TORCH_CHECK_VALUE(x.dim() == 3, "x must be (T, B, I), got ", x.sizes());
+// x's dtype and device, and the weights and h0 of B rows against x's I features.
+void check_layer(const at::Tensor& x, int64_t B, int64_t I, const at::Tensor& h0, const at::Tensor& w_ih,
+                 const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
+                 const std::optional<at::Tensor>& b_hh) {
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
                    "x must be float32 or float64, got ", x.scalar_type());
   TORCH_CHECK_VALUE(x.device().is_cpu(), "x must be on the CPU, got ", x.device());
-  const int64_t B = x.size(1), I = x.size(2), H = w_hh.size(1);
+  const int64_t H = w_hh.size(1);
   TORCH_CHECK_VALUE(w_hh.dim() == 2 && w_hh.size(0) == 3 * H, "w_hh must be (3H, H), got ", w_hh.sizes());
   TORCH_CHECK_VALUE(w_ih.dim() == 2 && w_ih.size(0) == 3 * H && w_ih.size(1) == I,
                     "w_ih must be (3H, I) = (", 3 * H, ", ", I, "), got ", w_ih.sizes());
@@ -140,6 +140,14 @@ void check_inputs(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& w
       TORCH_CHECK_VALUE(t->device().is_cpu(), "biases must be on the CPU");
     }
   }
+}
+
+void check_inputs(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                  const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                  const std::optional<at::Tensor>& lengths) {
+  TORCH_CHECK_VALUE(x.dim() == 3, "x must be (T, B, I), got ", x.sizes());
+  const int64_t B = x.size(1);
+  check_layer(x, B, x.size(2), h0, w_ih, w_hh, b_ih, b_hh);
   if (lengths) {
     TORCH_CHECK_TYPE(lengths->scalar_type() == at::kLong, "lengths must be int64, got ", lengths->scalar_type());
     TORCH_CHECK_VALUE(lengths->dim() == 1 && lengths->size(0) == B && lengths->device().is_cpu(),
@@ -193,7 +201,8 @@ void check_resets(const std::optional<at::Tensor>& resets, int64_t T, int64_t B)
 template <class T>
 void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, const T* w_hh, const T* b_hh,
                   const int64_t* len, const bool* rs, const T* zm, const T* h_mask, const T* ln_hh, T* h, T* y,
-                  T* g_all, T* hp_all, T* xh_all, T* rstd_all, bool save, T* scratch) {
+                  T* g_all, T* hp_all, T* xh_all, T* rstd_all, bool save, T* scratch,
+                  const int64_t* off = nullptr) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   T* gh = scratch;               // (B, 3H) recurrent projection
   T* g_step = scratch + B * 3 * H;  // (B, 4H) gates when they are not saved
@@ -202,11 +211,22 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
   // gh = W_hh h + b_hh (reset_after=True); gh_r|gh_z = W_hrz h + b_hrz and gh_n = W_hn (r h) + b_hn (False)
   const StepMatmul<T> rec(w_hh, H, reset_after ? 3 * H : 2 * H, H, true, d.T, B);
   const StepMatmul<T> rec_n(w_hh + 2 * H * H, H, H, H, true, reset_after ? 0 : d.T, B);
+  const Running running(len, B);
   for (int64_t s = 0; s < d.T; ++s) {
     const int64_t t = step_time(s, d.T, reverse);
-    const T* gi_t = gi + t * B * 3 * H;
-    T* y_t = y + t * B * H;
+    const int64_t n = running.at(t);  // rows [n, B) have ended
+    const int64_t r0 = off ? off[t] : t * B;  // the step's first row of gi and y
+    const T* gi_t = gi + r0 * 3 * H;
+    T* y_t = y + r0 * H;
     T* g_t = save ? g_all + t * B * G : g_step;
+    auto finish = [&](int64_t b) {  // past this row's end: state unchanged, output 0
+      if (!off) std::memset(y_t + b * H, 0, sizeof(T) * H);
+      if (save) std::memset(g_t + b * G, 0, sizeof(T) * G);  // saved outputs are never left unset
+      if (ln_hh && save) {  // nothing normalised: zeros, so that the backward's sums skip it
+        std::memset(xh_all + (t * B + b) * 3 * H, 0, sizeof(T) * 3 * H);
+        rstd_all[t * B + b] = T(0);
+      }
+    };
     if (rs)
       for (int64_t b = 0; b < B; ++b)
         if (resets_at(rs, len, t, B, b)) std::memset(h + b * H, 0, sizeof(T) * H);
@@ -214,10 +234,12 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
     if (zm) std::memcpy(h_prev, h, sizeof(T) * B * H);
     if (h_mask)
       for (int64_t i = 0; i < B * H; ++i) h_rec[i] = h[i] * h_mask[i];
+    for (int64_t b = n; b < B; ++b) finish(b);
+    if (n == 0) continue;
     const T* hr = h_mask ? h_rec : h;
-    rec(hr, H, ln_hh ? nullptr : b_hh, gh, 3 * H, B, false);  // with layer norm, b_hh comes after it
+    rec(hr, H, ln_hh ? nullptr : b_hh, gh, 3 * H, n, false);  // with layer norm, b_hh comes after it
     if (!reset_after) {
-      for_rows(B, H, [&](int64_t b0, int64_t b1) {
+      for_rows(n, H, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           const T *gi_b = gi_t + b * 3 * H, *gh_b = gh + b * 3 * H;
           T* g_b = g_t + b * G;
@@ -226,18 +248,13 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
         }
       });
       // gh_n = W_hn (r h) + b_hn, reading s = r h from the gates
-      rec_n(g_t + 3 * H, G, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H, 3 * H, B, false);
+      rec_n(g_t + 3 * H, G, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H, 3 * H, n, false);
     }
-    for_rows(B, H, [&](int64_t b0, int64_t b1) {
+    for_rows(n, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         T* y_b = y_t + b * H;
-        if (len && t >= len[b]) {  // past this row's end: state unchanged, output 0
-          std::memset(y_b, 0, sizeof(T) * H);
-          if (save) std::memset(g_t + b * G, 0, sizeof(T) * G);  // saved outputs are never left unset
-          if (ln_hh && save) {  // nothing normalised: zeros, so that the backward's sums skip it
-            std::memset(xh_all + (t * B + b) * 3 * H, 0, sizeof(T) * 3 * H);
-            rstd_all[t * B + b] = T(0);
-          }
+        if (len && t >= len[b]) {  // unsorted lengths: finished rows among the running ones
+          finish(b);
           continue;
         }
         if (ln_hh)
@@ -349,7 +366,8 @@ const SplitPlan& split_plan(const float* w_hh, const float* b_hh, int64_t H, boo
 
 void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const float* gi, const float* w_hh,
                         const float* b_hh, const int64_t* len, const bool* rs, const float* zm, float* h, float* y,
-                        float* g_all, float* hp_all, bool save, float* g_step, float* work) {
+                        float* g_all, float* hp_all, bool save, float* g_step, float* work,
+                        const int64_t* off = nullptr) {
   const int64_t B = d.B, H = d.H, G = 4 * H;
   const int slices = split_slices(at::get_num_threads(), H);
   // reset_after=False: with a few rows, recomputing r of all units in every thread
@@ -377,6 +395,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
     for (int64_t b = 0; b < B; ++b)
       if (resets_at(rs, len, t0, B, b)) std::memset(h + b * H, 0, sizeof(float) * H);
   }
+  const Running running(len, B);
   SpinBarrier barrier(slices);
 #pragma omp parallel num_threads(slices)
   {
@@ -392,15 +411,20 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
       const int64_t t = step_time(s, d.T, reverse);
       const float* cur = buf[s % 2];
       float* nxt = buf[(s + 1) % 2];
-      const float* gi_t = gi + t * B * 3 * H;
-      float* y_t = y + t * B * H;
+      const int64_t n = running.at(t);  // rows [n, B) have ended
+      const int64_t r0 = off ? off[t] : t * B;  // the step's first row of gi and y
+      const float* gi_t = gi + r0 * 3 * H;
+      float* y_t = y + r0 * H;
       float* g_t = save ? g_all + t * B * G : g_step;
-      auto finish_invalid = [&](int64_t b, int64_t a, int64_t nu) {  // past the row's end
+      // past the row's end. Saved outputs are never left unset: a running row of
+      // reset_after=False has r, z and s set already (and others read its s now); an
+      // ended row's (b >= n) were never computed
+      auto finish_invalid = [&](int64_t b, int64_t a, int64_t nu) {
         std::memcpy(nxt + b * H + a, cur + b * H + a, sizeof(float) * nu);
-        std::memset(y_t + b * H + a, 0, sizeof(float) * nu);
-        if (save)  // saved outputs are never left unset; for False, r, z and s are already
-          for (int k = reset_after ? 0 : 2; k < (reset_after ? 4 : 3); ++k)  // set (others read s now)
-            std::memset(g_t + b * G + k * H + a, 0, sizeof(float) * nu);
+        if (!off) std::memset(y_t + b * H + a, 0, sizeof(float) * nu);
+        const bool all = reset_after || b >= n;
+        if (save)
+          for (int k = all ? 0 : 2; k < (all ? 4 : 3); ++k) std::memset(g_t + b * G + k * H + a, 0, sizeof(float) * nu);
       };
       for (int q = tid; q < slices; q += nthreads) {
         const int64_t a = j0[q], nu = j0[q + 1] - j0[q];
@@ -408,9 +432,11 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
         if (save)
           for (int64_t b = 0; b < B; ++b) std::memcpy(hp_all + (t * B + b) * H + a, cur + b * H + a, sizeof(float) * nu);
         const int64_t width = reset_after ? 3 * nu : dup_r ? H + nu : 2 * nu;
-        mm_packed(cur, H, plan.P[q], b_hh ? plan.bias[q].data_ptr<float>() : nullptr, ghq, width, B, false);
+        if (n > 0)
+          mm_packed(cur, H, plan.P[q], b_hh ? plan.bias[q].data_ptr<float>() : nullptr, ghq, width, n, false);
         if (reset_after) {
-          for (int64_t b = 0; b < B; ++b) {
+          for (int64_t b = n; b < B; ++b) finish_invalid(b, a, nu);
+          for (int64_t b = 0; b < n; ++b) {
             if (len && t >= len[b]) {
               finish_invalid(b, a, nu);
               continue;
@@ -424,7 +450,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
           continue;
         }
         if (!dup_r) {  // r, z and s = r h of the slice, into the shared gates
-          for (int64_t b = 0; b < B; ++b) {
+          for (int64_t b = 0; b < n; ++b) {
             const float *gi_b = gi_t + b * 3 * H, *gh_b = ghq + b * width;
             float* g_b = g_t + b * G;
             row<float>([&](auto v, int64_t j) {
@@ -436,7 +462,7 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
         }
         // dup_r: r and s = r h of all units, privately; z of the slice
         float *rq = r_all[q], *sq = s_all[q];
-        for (int64_t b = 0; b < B; ++b) {
+        for (int64_t b = 0; b < n; ++b) {
           const float *gi_b = gi_t + b * 3 * H, *gh_b = ghq + b * width;
           float* g_b = g_t + b * G;
           row<float>([&](auto v, int64_t j) {
@@ -453,9 +479,11 @@ void forward_loop_split(const Dims& d, bool reset_after, bool reverse, const flo
           const int64_t a = j0[q], nu = j0[q + 1] - j0[q];
           float* ghn = gh_n[q];
           // gh_n = W_hn (r h) + b_hn for the slice's units
-          mm_packed(dup_r ? s_all[q] : g_t + 3 * H, dup_r ? H : G, plan.Pn[q],
-                    b_hh ? plan.bias_n[q].data_ptr<float>() : nullptr, ghn, nu, B, false);
-          for (int64_t b = 0; b < B; ++b) {
+          if (n > 0)
+            mm_packed(dup_r ? s_all[q] : g_t + 3 * H, dup_r ? H : G, plan.Pn[q],
+                      b_hh ? plan.bias_n[q].data_ptr<float>() : nullptr, ghn, nu, n, false);
+          for (int64_t b = n; b < B; ++b) finish_invalid(b, a, nu);
+          for (int64_t b = 0; b < n; ++b) {
             if (len && t >= len[b]) {
               finish_invalid(b, a, nu);
               continue;
@@ -500,8 +528,10 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
   // dh_prev += dgh W_hh (True); ds = da_n W_hn and dh_prev += (da_r|da_z) W_hrz (False)
   const StepMatmul<T> back(w_hh, H, H, reset_after ? 3 * H : 2 * H, false, d.T, d.B);
   const StepMatmul<T> back_n(w_hh + 2 * H * H, H, H, H, false, reset_after ? 0 : d.T, d.B);
+  const Running running(len, B);
   for (int64_t s = d.T - 1; s >= 0; --s) {
     const int64_t t = step_time(s, d.T, reverse);
+    const int64_t n = running.at(t);  // rows [n, B) have ended
     const T *dy_t = dy + t * B * H, *g_t = g_all + t * B * G, *hp_t = hp_all + t * B * H;
     T* dgi_t = dgi + t * B * 3 * H;
     T* dgh_t = dgh + t * B * 3 * H;
@@ -518,13 +548,17 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
       dh_in = d_cell;
       dy_t = zeros;
     }
-    for_rows(B, H, [&](int64_t b0, int64_t b1) {
+    auto passed = [&](int64_t b) {  // past the row's end the state passed through: so does its gradient
+      std::memcpy(dh_prev + b * H, dh + b * H, sizeof(T) * H);
+      std::memset(dgi_t + b * 3 * H, 0, sizeof(T) * 3 * H);
+      if (reset_after) std::memset(dgh_t + b * 3 * H, 0, sizeof(T) * 3 * H);
+      if (ln_hh) std::memset(dghr_t + b * 3 * H, 0, sizeof(T) * 3 * H);
+    };
+    for (int64_t b = n; b < B; ++b) passed(b);
+    for_rows(n, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        if (len && t >= len[b]) {  // the state passed through: so does its gradient
-          std::memcpy(dh_prev + b * H, dh + b * H, sizeof(T) * H);
-          std::memset(dgi_t + b * 3 * H, 0, sizeof(T) * 3 * H);
-          if (reset_after) std::memset(dgh_t + b * 3 * H, 0, sizeof(T) * 3 * H);
-          if (ln_hh) std::memset(dghr_t + b * 3 * H, 0, sizeof(T) * 3 * H);
+        if (len && t >= len[b]) {
+          passed(b);
           continue;
         }
         row<T>([&](auto v, int64_t j) {
@@ -540,11 +574,12 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
       }
     });
     if (reset_after) {
-      // h_prev feeds gh = W_hh h_prev: dh_prev += dgh W_hh
-      back(dghr_t, 3 * H, nullptr, h_mask ? d_rec : dh_prev, H, B, !h_mask);
+      // h_prev feeds gh = W_hh h_prev: dh_prev += dgh W_hh (ended rows: zero gradients)
+      if (h_mask) std::memset(d_rec + n * H, 0, sizeof(T) * (B - n) * H);
+      if (n > 0) back(dghr_t, 3 * H, nullptr, h_mask ? d_rec : dh_prev, H, n, !h_mask);
     } else {
       // gh_n = W_hn s: ds = da_n W_hn (zero rows past their end give zero)
-      back_n(dgi_t + 2 * H, 3 * H, nullptr, ds, H, B, false);
+      if (n > 0) back_n(dgi_t + 2 * H, 3 * H, nullptr, ds, H, n, false);
       const T* hp_in = hp_t;
       if (h_mask) {
         for (int64_t i = 0; i < B * H; ++i) hp_rec[i] = hp_t[i] * h_mask[i];
@@ -552,7 +587,7 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
         hp_in = hp_rec;
       }
       T* d_to = h_mask ? d_rec : dh_prev;
-      for_rows(B, H, [&](int64_t b0, int64_t b1) {
+      for_rows(n, H, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           if (len && t >= len[b]) continue;
           row<T>([&](auto v, int64_t j) {
@@ -562,7 +597,7 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
         }
       });
       // gh_r|gh_z = W_hrz h_prev: dh_prev += (da_r|da_z) W_hrz
-      back(dgi_t, 3 * H, nullptr, d_to, H, B, true);
+      if (n > 0) back(dgi_t, 3 * H, nullptr, d_to, H, n, true);
     }
     if (h_mask)  // rows past their end have zero gate gradients, so d_rec is zero there
       for (int64_t i = 0; i < B * H; ++i) dh_prev[i] += d_rec[i] * h_mask[i];
@@ -579,30 +614,38 @@ void backward_loop(const Dims& d, bool reset_after, bool reverse, const T* dy, c
 
 }  // namespace
 
-// Returns (y (T,B,H), gh_n (B,H), gates (T,B,4H), hp (T,B,H), xhat_i (T,B,3H), rstd_i (T,B), xhat_h (T,B,3H),
-// rstd_h (T,B)); all but the first two are empty unless save, the last four unless layer norm.
-std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor& h0, const at::Tensor& w_ih_,
-                                          const at::Tensor& w_hh_, const std::optional<at::Tensor>& b_ih,
-                                          const std::optional<at::Tensor>& b_hh,
-                                          const std::optional<at::Tensor>& lengths,
-                                          const std::optional<at::Tensor>& resets,
-                                          const std::optional<at::Tensor>& zoneout,
-                                          const std::optional<at::Tensor>& h_mask,
-                                          const std::optional<at::Tensor>& ln_ih,
-                                          const std::optional<at::Tensor>& ln_hh, bool reset_after, bool reverse,
-                                          bool save) {
-  check_inputs(x_, h0, w_ih_, w_hh_, b_ih, b_hh, lengths);
-  check_resets(resets, x_.size(0), x_.size(1));
-  check_zoneout(zoneout, x_, w_hh_.size(1));
-  check_h_mask(h_mask, x_, w_hh_.size(1));
-  check_layer_norm(ln_ih, ln_hh, x_, w_hh_.size(1), reset_after);
+namespace {
+
+// A PackedSequence's layout (gru_stack_forward with batch_sizes): step t's rows are rows
+// off[t] .. off[t] + (rows running at t) of x and y, x (N, I), y (N, H), the batch sorted
+// longest first (len: each row's length). Plain GRU inference only.
+struct Packing {
+  const int64_t* off;
+  at::Tensor len;
+  int64_t T, N;
+};
+
+// gru_layer_forward (checked there) on a padded batch, or on a packed one (packing: no
+// resets, zoneout, mask, layer norm or saved outputs).
+std::vector<at::Tensor> layer_forward(const at::Tensor& x_, const at::Tensor& h0, const at::Tensor& w_ih_,
+                                      const at::Tensor& w_hh_, const std::optional<at::Tensor>& b_ih,
+                                      const std::optional<at::Tensor>& b_hh,
+                                      const std::optional<at::Tensor>& lengths,
+                                      const std::optional<at::Tensor>& resets,
+                                      const std::optional<at::Tensor>& zoneout,
+                                      const std::optional<at::Tensor>& h_mask,
+                                      const std::optional<at::Tensor>& ln_ih,
+                                      const std::optional<at::Tensor>& ln_hh, bool reset_after, bool reverse,
+                                      bool save, const Packing* packing = nullptr) {
   const bool ln = ln_ih.has_value();
   const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
-  const Dims d{x.size(0), x.size(1), x.size(2), w_hh.size(1)};
-  const int64_t H = d.H;
+  const Dims d = packing ? Dims{packing->T, h0.size(0), x.size(1), w_hh.size(1)}
+                         : Dims{x.size(0), x.size(1), x.size(2), w_hh.size(1)};
+  const int64_t H = d.H, rows = packing ? packing->N : d.T * d.B;  // rows of x, gi and y
+  const int64_t* off = packing ? packing->off : nullptr;
   auto opts = x.options();
   at::Tensor h = h0.contiguous().clone();
-  at::Tensor y = at::empty({d.T, d.B, H}, opts);
+  at::Tensor y = packing ? at::empty({rows, H}, opts) : at::empty({d.T, d.B, H}, opts);
   at::Tensor gates = save ? saved_empty({d.T, d.B, 4 * H}, opts) : at::empty({0}, opts);
   at::Tensor hp = save ? saved_empty({d.T, d.B, H}, opts) : at::empty({0}, opts);
   const bool save_ln = save && ln;
@@ -611,11 +654,12 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
   at::Tensor xhat_h = save_ln ? saved_empty({d.T, d.B, 3 * H}, opts) : at::empty({0}, opts);
   at::Tensor rstd_h = save_ln ? saved_empty({d.T, d.B}, opts) : at::empty({0}, opts);
   if (d.T == 0 || d.B == 0) return {y, h, gates, hp, xhat_i, rstd_i, xhat_h, rstd_h};
-  at::Tensor gi = workspace(0, d.T * d.B * 3 * H, opts).view({d.T, d.B, 3 * H});
+  at::Tensor gi = workspace(0, rows * 3 * H, opts);
   at::Tensor scratch = workspace(3, d.B * 7 * H + d.B * H * (4 + 3 * at::get_num_threads()), opts);
   at::Tensor b_ih_c = b_ih ? b_ih->contiguous() : at::Tensor();
   at::Tensor b_hh_c = b_hh ? b_hh->contiguous() : at::Tensor();
-  at::Tensor len = lengths ? lengths->contiguous() : at::Tensor();
+  at::Tensor len = packing ? packing->len : lengths ? lengths->contiguous() : at::Tensor();
+  const int64_t* len_data = len.defined() ? len.data_ptr<int64_t>() : nullptr;
   at::Tensor rsc = resets ? resets->contiguous() : at::Tensor();
   const bool* rs = resets ? rsc.data_ptr<bool>() : nullptr;
   at::Tensor zmc = zoneout ? zoneout->contiguous() : at::Tensor();
@@ -626,15 +670,14 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
     const scalar_t* h_mask_data = h_mask ? h_mask_c.data_ptr<scalar_t>() : nullptr;
     const scalar_t* bias_ih = b_ih ? b_ih_c.data_ptr<scalar_t>() : nullptr;
     // gi = x W_ih^T + b_ih for all steps at once (with layer norm: LN(x W_ih^T) + b_ih)
-    const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, d.T * d.B, d.T * d.B,
-                                    true);
-    proj(x.data_ptr<scalar_t>(), d.I, ln ? nullptr : bias_ih, gi.data_ptr<scalar_t>(), 3 * H, d.T * d.B, false);
+    const StepMatmul<scalar_t> proj(w_ih.data_ptr<scalar_t>(), d.I, 3 * H, d.I, true, rows, rows, true);
+    proj(x.data_ptr<scalar_t>(), d.I, ln ? nullptr : bias_ih, gi.data_ptr<scalar_t>(), 3 * H, rows, false);
     const scalar_t* ln_hh_data = ln ? ln_hh_c.data_ptr<scalar_t>() : nullptr;
     if (ln) {
       scalar_t *gi_p = gi.data_ptr<scalar_t>(), *xi = save ? xhat_i.data_ptr<scalar_t>() : nullptr;
       scalar_t* ri = save ? rstd_i.data_ptr<scalar_t>() : nullptr;
       const scalar_t* ln_ih_data = ln_ih_c.data_ptr<scalar_t>();
-      at::parallel_for(0, d.T * d.B, 16, [&](int64_t r0, int64_t r1) {
+      at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
           layer_norm_row(gi_p + r * 3 * H, 3 * H, ln_ih_data, bias_ih, xi ? xi + r * 3 * H : nullptr, ri ? ri + r : nullptr);
       });
@@ -649,21 +692,21 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
         one_thread = true;
       } else if (!h_mask_data && !ln && use_split(d)) {
         forward_loop_split(d, reset_after, reverse, gi.data_ptr<float>(), w_hh.data_ptr<float>(),
-                           b_hh ? b_hh_c.data_ptr<float>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
+                           b_hh ? b_hh_c.data_ptr<float>() : nullptr, len_data,
                            rs, reinterpret_cast<const float*>(zm), h.data_ptr<float>(), y.data_ptr<float>(), save ? gates.data_ptr<float>() : nullptr,
                            save ? hp.data_ptr<float>() : nullptr, save, scratch.data_ptr<float>() + d.B * 3 * H,
-                           scratch.data_ptr<float>() + d.B * 7 * H);
+                           scratch.data_ptr<float>() + d.B * 7 * H, off);
         return;
       }
     }
 #endif
     auto loop = [&] {
       forward_loop<scalar_t>(d, reset_after, reverse, gi.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
-                             b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, lengths ? len.data_ptr<int64_t>() : nullptr,
+                             b_hh ? b_hh_c.data_ptr<scalar_t>() : nullptr, len_data,
                              rs, zm, h_mask_data, ln_hh_data, h.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
                              save ? gates.data_ptr<scalar_t>() : nullptr, save ? hp.data_ptr<scalar_t>() : nullptr,
                              save_ln ? xhat_h.data_ptr<scalar_t>() : nullptr,
-                             save_ln ? rstd_h.data_ptr<scalar_t>() : nullptr, save, scratch.data_ptr<scalar_t>());
+                             save_ln ? rstd_h.data_ptr<scalar_t>() : nullptr, save, scratch.data_ptr<scalar_t>(), off);
     };
     if (one_thread) {  // inside a parallel region (its other thread idle), whose matmuls stay on this thread
       at::parallel_for(0, 2, 1, [&](int64_t b0, int64_t) {
@@ -674,6 +717,29 @@ std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x_, const at::Tensor
     }
   });
   return {y, h, gates, hp, xhat_i, rstd_i, xhat_h, rstd_h};
+}
+
+}  // namespace
+
+// Returns (y (T,B,H), gh_n (B,H), gates (T,B,4H), hp (T,B,H), xhat_i (T,B,3H), rstd_i (T,B), xhat_h (T,B,3H),
+// rstd_h (T,B)); all but the first two are empty unless save, the last four unless layer norm.
+std::vector<at::Tensor> gru_layer_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& w_ih,
+                                          const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
+                                          const std::optional<at::Tensor>& b_hh,
+                                          const std::optional<at::Tensor>& lengths,
+                                          const std::optional<at::Tensor>& resets,
+                                          const std::optional<at::Tensor>& zoneout,
+                                          const std::optional<at::Tensor>& h_mask,
+                                          const std::optional<at::Tensor>& ln_ih,
+                                          const std::optional<at::Tensor>& ln_hh, bool reset_after, bool reverse,
+                                          bool save) {
+  check_inputs(x, h0, w_ih, w_hh, b_ih, b_hh, lengths);
+  check_resets(resets, x.size(0), x.size(1));
+  check_zoneout(zoneout, x, w_hh.size(1));
+  check_h_mask(h_mask, x, w_hh.size(1));
+  check_layer_norm(ln_ih, ln_hh, x, w_hh.size(1), reset_after);
+  return layer_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, resets, zoneout, h_mask, ln_ih, ln_hh, reset_after,
+                       reverse, save);
 }
 
 // ln: empty, or (ln_ih, ln_hh, xhat_i, rstd_i, xhat_h, rstd_h) from gru_layer_forward.
@@ -798,12 +864,15 @@ std::vector<at::Tensor> gru_layer_backward(const at::Tensor& dy_, const at::Tens
 // Inference through the whole stack in one call: layer l, direction d uses
 // weights[(l * D + d) * P ...] with P = 4 (w_ih, w_hh, b_ih, b_hh) or 2 without
 // bias. Returns (output (T, B, D*H), gh_n (L*D, B, H)). No dropout: inference only.
+// With batch_sizes (a PackedSequence's, no lengths), x is the packed data (N, I) and the
+// output is packed alike (N, D*H); h0 and gh_n are in the packed order (longest first).
 // bfloat16 x and h0 with float32 weights (a bfloat16 GRU's weights widened, grukit/steps.py):
 // computed in float32, the outputs rounded to bfloat16 (here, where a conversion costs
 // no trip through Python's dispatcher).
 std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x_, const at::Tensor& h0_, at::TensorList weights,
                                           bool has_bias, int64_t num_layers, bool bidirectional,
-                                          const std::optional<at::Tensor>& lengths, bool reset_after) {
+                                          const std::optional<at::Tensor>& lengths, bool reset_after,
+                                          const std::optional<at::Tensor>& batch_sizes) {
   const int64_t D = bidirectional ? 2 : 1, P = has_bias ? 4 : 2;
   TORCH_CHECK_VALUE(num_layers >= 1 && static_cast<int64_t>(weights.size()) == num_layers * D * P,
                     "weights must hold ", num_layers * D * P, " tensors, got ", weights.size());
@@ -812,6 +881,29 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x_, const at::Tensor
   TORCH_CHECK_TYPE(!bf16 || (h0_.scalar_type() == at::kBFloat16 && weights[0].scalar_type() == at::kFloat),
                    "bfloat16 x needs bfloat16 h0 and float32 weights");
   const at::Tensor x = bf16 ? x_.to(at::kFloat) : x_, h0 = bf16 ? h0_.to(at::kFloat) : h0_;
+  std::optional<Packing> packing;
+  std::vector<int64_t> off;
+  if (batch_sizes) {
+    TORCH_CHECK_VALUE(!lengths, "give lengths or batch_sizes, not both");
+    TORCH_CHECK_VALUE(x.dim() == 2, "packed x must be (N, I), got ", x.sizes());
+    const at::Tensor bs = batch_sizes->contiguous();
+    TORCH_CHECK_TYPE(bs.scalar_type() == at::kLong && bs.dim() == 1 && bs.device().is_cpu(),
+                     "batch_sizes must be a 1-D int64 CPU tensor");
+    const int64_t T = bs.size(0), B = h0.size(1), *b = bs.data_ptr<int64_t>();
+    off.assign(T + 1, 0);
+    for (int64_t t = 0; t < T; ++t) {
+      TORCH_CHECK_VALUE(b[t] >= 1 && b[t] <= (t ? b[t - 1] : B),
+                        "batch_sizes must be non-increasing, from h0's ", B, " rows down to at least 1");
+      off[t + 1] = off[t] + b[t];
+    }
+    TORCH_CHECK_VALUE(off[T] == x.size(0), "batch_sizes must sum to x's ", x.size(0), " rows, got ", off[T]);
+    TORCH_CHECK_VALUE(T == 0 || b[0] == B, "h0 must have batch_sizes[0] = ", T ? b[0] : 0, " rows, got ", B);
+    at::Tensor len = at::zeros({B}, bs.options());  // a row's length: the steps that still hold it
+    int64_t* l = len.data_ptr<int64_t>();
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < b[t]; ++r) ++l[r];
+    packing = Packing{off.data(), len, T, x.size(0)};
+  }
   at::Tensor gh_n = at::empty_like(h0);
   at::Tensor inp = x;
   for (int64_t l = 0; l < num_layers; ++l) {
@@ -824,12 +916,19 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x_, const at::Tensor
         b_ih = w[2];
         b_hh = w[3];
       }
-      auto r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, std::nullopt, std::nullopt,
-                                 std::nullopt, std::nullopt, std::nullopt, reset_after, d == 1, false);
+      std::vector<at::Tensor> r;
+      if (packing) {
+        check_layer(inp, h0.size(1), inp.size(1), h0[k], w[0], w[1], b_ih, b_hh);
+        r = layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, std::nullopt, std::nullopt, std::nullopt,
+                          std::nullopt, std::nullopt, std::nullopt, reset_after, d == 1, false, &*packing);
+      } else {
+        r = gru_layer_forward(inp, h0[k], w[0], w[1], b_ih, b_hh, lengths, std::nullopt, std::nullopt,
+                              std::nullopt, std::nullopt, std::nullopt, reset_after, d == 1, false);
+      }
       gh_n[k].copy_(r[1]);
       outs.push_back(r[0]);
     }
-    inp = D == 1 ? outs[0] : at::cat(outs, 2);
+    inp = D == 1 ? outs[0] : at::cat(outs, packing ? 1 : 2);
   }
   if (bf16) return {inp.to(at::kBFloat16), gh_n.to(at::kBFloat16)};
   return {inp, gh_n};
@@ -870,7 +969,7 @@ TORCH_LIBRARY(grukit, m) {
       "bool reset_after, bool reverse) -> Tensor[]");
   m.def(
       "gru_stack_forward(Tensor x, Tensor h0, Tensor[] weights, bool has_bias, int num_layers, "
-      "bool bidirectional, Tensor? lengths, bool reset_after) -> Tensor[]");
+      "bool bidirectional, Tensor? lengths, bool reset_after, Tensor? batch_sizes=None) -> Tensor[]");
   m.def("step_matmul(Tensor A, Tensor W, Tensor? bias, bool packed) -> Tensor");
 }
 

@@ -92,6 +92,9 @@ class QuantizedGRU(GRU):
     def _as_torch_gru(self, resets: Optional[Tensor]) -> bool:
         return False  # its int8 op is what a trace records; torch's GRU has no int8 weights
 
+    def _run_packed(self, data: Tensor, batch_sizes: Tensor, h0: Optional[Tensor]) -> None:
+        return None  # a PackedSequence is padded for the int8 op (_run)
+
     def extra_repr(self) -> str:
         return super().extra_repr() + ", int8"
 
