@@ -51,6 +51,10 @@ SIZES = [
     # two or three rows through a recurrent weight of 2-4 MB (session 19)
     (2, 500, 10, 100, 1, False),
     (3, 500, 100, 64, 1, False),
+    # many rows through a large recurrent weight (session 20)
+    (128, 512, 20, 128, 1, False),
+    (64, 1024, 30, 64, 1, False),
+    (256, 512, 10, 64, 1, True),
 ]
 # gk.GRUCell against torch.nn.GRUCell, one step per call: (B, H, I) (session 19)
 CELLS = [(1, 64, 64), (8, 24, 100), (24, 200, 13), (32, 256, 64), (64, 512, 128)]

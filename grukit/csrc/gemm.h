@@ -239,12 +239,21 @@ constexpr int64_t kStreamFloats = int64_t(1) << 19;
 // steps of a small batch: a whole layer at T=1, B=24, I=200 took 1.4x torch.nn.GRU's time,
 // at T=3 1.1x; rows 128-512 measured alike either way). At 64 inputs or fewer packing
 // pays at any number of rows (the grid's B=1, H=64, I=64: 0.133 ms unpacked, 0.112 packed).
+// A weight every step repeats goes to ATen as it is when a step has kStepAtenRows rows or more
+// and rows x N x K reaches kStepAtenMacs: there the 16-wide kernel, which reads the rows of A
+// from L2 again for every panel of W, falls behind MKL's blocked AVX-512 matmul (a layer at B=128,
+// H=512: 1.31x faster inference, 1.24x training, with ATen; B=64, H=1024: 1.14x / 1.28x; below
+// the bounds packing wins, up to 1.5x at B=16, H=512; benchmarks/README.md, session 20).
 #if defined(__AVX512F__)
 constexpr int64_t kOneCallMaxK = 256;
 constexpr int64_t kOneCallPackRows = 128;
+constexpr int64_t kStepAtenRows = 64;
+constexpr int64_t kStepAtenMacs = int64_t(96) << 20;
 #else  // the AVX2 kernel against MKL on an AVX2 machine: not measured, left as it was
 constexpr int64_t kOneCallMaxK = int64_t(1) << 40;
 constexpr int64_t kOneCallPackRows = 0;
+constexpr int64_t kStepAtenRows = int64_t(1) << 40;
+constexpr int64_t kStepAtenMacs = int64_t(1) << 40;
 #endif
 
 inline std::shared_ptr<const Packed> cached_pack(const float* W, int64_t ldw, int64_t N, int64_t K, bool nk) {
@@ -537,7 +546,8 @@ class StepMatmul {
       const bool streamed = (uncached && (rows <= kStreamRows || (one_call && rows < kPackRows))) ||
                             (rows <= kStreamRowsCached && N * K > kStreamFloats);
       const bool to_aten = one_call && (K >= kOneCallMaxK || (rows < kOneCallPackRows && K > 64));
-      if (steps >= 4 && !streamed && !to_aten) {
+      const bool big_steps = !one_call && rows >= kStepAtenRows && rows * N * K >= kStepAtenMacs;
+      if (steps >= 4 && !streamed && !to_aten && !big_steps) {
         P_ = cached_pack(W, ldw, N, K, nk);
         packed_ = true;
       }
