@@ -392,11 +392,11 @@ class GRU(nn.Module):
                                      self.num_layers, self.bidirectional, lens, self.dropout, self.training)
 
     def _sort_pays(self, x: Tensor, lens: Tensor) -> bool:
-        """Whether inference with lengths should sort the rows longest first (the cpu engine then
-        skips finished rows: `_run_packed`), the two copies of the batch that sorting takes paid for
-        by the steps it skips: lengths out of order, a quarter of the padded steps or more unused, 96
-        hidden units or more and 512 row-steps or more (the copies cost ~10% at H=512, more than they
-        save below; measured, benchmarks/README.md)."""
+        """Whether inference with lengths should sort the rows longest first (the cpu engine's steps
+        then skip the finished rows: `Running` in csrc/loop.h), the two copies of the batch that
+        sorting takes paid for by the steps it skips: lengths out of order, a quarter of the padded
+        steps or more unused, 96 hidden units or more and 512 row-steps or more (the copies cost ~10%
+        at H=512, more than they save below; measured, benchmarks/README.md, session 20)."""
         if self.hidden_size < 96 or x.shape[0] * x.shape[1] < 512 or not bool((lens[1:] > lens[:-1]).any()):
             return False
         return float(lens.sum()) <= 0.75 * x.shape[0] * x.shape[1]
