@@ -7,7 +7,8 @@ through a wide layer (B=1, H=768-1024, short and long T), inputs wider than the 
 (I=300-1024, the input projection then outweighs the recurrence), short sequences, one
 step per call (a decoder run step by step), two or three rows, many rows of a small layer,
 stacks; then gk.GRUCell against torch.nn.GRUCell, a whole decoder run step by step, and
-sequences of different lengths (a PackedSequence, or a padded batch with lengths=).
+sequences of different lengths (a PackedSequence, or a padded batch with lengths=), and
+float64 layers.
 Each row times gk.GRU and torch.nn.GRU with the same weights, side by side in this process
 (turn about: grukit.app.bench.Timer.interleaved), inference (torch.inference_mode) and a
 training step (forward, then the gradients of the summed output with respect to the input,
@@ -60,6 +61,13 @@ SIZES = [
 CELLS = [(1, 64, 64), (8, 24, 100), (24, 200, 13), (32, 256, 64), (64, 512, 128)]
 # a decoder run step by step, as PyTorch's seq2seq tutorial does: (B, H, I), 20 steps (session 19)
 DECODERS = [(8, 24, 100), (24, 200, 13), (32, 256, 64), (64, 512, 128)]
+# float64 layers: (B, H, T, I, layers, bidirectional) (session 20)
+FLOAT64 = [
+    (64, 16, 100, 1, 1, False),
+    (4, 256, 35, 1, 1, False),
+    (256, 128, 10, 300, 1, False),
+    (32, 256, 100, 64, 2, True),
+]
 # sequences of lengths drawn uniformly from 1..T (one of T): (B, H, T, I, layers, bidirectional) (session 20)
 VARIABLE = [
     (2, 128, 5, 128, 1, False),
@@ -127,17 +135,17 @@ def _variable(gru, x, h0, lengths, kind: str, train: bool):
     return step
 
 
-def _sizes(timer: Timer) -> None:
+def _sizes(timer: Timer, sizes=SIZES, dtype=torch.float32) -> None:
     print("\n| B | H | T | I | layers | mode | torch.nn.GRU ms | gk.GRU ms | vs nn.GRU |")
     print("|---|---|---|---|---|---|---|---|---|")
     worst = []
-    for B, H, T, I, layers, bi in SIZES:
+    for B, H, T, I, layers, bi in sizes:
         torch.manual_seed(0)
-        theirs = torch.nn.GRU(I, H, layers, bidirectional=bi)
-        ours = gk.GRU(I, H, layers, bidirectional=bi)
+        theirs = torch.nn.GRU(I, H, layers, bidirectional=bi, dtype=dtype)
+        ours = gk.GRU(I, H, layers, bidirectional=bi, dtype=dtype)
         ours.load_state_dict(theirs.state_dict())
-        x = torch.randn(T, B, I, requires_grad=True)
-        h0 = torch.randn(layers * (2 if bi else 1), B, H, requires_grad=True)
+        x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
+        h0 = torch.randn(layers * (2 if bi else 1), B, H, dtype=dtype, requires_grad=True)
         with torch.inference_mode():
             torch.testing.assert_close(ours(x, h0)[0], theirs(x, h0)[0], rtol=1e-4, atol=1e-4)
         for mode, make in (("infer", _infer), ("train", _train_step)):
@@ -197,7 +205,12 @@ def _lengths(timer: Timer) -> None:
                   f"{got['torch'] / got['grukit']:.2f}x |", flush=True)
 
 
-TABLES = {"sizes": _sizes, "cells": _cells, "decoders": _decoders, "lengths": _lengths}
+def _float64(timer: Timer) -> None:
+    print("\nfloat64 layers:")
+    _sizes(timer, FLOAT64, torch.float64)
+
+
+TABLES = {"sizes": _sizes, "cells": _cells, "decoders": _decoders, "lengths": _lengths, "float64": _float64}
 
 
 def main(argv=None) -> int:

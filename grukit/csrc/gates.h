@@ -1,6 +1,6 @@
 // The GRU gate math of one batch row, forward and backward, for both reset
-// conventions. Each function is templated on a lane type V (float, double, or
-// F8 = 8 floats) and processes columns j0.. in steps of V's width, returning the
+// conventions. Each function is templated on a lane type V (float, double, F8 = 8
+// floats or D4 = 4 doubles) and processes columns j0.. in steps of V's width, returning the
 // first column it did not do; row() runs the wide lanes, then the scalar tail.
 //
 // Per row, with H hidden units:
@@ -21,6 +21,7 @@ inline void row(Fn&& fn) {
   int64_t j = 0;
 #if GRUKIT_HAVE_F8
   if constexpr (std::is_same_v<T, float>) j = fn(F8{}, j);
+  if constexpr (std::is_same_v<T, double>) j = fn(D4{}, j);
 #endif
   fn(T{}, j);
 }
