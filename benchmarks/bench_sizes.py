@@ -56,6 +56,9 @@ SIZES = [
     (128, 512, 20, 128, 1, False),
     (64, 1024, 30, 64, 1, False),
     (256, 512, 10, 64, 1, True),
+    # a few steps of a few rows through a weight too large to keep packed (session 20)
+    (5, 1024, 5, 16, 1, False),
+    (5, 1024, 10, 16, 1, False),
 ]
 # gk.GRUCell against torch.nn.GRUCell, one step per call: (B, H, I) (session 19)
 CELLS = [(1, 64, 64), (8, 24, 100), (24, 200, 13), (32, 256, 64), (64, 512, 128)]

@@ -225,6 +225,10 @@ inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const floa
 constexpr int64_t kCachedPackFloats = int64_t(1) << 20;  // larger weights are packed on every call
 constexpr int64_t kStreamRows = 4;  // up to this many rows of A per step, a large W is not packed (StepMatmul)
 constexpr int64_t kPackRows = 512;  // nor for one call with fewer rows than this
+// nor for steps that multiply fewer rows than this in all (a few steps of a few rows: at B=5,
+// H=1024 a layer's inference was 0.81x torch.nn.GRU's at T=5 packed, 1.07x not; at T=20 packing
+// wins, 1.26x against 1.09x; benchmarks/README.md, session 20)
+constexpr int64_t kPackStepRows = 64;
 // A cached pack is compared with the weight in full on every call (2 reads of W): with up to
 // 3 rows a step, a weight over 2 MB is not packed either (the step reads W from L2 or memory,
 // packed or not; 0.79x torch.nn.GRU's inference time at B=2, H=500, T=10 when packed, 1.34x
@@ -543,7 +547,8 @@ class StepMatmul {
       // packed or not) and when one call has fewer than kPackRows rows (the input
       // projection of a short sequence); nor, for one call, as kOneCallMaxK says.
       const bool uncached = N * K > kCachedPackFloats;
-      const bool streamed = (uncached && (rows <= kStreamRows || (one_call && rows < kPackRows))) ||
+      const bool streamed = (uncached && (rows <= kStreamRows || (one_call && rows < kPackRows) ||
+                                          (!one_call && steps * rows < kPackStepRows))) ||
                             (rows <= kStreamRowsCached && N * K > kStreamFloats);
       const bool to_aten = one_call && (K >= kOneCallMaxK || (rows < kOneCallPackRows && K > 64));
       const bool big_steps = !one_call && rows >= kStepAtenRows && rows * N * K >= kStepAtenMacs;
