@@ -224,6 +224,7 @@ inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const floa
 // reused only if the contents still match (writes through .data bump no version).
 constexpr int64_t kCachedPackFloats = int64_t(1) << 20;  // larger weights are packed on every call
 constexpr int64_t kStreamRows = 4;  // up to this many rows of A per step, a large W is not packed (StepMatmul)
+constexpr int64_t kUnknownRows = int64_t(1) << 30;  // StepMatmul's rows when the caller does not say
 constexpr int64_t kPackRows = 512;  // nor for one call with fewer rows than this
 // nor for steps that multiply fewer rows than this in all (a few steps of a few rows: at B=5,
 // H=1024 a layer's inference was 0.81x torch.nn.GRU's at T=5 packed, 1.07x not; at T=20 packing
@@ -537,7 +538,7 @@ class StepMatmul {
   // steps: how many calls (or, for one call, rows of A) will use W; rows: the rows of A
   // per call, where known; one_call: W is used by a single call (steps is then its rows).
   StepMatmul(const T* W, int64_t ldw, int64_t N, int64_t K, bool nk, int64_t steps,
-             int64_t rows = int64_t(1) << 30, bool one_call = false)
+             int64_t rows = kUnknownRows, bool one_call = false)
       : W_(W), ldw_(ldw), N_(N), K_(K), nk_(nk) {
 #if GRUKIT_HAVE_F8
     if constexpr (std::is_same_v<T, float>) {
@@ -551,7 +552,8 @@ class StepMatmul {
                                           (!one_call && steps * rows < kPackStepRows))) ||
                             (rows <= kStreamRowsCached && N * K > kStreamFloats);
       const bool to_aten = one_call && (K >= kOneCallMaxK || (rows < kOneCallPackRows && K > 64));
-      const bool big_steps = !one_call && rows >= kStepAtenRows && rows * N * K >= kStepAtenMacs;
+      const bool big_steps = !one_call && rows != kUnknownRows && rows >= kStepAtenRows &&
+                             rows * N * K >= kStepAtenMacs;
       if (steps >= 4 && !streamed && !to_aten && !big_steps) {
         P_ = cached_pack(W, ldw, N, K, nk);
         packed_ = true;
