@@ -224,7 +224,6 @@ inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const floa
 // reused only if the contents still match (writes through .data bump no version).
 constexpr int64_t kCachedPackFloats = int64_t(1) << 20;  // larger weights are packed on every call
 constexpr int64_t kStreamRows = 4;  // up to this many rows of A per step, a large W is not packed (StepMatmul)
-constexpr int64_t kUnknownRows = int64_t(1) << 30;  // StepMatmul's rows when the caller does not say
 constexpr int64_t kPackRows = 512;  // nor for one call with fewer rows than this
 // nor for steps that multiply fewer rows than this in all (a few steps of a few rows: at B=5,
 // H=1024 a layer's inference was 0.81x torch.nn.GRU's at T=5 packed, 1.07x not; at T=20 packing
@@ -532,6 +531,8 @@ inline void mm_nn(const T* A, int64_t lda, const T* W, int64_t ldw, T* C, int64_
 //   nk = true:  C (M x N) = [bias +] A (M x K) W^T, W (N x K)   (forward)
 //   nk = false: C (M x N) (+)= A (M x K) W,         W (K x N)   (backward)
 // Float weights used over several steps are packed once (mm_packed).
+constexpr int64_t kUnknownRows = int64_t(1) << 30;  // StepMatmul's rows when the caller does not say
+
 template <class T>
 class StepMatmul {
  public:
