@@ -295,6 +295,11 @@ def stack_inference() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     return _fused.gru_stack_inference
 
 
+def cell_inference() -> Callable[..., torch.Tensor]:
+    """The compiled one-step inference call of gk.GRUCell (cpu engine only)."""
+    return _fused.gru_cell_inference
+
+
 _warned_kinds: set[str] = set()
 
 

@@ -19,10 +19,27 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from . import reference
+from . import engines, reference
 from .reference import LayerWeights
 
 _ops = torch.ops.grukit
+# The compiled module's pybind11 functions (csrc/gru.cpp), for eager calls: the kernels the
+# ops run, without the ops' dispatch; None for an extension built before them. engines imports
+# this module once it has loaded the extension.
+_core = engines.compiled_cpu()
+_direct_stack = getattr(_core, "stack_forward", None)
+_direct_cell = getattr(_core, "cell_forward", None)
+_direct_layer = getattr(_core, "layer_forward", None)
+_direct_layer_backward = getattr(_core, "layer_backward", None)
+
+
+def _direct(x: Tensor) -> bool:
+    """Whether a call may skip torch.ops' dispatch for the pybind11 function (3-8 us less a call:
+    a decoder's step, or gk.GRUCell's; benchmarks/README.md, session 21): an eager call on a plain
+    tensor, with no tracer, compiler, profiler or Python mode that must see the op whole."""
+    return (type(x) is Tensor and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and not torch._C._autograd._profiler_enabled() and not torch._C._is_torch_function_mode_enabled()
+            and torch._C._len_torch_dispatch_stack() == 0)
 
 
 # ------------------------------------------------------------- fake kernels
@@ -130,9 +147,10 @@ def _backward(ctx: Any, grads: list) -> tuple:
             dh_n = torch.zeros_like(s["h0"])
         has_ln = s["ln_ih"] is not None
         ln = [s[n] for n in ("ln_ih", "ln_hh", "xhat_ih", "rstd_ih", "xhat_hh", "rstd_hh")] if has_ln else []
-        found = _ops.gru_layer_backward(dy, dh_n, x, s["w_ih"], w_hh, s["gates"], s["hp"], s["lengths"],
-                                        s["resets"], s["zoneout"], s["h_mask"], ln, s["b_ih"] is not None,
-                                        reset_after, reverse)
+        op = (_direct_layer_backward if _direct_layer_backward is not None and _direct(x)
+              else _ops.gru_layer_backward)
+        found = op(dy, dh_n, x, s["w_ih"], w_hh, s["gates"], s["hp"], s["lengths"], s["resets"], s["zoneout"],
+                   s["h_mask"], ln, s["b_ih"] is not None, reset_after, reverse)
     named = {n: g for n, g in zip(DIFFERENTIABLE, found, strict=True) if s[n] is not None}
     return tuple(named.get(n) for n in LAYER_ARGS)
 
@@ -178,8 +196,11 @@ class _EagerLayer(torch.autograd.Function):
             args[i] = v
         for i, v in zip(_REST_AT, rest, strict=True):
             args[i] = v
-        with torch._C._AutoDispatchBelowAutograd():  # the kernel itself: not the autograd
-            out = _ops.gru_layer_forward(*args)  # registered above (Python, about 10 us a call)
+        if _direct_layer is not None and _direct(args[0]):  # the kernel itself, through pybind11
+            out = _direct_layer(*args)
+        else:
+            with torch._C._AutoDispatchBelowAutograd():  # the kernel itself: not the autograd
+                out = _ops.gru_layer_forward(*args)  # registered above (Python, about 10 us a call)
         _save(ctx, tuple(args), out)
         return out[0], out[1]
 
@@ -237,8 +258,9 @@ def gru_layer(
         return _EagerLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh,
                                  (lens, rs, zoneout, h_mask, reset_after, reverse, save))
     # inference, or traced by torch.compile / torch.export / torch.jit.trace: the op whole
-    out = _ops.gru_layer_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, zoneout, h_mask, ln_ih, ln_hh,
-                                 reset_after, reverse, save)  # LAYER_ARGS' order
+    op = _direct_layer if _direct_layer is not None and not save and _direct(x) else _ops.gru_layer_forward
+    out = op(x, h0, w_ih, w_hh, b_ih, b_hh, lens, rs, zoneout, h_mask, ln_ih, ln_hh, reset_after, reverse,
+             save)  # LAYER_ARGS' order
     return out[0], out[1]
 
 
@@ -261,6 +283,18 @@ def gru_stack_inference(
     rows still running, and no padding is made.
     """
     lens = None if lengths is None else lengths.to("cpu", torch.int64)
-    out, h_n = _ops.gru_stack_forward(x, h0, weights, has_bias, num_layers, bidirectional, lens,
-                                      reset_after, batch_sizes)
+    op = _direct_stack if _direct_stack is not None and _direct(x) else _ops.gru_stack_forward
+    out, h_n = op(x, h0, weights, has_bias, num_layers, bidirectional, lens, reset_after, batch_sizes)
     return out, h_n
+
+
+def gru_cell_inference(x: Tensor, h: Tensor, weights: tuple[Optional[Tensor], ...], has_bias: bool,
+                       reset_after: bool) -> Tensor:
+    """One step of gk.GRUCell without autograd (inference): x (B, I), h (B, H) -> (B, H);
+    weights (w_ih, w_hh, b_ih, b_hh), the biases None without bias."""
+    if _direct_cell is not None and _direct(x):
+        return _direct_cell(x, h, *weights, reset_after)
+    flat = list(weights) if has_bias else list(weights[:2])
+    _, h_n = _ops.gru_stack_forward(x.unsqueeze(0), h.unsqueeze(0), flat, has_bias, 1, False, None,
+                                    reset_after)
+    return h_n[0]

@@ -587,10 +587,8 @@ class GRUCell(nn.Module):
             h_new = torch._VF.gru_cell(x, h, *weights)
         elif self.last_engine == "cpu" and not (torch.is_grad_enabled() and any(
                 t is not None and t.requires_grad for t in (x, h, *weights))):
-            # inference: the compiled stack call, which skips the layer op's saved outputs
-            flat = [w for w in weights if w is not None]
-            h_new = engines.stack_inference()(x.unsqueeze(0), h.unsqueeze(0), flat, self.bias, 1, False, None,
-                                              self.reset_after)[1][0]
+            # inference: the compiled one-step call, which skips the layer op's saved outputs
+            h_new = engines.cell_inference()(x, h, weights, self.bias, self.reset_after)
         else:  # one time step of the fused layer
             h_new = engines.layer_fn(self.last_engine)(x.unsqueeze(0), h, weights, self.reset_after)[1]
         return h_new.squeeze(0) if unbatched else h_new

@@ -401,3 +401,69 @@ def test_inference_with_unsorted_lengths_sorts_when_it_pays(monkeypatch):
         fused(x, h0, lengths=torch.full((16,), 40))  # nothing to skip: left in order
     assert seen == [sorted(lengths.tolist(), reverse=True), [40] * 16]
     assert_all_close({"output": out, "h_n": h_n}, {"output": want, "h_n": h_want})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_eager_calls_call_the_extension_directly_with_the_ops_numbers(monkeypatch, dtype, reset_after, bias):
+    """An eager call goes to the extension's pybind11 functions (no torch.ops dispatch); they
+    compute exactly what the torch.ops ops do: inference of the cell, a stack, lengths, packed
+    data; a training step's forward and backward."""
+    from grukit import function
+
+    direct = []
+    for name in ("_direct_stack", "_direct_cell", "_direct_layer", "_direct_layer_backward"):
+        real = getattr(function, name)
+        monkeypatch.setattr(function, name,
+                            lambda *a, _real=real, _name=name: direct.append(_name) or _real(*a))
+    torch.manual_seed(0)
+    cell = gk.GRUCell(5, 7, bias=bias, reset_after=reset_after, dtype=dtype)
+    gru = gk.GRU(5, 7, 2, bias=bias, bidirectional=True, reset_after=reset_after, dtype=dtype)
+    x, h = torch.randn(3, 5, dtype=dtype), torch.randn(3, 7, dtype=dtype)
+    xs, h0 = torch.randn(6, 3, 5, dtype=dtype), torch.randn(4, 3, 7, dtype=dtype)
+    lengths = torch.tensor([6, 2, 4])
+    packed = pack_padded_sequence(xs, lengths, enforce_sorted=False)
+
+    def run():
+        with torch.no_grad():
+            found = (cell(x, h), *gru(xs, h0), *gru(xs, h0, lengths=lengths), gru(packed)[0].data)
+        inputs = [xs.requires_grad_(), h0.requires_grad_()]
+        out, h_n = gru(xs, h0, lengths=lengths)
+        trained = torch.autograd.grad((out * out).sum() + h_n.sum(), [*inputs, *gru.parameters()])
+        xs.requires_grad_(False), h0.requires_grad_(False)
+        return (*found, out, h_n, *trained)
+
+    got = run()
+    layers = ["_direct_layer"] * 4 + ["_direct_layer_backward"] * 4  # 2 layers x 2 directions
+    assert direct == ["_direct_cell"] + ["_direct_stack"] * 3 + layers
+    monkeypatch.setattr(function, "_direct", lambda x: False)  # as a traced or compiled call: torch.ops
+    direct.clear()
+    want = run()
+    assert direct == []
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_profiled_and_dispatch_mode_calls_see_the_ops_whole():
+    """A profile names the compiled ops, and a Python dispatch mode (FakeTensorMode, FlopCounterMode,
+    a user's) receives them whole: those calls keep torch.ops' dispatch."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = []
+
+    class Seen(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    cell, gru = gk.GRUCell(3, 4), gk.GRU(3, 4)
+    x = torch.randn(2, 3)
+    with torch.no_grad():
+        with Seen():
+            cell(x)
+            gru(x.unsqueeze(0))
+        with torch.autograd.profiler.profile() as prof:
+            cell(x)
+    assert seen.count("grukit.gru_stack_forward.default") == 2, seen
+    assert "grukit::gru_stack_forward" in {e.name for e in prof.function_events}

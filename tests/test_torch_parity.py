@@ -152,14 +152,14 @@ def test_cell_matches_torch_grucell(dtype, bias, batched, with_h):
     assert_all_close(g_o, g_r, **tol)
     assert torch.equal(ours.to_torch().weight_hh, ref.weight_hh)
     calls = []
-    stack = gk.engines.stack_inference()
+    cell = gk.engines.cell_inference()
 
     def counted(*a):
         calls.append(a)
-        return stack(*a)
+        return cell(*a)
 
-    with torch.no_grad(), pytest.MonkeyPatch.context() as mp:  # inference: the compiled stack call
-        mp.setattr(gk.engines, "stack_inference", lambda: counted)
+    with torch.no_grad(), pytest.MonkeyPatch.context() as mp:  # inference: the compiled one-step call
+        mp.setattr(gk.engines, "cell_inference", lambda: counted)
         assert_all_close({"h": ours(*args)}, {"h": ref(*args)}, **tol)
     assert len(calls) == 1 and ours.last_engine == "cpu"
 

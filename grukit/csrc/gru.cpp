@@ -934,6 +934,19 @@ std::vector<at::Tensor> gru_stack_forward(const at::Tensor& x_, const at::Tensor
   return {inp, gh_n};
 }
 
+// One step of one layer, inference: x (B, I), h (B, H) -> the new state (B, H). gk.GRUCell's
+// eager inference call (pybind11 only: the traced and compiled calls take gru_stack_forward).
+at::Tensor gru_cell_forward(const at::Tensor& x, const at::Tensor& h, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                            const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                            bool reset_after) {
+  TORCH_CHECK_VALUE(x.dim() == 2 && h.dim() == 2, "x must be (B, I) and h (B, H), got ", x.sizes(), " and ",
+                    h.sizes());
+  const at::Tensor x3 = x.unsqueeze(0);
+  check_inputs(x3, h, w_ih, w_hh, b_ih, b_hh, std::nullopt);
+  return layer_forward(x3, h, w_ih, w_hh, b_ih, b_hh, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                       std::nullopt, std::nullopt, reset_after, false, false)[1];
+}
+
 // C = A W^T (+ bias) through the step matmul, packed (as over many steps) or
 // not: exposed so that tests check the kernels on odd shapes and the benchmark
 // times them alone.
@@ -987,4 +1000,26 @@ void bind_stream(pybind11::module_& m);  // stream.cpp
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "grukit's fused CPU engine (ops under torch.ops.grukit; StreamCore for gk.stream)";
   grukit::bind_stream(m);
+  // The kernels the ops run, for eager calls straight from Python (grukit/function.py): pybind11
+  // passes the arguments 3-8 us faster than torch.ops' boxed dispatch (benchmarks/README.md,
+  // session 21). As behind the ops: other Python threads run meanwhile, and the ATen calls inside
+  // skip the autograd and view-tracking layers (the callers are inference, or an autograd.Function).
+  using Kernel = pybind11::call_guard<pybind11::gil_scoped_release, at::AutoDispatchBelowADInplaceOrView>;
+  m.def("stack_forward", [](const at::Tensor& x, const at::Tensor& h0, const std::vector<at::Tensor>& weights,
+                            bool has_bias, int64_t num_layers, bool bidirectional,
+                            const std::optional<at::Tensor>& lengths, bool reset_after,
+                            const std::optional<at::Tensor>& batch_sizes) {
+    return grukit::gru_stack_forward(x, h0, weights, has_bias, num_layers, bidirectional, lengths, reset_after,
+                                     batch_sizes);
+  }, Kernel());
+  m.def("cell_forward", &grukit::gru_cell_forward, Kernel());
+  m.def("layer_forward", &grukit::gru_layer_forward, Kernel());
+  m.def("layer_backward", [](const at::Tensor& dy, const at::Tensor& dh_n, const at::Tensor& x, const at::Tensor& w_ih,
+                             const at::Tensor& w_hh, const at::Tensor& gates, const at::Tensor& hp,
+                             const std::optional<at::Tensor>& lengths, const std::optional<at::Tensor>& resets,
+                             const std::optional<at::Tensor>& zoneout, const std::optional<at::Tensor>& h_mask,
+                             const std::vector<at::Tensor>& ln, bool has_bias, bool reset_after, bool reverse) {
+    return grukit::gru_layer_backward(dy, dh_n, x, w_ih, w_hh, gates, hp, lengths, resets, zoneout, h_mask, ln,
+                                      has_bias, reset_after, reverse);
+  }, Kernel());
 }
