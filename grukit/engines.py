@@ -264,6 +264,8 @@ _fused: Optional[Any] = None
 if _compiled is not None:
     from . import function as _fused
 
+    _fused.use_extension(_compiled)
+
 
 def layer_fn(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The function that runs one layer-direction on the named engine."""

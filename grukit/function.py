@@ -19,18 +19,24 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from . import engines, reference
+from . import reference
 from .reference import LayerWeights
 
 _ops = torch.ops.grukit
 # The compiled module's pybind11 functions (csrc/gru.cpp), for eager calls: the kernels the
-# ops run, without the ops' dispatch; None for an extension built before them. engines imports
-# this module once it has loaded the extension.
-_core = engines.compiled_cpu()
-_direct_stack = getattr(_core, "stack_forward", None)
-_direct_cell = getattr(_core, "cell_forward", None)
-_direct_layer = getattr(_core, "layer_forward", None)
-_direct_layer_backward = getattr(_core, "layer_backward", None)
+# ops run, without the ops' dispatch; None until use_extension, or for an extension built
+# before them.
+_direct_stack = _direct_cell = _direct_layer = _direct_layer_backward = None
+
+
+def use_extension(core: Any) -> None:
+    """Take the pybind11 functions of the compiled module ``core`` (engines calls this once it
+    has loaded the extension)."""
+    global _direct_stack, _direct_cell, _direct_layer, _direct_layer_backward
+    _direct_stack = getattr(core, "stack_forward", None)
+    _direct_cell = getattr(core, "cell_forward", None)
+    _direct_layer = getattr(core, "layer_forward", None)
+    _direct_layer_backward = getattr(core, "layer_backward", None)
 
 
 def _direct(x: Tensor) -> bool:

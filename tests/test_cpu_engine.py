@@ -289,10 +289,11 @@ def test_cached_weight_packs_see_in_place_changes(reset_after, B):
 @pytest.mark.parametrize("H", [48, 128])
 @pytest.mark.parametrize("lengths", [[9, 4, 1, 7, 9, 2], [9, 9, 7, 4, 2, 1]])
 def test_split_time_loop_matches_reference(reset_after, B, H, lengths):
-    """Small float32 steps run the time loop on all threads, each owning a share of
-    the hidden units (two variants for reset_after=False: B <= 4 and above); below
-    H=128 reset_after=False runs the plain loop on one thread instead. Lengths longest first:
-    each step takes only the rows still running."""
+    """Small float32 steps (64K to 1M multiply-adds: H=128 at B=3 and 6) run the time loop on
+    all threads, each owning a share of the hidden units (two variants for reset_after=False:
+    B <= 4 and above); smaller ones (H=48, and H=128 at B=1) run the plain loop on the calling
+    thread, as does reset_after=False below H=128. Lengths longest first: each step takes only
+    the rows still running."""
     torch.manual_seed(0)
     kw = dict(num_layers=2, bidirectional=True, reset_after=reset_after)
     fused, ref = gk.GRU(5, H, **kw), gk.GRU(5, H, engine="reference", **kw)
@@ -313,7 +314,7 @@ def test_split_time_loop_matches_reference(reset_after, B, H, lengths):
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("H", [16, 96])  # the split loop, the plain loop
+@pytest.mark.parametrize("H", [16, 96])  # float32: the plain loop (under 64K multiply-adds a step), the split
 def test_packed_stack_call_matches_the_padded_one(dtype, reset_after, H):
     """The stack call on a PackedSequence's data as it is (batch_sizes): the output is packed alike
     and equals the padded call's (with the same lengths) packed; h_n likewise."""

@@ -408,6 +408,36 @@ inline void kernel_mr2_512(const float* A, int64_t lda, const float* p0, const f
 }
 #undef GRUKIT_ROWS
 
+// One row of A against two neighbouring panels, the first of them full (a matrix-vector
+// product, B=1): four partial sums over k per panel, so that eight independent chains hide
+// the FMA latency, 16 floats a register.
+inline void kernel_m1_2_512(const float* a, const float* p0, const float* p1, int64_t K, float* c, int64_t cols1,
+                            const float* bias, bool accumulate) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+  int64_t k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const float *w = p0 + k * 16, *v = p1 + k * 16;
+    const __m512 b0 = _mm512_set1_ps(a[k]), b1 = _mm512_set1_ps(a[k + 1]);
+    const __m512 b2 = _mm512_set1_ps(a[k + 2]), b3 = _mm512_set1_ps(a[k + 3]);
+    s0 = _mm512_fmadd_ps(b0, _mm512_loadu_ps(w), s0);
+    t0 = _mm512_fmadd_ps(b0, _mm512_loadu_ps(v), t0);
+    s1 = _mm512_fmadd_ps(b1, _mm512_loadu_ps(w + 16), s1);
+    t1 = _mm512_fmadd_ps(b1, _mm512_loadu_ps(v + 16), t1);
+    s2 = _mm512_fmadd_ps(b2, _mm512_loadu_ps(w + 32), s2);
+    t2 = _mm512_fmadd_ps(b2, _mm512_loadu_ps(v + 32), t2);
+    s3 = _mm512_fmadd_ps(b3, _mm512_loadu_ps(w + 48), s3);
+    t3 = _mm512_fmadd_ps(b3, _mm512_loadu_ps(v + 48), t3);
+  }
+  for (; k < K; ++k) {
+    const __m512 b = _mm512_set1_ps(a[k]);
+    s0 = _mm512_fmadd_ps(b, _mm512_loadu_ps(p0 + k * 16), s0);
+    t0 = _mm512_fmadd_ps(b, _mm512_loadu_ps(p1 + k * 16), t0);
+  }
+  store_panel512(c, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)), 16, bias, accumulate);
+  store_panel512(c + 16, _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3)), cols1,
+                 bias ? bias + 16 : nullptr, accumulate);
+}
+
 // Rows [0, M) of A (M >= 2) against two neighbouring panels, the first of them full.
 inline void rows_panel2(const float* A, int64_t lda, int64_t M, const float* p0, const float* p1, int64_t K,
                         float* C, int64_t ldc, int64_t cols1, const float* b, bool accumulate) {
@@ -446,6 +476,10 @@ inline void rows_panel(const float* A, int64_t lda, int64_t M, const WT* panel, 
   }
 }
 
+// A packed matmul of fewer multiply-adds than this runs on the calling thread: a fork would
+// cost more than the work (also the split loop's bound, gru.cpp use_split).
+constexpr int64_t kInlineMacs = int64_t(1) << 16;
+
 // C (M x N) (+)= [bias +] A (M x K) . P. A tall A (the input projection of all
 // steps) is cut into row blocks of about 64 KB that stay in cache while every
 // panel passes over them; the threads share out row blocks. A short A (one step)
@@ -458,10 +492,14 @@ inline void mm_packed(const float* A, int64_t lda, const Packed& P, const float*
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n0 = p * 16;
 #if defined(__AVX512F__)
-      if (m1 - m0 >= 2 && p + 1 < p1) {  // two panels at once (the first is full: not the last)
-        rows_panel2(A + m0 * lda, lda, m1 - m0, panels + p * K * 16, panels + (p + 1) * K * 16, K,
-                    C + m0 * ldc + n0, ldc, std::min<int64_t>(16, N - n0 - 16), bias ? bias + n0 : nullptr,
-                    accumulate);
+      if (p + 1 < p1) {  // two panels at once (the first is full: not the last)
+        const int64_t cols1 = std::min<int64_t>(16, N - n0 - 16);
+        if (m1 - m0 == 1)
+          kernel_m1_2_512(A + m0 * lda, panels + p * K * 16, panels + (p + 1) * K * 16, K, C + m0 * ldc + n0, cols1,
+                          bias ? bias + n0 : nullptr, accumulate);
+        else
+          rows_panel2(A + m0 * lda, lda, m1 - m0, panels + p * K * 16, panels + (p + 1) * K * 16, K,
+                      C + m0 * ldc + n0, ldc, cols1, bias ? bias + n0 : nullptr, accumulate);
         ++p;
         continue;
       }
@@ -471,7 +509,7 @@ inline void mm_packed(const float* A, int64_t lda, const Packed& P, const float*
     }
   };
   const int64_t rows = std::max<int64_t>(6, (16384 / std::max<int64_t>(K, 1)) / 6 * 6);
-  const bool small = M * N * K < (int64_t(1) << 16);
+  const bool small = M * N * K < kInlineMacs;
   if (M >= 4 * rows) {
     const int64_t blocks = (M + rows - 1) / rows;
     at::parallel_for(0, blocks, 1, [&](int64_t q0, int64_t q1) {

@@ -283,9 +283,14 @@ void forward_loop(const Dims& d, bool reset_after, bool reverse, const T* gi, co
 // reset_after=False, whose W_hn needs all of r h, either a second barrier or each
 // thread computing r of all units). The state is double-buffered:
 // a step reads `cur` whole and writes its slice of `nxt`.
+// Below kInlineMacs multiply-adds a step the plain loop forks for nothing (its matmul and
+// gate pass stay on the calling thread), and beats the split loop, whose barrier then costs
+// more than the second thread gives: at B=1, H=16 inference 0.05 ms against 0.10, at B=8,
+// H=48 0.33 against 0.40 (benchmarks/README.md, session 21).
 bool use_split(const Dims& d) {
+  const int64_t macs = d.B * 3 * d.H * d.H;
   return at::get_num_threads() > 1 && !at::in_parallel_region() && d.T >= 2 && d.H >= 16 &&
-         d.B * 3 * d.H * d.H <= (int64_t(1) << 20);
+         macs >= kInlineMacs && macs <= (int64_t(1) << 20);
 }
 
 // What a split loop prepares from W_hh and b_hh: each slice's rows, packed, and
