@@ -56,6 +56,10 @@ SIZES = [
     (128, 512, 20, 128, 1, False),
     (64, 1024, 30, 64, 1, False),
     (256, 512, 10, 64, 1, True),
+    # a batch of 24-48 rows through a recurrent weight larger than L2: the backward's step
+    # matmul (session 21)
+    (32, 512, 50, 64, 1, False),
+    (48, 1024, 20, 64, 1, False),
     # a few steps of a few rows through a weight too large to keep packed (session 20)
     (5, 1024, 5, 16, 1, False),
     (5, 1024, 10, 16, 1, False),

@@ -479,6 +479,7 @@ inline void rows_panel(const float* A, int64_t lda, int64_t M, const WT* panel, 
 // A packed matmul of fewer multiply-adds than this runs on the calling thread: a fork would
 // cost more than the work (also the split loop's bound, gru.cpp use_split).
 constexpr int64_t kInlineMacs = int64_t(1) << 16;
+constexpr int64_t kL2Floats = int64_t(1) << 19;  // 2 MB: a core's L2 on the machines measured
 
 // C (M x N) (+)= [bias +] A (M x K) . P. A tall A (the input projection of all
 // steps) is cut into row blocks of about 64 KB that stay in cache while every
@@ -510,7 +511,11 @@ inline void mm_packed(const float* A, int64_t lda, const Packed& P, const float*
   };
   const int64_t rows = std::max<int64_t>(6, (16384 / std::max<int64_t>(K, 1)) / 6 * 6);
   const bool small = M * N * K < kInlineMacs;
-  if (M >= 4 * rows) {
+  // Row blocks read all of W each. A weight larger than L2 against an A that fits in it (a
+  // step's rows: the backward's dgh W_hh at B=32, H=1024 has 6-row blocks) is shared out by
+  // panels instead, so that W streams from memory once.
+  const bool w_streams = K * N > kL2Floats && M * K <= kL2Floats / 2;
+  if (M >= 4 * rows && !w_streams) {
     const int64_t blocks = (M + rows - 1) / rows;
     at::parallel_for(0, blocks, 1, [&](int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q) block(q * rows, std::min(M, (q + 1) * rows), 0, P.panels);
