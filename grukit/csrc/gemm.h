@@ -247,7 +247,10 @@ constexpr int64_t kStreamFloats = int64_t(1) << 19;
 // and rows x N x K reaches kStepAtenMacs: there the 16-wide kernel, which reads the rows of A
 // from L2 again for every panel of W, falls behind MKL's blocked AVX-512 matmul (a layer at B=128,
 // H=512: 1.31x faster inference, 1.24x training, with ATen; B=64, H=1024: 1.14x / 1.28x; below
-// the bounds packing wins, up to 1.5x at B=16, H=512; benchmarks/README.md, session 20).
+// the bounds packing wins, up to 1.5x at B=16, H=512; benchmarks/README.md, session 20). That
+// was measured while mm_packed still read W once per 6-12 rows of a step; a step whose rows fit
+// in half of L2 against a W larger than L2 now reads it once (mm_packed's w_streams), and stays
+// packed: B=64, H=1024 inference 1.11-1.16x -> 1.26-1.29x torch.nn.GRU (session 21).
 #if defined(__AVX512F__)
 constexpr int64_t kOneCallMaxK = 256;
 constexpr int64_t kOneCallPackRows = 128;
@@ -596,8 +599,9 @@ class StepMatmul {
                                           (!one_call && steps * rows < kPackStepRows))) ||
                             (rows <= kStreamRowsCached && N * K > kStreamFloats);
       const bool to_aten = one_call && (K >= kOneCallMaxK || (rows < kOneCallPackRows && K > 64));
+      const bool streams_once = N * K > kL2Floats && rows * K <= kL2Floats / 2;  // mm_packed's w_streams
       const bool big_steps = !one_call && rows != kUnknownRows && rows >= kStepAtenRows &&
-                             rows * N * K >= kStepAtenMacs;
+                             rows * N * K >= kStepAtenMacs && !streams_once;
       if (steps >= 4 && !streamed && !to_aten && !big_steps) {
         P_ = cached_pack(W, ldw, N, K, nk);
         packed_ = true;
