@@ -401,17 +401,26 @@ class GRU(nn.Module):
             return False
         return float(lens.sum()) <= 0.75 * x.shape[0] * x.shape[1]
 
+    def _plan(self, x: Tensor, h0: Optional[Tensor], resets: Optional[Tensor], lengths: bool
+              ) -> tuple[str, frozenset, list[Tensor], bool]:
+        """For a call on x: the engine that runs it, the options it uses, the weights flat in
+        torch's order, and whether it needs gradients (a trace records one graph whatever the
+        grad mode: torch.jit.trace checks it under no_grad)."""
+        used = engines.options(self, self.training, resets is not None)
+        flat = [w for ws in self.all_weights for w in ws]
+        engine = engines.resolve(self.engine, x, used, lengths=lengths)
+        grad = (torch.is_grad_enabled() or torch.jit.is_tracing()) and (
+            x.requires_grad or (h0 is not None and h0.requires_grad) or any(p.requires_grad for p in flat))
+        return engine, used, flat, grad
+
     def _run_packed(self, data: Tensor, batch_sizes: Tensor, h0: Optional[Tensor]
                     ) -> Optional[tuple[Tensor, Tensor]]:
         """Inference on the cpu engine straight on a PackedSequence's data (N, I), nothing padded:
         (packed output (N, D*H), h_n in the packed order). None where _run's other paths run."""
-        used = engines.options(self, self.training, False)
-        flat = [w for ws in self.all_weights for w in ws]
-        grad = torch.is_grad_enabled() and (data.requires_grad or (h0 is not None and h0.requires_grad)
-                                            or any(p.requires_grad for p in flat))
-        if grad or torch.jit.is_tracing() or not engines.supports("cpu-stack", used):
+        if torch.jit.is_tracing():
             return None
-        if engines.resolve(self.engine, data, used, lengths=True) != "cpu":
+        engine, used, flat, grad = self._plan(data, h0, None, lengths=True)
+        if grad or engine != "cpu" or not engines.supports("cpu-stack", used):
             return None
         self.__dict__["last_engine"] = "cpu"
         if h0 is None:
@@ -426,14 +435,9 @@ class GRU(nn.Module):
         D = 2 if self.bidirectional else 1
         if h0 is None:
             h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
-        used = engines.options(self, self.training, resets is not None)
-        flat = [w for ws in self.all_weights for w in ws]
         recorded = torch.jit.is_tracing()
-        engine = engines.resolve(self.engine, x, used, lengths=lens is not None)
+        engine, used, flat, grad = self._plan(x, h0, resets, lengths=lens is not None)
         self.__dict__["last_engine"] = engine  # nn.Module.__setattr__ costs microseconds
-        # a trace records one graph whatever the grad mode (torch.jit.trace checks it under no_grad)
-        grad = (torch.is_grad_enabled() or recorded) and (x.requires_grad or h0.requires_grad
-                                                          or any(p.requires_grad for p in flat))
         if engine == "cpu-bf16":
             if resets is None and not grad and not (self.training and self.dropout):
                 from . import steps  # bfloat16 weights, float32 sums, on the step engine
