@@ -56,6 +56,10 @@ SIZES = [
     (128, 512, 20, 128, 1, False),
     (64, 1024, 30, 64, 1, False),
     (256, 512, 10, 64, 1, True),
+    # steps under 64K multiply-adds: the plain loop on the calling thread (session 21)
+    (8, 24, 100, 64, 1, False),
+    (4, 48, 100, 64, 1, False),
+    (64, 16, 100, 64, 1, False),
     # a batch of 24-48 rows through a recurrent weight larger than L2: the backward's step
     # matmul (session 21)
     (32, 512, 50, 64, 1, False),

@@ -482,7 +482,9 @@ inline void rows_panel(const float* A, int64_t lda, int64_t M, const WT* panel, 
 // A packed matmul of fewer multiply-adds than this runs on the calling thread: a fork would
 // cost more than the work (also the split loop's bound, gru.cpp use_split).
 constexpr int64_t kInlineMacs = int64_t(1) << 16;
-constexpr int64_t kL2Floats = int64_t(1) << 19;  // 2 MB: a core's L2 on the machines measured
+// 2 MB: a core's L2 on the Intel Xeon where w_streams was timed (session 21); the AMD EPYC of
+// earlier sessions has less, and there the rule is not timed
+constexpr int64_t kL2Floats = int64_t(1) << 19;
 
 // C (M x N) (+)= [bias +] A (M x K) . P. A tall A (the input projection of all
 // steps) is cut into row blocks of about 64 KB that stay in cache while every

@@ -946,10 +946,8 @@ at::Tensor gru_cell_forward(const at::Tensor& x, const at::Tensor& h, const at::
                             bool reset_after) {
   TORCH_CHECK_VALUE(x.dim() == 2 && h.dim() == 2, "x must be (B, I) and h (B, H), got ", x.sizes(), " and ",
                     h.sizes());
-  const at::Tensor x3 = x.unsqueeze(0);
-  check_inputs(x3, h, w_ih, w_hh, b_ih, b_hh, std::nullopt);
-  return layer_forward(x3, h, w_ih, w_hh, b_ih, b_hh, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-                       std::nullopt, std::nullopt, reset_after, false, false)[1];
+  return gru_layer_forward(x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, std::nullopt, std::nullopt, std::nullopt,
+                           std::nullopt, std::nullopt, std::nullopt, reset_after, false, false)[1];
 }
 
 // C = A W^T (+ bias) through the step matmul, packed (as over many steps) or
