@@ -143,8 +143,8 @@ def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):
 
 def test_the_forecasters_weights_and_references():
     """The weights of the forecaster's parts: equal, leaving out the fitted part worst on the
-    validation part when there are three or more (never the pretrained network); the
-    references the network may correct."""
+    validation part when there are three or more (never the pretrained network, which counts as
+    two parts); the references the network may correct."""
     from grukit.app import forecast
 
     truth = np.zeros(10)
@@ -154,13 +154,22 @@ def test_the_forecasters_weights_and_references():
     assert forecast._weights({"network": ets, "ets": net, "arima": arima}, truth) == {
         "network": 0.0, "ets": 0.5, "arima": 0.5}
     assert forecast._weights({"network": net, "ets": ets}, truth) == {"network": 0.5, "ets": 0.5}
-    # the pretrained network is kept even where it is worst on validation: the worst fitted part goes
+    # the pretrained network is kept even where it is worst on validation (the worst fitted part
+    # goes) and weighs 1 + 20 / (20 + n) parts on n validation windows: 1.5 parts on 20, 1.1 on 180
+    assert forecast.PRIOR == 20
     pre = np.full(10, 3.0)  # MSE 9
+    parts = 2 + 1 + 20 / 30  # the network and ARIMA kept, the pretrained network's share on 10 windows
     assert forecast._weights({"network": net, "ets": ets, "arima": arima, "pretrained": pre}, truth) == {
-        "network": pytest.approx(1 / 3), "ets": 0.0, "arima": pytest.approx(1 / 3),
-        "pretrained": pytest.approx(1 / 3)}
+        "network": pytest.approx(1 / parts), "ets": 0.0, "arima": pytest.approx(1 / parts),
+        "pretrained": pytest.approx((1 + 20 / 30) / parts)}
+    for n, share in ((20, 1.5), (180, 1.1)):
+        w = forecast._weights({"network": np.ones(n), "ets": np.full(n, 2.0), "arima": np.full(n, 0.5),
+                               "pretrained": np.full(n, 3.0)}, np.zeros(n))
+        assert w["ets"] == 0.0 and w["network"] == pytest.approx(w["arima"])
+        assert w["pretrained"] / w["network"] == pytest.approx(share)
     assert forecast._weights({"network": net, "ets": ets, "pretrained": arima}, truth) == {
-        "network": 0.5, "ets": 0.0, "pretrained": 0.5}
+        "network": pytest.approx(1 / (2 + 20 / 30)), "ets": 0.0,
+        "pretrained": pytest.approx((1 + 20 / 30) / (2 + 20 / 30))}
     assert forecast._weights({"network": net, "pretrained": pre}, truth) == {"network": 0.5,
                                                                              "pretrained": 0.5}
     assert forecast._weights({"network": net}, truth) == {"network": 1.0}

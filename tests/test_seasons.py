@@ -85,7 +85,7 @@ def test_a_short_yearly_series_runs_with_the_default_window(tmp_path):
     job.train.epochs, job.model.units, job.output.dir = 2, 8, str(tmp_path / "run")
     metrics = train.run(job, log=lambda *a: None)
     assert (metrics["season"], metrics["window"]) == (1, 6)
-    assert metrics["windows"] == {"train": 10, "val": 1, "test": 2}
+    assert metrics["windows"] == {"train": 10, "val": 1, "gap": 0, "test": 2}
     assert np.isfinite(metrics["grukit"]["rmse"]) and metrics["verdict"]["best_classical"]
     job.data.window = 10
     with pytest.raises(ValueError, match="9 windows are too few to split into train, validation and test"):

@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 
@@ -54,8 +55,14 @@ def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tm
     assert metrics["network_sees"]["reference"] == forecast.REFERENCES[kept]
     saved = sorted(p.name for p in (tmp_path / "references").iterdir())
     assert saved == sorted(f"{k}.grukit" for k in val_rmse)
-    # Holt-Winters, ARIMA and the pretrained network all ran: three of the four parts, a third each
-    assert metrics["forecaster"].count("0.33 x ") == 3 and "left out" in metrics["forecaster"]
+    # Holt-Winters, ARIMA and the pretrained network all ran: three of the four parts, the pretrained
+    # network weighing 1 + 20 / (20 + n) times a fitted part on n validation windows
+    parts = {k.strip(): float(w) for w, k in re.findall(r"(\d\.\d\d) x ([^+(]+)", metrics["forecaster"])}
+    assert len(parts) == 3 and "left out" in metrics["forecaster"]
+    fitted = [w for k, w in parts.items() if k != "the pretrained network"]
+    assert len(fitted) == 2 and fitted[0] == fitted[1] and sum(parts.values()) == pytest.approx(1, abs=0.015)
+    share = 1 + 20 / (20 + metrics["windows"]["val"])
+    assert parts["the pretrained network"] == pytest.approx(share * fitted[0], abs=0.01)
     assert set(metrics["pretrained"]) == {"rmse", "mae", "mase", "smape"}
     assert metrics["pretrained"]["rmse"] < naive  # it reads CO2's season and trend
     assert verdict["line"] in "\n".join(lines) and "MASE" in "\n".join(lines)
@@ -97,6 +104,13 @@ def test_multi_step_job_and_forecasts_past_the_end_with_intervals(tmp_path):
     job.train.epochs, job.model.units, job.output.dir = 4, 8, str(tmp_path / "run")
     metrics = train.run(job, log=lambda *a: None)
     assert metrics["horizon"] == 3 and len(metrics["rmse_by_step"]["grukit"]) == 3
+    # 250 windows: 25 for validation, 50 for test and a gap of 2 (horizon - 1) between them, so
+    # that no validation target (which chose the parts, stopped training, sized the intervals) is
+    # one of the test part's targets; each load value here is distinct
+    assert metrics["windows"] == {"train": 173, "val": 25, "gap": 2, "test": 50}
+    parts = metrics["parts"]
+    assert not set(parts["truth_val"].ravel()) & set(parts["truth_test"].ravel())
+    assert len(np.unique(parts["truth_test"])) == 50 + 2  # 50 windows of 3 steps, one apart
     best = metrics["verdict"]["best_classical"]
     assert len(metrics["rmse_by_step"][best]) == 3
     assert 0 <= metrics["interval"]["test_coverage"] <= 1

@@ -156,7 +156,8 @@ HELP = {
                      "steps (1: each step's own error)",
     },
     "split": {
-        "val_fraction": "validation share (forecast: in time order, after training)",
+        "val_fraction": "validation share (forecast: in time order, after training; with a horizon h, the "
+                        "h - 1 windows after it are left out, so that no validation target is a test target)",
         "test_fraction": "test share (forecast: the last part of the series)",
         "train_steps": "anomaly: the training part is the first this many steps, the validation part the "
                        "next val_fraction of the series, the test part the rest (0: the fractions; a UCR "
