@@ -249,7 +249,7 @@ constexpr int64_t kStreamFloats = int64_t(1) << 19;
 // H=512: 1.31x faster inference, 1.24x training, with ATen; B=64, H=1024: 1.14x / 1.28x; below
 // the bounds packing wins, up to 1.5x at B=16, H=512; benchmarks/README.md, session 20). That
 // was measured while mm_packed still read W once per 6-12 rows of a step; a step whose rows fit
-// in half of L2 against a W larger than L2 now reads it once (mm_packed's w_streams), and stays
+// in half of L2 against a W larger than L2 now reads it once (w_streams_once), and stays
 // packed: B=64, H=1024 inference 1.11-1.16x -> 1.26-1.29x torch.nn.GRU (session 21).
 #if defined(__AVX512F__)
 constexpr int64_t kOneCallMaxK = 256;
@@ -482,9 +482,17 @@ inline void rows_panel(const float* A, int64_t lda, int64_t M, const WT* panel, 
 // A packed matmul of fewer multiply-adds than this runs on the calling thread: a fork would
 // cost more than the work (also the split loop's bound, gru.cpp use_split).
 constexpr int64_t kInlineMacs = int64_t(1) << 16;
-// 2 MB: a core's L2 on the Intel Xeon where w_streams was timed (session 21); the AMD EPYC of
+// 2 MB: a core's L2 on the Intel Xeon where w_streams_once was timed (session 21); the AMD EPYC of
 // earlier sessions has less, and there the rule is not timed
 constexpr int64_t kL2Floats = int64_t(1) << 19;
+
+// Whether rows x K against a packed W (N x K) shares W's panels out among the threads instead of
+// cutting the rows into blocks that each read all of W: W larger than L2, the rows fitting in
+// half of it (a step's rows; the backward's dgh W_hh at B=32, H=1024). W then streams from memory
+// once. mm_packed takes this path; StepMatmul keeps such a step packed for it.
+inline bool w_streams_once(int64_t rows, int64_t N, int64_t K) {
+  return K * N > kL2Floats && rows * K <= kL2Floats / 2;
+}
 
 // C (M x N) (+)= [bias +] A (M x K) . P. A tall A (the input projection of all
 // steps) is cut into row blocks of about 64 KB that stay in cache while every
@@ -516,11 +524,7 @@ inline void mm_packed(const float* A, int64_t lda, const Packed& P, const float*
   };
   const int64_t rows = std::max<int64_t>(6, (16384 / std::max<int64_t>(K, 1)) / 6 * 6);
   const bool small = M * N * K < kInlineMacs;
-  // Row blocks read all of W each. A weight larger than L2 against an A that fits in it (a
-  // step's rows: the backward's dgh W_hh at B=32, H=1024 has 6-row blocks) is shared out by
-  // panels instead, so that W streams from memory once.
-  const bool w_streams = K * N > kL2Floats && M * K <= kL2Floats / 2;
-  if (M >= 4 * rows && !w_streams) {
+  if (M >= 4 * rows && !w_streams_once(M, N, K)) {  // row blocks, each reading all of W
     const int64_t blocks = (M + rows - 1) / rows;
     at::parallel_for(0, blocks, 1, [&](int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q) block(q * rows, std::min(M, (q + 1) * rows), 0, P.panels);
@@ -601,9 +605,8 @@ class StepMatmul {
                                           (!one_call && steps * rows < kPackStepRows))) ||
                             (rows <= kStreamRowsCached && N * K > kStreamFloats);
       const bool to_aten = one_call && (K >= kOneCallMaxK || (rows < kOneCallPackRows && K > 64));
-      const bool streams_once = N * K > kL2Floats && rows * K <= kL2Floats / 2;  // mm_packed's w_streams
       const bool big_steps = !one_call && rows != kUnknownRows && rows >= kStepAtenRows &&
-                             rows * N * K >= kStepAtenMacs && !streams_once;
+                             rows * N * K >= kStepAtenMacs && !w_streams_once(rows, N, K);
       if (steps >= 4 && !streamed && !to_aten && !big_steps) {
         P_ = cached_pack(W, ldw, N, K, nk);
         packed_ = true;
