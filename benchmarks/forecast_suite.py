@@ -2,6 +2,7 @@
 
     python benchmarks/forecast_suite.py [--out table.md] [--series NAME ...] [--horizons 1 m]
     python benchmarks/forecast_suite.py --set check [...]     # 38 more series, for checking
+    python benchmarks/forecast_suite.py --set short [...]     # 40 short yearly series (15-34 values)
 
 Each series is written to a CSV and run through `grukit train`'s forecast job exactly as
 a user's CSV would be (grukit.app.train.run with a job config: the default model and
@@ -19,7 +20,10 @@ package (AirPassengers, lynx, Nile and the other classics) and statsmodels' `eln
 are left out on purpose: they stay unseen, a held-out set to judge the forecaster on.
 ``--set check`` runs a second set, 38 series of tools/forecast_corpus.py spread over its
 sources (none of the suite's), on which nothing in grukit was chosen: how the suite's
-figures hold on series the forecaster was not developed on.
+figures hold on series the forecaster was not developed on. ``--set short`` runs 40 yearly
+series of M1 with 15-34 values (the corpus' shortest, in neither set above), each with the
+job's default window, as a user's short CSV would run: where a few validation and test
+windows decide.
 Needs the `examples` extra (pip install -e .[examples]).
 """
 
@@ -106,6 +110,18 @@ def check_series() -> dict[str, tuple]:
             name, _, season = corpus[i]
             out[name.replace(" ", "_")] = ("corpus", i, season, max(10, 2 * season), HORIZONS[season])
     return out
+
+
+SHORT_TAKE = 40
+
+
+def short_series() -> dict[str, tuple]:
+    """The short set: SHORT_TAKE of the corpus' M1 yearly series of 15-34 values, spread evenly over
+    them, each with the job's default window (0) and the yearly horizon (6)."""
+    corpus = _corpus()
+    idx = [i for i, (name, v, _) in enumerate(corpus) if name.split()[0] == "M1" and 15 <= len(v) < 35]
+    return {corpus[i][0].replace(" ", "_"): ("corpus", i, 1, 0, HORIZONS[1])
+            for i in [idx[int(k)] for k in np.linspace(0, len(idx) - 1, SHORT_TAKE).round()]}
 
 
 @functools.lru_cache(maxsize=1)
@@ -238,15 +254,17 @@ def summary(rows: list[dict], what: str) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", help="also write the markdown tables here")
-    p.add_argument("--set", dest="which_set", choices=("suite", "check"), default="suite",
-                   help="suite: the series above; check: the check set drawn from tools/forecast_corpus.py")
+    p.add_argument("--set", dest="which_set", choices=("suite", "check", "short"), default="suite",
+                   help="suite: the series above; check: the check set drawn from tools/forecast_corpus.py; "
+                        "short: 40 short yearly series of that corpus")
     p.add_argument("--series", nargs="*", help="run only these (default: the whole set)")
     p.add_argument("--horizons", nargs="*", default=["1", "m"],
                    help="horizons to run: numbers, or m for each series' multi-step horizon (default: 1 m)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--record", help="also pickle every run (its parts' validation and test forecasts)")
     args = p.parse_args(argv)
-    chosen = SERIES if args.which_set == "suite" else check_series()
+    chosen = {"suite": SERIES, "check": check_series, "short": short_series}[args.which_set]
+    chosen = chosen() if callable(chosen) else chosen
     for name in args.series or []:
         if name not in chosen:
             p.error(f"--series {name!r} is not in the {args.which_set} set: {sorted(chosen)}")

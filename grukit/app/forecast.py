@@ -209,12 +209,28 @@ def windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, 
 def split(n: int, horizon: int, job: JobConfig) -> tuple[int, int, int, int]:
     """The n windows in time order: (training, validation, gap, test) counts. The test part is
     the last ``split.test_fraction`` of the windows and the validation part the
-    ``split.val_fraction`` before it, less a gap of horizon - 1 windows between the two: a
-    window's targets are the horizon steps after its origin, so without the gap the last
-    validation windows' targets would be the first test windows' (their values would choose
-    the forecaster's parts, stop the network's training and size its intervals)."""
-    n_test, n_val, gap = int(n * job.split.test_fraction), int(n * job.split.val_fraction), horizon - 1
+    ``split.val_fraction`` before it (one window each at least), less a gap of horizon - 1
+    windows between the two: a window's targets are the horizon steps after its origin, so
+    without the gap the last validation windows' targets would be the first test windows'
+    (their values would choose the forecaster's parts, stop the network's training and size
+    its intervals)."""
+    n_test = max(1, int(n * job.split.test_fraction))
+    n_val, gap = max(1, int(n * job.split.val_fraction)), horizon - 1
     return n - n_test - gap - n_val, n_val, gap, n_test
+
+
+# the training windows a default window leaves at least, where the series allows (_fit_window)
+MIN_TRAIN = 3
+
+
+def _fit_window(window: int, length: int, job: JobConfig) -> int:
+    """The default window, shortened (to 3 steps at least) until the split leaves MIN_TRAIN
+    training windows: a yearly series of 19 values forecast 6 steps ahead has windows of 3
+    (11 windows: 3 training, 1 validation, 5 left out, 2 test), where a window of 6 left one."""
+    h = job.data.horizon
+    while window > 3 and split(length - window - h + 1, h, job)[0] < MIN_TRAIN:
+        window -= 1
+    return window
 
 
 def _inputs(xs: np.ndarray, ref: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -299,7 +315,8 @@ def _season_and_window(job: JobConfig, times: list[str], values: np.ndarray) -> 
     only; a chosen season that the series is too short for is dropped (1)."""
     d = job.data
     if d.season:
-        return d.season, d.window or seasons.default_window(d.season, len(values)), "given"
+        return d.season, d.window or _fit_window(seasons.default_window(d.season, len(values)), len(values),
+                                                 job), "given"
     # the values before the test part's first target, whatever the window (split)
     known = max(3, int(len(values) * (1 - job.split.test_fraction)) - (d.horizon - 1))
     season, about = seasons.infer_season(times[:known], values[:known],
@@ -309,7 +326,7 @@ def _season_and_window(job: JobConfig, times: list[str], values: np.ndarray) -> 
     if season > 1 and n_train + window < 2 * season:  # Holt-Winters needs two seasons to fit on
         season, about = 1, f"none: the season of {season} steps found {about} is too long for the series"
         window = d.window or seasons.default_window(season, len(values))
-    return season, window, about
+    return season, d.window or _fit_window(window, len(values), job), about
 
 
 def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, Any]:
@@ -331,9 +348,11 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     x, y, origins = windows(values, window, d.horizon)
     n, h = len(x), d.horizon
     n_train, n_val, gap, n_test = split(n, h, job)
-    if min(n_train, n_val, n_test) < 1:
+    if n_train < 1:
         raise ValueError(f"{n} windows are too few to split into train, validation"
-                         + (f", a gap of {gap} (horizon - 1)" if gap else "") + " and test")
+                         + (f", a gap of {gap} (horizon - 1)" if gap else "") + " and test ("
+                         + ("data.window or " if d.window else "")
+                         + "data.horizon lower, or a longer series)")
     if origins[n_train] + 1 - baselines.seasonal_lag(1, season) < 0:
         raise ValueError(f"data.season={season} reaches before the series starts for the validation "
                          "targets")
@@ -418,7 +437,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     val_pred = _combine(weights, {"network": net_val, **{k: f[:n_val] for k, f in others.items()}})
 
     def errors(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # (a Holt-Winters forecast at or below 0 on a training window overflows: _sigma leaves it out)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return np.log(truth / np.maximum(pred, np.finfo(float).tiny)) if log_scale else truth - pred
 
     sigma = _sigma(errors(val_pred, y[val]), None if ets_all is None else errors(ets_all[train_rows],

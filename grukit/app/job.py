@@ -135,7 +135,8 @@ HELP = {
         "target_columns": "forecast, anomaly: the columns to model (empty: every column of the CSV but "
                           "the time column and anomaly's label column)",
         "window": "forecast, anomaly: past steps the model sees (0: forecast: two seasons, 10 to 52, at "
-                  "most a third of the series; anomaly: 52)",
+                  "most a third of the series, shorter (3 at least) where that leaves fewer than 3 training "
+                  "windows; anomaly: 52)",
         "horizon": "forecast: it forecasts every step 1..horizon after each window",
         "season": "forecast: the season's length in steps (seasonal naive, Holt-Winters, ARIMA); 0: from "
                   "the time stamps' spacing (months 12, quarters 4, weeks 52 (a year: "
@@ -156,9 +157,10 @@ HELP = {
                      "steps (1: each step's own error)",
     },
     "split": {
-        "val_fraction": "validation share (forecast: in time order, after training; with a horizon h, the "
-                        "h - 1 windows after it are left out, so that no validation target is a test target)",
-        "test_fraction": "test share (forecast: the last part of the series)",
+        "val_fraction": "validation share (forecast: in time order, after training, one window at least; "
+                        "with a horizon h, the h - 1 windows after it are left out, so that no validation "
+                        "target is a test target)",
+        "test_fraction": "test share (forecast: the last part of the series, one window at least)",
         "train_steps": "anomaly: the training part is the first this many steps, the validation part the "
                        "next val_fraction of the series, the test part the rest (0: the fractions; a UCR "
                        "archive file's name gives it)",
