@@ -2,7 +2,7 @@
 
     python benchmarks/forecast_suite.py [--out table.md] [--series NAME ...] [--horizons 1 m]
     python benchmarks/forecast_suite.py --set check [...]     # 38 more series, for checking
-    python benchmarks/forecast_suite.py --set short [...]     # 40 short yearly series (15-34 values)
+    python benchmarks/forecast_suite.py --set short [...]     # 40 short yearly series (16-34 values)
 
 Each series is written to a CSV and run through `grukit train`'s forecast job exactly as
 a user's CSV would be (grukit.app.train.run with a job config: the default model and
@@ -21,9 +21,9 @@ are left out on purpose: they stay unseen, a held-out set to judge the forecaste
 ``--set check`` runs a second set, 38 series of tools/forecast_corpus.py spread over its
 sources (none of the suite's), on which nothing in grukit was chosen: how the suite's
 figures hold on series the forecaster was not developed on. ``--set short`` runs 40 yearly
-series of M1 with 15-34 values (the corpus' shortest, in neither set above), each with the
-job's default window, as a user's short CSV would run: where a few validation and test
-windows decide.
+series of M1 with 16-34 values (the corpus' shortest that run 6 steps ahead; in neither set
+above), each with the job's default window, as a user's short CSV would run: where a few
+validation and test windows decide.
 Needs the `examples` extra (pip install -e .[examples]).
 """
 
@@ -116,10 +116,11 @@ SHORT_TAKE = 40
 
 
 def short_series() -> dict[str, tuple]:
-    """The short set: SHORT_TAKE of the corpus' M1 yearly series of 15-34 values, spread evenly over
+    """The short set: SHORT_TAKE of the corpus' M1 yearly series of 16-34 values (15 are too few to
+    forecast 6 steps ahead with a test, a validation and a training part), spread evenly over
     them, each with the job's default window (0) and the yearly horizon (6)."""
     corpus = _corpus()
-    idx = [i for i, (name, v, _) in enumerate(corpus) if name.split()[0] == "M1" and 15 <= len(v) < 35]
+    idx = [i for i, (name, v, _) in enumerate(corpus) if name.split()[0] == "M1" and 16 <= len(v) < 35]
     return {corpus[i][0].replace(" ", "_"): ("corpus", i, 1, 0, HORIZONS[1])
             for i in [idx[int(k)] for k in np.linspace(0, len(idx) - 1, SHORT_TAKE).round()]}
 

