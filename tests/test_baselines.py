@@ -141,12 +141,40 @@ def test_a_method_that_cannot_run_is_reported_not_fatal(monkeypatch):
     assert info["ets"] == "not run: statsmodels is not installed (pip install 'grukit[app]')"
 
 
-def test_the_forecasters_weights_and_references():
-    """The weights of the forecaster's parts: equal, leaving out the fitted part worst on the
-    validation part when there are three or more (never the pretrained network, which counts as
-    two parts); the references the network may correct."""
+def test_the_forecasters_weights_follow_the_validation_errors_as_validation_grows():
+    """On n validation windows, n / (n + 100) of the weight goes to the parts the rule keeps, in
+    inverse proportion to their validation MSE (hand-computed at n = 100: half)."""
     from grukit.app import forecast
 
+    assert forecast.FIT_HALF == 100
+    n = 100
+    parts = {"network": np.ones(n), "ets": np.full(n, 2.0), "arima": np.full(n, 0.5),
+             "pretrained": np.full(n, 3.0)}
+    # MSE 1, 4, 0.25, 9: the rule leaves out Holt-Winters and counts the pretrained network as 7/6 parts
+    # (6/19, 6/19, 7/19); inverse MSE over the three kept: 1, 4, 1/9 -> 9/46, 36/46, 1/46
+    w = forecast._weights(parts, np.zeros(n))
+    assert w == {"network": pytest.approx((6 / 19 + 9 / 46) / 2), "ets": 0.0,
+                 "arima": pytest.approx((6 / 19 + 36 / 46) / 2),
+                 "pretrained": pytest.approx((7 / 19 + 1 / 46) / 2)}
+    # many windows: nearly all fitted; a part exact on validation takes that share whole
+    w = forecast._weights({"network": np.zeros(10000), "pretrained": np.ones(10000)}, np.zeros(10000))
+    assert w["network"] == pytest.approx(0.5 + 0.5 * 10000 / 10100) and sum(w.values()) == pytest.approx(1)
+    # a fitted part whose validation forecasts are not numbers is the worst (ARIMA, the best above):
+    # left out, Holt-Winters kept, every weight a number
+    parts["arima"] = np.full(n, np.nan)
+    w = forecast._weights(parts, np.zeros(n))
+    assert w["arima"] == 0.0 and w["ets"] > 0 and all(np.isfinite(list(w.values())))
+    assert sum(w.values()) == pytest.approx(1)
+
+
+def test_the_forecasters_weights_and_references(monkeypatch):
+    """The weights of the forecaster's parts (the rule alone: no share fitted to the validation
+    errors, FIT_HALF out of reach): equal, leaving out the fitted part worst on the validation part
+    when there are three or more (never the pretrained network, which counts as 1 + 20 / (20 + n)
+    parts); the references the network may correct."""
+    from grukit.app import forecast
+
+    monkeypatch.setattr(forecast, "FIT_HALF", 1e300)
     truth = np.zeros(10)
     net, ets, arima = np.full(10, 1.0), np.full(10, 2.0), np.full(10, 0.5)  # MSE 1, 4, 0.25
     assert forecast._weights({"network": net, "ets": ets, "arima": arima}, truth) == {

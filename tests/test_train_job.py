@@ -55,14 +55,15 @@ def test_default_job_reports_the_classical_forecasters_and_writes_its_outputs(tm
     assert metrics["network_sees"]["reference"] == forecast.REFERENCES[kept]
     saved = sorted(p.name for p in (tmp_path / "references").iterdir())
     assert saved == sorted(f"{k}.grukit" for k in val_rmse)
-    # Holt-Winters, ARIMA and the pretrained network all ran: three of the four parts, the pretrained
-    # network weighing 1 + 20 / (20 + n) times a fitted part on n validation windows
+    # Holt-Winters, ARIMA and the pretrained network all ran: three of the four parts kept, weighed by
+    # forecast._weights on the parts' validation forecasts (the pretrained network always kept)
     parts = {k.strip(): float(w) for w, k in re.findall(r"(\d\.\d\d) x ([^+(]+)", metrics["forecaster"])}
-    assert len(parts) == 3 and "left out" in metrics["forecaster"]
-    fitted = [w for k, w in parts.items() if k != "the pretrained network"]
-    assert len(fitted) == 2 and fitted[0] == fitted[1] and sum(parts.values()) == pytest.approx(1, abs=0.015)
-    share = 1 + 20 / (20 + metrics["windows"]["val"])
-    assert parts["the pretrained network"] == pytest.approx(share * fitted[0], abs=0.01)
+    assert len(parts) == 3 and "left out" in metrics["forecaster"] and "the pretrained network" in parts
+    assert sum(parts.values()) == pytest.approx(1, abs=0.015)
+    val = metrics["parts"]["val"]
+    weights = forecast._weights({k: val[k] for k in ("network", "ets", "arima", "pretrained")},
+                                metrics["parts"]["truth_val"])
+    assert metrics["forecaster"] == forecast._forecaster(weights)
     assert set(metrics["pretrained"]) == {"rmse", "mae", "mase", "smape"}
     assert metrics["pretrained"]["rmse"] < naive  # it reads CO2's season and trend
     assert verdict["line"] in "\n".join(lines) and "MASE" in "\n".join(lines)
