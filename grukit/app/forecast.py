@@ -101,7 +101,7 @@ def _weights(val: dict[str, np.ndarray], truth_val: np.ndarray,
     electricity demand of `taylor`, 48 steps ahead: the network's RMSE is half the others', and
     the rule's average 1.29 times its own); FIT_HALF (100, chosen on the recorded parts of the
     sets of docs/results.md and six long series, session 23) moves less than 0.005 on the suite
-    and the check set, whose validation parts are 3-50 windows (0.993 / 0.981 and 1.013 / 1.039),
+    and the check set, whose validation parts are 2-223 windows (0.993 / 0.981 and 1.013 / 1.039),
     and gains on the long series (97-1746 windows): 0.879 / 0.933 -> 0.870 / 0.890. Geometric
     means of RMSE over each series' best classical method (one step / many steps ahead; suite,
     then check set; session 22): the rule alone 0.993 / 0.980 and 1.013 / 1.034; the pretrained
