@@ -237,3 +237,59 @@ def test_dates_whose_day_and_month_cannot_be_told_apart_are_not_read():
     assert seasons.read_dates(["13/02/2015", "14/02/2015"])[0][0].month == 2  # a day above 12 tells
     stamps, write = seasons.read_dates(["31.01.2015", "28.02.2015", "31.03.2015"])  # month ends
     assert [d.month for d in stamps] == [1, 2, 3] and write(stamps[1]) == "28.02.2015"
+
+
+def test_complete_steps_puts_back_the_steps_a_time_column_skips():
+    """Rows left out of a regularly spaced column come back, written in the column's style; a
+    complete or irregular column is left alone."""
+    # ISO months: April and May 2001 left out
+    full, index = seasons.complete_steps(["2001-01-01", "2001-02-01", "2001-03-01", "2001-06-01",
+                                          "2001-07-01", "2001-08-01", "2001-09-01", "2001-10-01",
+                                          "2001-11-01", "2001-12-01", "2002-01-01", "2002-02-01",
+                                          "2002-03-01", "2002-04-01", "2002-05-01", "2002-06-01",
+                                          "2002-07-01", "2002-08-01", "2002-09-01", "2002-10-01"])
+    assert full[3:5] == ["2001-04-01", "2001-05-01"] and len(full) == 22
+    assert index[:4].tolist() == [0, 1, 2, 5] and full[5] == "2001-06-01"
+    # quarter labels, years, days (numeric, day first), hours
+    quarters = [f"{1990 + i // 4}Q{i % 4 + 1}" for i in range(24) if i != 7]
+    full, index = seasons.complete_steps(quarters)
+    assert full[7] == "1991Q4" and len(full) == 24 and index[7] == 8
+    years = [str(y) for y in range(1950, 1980) if y != 1960]
+    assert seasons.complete_steps(years)[0][10] == "1960"
+    days = [f"{d:02d}/01/2020" for d in range(1, 32) if d not in (13, 14)]
+    assert seasons.complete_steps(days)[0][12:14] == ["13/01/2020", "14/01/2020"]
+    hours = [f"2020-01-01 {h:02d}:00" for h in range(24) if h != 5]
+    assert seasons.complete_steps(hours)[0][5] == "2020-01-01 05:00"
+    # nothing skipped; more than a tenth of the rows skipped (in a few gaps, in one); fewer than 90%
+    # of the gaps one step; a gap that is no whole number of steps; unreadable stamps
+    assert seasons.complete_steps([str(y) for y in range(1950, 1980)]) is None
+    assert seasons.complete_steps([str(y) for y in range(1950, 1970)] + ["1972", "1974", "1975"]) is None
+    assert seasons.complete_steps([str(y) for y in range(1950, 1970)] + ["1975", "1976"]) is None
+    assert seasons.complete_steps([str(y) for y in range(1950, 1958)] + ["1959", "1960", "1962"]) is None
+    assert seasons.complete_steps([str(float(y)) for y in range(1950, 1970)] + ["1970.5"]) is None
+    assert seasons.complete_steps(["a", "b", "c"]) is None
+
+
+def test_the_forecast_job_fills_in_the_steps_its_csv_skips(tmp_path):
+    """A monthly CSV without three of its rows: the job and `grukit predict` put them back
+    (interpolated), say so, and list them in metrics.json; the season stays 12 steps."""
+    rng = np.random.default_rng(4)
+    n = 120
+    y = 50 + 5 * np.sin(2 * np.pi * np.arange(n) / 12) + rng.normal(size=n)
+    rows = [(d, v) for i, (d, v) in enumerate(zip(_months(n), y, strict=True)) if i not in (30, 31, 70)]
+    data = tmp_path / "m.csv"
+    data.write_text("month,sales\n" + "".join(f"{d},{v:.3f}\n" for d, v in rows))
+    job = JobConfig()
+    job.data.path, job.data.time_column, job.data.target_columns = str(data), "month", ["sales"]
+    job.train.epochs, job.model.units, job.output.dir = 2, 8, str(tmp_path / "run")
+    lines = []
+    metrics = train.run(job, log=lines.append)
+    skipped = [_months(n)[i] for i in (30, 31, 70)]
+    assert metrics["filled_steps"] == skipped and metrics["season"] == 12
+    assert any("skips 3 steps" in line and skipped[0] in line for line in lines)
+    said = []
+    out = train.predict(str(tmp_path / "run" / "model.grukit"), str(data), str(tmp_path / "f.csv"),
+                        log=said.append)
+    assert any("skips 3 steps" in line for line in said)
+    window = metrics["window"]
+    assert sum(1 for _ in open(out)) - 1 == n - window + 1  # one row per full window of the 120 steps

@@ -326,6 +326,24 @@ def _on_reference(job: JobConfig, kind: str, forecast: np.ndarray, xs: np.ndarra
     return _Net(model, ref, scale, history, seconds, pred, float(np.sqrt(((pred - y[val]) ** 2).mean())))
 
 
+def complete(times: list[str], values: np.ndarray, path: str, log) -> tuple[list[str], np.ndarray, list[str]]:
+    """The series with the steps its time column skips put back (seasons.complete_steps), their
+    values interpolated as gaps are, so that a window is consecutive steps and a season is a
+    season's steps; and the stamps filled in (none: the series as it is)."""
+    found = seasons.complete_steps(times)
+    if found is None:
+        return times, values, []
+    full, index = found
+    grid = np.full((len(full), values.shape[1]), np.nan)
+    grid[index] = values
+    given = set(index.tolist())
+    filled = [full[j] for j in range(len(full)) if j not in given]
+    log(f"{path}: the time column skips {len(filled)} step{'s' if len(filled) > 1 else ''} ("
+        + ", ".join(filled[:3]) + (", ..." if len(filled) > 3 else "")
+        + "): filled in by linear interpolation")
+    return full, datasets.interpolate_gaps(grid), filled
+
+
 def _has_times(job: JobConfig) -> bool:
     """Whether the series comes with time stamps to read its season from (a time column, or
     the shipped CO2 series' dates)."""
@@ -356,6 +374,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
     """Train, evaluate against the classical forecasters, write the outputs; returns metrics
     (train.run has seeded the generators and chosen the log)."""
     d = job.data
+    filled: list[str] = []  # the steps the time column skipped, filled in (complete)
     if d.path == "co2":
         times, values = datasets.load_co2()
         source, names = "Mauna Loa weekly CO2 (shipped with grukit)", ["co2"]
@@ -364,6 +383,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         times, values = read_series(d.path, d.time_column, names)
         if d.time_column:
             seasons.check_order(times, d.path, d.time_column)
+            times, values, filled = complete(times, values, d.path, log)
         source = d.path
     season, window, about_season = _season_and_window(job, times, values)
     # ARIMA's Fourier terms take the calendar's period (52.18 steps for a weekly series' year)
@@ -430,6 +450,7 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
         "network_sees": {"log": log_scale, "reference": REFERENCES[reference],
                          "validation_rmse": {k: round(v.val_rmse, 6) for k, v in nets.items()}},
         "windows": {"train": n_train, "val": n_val, "gap": gap, "test": n_test},
+        **({"filled_steps": filled} if filled else {}),
         "epochs_run": len(history.history["loss"]), "train_seconds": round(train_seconds, 2),
     }
     if not distributed.is_main():  # under torchrun, process 0 fits the baselines and writes
@@ -620,6 +641,7 @@ def predict(model: Sequential, info: dict, input_path: str, output_path: Optiona
     times, values = datasets.read_series(input_path, info["time_column"] or None, info["target_columns"])
     if info["time_column"]:
         seasons.check_order(times, input_path, info["time_column"])
+        times, values, _ = complete(times, values, input_path, log)
     if info.get("log", False) and not (values > 0).all():
         raise ValueError(f"{input_path!r}: the model was trained on the logarithm of a positive series; "
                          "this series has values <= 0")

@@ -276,6 +276,55 @@ def positions(times: list[str]) -> Optional[np.ndarray]:
     return nums if nums is not None else _seconds(times)
 
 
+def complete_steps(times: list[str]) -> Optional[tuple[list[str], np.ndarray]]:
+    """Where a time column is regularly spaced but skips a few steps (a CSV export that leaves
+    out the rows of missing months or days): (every step's stamp, the skipped ones written in
+    the column's style; each given row's index among them). None where nothing is skipped or
+    the stamps are not read (numbers, quarter and month labels, dates a whole number of months
+    apart on one day of the month up to the 28th, or a fixed time apart) or not regular: at
+    least 90% of the gaps one step, every gap a whole number of steps, and the steps skipped at
+    most a tenth of the rows (two stretches of a series far apart are not filled in)."""
+    if len(times) < 3:
+        return None
+    labels = label_months(times)
+    if labels is not None:
+        pos, write = np.array(labels[0], dtype=np.float64), labels[1]
+        make = lambda p: write(int(round(p)))  # noqa: E731
+    elif (nums := _numbers(times)) is not None:
+        pos = nums
+        ints = all(s.strip().lstrip("-").isdigit() for s in times)
+        make = (lambda p: str(int(round(p)))) if ints else (lambda p: f"{p:.10g}")  # noqa: E731
+    else:
+        read = read_dates(times)
+        if read is None:
+            return None
+        stamps, fmt = read
+        first = stamps[0]
+        if len({(d.day, d.time()) for d in stamps}) == 1 and first.day <= 28:  # months apart
+            pos = np.array([d.year * 12 + d.month - 1 for d in stamps], dtype=np.float64)
+            make = lambda p: fmt(first.replace(year=int(round(p)) // 12, month=int(round(p)) % 12 + 1))  # noqa: E731
+        else:
+            try:
+                pos = np.array([(d - first).total_seconds() for d in stamps])
+            except TypeError:  # time zones mixed with naive stamps
+                return None
+            make = lambda p: fmt(first + dt.timedelta(seconds=float(p)))  # noqa: E731
+    gaps = np.diff(pos)
+    if (gaps <= 0).any():
+        return None
+    step = float(np.median(gaps))
+    k = gaps / step
+    whole = np.round(k)
+    if (not np.allclose(k, whole, atol=0.02) or (whole == 1).mean() < 0.9 or (whole == 1).all()
+            or whole.sum() - len(gaps) > 0.1 * len(times)):
+        return None
+    index = np.concatenate([[0], np.cumsum(whole).astype(np.int64)])
+    full = [make(pos[0] + j * step) for j in range(int(index[-1]) + 1)]
+    for i, j in enumerate(index):  # the given rows keep their stamps as written
+        full[j] = times[i]
+    return full, index
+
+
 def check_order(times: list[str], path: str, column: str) -> None:
     """A ValueError where readable time stamps go back or repeat: a series is one row per
     step, in time order (a shuffled or duplicated row would be forecast from silently)."""
