@@ -115,7 +115,7 @@ def check_series() -> dict[str, tuple]:
     return out
 
 
-# A third set: long series (the validation part: 100-1750 windows), each with the job's default window and
+# A third set: long series (the validation part: 97-1746 windows), each with the job's default window and
 # its season given (the stamps are the steps' numbers), M4's horizons (hourly 48, weekly 13, daily 14).
 LONG = {
     "taylor": ("Rcol", ("forecast", "taylor", "x"), 48, 0, 48),  # half-hourly demand, England and Wales

@@ -144,6 +144,8 @@ def test_future_times_continue_the_series_spacing():
     assert future_times(["2001-12-15", "2001-12-22", "2001-12-29"], 2) == ["2002-01-05", "2002-01-12"]
     assert future_times(["2020-11-01", "2020-12-01", "2021-01-01"], 2) == ["2021-02-01", "2021-03-01"]
     assert future_times(["1990-01-01", "1990-04-01"], 2) == ["1990-07-01", "1990-10-01"]  # quarterly
+    # yearly on the last day of a month: a year on, not 365 days on (2004 is a leap year)
+    assert future_times(["2003-12-31", "2004-12-31"], 2) == ["2005-12-31", "2006-12-31"]
     assert future_times(["2020-01-01T00:00", "2020-01-01T06:00"], 1) == ["2020-01-01T12:00"]
     assert future_times(["1", "2", "4"], 1) == future_times(["a", "b"], 1) == [""]  # no regular spacing
     assert future_times(["1959Q3", "1959Q4"], 3) == ["1960Q1", "1960Q2", "1960Q3"]  # quarter labels

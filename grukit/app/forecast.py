@@ -664,46 +664,18 @@ def predict(model: Sequential, info: dict, input_path: str, output_path: Optiona
 
 
 def future_times(times: list[str], steps: int) -> list[str]:
-    """The ``steps`` time stamps after the series' last, continuing its spacing: numbers,
-    dates or date-times (seasons.read_dates) a fixed time apart, dates a fixed number of months apart
-    (monthly, quarterly, yearly data), or quarter and month labels ("1959Q1", "1959 Q1",
-    "1987 Jan"); "" each where the spacing is not regular."""
-    import datetime as dt
-
+    """The ``steps`` time stamps after the series' last, continuing its spacing (seasons.grid:
+    numbers, dates or date-times a fixed time apart, dates a fixed number of months apart, quarter
+    and month labels such as "1959Q1", "1987 Jan"); "" each where the spacing is not regular."""
     blank = [""] * steps
-    if len(times) < 2:
+    found = seasons.grid(times) if len(times) >= 2 else None
+    if found is None:
         return blank
-    labels = seasons.label_months(times)  # quarter and month labels as month counts
-    if labels is not None:
-        counts, write = labels
-        gaps = set(np.diff(counts).tolist())
-        if len(gaps) == 1 and (gap := gaps.pop()) > 0:
-            return [write(counts[-1] + k * gap) for k in range(1, steps + 1)]
+    pos, make = found
+    gaps = np.diff(pos)
+    if not np.allclose(gaps, gaps[-1], rtol=1e-6, atol=1e-9) or gaps[-1] <= 0:
         return blank
-    try:
-        nums = [float(t) for t in times]
-    except ValueError:
-        nums = None
-    if nums is not None:
-        gaps = np.diff(nums)
-        if not np.allclose(gaps, gaps[-1], rtol=1e-6, atol=1e-9) or gaps[-1] <= 0:
-            return blank
-        ints = all(t.strip().lstrip("-").isdigit() for t in times)
-        return [str(int(round(nums[-1] + k * gaps[-1]))) if ints else f"{nums[-1] + k * gaps[-1]:.10g}"
-                for k in range(1, steps + 1)]
-    read = seasons.read_dates(times)  # ISO or numeric dates, written back in their style
-    if read is None:
-        return blank
-    stamps, fmt = read
-    kind, step = seasons.spacing(stamps) or (None, None)
-    if kind == "months" and stamps[-1].day <= 28:  # monthly, quarterly, yearly
-        def add(d: dt.datetime, m: int) -> dt.datetime:
-            total = d.month - 1 + m
-            return d.replace(year=d.year + total // 12, month=total % 12 + 1)
-        return [fmt(add(stamps[-1], k * step)) for k in range(1, steps + 1)]
-    if kind == "gap":  # a fixed gap: days, weeks, hours
-        return [fmt(stamps[-1] + k * step) for k in range(1, steps + 1)]
-    return blank
+    return [make(pos[-1] + k * gaps[-1]) for k in range(1, steps + 1)]
 
 
 def _predict_ahead(model: Sequential, info: dict, times: list, values: np.ndarray, steps: int,

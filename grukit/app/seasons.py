@@ -266,49 +266,60 @@ def _from_stamps(times: list[str]) -> Optional[int]:
 
 
 def positions(times: list[str]) -> Optional[np.ndarray]:
-    """The time stamps as numbers that keep their order: month counts for quarter and month
-    labels, the numbers themselves, seconds for ISO dates and date-times; None for stamps
-    that are none of these (or mix them)."""
+    """The time stamps as numbers that keep their order (grid's positions: month counts for
+    quarter and month labels and monthly dates, the numbers themselves, seconds for other dates
+    and date-times); None for stamps that are none of these (or mix them)."""
+    found = grid(times)
+    return None if found is None else found[0]
+
+
+def grid(times: list[str]):
+    """The stamps as positions on the axis their spacing is regular on, with a function writing
+    the stamp at a position back in the column's style: month counts for quarter and month
+    labels and for dates on one day of the month and one time of day (monthly, quarterly,
+    yearly dates), the numbers themselves (years, decimal years, an index), seconds
+    after the first for other dates and date-times; None for stamps that are none of these."""
     labels = label_months(times)
     if labels is not None:
-        return np.array(labels[0], dtype=np.float64)
+        counts, write = labels
+        return np.array(counts, dtype=np.float64), lambda p: write(int(round(p)))
     nums = _numbers(times)
-    return nums if nums is not None else _seconds(times)
+    if nums is not None:
+        if all(s.strip().lstrip("-").isdigit() for s in times):
+            return nums, lambda p: str(int(round(p)))
+        return nums, lambda p: f"{p:.10g}"
+    read = read_dates(times)
+    if read is None:
+        return None
+    stamps, fmt = read
+    first = stamps[0]
+    if len({(d.day, d.time()) for d in stamps}) == 1:  # months apart
+
+        def month(p: float) -> str:  # "" for a day that month lacks (the 30th of a February)
+            c = int(round(p))
+            try:
+                return fmt(first.replace(year=c // 12, month=c % 12 + 1))
+            except ValueError:
+                return ""
+        return np.array([d.year * 12 + d.month - 1 for d in stamps], dtype=np.float64), month
+    try:
+        seconds = np.array([(d - first).total_seconds() for d in stamps])
+    except TypeError:  # time zones mixed with naive stamps
+        return None
+    return seconds, lambda p: fmt(first + dt.timedelta(seconds=float(p)))
 
 
 def complete_steps(times: list[str]) -> Optional[tuple[list[str], np.ndarray]]:
     """Where a time column is regularly spaced but skips a few steps (a CSV export that leaves
     out the rows of missing months or days): (every step's stamp, the skipped ones written in
     the column's style; each given row's index among them). None where nothing is skipped or
-    the stamps are not read (numbers, quarter and month labels, dates a whole number of months
-    apart on one day of the month up to the 28th, or a fixed time apart) or not regular: at
-    least 90% of the gaps one step, every gap a whole number of steps, and the steps skipped at
-    most a tenth of the rows (two stretches of a series far apart are not filled in)."""
-    if len(times) < 3:
+    the stamps are not read (grid) or not regular: at least 90% of the gaps one step, every gap
+    a whole number of steps, and the steps skipped at most a tenth of the rows (two stretches of
+    a series far apart are not filled in)."""
+    found = grid(times) if len(times) >= 3 else None
+    if found is None:
         return None
-    labels = label_months(times)
-    if labels is not None:
-        pos, write = np.array(labels[0], dtype=np.float64), labels[1]
-        make = lambda p: write(int(round(p)))  # noqa: E731
-    elif (nums := _numbers(times)) is not None:
-        pos = nums
-        ints = all(s.strip().lstrip("-").isdigit() for s in times)
-        make = (lambda p: str(int(round(p)))) if ints else (lambda p: f"{p:.10g}")  # noqa: E731
-    else:
-        read = read_dates(times)
-        if read is None:
-            return None
-        stamps, fmt = read
-        first = stamps[0]
-        if len({(d.day, d.time()) for d in stamps}) == 1 and first.day <= 28:  # months apart
-            pos = np.array([d.year * 12 + d.month - 1 for d in stamps], dtype=np.float64)
-            make = lambda p: fmt(first.replace(year=int(round(p)) // 12, month=int(round(p)) % 12 + 1))  # noqa: E731
-        else:
-            try:
-                pos = np.array([(d - first).total_seconds() for d in stamps])
-            except TypeError:  # time zones mixed with naive stamps
-                return None
-            make = lambda p: fmt(first + dt.timedelta(seconds=float(p)))  # noqa: E731
+    pos, make = found
     gaps = np.diff(pos)
     if (gaps <= 0).any():
         return None
