@@ -157,6 +157,38 @@ def test_step_matmul_kernels_on_odd_shapes(packed, M, N, K):
     torch.testing.assert_close(ops.step_matmul(A, W, None, packed), A @ W.t(), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("M,N,K", [(1, 2051, 700), (2, 1501, 503), (3, 1003, 517), (4, 770, 1029),
+                                   (2, 3, 1030), (4, 4097, 65)])
+def test_few_rows_kernels_read_large_weights(M, N, K):
+    """One to four rows against a weight too large for the small kernels' bound (M*N*K > 2^18):
+    they run in the few-rows kernels (W read once for all rows, the columns shared out among
+    the threads; gemm.h kFewRows), remainders of the row and column blocks and of K included."""
+    A, W, b = torch.randn(M, K), torch.randn(N, K), torch.randn(N)
+    expected = torch.addmm(b, A, W.t())
+    torch.testing.assert_close(ops.step_matmul(A, W, b, False), expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("B,H", [(1, 600), (2, 600), (3, 420), (4, 600)])
+def test_few_rows_through_a_large_weight_match_reference(B, H, reset_after):
+    """A batch of 1-4 rows through a recurrent weight too large to keep packed: every step's
+    matmul forward (W_hh h) and backward (dgh W_hh) runs unpacked in the few-rows kernels."""
+    torch.manual_seed(0)
+    fused = gk.GRU(7, H, reset_after=reset_after)
+    ref = gk.GRU(7, H, reset_after=reset_after, engine="reference")
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(3, B, 7, requires_grad=True)
+    h0 = torch.randn(1, B, H, requires_grad=True)
+    (y_f, h_f), (y_r, h_r) = fused(x, h0), ref(x, h0)
+    assert fused.last_engine == "cpu"
+    torch.testing.assert_close(y_f, y_r, rtol=1e-5, atol=1e-5)
+    up = torch.randn_like(y_r)
+    inputs = lambda m: [x, h0, *m.parameters()]  # noqa: E731
+    for g_f, g_r in zip(torch.autograd.grad((y_f * up).sum() + h_f.sum(), inputs(fused)),
+                        torch.autograd.grad((y_r * up).sum() + h_r.sum(), inputs(ref)), strict=True):
+        torch.testing.assert_close(g_f, g_r, rtol=1e-4, atol=1e-4)
+
+
 def test_same_result_on_one_and_two_threads():
     torch.manual_seed(0)
     gru = gk.GRU(64, 96, num_layers=2)

@@ -1,6 +1,7 @@
 // The matmuls of one time step. Large ones go to ATen (MKL, multi-threaded); small
 // float ones, where a BLAS call's fixed cost would dominate, run in the register-
-// blocked AVX2 kernels below without leaving this thread.
+// blocked AVX2 kernels below without leaving this thread, and so do those of 1-4 rows
+// (kFewRows), shared out among the threads by columns.
 //   mm_nt: C (M x N) = [bias +] A (M x K) W^T, W (N x K) row-major   (forward)
 //   mm_nn: C (M x N) += A (M x K) W,           W (K x N) row-major   (backward)
 #pragma once
@@ -12,11 +13,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "vec.h"
 
 namespace grukit {
+
+// Up to this many rows of A a float matmul runs in the kernels here whatever its size: they read W
+// once for all rows, shared out among the threads by columns (nt_small, nn_few), where ATen's
+// matmul took 2-8x longer at 1-4 rows on the AMD EPYC (AVX2) of benchmarks/README.md (session 24):
+// each row a pass over W, W larger than cache. A weight too large to keep packed meets such rows
+// at every step of a batch of 1-4 (StepMatmul's streamed steps), and gk.GRUCell at B <= 4.
+constexpr int64_t kFewRows = 4;
 
 // Below this many multiply-adds (M*N*K) a float matmul runs in the kernels here.
 inline int64_t small_gemm_limit() {
@@ -75,8 +84,48 @@ inline void nt_small(const float* A, int64_t lda, const float* W, int64_t ldw, c
   });
 }
 
+// MR rows of A (2-4) against rows j..j+JR-1 of W: MR x JR dot products over K, W read once
+// for all MR rows (a loop over the rows of A would stream a W larger than cache MR times).
+template <int MR, int JR>
+inline void nt_block(const float* A, int64_t lda, const float* w, int64_t ldw, int64_t K, float* C, int64_t ldc,
+                     const float* bias) {
+  __m256 s[MR][JR];
+  for (int m = 0; m < MR; ++m)
+    for (int q = 0; q < JR; ++q) s[m][q] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 wv[JR];
+    for (int q = 0; q < JR; ++q) wv[q] = _mm256_loadu_ps(w + q * ldw + k);
+    for (int m = 0; m < MR; ++m) {
+      const __m256 av = _mm256_loadu_ps(A + m * lda + k);
+      for (int q = 0; q < JR; ++q) s[m][q] = _mm256_fmadd_ps(av, wv[q], s[m][q]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int q = 0; q < JR; ++q) {
+      float acc = hsum1(s[m][q]);
+      for (int64_t kk = k; kk < K; ++kk) acc += A[m * lda + kk] * w[q * ldw + kk];
+      C[m * ldc + q] = acc + (bias ? bias[q] : 0.0f);
+    }
+}
+
+// 2-4 rows of A against all N rows of W, W read once (see nt_block).
+template <int MR>
+inline void nt_rows(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias, float* C,
+                    int64_t ldc, int64_t N, int64_t K) {
+  constexpr int JR = MR == 2 ? 4 : (MR == 3 ? 3 : 2);  // MR x JR accumulators + JR + 1 registers
+  int64_t j = 0;
+  for (; j + JR <= N; j += JR) nt_block<MR, JR>(A, lda, W + j * ldw, ldw, K, C + j, ldc, bias ? bias + j : nullptr);
+  for (; j < N; ++j) nt_block<MR, 1>(A, lda, W + j * ldw, ldw, K, C + j, ldc, bias ? bias + j : nullptr);
+}
+
 inline void nt_small_cols(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
                           float* C, int64_t ldc, int64_t M, int64_t N, int64_t K) {
+  if (M >= 2 && M <= 4) {
+    if (M == 2) return nt_rows<2>(A, lda, W, ldw, bias, C, ldc, N, K);
+    if (M == 3) return nt_rows<3>(A, lda, W, ldw, bias, C, ldc, N, K);
+    return nt_rows<4>(A, lda, W, ldw, bias, C, ldc, N, K);
+  }
   for (int64_t m = 0; m < M; ++m) {
     const float* a = A + m * lda;
     float* c = C + m * ldc;
@@ -92,6 +141,62 @@ inline void nt_small_cols(const float* A, int64_t lda, const float* W, int64_t l
       c[j] = acc + (bias ? bias[j] : 0.0f);
     }
   }
+}
+
+// C += A W for MR rows of A (1-4) and columns [n0, n1) of W, W read once for all MR rows: columns
+// in blocks of 16 (MR x 2 accumulators), over K in blocks of kFewK rows of W (a column block walked
+// down all of K would touch a new page of W at every row of a wide W).
+constexpr int64_t kFewK = 128;
+template <int MR>
+inline void nn_rows(const float* A, int64_t lda, const float* W, int64_t ldw, float* C, int64_t ldc,
+                    int64_t n0, int64_t n1, int64_t K) {
+  for (int64_t k0 = 0; k0 < K; k0 += kFewK) {
+    const int64_t k1 = std::min(K, k0 + kFewK);
+    int64_t n = n0;
+    for (; n + 16 <= n1; n += 16) {
+      __m256 x[MR][2];
+      for (int m = 0; m < MR; ++m) {
+        x[m][0] = _mm256_loadu_ps(C + m * ldc + n);
+        x[m][1] = _mm256_loadu_ps(C + m * ldc + n + 8);
+      }
+      for (int64_t k = k0; k < k1; ++k) {
+        const __m256 w0 = _mm256_loadu_ps(W + k * ldw + n), w1 = _mm256_loadu_ps(W + k * ldw + n + 8);
+        for (int m = 0; m < MR; ++m) {
+          const __m256 b = _mm256_set1_ps(A[m * lda + k]);
+          x[m][0] = _mm256_fmadd_ps(b, w0, x[m][0]);
+          x[m][1] = _mm256_fmadd_ps(b, w1, x[m][1]);
+        }
+      }
+      for (int m = 0; m < MR; ++m) {
+        _mm256_storeu_ps(C + m * ldc + n, x[m][0]);
+        _mm256_storeu_ps(C + m * ldc + n + 8, x[m][1]);
+      }
+    }
+    for (; n < n1; ++n)
+      for (int m = 0; m < MR; ++m) {
+        float s = C[m * ldc + n];
+        for (int64_t k = k0; k < k1; ++k) s += A[m * lda + k] * W[k * ldw + n];
+        C[m * ldc + n] = s;
+      }
+  }
+}
+
+// C += A W for 1-4 rows of A, the columns shared out among the threads (each keeps its share of W
+// in its own cache), W read once for all rows.
+inline void nn_few(const float* A, int64_t lda, const float* W, int64_t ldw, float* C, int64_t ldc, int64_t M,
+                   int64_t N, int64_t K) {
+  auto cols = [&](int64_t n0, int64_t n1) {
+    switch (M) {
+      case 1: return nn_rows<1>(A, lda, W, ldw, C, ldc, n0, n1, K);
+      case 2: return nn_rows<2>(A, lda, W, ldw, C, ldc, n0, n1, K);
+      case 3: return nn_rows<3>(A, lda, W, ldw, C, ldc, n0, n1, K);
+      default: return nn_rows<4>(A, lda, W, ldw, C, ldc, n0, n1, K);
+    }
+  };
+  const int64_t threads = at::get_num_threads();
+  if (threads == 1 || N * K * 4 < kSplitBytes || at::in_parallel_region()) return cols(0, N);
+  const int64_t chunk = ((N + threads - 1) / threads + 15) / 16 * 16;  // whole 16-column blocks
+  at::parallel_for(0, N, chunk, [&](int64_t n0, int64_t n1) { cols(n0, n1); });
 }
 
 // C += A W: rows of C in blocks of 2, columns in blocks of 16, accumulating over K.
@@ -307,6 +412,26 @@ inline void load_panel_row(const uint16_t* p, __m256& lo, __m256& hi) {
   hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16));
 }
 
+// The kernels below read a panel row as kernel_row says: float32 as it is; bfloat16 without
+// shuffles (two cheap integer ops for 16 weights, against three shuffles and two shifts in order):
+// the 32-bit lanes of 16 bfloat16 hold columns 2i (low half) and 2i + 1 (high half), so a shift
+// gives the even columns and a mask the odd ones. Each column's sum runs over k in the same
+// order either way (the same bits); kernel_out puts the columns back in order before the store.
+inline void kernel_row(const float* p, __m256& lo, __m256& hi) { load_panel_row(p, lo, hi); }
+inline void kernel_row(const uint16_t* p, __m256& even, __m256& odd) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  even = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  odd = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xFFFF0000u))));
+}
+template <class WT>
+inline void kernel_out(__m256& lo, __m256& hi) {
+  if constexpr (std::is_same_v<WT, uint16_t>) {  // even, odd columns -> 0..7, 8..15
+    const __m256 a = _mm256_unpacklo_ps(lo, hi), b = _mm256_unpackhi_ps(lo, hi);  // 0-3 8-11, 4-7 12-15
+    lo = _mm256_permute2f128_ps(a, b, 0x20);
+    hi = _mm256_permute2f128_ps(a, b, 0x31);
+  }
+}
+
 // C[m, n0:n0+cols] (+)= A[m, :] . panel for MR rows m of A. The accumulators are
 // named variables, not an array: GCC spills an array to the stack every iteration.
 #define GRUKIT_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -319,7 +444,7 @@ inline void kernel_mr(const float* A, int64_t lda, const WT* panel, int64_t K, f
   const float* a = A;
   for (int64_t k = 0; k < K; ++k, ++a) {
     __m256 w0, w1;
-    load_panel_row(panel + k * 16, w0, w1);
+    kernel_row(panel + k * 16, w0, w1);
 #define STEP(i)                                               \
   if constexpr (MR > i) {                                     \
     const __m256 b = _mm256_broadcast_ss(a + i * lda);        \
@@ -329,8 +454,11 @@ inline void kernel_mr(const float* A, int64_t lda, const WT* panel, int64_t K, f
     GRUKIT_ROWS(STEP)
 #undef STEP
   }
-#define STORE(i) \
-  if constexpr (MR > i) store_panel(C + i * ldc, c##i##0, c##i##1, cols, bias, accumulate);
+#define STORE(i)                     \
+  if constexpr (MR > i) {            \
+    kernel_out<WT>(c##i##0, c##i##1); \
+    store_panel(C + i * ldc, c##i##0, c##i##1, cols, bias, accumulate); \
+  }
   GRUKIT_ROWS(STORE)
 #undef STORE
 }
@@ -346,10 +474,10 @@ inline void kernel_m1(const float* a, const WT* panel, int64_t K, float* c, int6
   int64_t k = 0;
   for (; k + 4 <= K; k += 4) {
     const WT* w = panel + k * 16;
-    load_panel_row(w, w0, w1);
-    load_panel_row(w + 16, w2, w3);
-    load_panel_row(w + 32, w4, w5);
-    load_panel_row(w + 48, w6, w7);
+    kernel_row(w, w0, w1);
+    kernel_row(w + 16, w2, w3);
+    kernel_row(w + 32, w4, w5);
+    kernel_row(w + 48, w6, w7);
     __m256 b0 = _mm256_broadcast_ss(a + k), b1 = _mm256_broadcast_ss(a + k + 1);
     __m256 b2 = _mm256_broadcast_ss(a + k + 2), b3 = _mm256_broadcast_ss(a + k + 3);
     s00 = _mm256_fmadd_ps(b0, w0, s00);
@@ -363,12 +491,14 @@ inline void kernel_m1(const float* a, const WT* panel, int64_t K, float* c, int6
   }
   for (; k < K; ++k) {
     __m256 b = _mm256_broadcast_ss(a + k);
-    load_panel_row(panel + k * 16, w0, w1);
+    kernel_row(panel + k * 16, w0, w1);
     s00 = _mm256_fmadd_ps(b, w0, s00);
     s01 = _mm256_fmadd_ps(b, w1, s01);
   }
-  store_panel(c, _mm256_add_ps(_mm256_add_ps(s00, s10), _mm256_add_ps(s20, s30)),
-              _mm256_add_ps(_mm256_add_ps(s01, s11), _mm256_add_ps(s21, s31)), cols, bias, accumulate);
+  __m256 lo = _mm256_add_ps(_mm256_add_ps(s00, s10), _mm256_add_ps(s20, s30));
+  __m256 hi = _mm256_add_ps(_mm256_add_ps(s01, s11), _mm256_add_ps(s21, s31));
+  kernel_out<WT>(lo, hi);
+  store_panel(c, lo, hi, cols, bias, accumulate);
 }
 
 #if defined(__AVX512F__)
@@ -547,7 +677,7 @@ inline void mm_nt(const T* A, int64_t lda, const T* W, int64_t ldw, const T* bia
                   int64_t M, int64_t N, int64_t K) {
 #if GRUKIT_HAVE_F8
   if constexpr (std::is_same_v<T, float>) {
-    if (M * N * K <= small_gemm_limit()) return nt_small(A, lda, W, ldw, bias, C, ldc, M, N, K);
+    if (M * N * K <= small_gemm_limit() || M <= kFewRows) return nt_small(A, lda, W, ldw, bias, C, ldc, M, N, K);
   }
 #endif
   at::Tensor c = view2d(C, M, N, ldc), a = view2d(A, M, K, lda), w = view2d(W, N, K, ldw);
@@ -564,9 +694,10 @@ inline void mm_nn(const T* A, int64_t lda, const T* W, int64_t ldw, T* C, int64_
                   int64_t K, bool accumulate) {
 #if GRUKIT_HAVE_F8
   if constexpr (std::is_same_v<T, float>) {
-    if (M * N * K <= small_gemm_limit()) {
+    if (M * N * K <= small_gemm_limit() || M <= kFewRows) {
       if (!accumulate)
         for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, 0.0f);
+      if (M <= kFewRows) return nn_few(A, lda, W, ldw, C, ldc, M, N, K);
       return nn_small(A, lda, W, ldw, C, ldc, M, N, K);
     }
   }
@@ -597,9 +728,9 @@ class StepMatmul {
     if constexpr (std::is_same_v<T, float>) {
       // A weight too large to keep packed between calls (cached_pack) is packed anew on
       // every call, which costs about as much as multiplying it by 50 rows of A. So it
-      // goes to ATen as it is when a step has a few rows (bound by reading W from memory,
-      // packed or not) and when one call has fewer than kPackRows rows (the input
-      // projection of a short sequence); nor, for one call, as kOneCallMaxK says.
+      // is used as it is when a step has a few rows (bound by reading W, packed or not: the
+      // few-rows kernels, kFewRows) and when one call has fewer than kPackRows rows (the
+      // input projection of a short sequence); nor, for one call, as kOneCallMaxK says.
       const bool uncached = N * K > kCachedPackFloats;
       const bool streamed = (uncached && (rows <= kStreamRows || (one_call && rows < kPackRows) ||
                                           (!one_call && steps * rows < kPackStepRows))) ||
