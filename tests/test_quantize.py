@@ -47,6 +47,7 @@ def _dequantised(q: QuantizedGRU, like: gk.GRU) -> gk.GRU:
         (5, 13, {"reset_after": False}, 9, 3),                     # odd sizes: every tail path
         (600, 24, {"num_layers": 2, "bidirectional": True}, 4, 3),  # K > 512: block sums
         (8, 64, {"reset_after": False, "bias": False, "bidirectional": True}, 30, 1),
+        (70, 57, {}, 6, 2),  # 32-column chunks (even/odd), a 16-column one and a scalar tail
     ],
 )
 def test_int8_engine_computes_the_dequantised_gru(I, H, options, T, B):
