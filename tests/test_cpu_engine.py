@@ -160,9 +160,11 @@ def test_step_matmul_kernels_on_odd_shapes(packed, M, N, K):
 @pytest.mark.parametrize("M,N,K", [(1, 2051, 700), (2, 1501, 503), (3, 1003, 517), (4, 770, 1029),
                                    (2, 3, 1030), (4, 4097, 65)])
 def test_few_rows_kernels_read_large_weights(M, N, K):
-    """One to four rows against a weight too large for the small kernels' bound (M*N*K > 2^18):
-    they run in the few-rows kernels (W read once for all rows, the columns shared out among
-    the threads; gemm.h kFewRows), remainders of the row and column blocks and of K included."""
+    """One to four rows run in the few-rows kernels whatever the weight's size (gemm.h kFewRows: W
+    read once for all rows, the columns shared out among the threads for a weight of 128 KB or
+    more), most shapes here above the small kernels' bound (M*N*K > 2^18, where ATen ran them
+    before); remainders of the row and column blocks and of K included (2 x 3 x 1030: only
+    remainders)."""
     A, W, b = torch.randn(M, K), torch.randn(N, K), torch.randn(N)
     expected = torch.addmm(b, A, W.t())
     torch.testing.assert_close(ops.step_matmul(A, W, b, False), expected, rtol=1e-5, atol=1e-4)

@@ -21,10 +21,10 @@
 namespace grukit {
 
 // Up to this many rows of A a float matmul runs in the kernels here whatever its size: they read W
-// once for all rows, shared out among the threads by columns (nt_small, nn_few), where ATen's
-// matmul took 2-8x longer at 1-4 rows on the AMD EPYC (AVX2) of benchmarks/README.md (session 24):
-// each row a pass over W, W larger than cache. A weight too large to keep packed meets such rows
-// at every step of a batch of 1-4 (StepMatmul's streamed steps), and gk.GRUCell at B <= 4.
+// once for all rows, shared out among the threads by columns (nt_small, nn_few). A weight too large
+// to keep packed meets such rows at every step of a batch of 1-4 (StepMatmul's streamed steps), and
+// gk.GRUCell at B <= 4; on ATen those layers were 0.96-1.22x torch.nn.GRU in inference on an AMD
+// EPYC (AVX2), 2.2-8.9x since (benchmarks/bench_sizes.py; benchmarks/README.md, session 24).
 constexpr int64_t kFewRows = 4;
 
 // Below this many multiply-adds (M*N*K) a float matmul runs in the kernels here.
@@ -72,14 +72,20 @@ inline void nt_small_cols(const float* A, int64_t lda, const float* W, int64_t l
 // A, so that each core keeps its share of W in its own L2 cache between steps.
 constexpr int64_t kSplitBytes = 128 * 1024;
 
+// body(n0, n1) over the N outputs of a product with an N x K weight: on the calling thread, or,
+// for a weight of kSplitBytes or more, shared out among the threads in chunks of whole blocks of
+// `align` outputs (each thread keeps its share of W in its own cache).
+template <class F>
+inline void by_columns(int64_t N, int64_t K, int64_t align, const F& body) {
+  const int64_t threads = at::get_num_threads();
+  if (threads == 1 || N * K * 4 < kSplitBytes || at::in_parallel_region()) return body(int64_t(0), N);
+  const int64_t chunk = ((N + threads - 1) / threads + align - 1) / align * align;
+  at::parallel_for(0, N, chunk, body);
+}
+
 inline void nt_small(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias, float* C,
                      int64_t ldc, int64_t M, int64_t N, int64_t K) {
-  const int64_t threads = at::get_num_threads();
-  if (threads == 1 || N * K * 4 < kSplitBytes || at::in_parallel_region()) {
-    return nt_small_cols(A, lda, W, ldw, bias, C, ldc, M, N, K);
-  }
-  const int64_t chunk = ((N + threads - 1) / threads + 3) / 4 * 4;  // whole 4-row blocks
-  at::parallel_for(0, N, chunk, [&](int64_t j0, int64_t j1) {
+  by_columns(N, K, 4, [&](int64_t j0, int64_t j1) {  // whole 4-row blocks of W
     nt_small_cols(A, lda, W + j0 * ldw, ldw, bias ? bias + j0 : nullptr, C + j0, ldc, M, j1 - j0, K);
   });
 }
@@ -193,10 +199,7 @@ inline void nn_few(const float* A, int64_t lda, const float* W, int64_t ldw, flo
       default: return nn_rows<4>(A, lda, W, ldw, C, ldc, n0, n1, K);
     }
   };
-  const int64_t threads = at::get_num_threads();
-  if (threads == 1 || N * K * 4 < kSplitBytes || at::in_parallel_region()) return cols(0, N);
-  const int64_t chunk = ((N + threads - 1) / threads + 15) / 16 * 16;  // whole 16-column blocks
-  at::parallel_for(0, N, chunk, [&](int64_t n0, int64_t n1) { cols(n0, n1); });
+  by_columns(N, K, 16, cols);  // whole 16-column blocks
 }
 
 // C += A W: rows of C in blocks of 2, columns in blocks of 16, accumulating over K.
@@ -328,7 +331,9 @@ inline void store_panel(float* c, __m256 lo, __m256 hi, int64_t cols, const floa
 // are kept per thread, the last 16 of up to 4 MB each: found by pointer and shape,
 // reused only if the contents still match (writes through .data bump no version).
 constexpr int64_t kCachedPackFloats = int64_t(1) << 20;  // larger weights are packed on every call
-constexpr int64_t kStreamRows = 4;  // up to this many rows of A per step, a large W is not packed (StepMatmul)
+// up to this many rows of A per step, a large W is not packed (StepMatmul): such steps run in the
+// few-rows kernels, which read W once for all rows
+constexpr int64_t kStreamRows = kFewRows;
 constexpr int64_t kPackRows = 512;  // nor for one call with fewer rows than this
 // nor for steps that multiply fewer rows than this in all (a few steps of a few rows: at B=5,
 // H=1024 a layer's inference was 0.81x torch.nn.GRU's at T=5 packed, 1.07x not; at T=20 packing
