@@ -217,8 +217,8 @@ def _u8_step(q: QuantizedGRU, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
                                                (33, 21, 5, False)])
 def test_batched_int8_steps_take_8_bit_activations_summed_exactly(I, H, B, reset_after):
     """From 4 rows per step on, the input and recurrent products quantise x and the state
-    to 8 bits per row and sum int8 products exactly (VNNI's vpdpbusd where the CPU has it, else the same
-    integers through 16 bits): one step equals its replica to float32 rounding, H odd too."""
+    to 8 bits per row and sum int8 products exactly (VNNI's vpdpbusd where the CPU has it, else
+    vpmaddubsw's 16-bit pairs and vpmaddwd): one step equals its replica to float32 rounding, H odd too."""
     torch.manual_seed(H)
     gru = gk.GRU(I, H, reset_after=reset_after).eval()
     q = gk.quantize(gru)
@@ -235,6 +235,27 @@ def test_batched_int8_steps_take_8_bit_activations_summed_exactly(I, H, B, reset
         want, want_h = gru(xs, lengths=lengths)
     assert (got - want).abs().max() < 0.08 and (got_h - want_h).abs().max() < 0.08  # 600 inputs: 0.055
     assert all(torch.all(got[lengths[b]:, b] == 0) for b in range(B))  # past each row's end: zeros
+
+
+@pytest.mark.skipif(engines.compiled_cpu() is None, reason="the compiled CPU engine is not built")
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_batched_int8_sums_do_not_saturate_at_the_extremes(reset_after):
+    """Without VNNI the 8-bit products go through vpmaddubsw, whose pairs are 16 bits: weights
+    of -128 and 127 (a loaded state may hold -128) against activations of +-127 of the same
+    signs put every pair at its largest, 2 * 128 * 127; the step still equals its exact replica."""
+    torch.manual_seed(3)
+    I, H, B = 64, 48, 5
+    gru = gk.GRU(I, H, reset_after=reset_after).eval()
+    q = gk.quantize(gru)
+    for name in ("weight_ih_l0_int8", "weight_hh_l0_int8"):
+        w = q.get_buffer(name)
+        w.copy_(torch.where(torch.rand(w.shape) < 0.5, -128, 127).to(torch.int8))
+    w_ih, w_hh = q.get_buffer("weight_ih_l0_int8").float(), q.get_buffer("weight_hh_l0_int8").float()
+    x = torch.sign(w_ih[:B])[None] * 0.9  # row b: the signs of input-weight row b, all at +-127
+    h0 = torch.sign(w_hh[:B])[None] * 0.5
+    with torch.no_grad():
+        got = q(x, h0)[0][0]
+    torch.testing.assert_close(got, _u8_step(q, x[0], h0[0]), rtol=0, atol=2e-6)
 
 
 @pytest.mark.skipif(engines.compiled_cpu() is None, reason="the compiled CPU engine is not built")

@@ -6,8 +6,9 @@
 //  - 8-bit (quantize_row_u8, qmatmul_u8): a ~ sa (u - 128), u in [1, 255], against
 //    weights packed 16 rows by 4 columns (pack_u8), so that one instruction multiplies
 //    and sums 64 pairs: VNNI's vpdpbusd where the CPU has it (AVX512-VNNI, in the AVX-512
-//    build), else the same integers by widening to 16 bits. Exact int32 sums, corrected for the offset
-//    by the weights' row sums. For batches of rows, where arithmetic bounds the step.
+//    build; corrected for the offset by the weights' row sums), else vpmaddubsw on the
+//    centred bytes u - 128 against |w| with w's sign, then vpmaddwd into 32 bits. Exact
+//    int32 sums either way. For batches of rows, where arithmetic bounds the step.
 #pragma once
 
 #include <algorithm>
@@ -290,58 +291,92 @@ inline bool have_vnni() {
 #endif
 
 #if GRUKIT_HAVE_F8
-// The same sums without VNNI: bytes widened to 16 bits, pairs summed by vpmaddwd into
-// column pairs, joined at the end; each 32-byte half of a group is 8 columns.
-inline void panel_sums_avx2(const uint8_t* u, int64_t ldu, int MR, const int8_t* panel, int64_t G,
-                            int32_t (*sums)[16]) {
-  for (int m = 0; m < MR; ++m)
-    for (int half = 0; half < 2; ++half) {
-      __m256i lo = _mm256_setzero_si256(), hi = lo;
-      for (int64_t g = 0; g < G; ++g) {
-        const int8_t* w = panel + g * 64 + half * 32;
-        int32_t v;
-        std::memcpy(&v, u + m * ldu + 4 * g, 4);
-        const __m256i a = _mm256_cvtepu8_epi16(_mm_set1_epi32(v));
-        const __m128i w0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
-        const __m128i w1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 16));
-        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(a, _mm256_cvtepi8_epi16(w0)));  // columns 0-3, in pairs
-        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(a, _mm256_cvtepi8_epi16(w1)));  // columns 4-7
-      }
-      // hadd: [c0 c1 c4 c5 | c2 c3 c6 c7]; the 64-bit lanes reordered 0, 2, 1, 3: c0 .. c7
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums[m] + 8 * half),
-                          _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8));
+// The same products without VNNI, centred: sums[m][c] = sum over k of q[m, k] w[16p + c, k]
+// with q = u - 128, a signed byte in [-127, 127] (qmatmul_u8 flips u's top bits once per
+// call). vpmaddubsw multiplies unsigned by signed bytes and adds pairs into 16 bits, so it
+// takes |w| (at most 128) against q with w's sign: |w| (q sgn w) = q w, and a pair is at
+// most 2 * 128 * 127 = 32512, which 16 bits hold (no saturation: the sums are exact).
+// vpmaddwd by ones then adds the two pairs of a column into 32 bits. Each 32-byte half of a
+// group is 8 columns of 4 bytes, so the lanes come out in column order. A group's weights
+// are loaded once for all R rows; R <= 3 keeps the accumulators in AVX2's 16 registers.
+template <int R>
+inline void panel_sums_avx2(const int8_t* q, int64_t ldq, const int8_t* panel, int64_t G, int32_t (*sums)[16]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i lo[R], hi[R];
+  for (int m = 0; m < R; ++m) lo[m] = hi[m] = _mm256_setzero_si256();
+  for (int64_t g = 0; g < G; ++g) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + g * 64));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + g * 64 + 32));
+    const __m256i m0 = _mm256_abs_epi8(w0), m1 = _mm256_abs_epi8(w1);
+    for (int m = 0; m < R; ++m) {
+      int32_t v;
+      std::memcpy(&v, q + m * ldq + 4 * g, 4);
+      const __m256i a = _mm256_set1_epi32(v);
+      lo[m] = _mm256_add_epi32(lo[m], _mm256_madd_epi16(_mm256_maddubs_epi16(m0, _mm256_sign_epi8(a, w0)), ones));
+      hi[m] = _mm256_add_epi32(hi[m], _mm256_madd_epi16(_mm256_maddubs_epi16(m1, _mm256_sign_epi8(a, w1)), ones));
     }
+  }
+  for (int m = 0; m < R; ++m) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums[m]), lo[m]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums[m] + 8), hi[m]);
+  }
+}
+
+// u - 128 as signed bytes (the top bit flipped), n a multiple of 4.
+inline void centre_u8(const uint8_t* u, int64_t n, int8_t* q) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + j),
+                        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + j)), flip));
+  for (; j < n; ++j) q[j] = static_cast<int8_t>(u[j] ^ 0x80);
 }
 #endif
 
-// C[m, c0 + n - n0] = sa[m] sw[n] (sum_k u[m, k] w[n, k] - 128 rowsum[n]) + bias[n] for rows
-// n in [n0, n1) of P; u: M rows of P.Kp bytes. A panel that straddles n0 or n1 is summed
+// C[m, c0 + n - n0] = sa[m] sw[n] sum_k (u[m, k] - 128) w[n, k] + bias[n] for rows n in
+// [n0, n1) of P; u: M rows of P.Kp bytes. A panel that straddles n0 or n1 is summed
 // whole and written in part (a row's sum does not depend on its neighbours).
 inline void qmatmul_u8(const uint8_t* u, const float* sa, int64_t M, const PackedU8& P, const float* sw,
                        const float* bias, int64_t n0, int64_t n1, float* C, int64_t ldc, int64_t c0) {
   const int64_t G = P.Kp / 4, ldu = P.Kp;
+#if GRUKIT_HAVE_VNNI
+  const bool vnni = have_vnni();
+#else
+  const bool vnni = false;
+#endif
+  const int64_t step = vnni ? 4 : 3;  // rows summed together against one panel
+#if GRUKIT_HAVE_F8
+  static thread_local std::vector<int8_t> centred;  // without VNNI: u - 128, once per call
+  if (!vnni) {
+    centred.resize(M * ldu);
+    centre_u8(u, M * ldu, centred.data());
+  }
+#endif
   for (int64_t p = n0 / 16; p * 16 < n1; ++p) {
     const int64_t first = std::max(n0, p * 16), last = std::min(n1, p * 16 + 16);
     const int8_t* panel = P.w.data() + p * G * 64;
-    for (int64_t m0 = 0; m0 < M; m0 += 4) {
-      const int MR = static_cast<int>(std::min<int64_t>(4, M - m0));
-      alignas(64) int32_t sums[4][16];
+    for (int64_t m0 = 0; m0 < M; m0 += step) {
+      const int MR = static_cast<int>(std::min<int64_t>(step, M - m0));
+      alignas(64) int32_t sums[4][16];  // centred: sum_k (u - 128) w
 #if GRUKIT_HAVE_F8
+      if (vnni) {  // vpdpbusd sums u w: the offset taken off by the weights' row sums
 #if GRUKIT_HAVE_VNNI
-      if (have_vnni()) {
         panel_sums_vnni(u + m0 * ldu, ldu, MR, panel, G, sums);
-      } else {
-        panel_sums_avx2(u + m0 * ldu, ldu, MR, panel, G, sums);
-      }
-#else
-      panel_sums_avx2(u + m0 * ldu, ldu, MR, panel, G, sums);
+        for (int m = 0; m < MR; ++m)
+          for (int c = 0; c < 16; ++c) sums[m][c] -= 128 * P.rowsum[p * 16 + c];
 #endif
+      } else {
+        const int8_t* qm = centred.data() + m0 * ldu;
+        if (MR == 3) panel_sums_avx2<3>(qm, ldu, panel, G, sums);
+        else if (MR == 2) panel_sums_avx2<2>(qm, ldu, panel, G, sums);
+        else panel_sums_avx2<1>(qm, ldu, panel, G, sums);
+      }
 #else
       for (int m = 0; m < MR; ++m)
         for (int c = 0; c < 16; ++c) {
           int32_t t = 0;
           for (int64_t k = 0; k < P.Kp; ++k)
-            t += int32_t(u[(m0 + m) * ldu + k]) * int32_t(panel[(k / 4) * 64 + c * 4 + k % 4]);
+            t += (int32_t(u[(m0 + m) * ldu + k]) - 128) * int32_t(panel[(k / 4) * 64 + c * 4 + k % 4]);
           sums[m][c] = t;
         }
 #endif
@@ -351,16 +386,14 @@ inline void qmatmul_u8(const uint8_t* u, const float* sa, int64_t M, const Packe
 #if GRUKIT_HAVE_F8
         for (; n + 8 <= last; n += 8) {  // the same float32 operations as below, 8 columns at once
           const __m256i s8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sums[m] + (n - p * 16)));
-          const __m256i r8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(P.rowsum.data() + n));
-          __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s8, _mm256_slli_epi32(r8, 7))),
-                                                 _mm256_set1_ps(sa[m0 + m])),
+          __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(sa[m0 + m])),
                                    _mm256_loadu_ps(sw + n));
           if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n));
           _mm256_storeu_ps(c + n, v);
         }
 #endif
         for (; n < last; ++n) {
-          const float d = static_cast<float>(sums[m][n - p * 16] - 128 * P.rowsum[n]);
+          const float d = static_cast<float>(sums[m][n - p * 16]);
           const float scaled = d * sa[m0 + m];  // two roundings, as the vector lanes
           c[n] = scaled * sw[n] + (bias ? bias[n] : 0.0f);
         }
