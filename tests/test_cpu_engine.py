@@ -158,23 +158,25 @@ def test_step_matmul_kernels_on_odd_shapes(packed, M, N, K):
 
 
 @pytest.mark.parametrize("M,N,K", [(1, 2051, 700), (2, 1501, 503), (3, 1003, 517), (4, 770, 1029),
-                                   (2, 3, 1030), (4, 4097, 65)])
+                                   (2, 3, 1030), (4, 4097, 65), (5, 1501, 503), (7, 1003, 517),
+                                   (8, 770, 1029)])
 def test_few_rows_kernels_read_large_weights(M, N, K):
-    """One to four rows run in the few-rows kernels whatever the weight's size (gemm.h kFewRows: W
-    read once for all rows, the columns shared out among the threads for a weight of 128 KB or
-    more), most shapes here above the small kernels' bound (M*N*K > 2^18, where ATen ran them
-    before); remainders of the row and column blocks and of K included (2 x 3 x 1030: only
-    remainders)."""
+    """One to eight rows run in the few-rows kernels whatever the weight's size (gemm.h kFewRows: W
+    read once for up to four rows, the columns shared out among the threads for a weight of 128 KB
+    or more; kChunkedRows: 5-8 rows in two chunks), most shapes here above the small kernels' bound
+    (M*N*K > 2^18, where ATen ran them before); remainders of the row and column blocks and of K
+    included (2 x 3 x 1030: only remainders)."""
     A, W, b = torch.randn(M, K), torch.randn(N, K), torch.randn(N)
     expected = torch.addmm(b, A, W.t())
     torch.testing.assert_close(ops.step_matmul(A, W, b, False), expected, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("B,H", [(1, 600), (2, 600), (3, 420), (4, 600)])
+@pytest.mark.parametrize("B,H", [(1, 600), (2, 600), (3, 420), (4, 600), (5, 600), (8, 600)])
 def test_few_rows_through_a_large_weight_match_reference(B, H, reset_after):
-    """A batch of 1-4 rows through a recurrent weight too large to keep packed: every step's
-    matmul forward (W_hh h) and backward (dgh W_hh) runs unpacked in the few-rows kernels."""
+    """A batch of 1-8 rows through a recurrent weight too large to keep packed (and, from 5 rows,
+    too few steps to pack it): every step's matmul forward (W_hh h) and backward (dgh W_hh) runs
+    unpacked in the few-rows kernels, 5-8 rows in two chunks."""
     torch.manual_seed(0)
     fused = gk.GRU(7, H, reset_after=reset_after)
     ref = gk.GRU(7, H, reset_after=reset_after, engine="reference")

@@ -1,7 +1,7 @@
 // The matmuls of one time step. Large ones go to ATen (MKL, multi-threaded); small
 // float ones, where a BLAS call's fixed cost would dominate, run in the register-
-// blocked AVX2 kernels below without leaving this thread, and so do those of 1-4 rows
-// (kFewRows), shared out among the threads by columns.
+// blocked AVX2 kernels below without leaving this thread, and so do those of 1-8 rows
+// (kFewRows, kChunkedRows), shared out among the threads by columns.
 //   mm_nt: C (M x N) = [bias +] A (M x K) W^T, W (N x K) row-major   (forward)
 //   mm_nn: C (M x N) += A (M x K) W,           W (K x N) row-major   (backward)
 #pragma once
@@ -26,6 +26,11 @@ namespace grukit {
 // gk.GRUCell at B <= 4; on ATen those layers were 0.96-1.22x torch.nn.GRU in inference on an AMD
 // EPYC (AVX2), 2.2-8.9x since (benchmarks/bench_sizes.py; benchmarks/README.md, session 24).
 constexpr int64_t kFewRows = 4;
+// Up to this many rows, a float matmul too large for the small kernels runs in the few-rows kernels
+// as well, in chunks of up to kFewRows rows (W read once per chunk): on an AMD EPYC (Zen 4) ATen's
+// matmul took as long at 5-8 rows as at 4, up to 5x one pass over W; from 12 rows, through a weight
+// larger than the L3 cache, ATen was faster (benchmarks/README.md, session 25).
+constexpr int64_t kChunkedRows = 8;
 
 // Below this many multiply-adds (M*N*K) a float matmul runs in the kernels here.
 inline int64_t small_gemm_limit() {
@@ -83,10 +88,26 @@ inline void by_columns(int64_t N, int64_t K, int64_t align, const F& body) {
   at::parallel_for(0, N, chunk, body);
 }
 
+// The rows of A in chunks of up to kFewRows, as even as they go (5 rows: 3 + 2).
+template <class F>
+inline void by_row_chunks(int64_t M, const F& body) {
+  const int64_t chunks = (M + kFewRows - 1) / kFewRows;
+  for (int64_t i = 0, m0 = 0; i < chunks; ++i) {
+    const int64_t m1 = M * (i + 1) / chunks;
+    body(m0, m1);
+    m0 = m1;
+  }
+}
+
 inline void nt_small(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias, float* C,
                      int64_t ldc, int64_t M, int64_t N, int64_t K) {
   by_columns(N, K, 4, [&](int64_t j0, int64_t j1) {  // whole 4-row blocks of W
-    nt_small_cols(A, lda, W + j0 * ldw, ldw, bias ? bias + j0 : nullptr, C + j0, ldc, M, j1 - j0, K);
+    if (M <= kFewRows || M > kChunkedRows)
+      return nt_small_cols(A, lda, W + j0 * ldw, ldw, bias ? bias + j0 : nullptr, C + j0, ldc, M, j1 - j0, K);
+    by_row_chunks(M, [&](int64_t m0, int64_t m1) {
+      nt_small_cols(A + m0 * lda, lda, W + j0 * ldw, ldw, bias ? bias + j0 : nullptr, C + m0 * ldc + j0, ldc,
+                    m1 - m0, j1 - j0, K);
+    });
   });
 }
 
@@ -187,17 +208,21 @@ inline void nn_rows(const float* A, int64_t lda, const float* W, int64_t ldw, fl
   }
 }
 
-// C += A W for 1-4 rows of A, the columns shared out among the threads (each keeps its share of W
-// in its own cache), W read once for all rows.
+// C += A W for up to kChunkedRows rows of A, the columns shared out among the threads (each keeps its
+// share of W in its own cache), W read once for every chunk of up to kFewRows rows.
 inline void nn_few(const float* A, int64_t lda, const float* W, int64_t ldw, float* C, int64_t ldc, int64_t M,
                    int64_t N, int64_t K) {
   auto cols = [&](int64_t n0, int64_t n1) {
-    switch (M) {
-      case 1: return nn_rows<1>(A, lda, W, ldw, C, ldc, n0, n1, K);
-      case 2: return nn_rows<2>(A, lda, W, ldw, C, ldc, n0, n1, K);
-      case 3: return nn_rows<3>(A, lda, W, ldw, C, ldc, n0, n1, K);
-      default: return nn_rows<4>(A, lda, W, ldw, C, ldc, n0, n1, K);
-    }
+    by_row_chunks(M, [&](int64_t m0, int64_t m1) {
+      const float* a = A + m0 * lda;
+      float* c = C + m0 * ldc;
+      switch (m1 - m0) {
+        case 1: return nn_rows<1>(a, lda, W, ldw, c, ldc, n0, n1, K);
+        case 2: return nn_rows<2>(a, lda, W, ldw, c, ldc, n0, n1, K);
+        case 3: return nn_rows<3>(a, lda, W, ldw, c, ldc, n0, n1, K);
+        default: return nn_rows<4>(a, lda, W, ldw, c, ldc, n0, n1, K);
+      }
+    });
   };
   by_columns(N, K, 16, cols);  // whole 16-column blocks
 }
@@ -682,7 +707,7 @@ inline void mm_nt(const T* A, int64_t lda, const T* W, int64_t ldw, const T* bia
                   int64_t M, int64_t N, int64_t K) {
 #if GRUKIT_HAVE_F8
   if constexpr (std::is_same_v<T, float>) {
-    if (M * N * K <= small_gemm_limit() || M <= kFewRows) return nt_small(A, lda, W, ldw, bias, C, ldc, M, N, K);
+    if (M * N * K <= small_gemm_limit() || M <= kChunkedRows) return nt_small(A, lda, W, ldw, bias, C, ldc, M, N, K);
   }
 #endif
   at::Tensor c = view2d(C, M, N, ldc), a = view2d(A, M, K, lda), w = view2d(W, N, K, ldw);
@@ -699,10 +724,10 @@ inline void mm_nn(const T* A, int64_t lda, const T* W, int64_t ldw, T* C, int64_
                   int64_t K, bool accumulate) {
 #if GRUKIT_HAVE_F8
   if constexpr (std::is_same_v<T, float>) {
-    if (M * N * K <= small_gemm_limit() || M <= kFewRows) {
+    if (M * N * K <= small_gemm_limit() || M <= kChunkedRows) {
       if (!accumulate)
         for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, 0.0f);
-      if (M <= kFewRows) return nn_few(A, lda, W, ldw, C, ldc, M, N, K);
+      if (M <= kChunkedRows) return nn_few(A, lda, W, ldw, C, ldc, M, N, K);
       return nn_small(A, lda, W, ldw, C, ldc, M, N, K);
     }
   }
