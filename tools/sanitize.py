@@ -69,8 +69,17 @@ def _asan_runtime() -> str:
 REPORTS = os.path.join(OUT, "reports")  # asan.<pid>: pytest captures stderr, so reports go to files
 
 
-def _env(runtime: str) -> dict:
-    return {**os.environ, "LD_PRELOAD": runtime, "PYTHONPATH": LIB,
+# Imported at start-up from LIB (on PYTHONPATH): an editable install (`pip install -e .`, as the
+# Makefile does) puts a finder for grukit ahead of PYTHONPATH, which would import the checkout's own
+# grukit and its uninstrumented engine; the finder is dropped so that LIB's grukit is the one found.
+SITECUSTOMIZE = """import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+"""
+
+
+def _env(runtime: str, isa: str = "") -> dict:
+    # the ASan build is one variant; GRUKIT_ISA makes a CPU with a better one load it all the same
+    return {**os.environ, "LD_PRELOAD": runtime, "PYTHONPATH": LIB, "GRUKIT_ISA": isa,
             "ASAN_OPTIONS": f"detect_leaks=0:halt_on_error=1:exitcode=99:log_path={REPORTS}/asan"}
 
 
@@ -97,6 +106,8 @@ def build() -> str:
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     so = next(os.path.join(LIB, "grukit", f"_C_{isa}{suffix}") for isa in ("avx2", "base")
               if os.path.exists(os.path.join(LIB, "grukit", f"_C_{isa}{suffix}")))
+    with open(os.path.join(LIB, "sitecustomize.py"), "w") as f:
+        f.write(SITECUSTOMIZE)
     symbols = subprocess.run(["nm", "-D", so], capture_output=True, text=True, check=True).stdout
     if "__asan_report_load" not in symbols:
         sys.exit(f"sanitize: {so} is not instrumented")
@@ -123,7 +134,7 @@ def main(argv: list[str]) -> int:
     runtime = _asan_runtime()
     so = build()
     control(runtime)
-    env = _env(runtime)
+    env = _env(runtime, os.path.basename(so).split(".")[0].removeprefix("_C_"))
     which = subprocess.run([sys.executable, "-c", "import grukit, grukit.engines as e; "
                             "print(e.compiled_cpu().__file__); "
                             "print(grukit.engine_info()['engines']['cpu']['built'])"],
