@@ -58,6 +58,13 @@ with torch.no_grad():
     # arithmetic, or plain C++): the same integers, so the same step to float32 rounding
     qb = gk.quantize(gk.GRU(37, 21, reset_after=False).eval())
     batched = qb(torch.randn(1, 6, 37), torch.randn(1, 6, 21))[0]
+    # and at the extremes: weights of -128/127 against activations of +-127 of the same signs put
+    # every 16-bit pair of the AVX2 build's vpmaddubsw at its largest (tests/test_quantize.py)
+    qe = gk.quantize(gk.GRU(64, 48).eval())
+    for name in ("weight_ih_l0_int8", "weight_hh_l0_int8"):
+        qe.get_buffer(name).copy_(torch.where(torch.rand(qe.get_buffer(name).shape) < 0.5, -128, 127))
+    sign = lambda name: torch.sign(qe.get_buffer(name)[:5].float())[None]
+    extreme = qe(sign("weight_ih_l0_int8") * 0.9, sign("weight_hh_l0_int8") * 0.5)[0]
     gru = gk.GRU(6, 19, num_layers=2, reset_after=False).eval()  # a stream equals the sequence
     xs = torch.randn(5, 2, 6)
     s = gk.stream(gru, 2)
@@ -67,7 +74,8 @@ with torch.no_grad():
     exact.load_state_dict({k: v.float() for k, v in b16.state_dict().items()})
     bf16_err = float((b16(xs.bfloat16())[0].float() - exact(xs.bfloat16().float())[0]).abs().max())
 print(json.dumps({"isa": engines.engine_info()["isa"], "worst": worst,
-                  "int8_finite": bool(int8_out.isfinite().all()), "batched": batched.flatten().tolist(),
+                  "int8_finite": bool(int8_out.isfinite().all()),
+                  "batched": batched.flatten().tolist() + extreme.flatten().tolist(),
                   "bf16_err": bf16_err, "stream_compiled": s.compiled}))
 """
 

@@ -242,7 +242,8 @@ def test_batched_int8_steps_take_8_bit_activations_summed_exactly(I, H, B, reset
 def test_batched_int8_sums_do_not_saturate_at_the_extremes(reset_after):
     """Without VNNI the 8-bit products go through vpmaddubsw, whose pairs are 16 bits: weights
     of -128 and 127 (a loaded state may hold -128) against activations of +-127 of the same
-    signs put every pair at its largest, 2 * 128 * 127; the step still equals its exact replica."""
+    signs put every pair at its largest, 2 * 128 * 127; the step still equals its exact replica.
+    Here in the variant loaded; tests/test_isa.py runs the same case in every built variant."""
     torch.manual_seed(3)
     I, H, B = 64, 48, 5
     gru = gk.GRU(I, H, reset_after=reset_after).eval()

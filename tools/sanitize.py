@@ -93,9 +93,9 @@ def _reports() -> str:
     return "\n".join(texts)
 
 
-def build() -> str:
+def build() -> tuple[str, str]:
     """The compiled engine with AddressSanitizer in build/asan/lib/grukit, beside the package's
-    Python files."""
+    Python files: its path and its variant."""
     shutil.rmtree(OUT, ignore_errors=True)  # a fresh build: objects of an older source never linger
     shutil.copytree(os.path.join(ROOT, "grukit"), os.path.join(LIB, "grukit"),
                     ignore=shutil.ignore_patterns("*.so", "__pycache__"))
@@ -104,15 +104,16 @@ def build() -> str:
                     os.path.join(OUT, "tmp")], cwd=ROOT, check=True,
                    env={**os.environ, "GRUKIT_SANITIZE": "address"})
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    so = next(os.path.join(LIB, "grukit", f"_C_{isa}{suffix}") for isa in ("avx2", "base")
-              if os.path.exists(os.path.join(LIB, "grukit", f"_C_{isa}{suffix}")))
+    path = lambda isa: os.path.join(LIB, "grukit", f"_C_{isa}{suffix}")  # noqa: E731
+    isa = next(isa for isa in ("avx2", "base") if os.path.exists(path(isa)))
+    so = path(isa)
     with open(os.path.join(LIB, "sitecustomize.py"), "w") as f:
         f.write(SITECUSTOMIZE)
     symbols = subprocess.run(["nm", "-D", so], capture_output=True, text=True, check=True).stdout
     if "__asan_report_load" not in symbols:
         sys.exit(f"sanitize: {so} is not instrumented")
     print(f"built {os.path.relpath(so, ROOT)} with AddressSanitizer in {time.time() - start:.0f} s")
-    return so
+    return so, isa
 
 
 def control(runtime: str) -> None:
@@ -132,9 +133,9 @@ def control(runtime: str) -> None:
 def main(argv: list[str]) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     runtime = _asan_runtime()
-    so = build()
+    so, isa = build()
     control(runtime)
-    env = _env(runtime, os.path.basename(so).split(".")[0].removeprefix("_C_"))
+    env = _env(runtime, isa)
     which = subprocess.run([sys.executable, "-c", "import grukit, grukit.engines as e; "
                             "print(e.compiled_cpu().__file__); "
                             "print(grukit.engine_info()['engines']['cpu']['built'])"],

@@ -102,7 +102,7 @@ inline void by_row_chunks(int64_t M, const F& body) {
 inline void nt_small(const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias, float* C,
                      int64_t ldc, int64_t M, int64_t N, int64_t K) {
   by_columns(N, K, 4, [&](int64_t j0, int64_t j1) {  // whole 4-row blocks of W
-    if (M <= kFewRows || M > kChunkedRows)
+    if (M > kChunkedRows)  // under the small kernels' bound: row by row
       return nt_small_cols(A, lda, W + j0 * ldw, ldw, bias ? bias + j0 : nullptr, C + j0, ldc, M, j1 - j0, K);
     by_row_chunks(M, [&](int64_t m0, int64_t m1) {
       nt_small_cols(A + m0 * lda, lda, W + j0 * ldw, ldw, bias ? bias + j0 : nullptr, C + m0 * ldc + j0, ldc,
