@@ -178,3 +178,49 @@ def test_real_examples_read_a_series_as_the_job_does():
         np.testing.assert_allclose(steps, steps[0], atol=1e-4)  # evenly spaced: no season left
         n = int(mask[i].sum().item())
         np.testing.assert_allclose(y[i, :n].numpy(), np.arange(1, n + 1), atol=1e-4)  # the line goes on
+
+
+def test_kernelsynth_and_mixup_series():
+    """tools/pretrain_forecaster.py --kernelsynth / --mixup (measured, not used for the shipped file):
+    GP samples whose changes are of unit mean size, a periodic kernel's sample repeats itself, and
+    a mixture of series is their weighted sum over their mean changes, cut to the shortest."""
+    tool = _pretrain_tool()
+    rng = np.random.default_rng(3)
+    for n in (40, 150, 319):
+        s = tool.kernel_series(rng, n)
+        assert s.shape == (n,) and np.isfinite(s).all()
+        assert np.abs(np.diff(s)).mean() == pytest.approx(1.0, rel=1e-6)
+    t = np.linspace(0.0, 1.0, 120)
+
+    class Periodic:  # a generator whose choices pick the periodic kernel of 12 steps, alone
+        def choice(self, options):
+            return {"linear": "periodic", 4: 12, 0.5: 1.0}.get(options[0], options[0])
+
+        def integers(self, low, high):
+            return 0
+
+        def standard_normal(self, n):
+            return np.random.default_rng(0).standard_normal(n)
+
+    k = tool._kernel(Periodic(), t)
+    np.testing.assert_allclose(k[0, 12], 1.0, rtol=1e-9)  # a whole period apart: fully correlated
+    assert k[0, 6] < 0.2
+    s = tool.kernel_series(Periodic(), 120)
+    # (the kernel is singular: its sample repeats up to the jitter added to its diagonal)
+    np.testing.assert_allclose(s[12:], s[:-12], atol=0.01 * np.abs(s).max())
+    assert np.abs(s[6:] - s[:-6]).max() > 0.2 * np.abs(s).max()  # half a period apart: not the same
+    a, b = np.arange(10.0) * 2, np.cos(np.arange(7.0))
+
+    class Fixed:
+        def __init__(self):
+            self.picks = iter([0, 1])
+
+        def integers(self, low, high=None):
+            return 2 if high == 4 else next(self.picks)
+
+        def dirichlet(self, alpha):
+            return np.array([0.25, 0.75])
+
+    mixed = tool.mixup(Fixed(), [a, b])
+    want = 0.25 * a[-7:] / 2.0 + 0.75 * b / np.abs(np.diff(b)).mean()
+    np.testing.assert_allclose(mixed, want, rtol=1e-7)

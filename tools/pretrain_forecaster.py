@@ -1,13 +1,17 @@
 """Train the forecast job's pretrained forecaster (grukit/app/pretrained.py) on synthetic series.
 
     python tools/pretrain_forecaster.py [--steps 10000] [--units 96] [--members 2] [--out PATH]
-                                        [--real SHARE]
+                                        [--real SHARE] [--kernelsynth SHARE] [--mixup SHARE]
 
 Writes grukit/app/pretrained_forecaster.safetensors (the file grukit ships). The series are
 drawn from a generator (``series``): no real data, so no series the forecaster is measured
 or judged on was seen in training. With ``--real SHARE`` that share of each batch comes from
 real series (tools/forecast_corpus.py, ``real_examples``), an option measured and not used
-for the shipped file (docs/results.md, session 14). Each training example is one origin in one series: up to
+for the shipped file (docs/results.md, session 14). ``--kernelsynth SHARE`` and ``--mixup SHARE``
+replace those shares of the synthetic series with KernelSynth series (Gaussian-process samples,
+``kernel_series``) and mixtures of others (``mixup``), as Chronos builds its synthetic data;
+measured and not used either (docs/results.md, session 26).
+Each training example is one origin in one series: up to
 pretrained.LONGEST past values read as the job reads them (pretrained.inputs), and the next
 pretrained.STEPS values to forecast in the same units; the loss is Huber's (delta 3) on those
 scaled units. Each network is trained from its own seed (--seed, --seed + 1, ...) and
@@ -85,6 +89,58 @@ def series(rng: np.random.Generator, n: int, seasonal: float = 0.35) -> np.ndarr
     return x
 
 
+# KernelSynth (Ansari et al. 2024, Chronos): series drawn from a Gaussian process whose kernel is
+# a random sum or product of a few from a bank; periods in steps, length scales on t in [0, 1]
+PERIODS = (4, 5, 6, 7, 12, 13, 24, 26, 52)
+
+
+def _kernel(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """One kernel of the bank on the times t (n,): (n, n)."""
+    d = t[:, None] - t[None, :]
+    kind = rng.choice(["linear", "rbf", "rq", "periodic", "periodic", "white", "constant"])
+    if kind == "linear":
+        return (t[:, None] - rng.uniform(-0.5, 1.5)) * (t[None, :] - rng.uniform(-0.5, 1.5))
+    if kind == "rbf":
+        scale = float(rng.choice([0.02, 0.1, 0.5, 2.0]))
+        return np.exp(-0.5 * (d / scale) ** 2)
+    if kind == "rq":
+        alpha, scale = float(rng.choice([0.1, 1.0, 10.0])), float(rng.choice([0.05, 0.2, 1.0]))
+        return (1 + d ** 2 / (2 * alpha * scale ** 2)) ** -alpha
+    if kind == "periodic":
+        period = int(rng.choice(PERIODS)) / max(len(t) - 1, 1)
+        return np.exp(-2 * np.sin(np.pi * np.abs(d) / period) ** 2 / float(rng.choice([0.5, 1.0, 2.0])) ** 2)
+    if kind == "white":
+        return np.eye(len(t)) * float(rng.choice([0.01, 0.1, 1.0]))
+    return np.ones_like(d)
+
+
+def kernel_series(rng: np.random.Generator, n: int) -> np.ndarray:
+    """One KernelSynth series of n steps: a GP sample under 1-5 kernels of the bank joined by
+    random sums and products, scaled to unit spread of its changes' order."""
+    t = np.linspace(0.0, 1.0, n)
+    k = _kernel(rng, t)
+    for _ in range(int(rng.integers(0, 5))):
+        other = _kernel(rng, t)
+        k = k + other if rng.random() < 0.5 else k * other
+    k = k + np.eye(n) * 1e-6 * (np.abs(np.diag(k)).max() + 1e-6)
+    try:
+        chol = np.linalg.cholesky(k)
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh(k)
+        chol = v * np.sqrt(np.clip(w, 0, None))
+    x = chol @ rng.standard_normal(n)
+    return x / (np.abs(np.diff(x)).mean() + 1e-9)
+
+
+def mixup(rng: np.random.Generator, pool: list[np.ndarray]) -> np.ndarray:
+    """TSMixup (Chronos): a convex combination of 2-3 series of the pool, each over its mean absolute
+    change, cut to the shortest."""
+    picks = [pool[int(rng.integers(len(pool)))] for _ in range(int(rng.integers(2, 4)))]
+    n = min(len(p) for p in picks)
+    w = rng.dirichlet(np.ones(len(picks)))
+    return sum(wi * p[-n:] / (np.abs(np.diff(p[-n:])).mean() + 1e-9) for wi, p in zip(w, picks, strict=True))
+
+
 def examples(rng: np.random.Generator, pool: list[np.ndarray],
              count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """count (input, target) pairs from random origins of random series of the pool. A third
@@ -154,6 +210,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=pretrained.WEIGHTS)
     p.add_argument("--real", type=float, default=0.0,
                    help="the share of each batch drawn from real series (tools/forecast_corpus.py)")
+    p.add_argument("--kernelsynth", type=float, default=0.0,
+                   help="the share of the synthetic series drawn by KernelSynth (kernel_series)")
+    p.add_argument("--mixup", type=float, default=0.0,
+                   help="the share of the synthetic series that are mixtures of others (mixup)")
     p.add_argument("--members", type=int, default=2,
                    help="networks trained, from seeds seed, seed + 1, ...; the job averages them")
     args = p.parse_args(argv)
@@ -172,6 +232,14 @@ def train(args: argparse.Namespace, seed: int) -> pretrained.Net:
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     pool = [series(rng, int(rng.integers(40, 320))) for _ in range(args.series)]
+    if args.kernelsynth > 0:  # that share of the pool replaced by KernelSynth series
+        for i in range(int(args.series * args.kernelsynth)):
+            pool[i] = kernel_series(rng, int(rng.integers(40, 320)))
+    if args.mixup > 0:  # and that share by mixtures of the rest
+        first = int(args.series * args.kernelsynth)
+        base = pool[first:] if first < len(pool) else pool
+        for i in range(first, first + int(args.series * args.mixup)):
+            pool[i] = mixup(rng, base)
     real = None
     if args.real > 0:
         import forecast_corpus

@@ -553,7 +553,8 @@ def run(job: JobConfig, log=print, resume: Optional[str] = None) -> dict[str, An
                   lambda path: _plot_forecast(path, at, truth[:, 0], pred[:, 0], lower[:, 0], upper[:, 0],
                                               classical[best][:, 0], best, names, what), log)
     # what each part forecast (not in metrics.json): benchmarks/forecast_suite.py --record keeps it
-    parts = {"truth_val": y[val], "truth_test": truth, "log": log_scale,
+    parts = {"truth_val": y[val], "truth_test": truth, "log": log_scale, "values": values,
+             "origins": origins[scored], "season": season, "pretrained_seasonal": seasonal,
              "val": {"network": net_val, **{k: v[:n_val] for k, v in both.items()},
                      "pretrained": others["pretrained"][:n_val]},
              "test": {"network": pred_net, **classical, "pretrained": others["pretrained"][n_val:]}}
