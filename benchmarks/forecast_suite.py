@@ -281,7 +281,8 @@ def main(argv=None) -> int:
     p.add_argument("--horizons", nargs="*", default=["1", "m"],
                    help="horizons to run: numbers, or m for each series' multi-step horizon (default: 1 m)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--record", help="also pickle every run (its parts' validation and test forecasts, and the series, origins and season they came from)")
+    p.add_argument("--record", help="also pickle every run (its parts' validation and test forecasts, "
+                   "and the series, origins and season they came from)")
     args = p.parse_args(argv)
     chosen = {"suite": SERIES, "check": check_series, "short": short_series, "long": LONG}[args.which_set]
     chosen = chosen() if callable(chosen) else chosen
