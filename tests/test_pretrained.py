@@ -182,14 +182,15 @@ def test_real_examples_read_a_series_as_the_job_does():
 
 def test_kernelsynth_and_mixup_series():
     """tools/pretrain_forecaster.py --kernelsynth / --mixup (measured, not used for the shipped file):
-    GP samples whose changes are of unit mean size, a periodic kernel's sample repeats itself, and
-    a mixture of series is their weighted sum over their mean changes, cut to the shortest."""
+    GP samples in the network's units (ending at 0, changes of unit mean size), a periodic kernel's
+    sample repeats itself, a mixture of series is their weighted sum in those units, cut to the
+    shortest, and shares that do not fit are refused."""
     tool = _pretrain_tool()
     rng = np.random.default_rng(3)
     for n in (40, 150, 319):
         s = tool.kernel_series(rng, n)
         assert s.shape == (n,) and np.isfinite(s).all()
-        assert np.abs(np.diff(s)).mean() == pytest.approx(1.0, rel=1e-6)
+        assert np.abs(np.diff(s)).mean() == pytest.approx(1.0, rel=1e-6) and s[-1] == 0.0
     t = np.linspace(0.0, 1.0, 120)
 
     class Periodic:  # a generator whose choices pick the periodic kernel of 12 steps, alone
@@ -222,5 +223,8 @@ def test_kernelsynth_and_mixup_series():
             return np.array([0.25, 0.75])
 
     mixed = tool.mixup(Fixed(), [a, b])
-    want = 0.25 * a[-7:] / 2.0 + 0.75 * b / np.abs(np.diff(b)).mean()
-    np.testing.assert_allclose(mixed, want, rtol=1e-7)
+    want = 0.25 * (a[-7:] - a[-1]) / 2.0 + 0.75 * (b - b[-1]) / np.abs(np.diff(b)).mean()
+    np.testing.assert_allclose(mixed, want, rtol=1e-12, atol=1e-12)
+    for bad in (["--mixup", "1.5"], ["--kernelsynth", "-0.1"], ["--kernelsynth", "0.6", "--mixup", "0.5"]):
+        with pytest.raises(SystemExit):
+            tool.main([*bad, "--steps", "1"])

@@ -116,7 +116,8 @@ def _kernel(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
 
 def kernel_series(rng: np.random.Generator, n: int) -> np.ndarray:
     """One KernelSynth series of n steps: a GP sample under 1-5 kernels of the bank joined by
-    random sums and products, scaled to unit spread of its changes' order."""
+    random sums and products, in the units the network reads (pretrained.normalise: relative to
+    its last value, over its mean absolute change)."""
     t = np.linspace(0.0, 1.0, n)
     k = _kernel(rng, t)
     for _ in range(int(rng.integers(0, 5))):
@@ -128,17 +129,16 @@ def kernel_series(rng: np.random.Generator, n: int) -> np.ndarray:
     except np.linalg.LinAlgError:
         w, v = np.linalg.eigh(k)
         chol = v * np.sqrt(np.clip(w, 0, None))
-    x = chol @ rng.standard_normal(n)
-    return x / (np.abs(np.diff(x)).mean() + 1e-9)
+    return pretrained.normalise(chol @ rng.standard_normal(n))[0]
 
 
 def mixup(rng: np.random.Generator, pool: list[np.ndarray]) -> np.ndarray:
-    """TSMixup (Chronos): a convex combination of 2-3 series of the pool, each over its mean absolute
-    change, cut to the shortest."""
+    """TSMixup (Chronos): a convex combination of 2-3 series of the pool, cut to the shortest, each
+    in the units the network reads (pretrained.normalise)."""
     picks = [pool[int(rng.integers(len(pool)))] for _ in range(int(rng.integers(2, 4)))]
     n = min(len(p) for p in picks)
     w = rng.dirichlet(np.ones(len(picks)))
-    return sum(wi * p[-n:] / (np.abs(np.diff(p[-n:])).mean() + 1e-9) for wi, p in zip(w, picks, strict=True))
+    return sum(wi * pretrained.normalise(p[-n:])[0] for wi, p in zip(w, picks, strict=True))
 
 
 def examples(rng: np.random.Generator, pool: list[np.ndarray],
@@ -217,6 +217,12 @@ def main(argv=None) -> int:
     p.add_argument("--members", type=int, default=2,
                    help="networks trained, from seeds seed, seed + 1, ...; the job averages them")
     args = p.parse_args(argv)
+    for name in ("real", "kernelsynth", "mixup"):
+        if not 0 <= getattr(args, name) <= 1:
+            p.error(f"--{name} is a share in [0, 1], got {getattr(args, name)}")
+    if args.kernelsynth + args.mixup > 1:
+        p.error(f"--kernelsynth and --mixup share the synthetic series: their sum must be at most 1, got "
+                f"{args.kernelsynth} + {args.mixup}")
     torch.set_num_threads(2)
     nets = []
     for m in range(args.members):
@@ -235,9 +241,9 @@ def train(args: argparse.Namespace, seed: int) -> pretrained.Net:
     if args.kernelsynth > 0:  # that share of the pool replaced by KernelSynth series
         for i in range(int(args.series * args.kernelsynth)):
             pool[i] = kernel_series(rng, int(rng.integers(40, 320)))
-    if args.mixup > 0:  # and that share by mixtures of the rest
+    if args.mixup > 0:  # and the next share by mixtures of the pool as it stands
         first = int(args.series * args.kernelsynth)
-        base = pool[first:] if first < len(pool) else pool
+        base = list(pool)
         for i in range(first, first + int(args.series * args.mixup)):
             pool[i] = mixup(rng, base)
     real = None
