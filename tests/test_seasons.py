@@ -293,3 +293,61 @@ def test_the_forecast_job_fills_in_the_steps_its_csv_skips(tmp_path):
     assert any("skips 3 steps" in line for line in said)
     window = metrics["window"]
     assert sum(1 for _ in open(out)) - 1 == n - window + 1  # one row per full window of the 120 steps
+
+
+def _business_days(n, start="2019-01-01", fmt="%Y-%m-%d", without=()):
+    days = np.busday_offset(np.datetime64(start, "D"), np.arange(n), roll="forward")
+    return [d.astype(object).strftime(fmt) for i, d in enumerate(days) if i not in without]
+
+
+def test_business_days_are_a_week_of_five_steps():
+    """A stock price's trading days (no weekend rows, Friday then Monday): a season of 5, the
+    Mondays after Fridays one step on, a missing weekday (a holiday) a skipped step, and the
+    stamps after the last on weekdays, in the column's style. Daily data with its weekends stays
+    a week of 7."""
+    from grukit.app.forecast import future_times
+
+    times = _business_days(60)  # 2019-01-01 is a Tuesday
+    values = np.random.default_rng(0).normal(size=60)
+    assert seasons.infer_season(times, values, has_times=True) == (
+        5, "from the time stamps' spacing: business days, a week of 5")
+    assert seasons.period(times, 5, has_times=True) == 5.0
+    assert times[-1] == "2019-03-25" and future_times(times, 3) == ["2019-03-26", "2019-03-27", "2019-03-28"]
+    assert future_times(times[:-1], 2) == ["2019-03-25", "2019-03-26"]  # Friday 22nd, then Monday
+    assert seasons.complete_steps(times) is None  # nothing skipped
+    # two holidays left out, day-first numeric dates with a time of day
+    holidays = _business_days(60, fmt="%d/%m/%Y 16:00", without=(14, 40))
+    full, index = seasons.complete_steps(holidays)
+    assert len(full) == 60 and full[14] == "21/01/2019 16:00" and index[14] == 15
+    assert seasons.infer_season(holidays, values[:58], has_times=True)[0] == 5
+    assert future_times(full, 1) == ["26/03/2019 16:00"]  # the stamps with the holidays put back
+    seasons.check_order(holidays, "s.csv", "date")
+    with pytest.raises(ValueError, match="must increase from row to row"):
+        seasons.check_order([holidays[1], holidays[0], *holidays[2:]], "s.csv", "date")
+    # not business days: calendar days, a Saturday among weekdays, weekly Mondays, too few
+    days = [str(np.datetime64("2019-01-01") + k) for k in range(30)]
+    assert seasons.business_days(days) is None and seasons.infer_season(days, values[:30], True)[0] == 7
+    assert seasons.business_days([*times[:4], "2019-01-05", *times[4:20]]) is None
+    mondays = [str(np.datetime64("2019-01-07") + 7 * k) for k in range(30)]
+    assert seasons.business_days(mondays) is None
+    assert seasons.infer_season(mondays, values[:30], True)[0] == 52
+    assert seasons.business_days(times[:9]) is None
+
+
+def test_the_forecast_job_on_business_days(tmp_path):
+    """The job reads a trading-day CSV as business days: season 5, a holiday filled in, and
+    `grukit predict --steps` dates its forecasts on the weekdays after the last row."""
+    rng = np.random.default_rng(3)
+    times = _business_days(200, without=(50,))
+    y = 100 + np.cumsum(rng.normal(size=len(times))) + 2 * np.tile([0, 1, 2, 1, -4], 40)[:len(times)]
+    data = tmp_path / "prices.csv"
+    data.write_text("date,close\n" + "".join(f"{d},{v:.3f}\n" for d, v in zip(times, y, strict=True)))
+    job = JobConfig()
+    job.data.path, job.data.target_columns = str(data), ["close"]
+    job.train.epochs, job.model.units, job.output.dir = 2, 8, str(tmp_path / "run")
+    metrics = train.run(job, log=lambda *a: None)
+    assert metrics["season"] == 5 and metrics["filled_steps"] == [_business_days(200)[50]]
+    out = train.predict(str(tmp_path / "run" / "model.grukit"), str(data), str(tmp_path / "f.csv"), steps=3,
+                        log=lambda *a: None)
+    rows = [line.split(",") for line in open(out).read().split("\n")[1:] if line]
+    assert times[-1] == "2019-10-07" and [r[1] for r in rows] == ["2019-10-08", "2019-10-09", "2019-10-10"]

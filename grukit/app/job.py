@@ -140,7 +140,7 @@ HELP = {
         "horizon": "forecast: it forecasts every step 1..horizon after each window",
         "season": "forecast: the season's length in steps (seasonal naive, Holt-Winters, ARIMA); 0: from "
                   "the time stamps' spacing (months 12, quarters 4, weeks 52 (a year: "
-                  "52.18 weeks in ARIMA's Fourier terms), days 7, hours 24) or, "
+                  "52.18 weeks in ARIMA's Fourier terms), days 7, business days 5, hours 24) or, "
                   "without them, the autocorrelation",
         "sequence_column": "classify: the column naming each row's sequence",
         "label_column": "classify, text: the class; anomaly: 0/1 labels if the CSV has them (report only)",

@@ -8,6 +8,7 @@ time stamps a fixed gap apart                      season
 =================================================  ======
 half-hours / hours                                 48 / 24 (a day)
 days                                               7 (a week)
+business days (Monday to Friday, no weekend rows)  5 (a week)
 weeks                                              52 (a year)
 months ("2001-03-01", "1987 Jan", "1987M01" ...)   12
 quarters ("1959Q1", "1959 Q1", 1959.25 ...)        4
@@ -21,7 +22,10 @@ steps and keep 52).
 Dates may be ISO ("2001-03-01", "2001-03-01 13:00") or numeric as spreadsheets and other
 locales write them ("01/03/2001", "3/1/2001 0:00", "01.03.2001", "2001/03/01"; read_dates
 tells day from month by a field above 12 or by which reading is regularly spaced).
-Month labels may also put the month first ("Jan 1987", "January-1987"). Decimal years
+Dates of business days (a stock price's trading days: Monday to Friday, never a Saturday or
+a Sunday, a Friday followed by the Monday) are a step a business day apart: their season is a
+week of 5 steps, a missing weekday (a holiday) is a skipped step, and the stamps after the last
+continue on weekdays. Month labels may also put the month first ("Jan 1987", "January-1987"). Decimal years
 (R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by
 their gap: 1/12 is monthly, 1/4 quarterly, 1/52 weekly, 1/7 daily. Without usable
 time stamps the autocorrelation decides: the lag in 2 .. n/3 (at most 60) where the
@@ -259,10 +263,33 @@ def _from_stamps(times: list[str]) -> Optional[int]:
         if 1000 <= nums.min() and nums.max() <= 3000:  # decimal years
             return _match(gap, _BY_YEARS)
         return None
+    if business_days(times) is not None:
+        return 5
     seconds = _seconds(times)
     if seconds is None or (np.diff(seconds) <= 0).any():
         return None
     return _match(float(np.median(np.diff(seconds))) / 86400, _BY_DAYS)
+
+
+def business_days(times: list[str]):
+    """(the stamps, their writer) where they are dates of business days: at least 10 of them, read
+    as dates (read_dates), all at one time of day, none on a Saturday or a Sunday, increasing, most
+    of them (the median gap) one business day after the one before; else None. Daily data with
+    its weekends (a gap of one calendar day from Friday to Saturday) is not business days."""
+    if len(times) < 10:
+        return None
+    read = read_dates(times)
+    if read is None:
+        return None
+    stamps, write = read
+    if len({d.time() for d in stamps}) != 1 or any(d.weekday() >= 5 for d in stamps):
+        return None
+    days = np.array([d.date() for d in stamps], dtype="datetime64[D]")
+    if (np.diff(days) <= np.timedelta64(0, "D")).any():
+        return None
+    if np.median(np.busday_count(days[:-1], days[1:])) != 1:
+        return None
+    return stamps, write
 
 
 def positions(times: list[str]) -> Optional[np.ndarray]:
@@ -277,8 +304,9 @@ def grid(times: list[str]):
     """The stamps as positions on the axis their spacing is regular on, with a function writing
     the stamp at a position back in the column's style: month counts for quarter and month
     labels and for dates on one day of the month and one time of day (monthly, quarterly,
-    yearly dates), the numbers themselves (years, decimal years, an index), seconds
-    after the first for other dates and date-times; None for stamps that are none of these."""
+    yearly dates), the numbers themselves (years, decimal years, an index), business days after
+    the first for dates of business days (business_days), seconds after the first for other
+    dates and date-times; None for stamps that are none of these."""
     labels = label_months(times)
     if labels is not None:
         counts, write = labels
@@ -293,6 +321,14 @@ def grid(times: list[str]):
         return None
     stamps, fmt = read
     first = stamps[0]
+    if business_days(times) is not None:  # business days after the first
+        start = np.datetime64(first.date(), "D")
+
+        def weekday(p: float) -> str:
+            day = np.busday_offset(start, int(round(p)), roll="forward").astype(dt.date)
+            return fmt(dt.datetime.combine(day, first.time(), tzinfo=first.tzinfo))
+        days = np.array([d.date() for d in stamps], dtype="datetime64[D]")
+        return np.busday_count(start, days).astype(np.float64), weekday
     if len({(d.day, d.time()) for d in stamps}) == 1:  # months apart
 
         def month(p: float) -> str:  # "" for a day that month lacks (the 30th of a February)
@@ -382,5 +418,7 @@ def infer_season(times: list[str], values: np.ndarray, has_times: bool) -> tuple
     """(the season in steps, how it was found) for a series whose config gives none."""
     season = _from_stamps(times) if has_times else None
     if season is not None:
+        if season == 5 and business_days(times) is not None:
+            return season, "from the time stamps' spacing: business days, a week of 5"
         return season, "from the time stamps' spacing"
     return from_autocorrelation(values), "from the autocorrelation of the series' changes"
