@@ -164,6 +164,11 @@ class MinGRU(nn.Module):
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
                 f"batch_first={self.batch_first}")
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise TypeError("torch.jit.script cannot compile gk.MinGRU (its scan engine is chosen in Python); "
+                        "torch.jit.trace, torch.export and torch.compile record it (a saved trace loads "
+                        "with grukit imported)")
+
     def forward(self, input: Tensor, h0: Optional[Tensor] = None, lengths: Any = None,
                 mode: str = "auto") -> tuple[Tensor, Tensor]:
         mode = _checks.choice("mode", mode, MODES)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import _checks, engines, reference
+from . import _checks, engines, reference, scripting
 from .reference import LayerWeights
 
 GRUInput = Union[Tensor, PackedSequence]
@@ -330,6 +330,11 @@ class GRU(nn.Module):
             return out.squeeze(1), h_n.squeeze(1)
         return (out.transpose(0, 1) if self.batch_first else out), h_n
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """What torch.jit.script compiles in this module's place: a copy sharing its parameters
+        whose forward TorchScript reads (ScriptableGRU, grukit/scripting.py)."""
+        return self if isinstance(self, ScriptableGRU) else ScriptableGRU.of(self)
+
     def _like(self) -> Tensor:
         """The tensor whose dtype and device inputs must have."""
         return self.weight_ih_l0
@@ -500,6 +505,67 @@ class GRU(nn.Module):
         return m
 
 
+class ScriptableGRU(GRU):
+    """gk.GRU whose forward TorchScript compiles (grukit/scripting.py); eagerly, gk.GRU's own."""
+
+    __jit_unused_properties__ = ["all_weights"]
+    __jit_ignored_attributes__ = ["last_engine", "_weight_names", "_norm_names"]
+
+    @classmethod
+    def of(cls, module: GRU) -> "ScriptableGRU":
+        new = cls.__new__(cls)
+        new.__dict__.update(module.__dict__)  # the same parameters (the same dicts), options and state
+        # the weights in torch's order, then the layer-norm gains (a list TorchScript types from its items)
+        new._script_flat = [w for ws in module.all_weights for w in ws] + [
+            g for gs in module._layer_norm_gains() or () for g in gs]
+        return new
+
+    @torch.jit.unused
+    def _eager(self, input: Tensor, h0: Optional[Tensor], lengths: Optional[Tensor], hx: Optional[Tensor],
+               resets: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        return GRU.forward(self, input, h0, lengths, hx, resets)
+
+    def _get_name(self) -> str:  # printed as the module it stands for
+        return "GRU"
+
+    def forward(self, input: Tensor, h0: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
+                hx: Optional[Tensor] = None, resets: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        if not torch.jit.is_scripting():
+            return self._eager(input, h0, lengths, hx, resets)
+        if resets is not None:
+            raise ValueError("resets are not available in a scripted gk.GRU; call it eagerly or trace it")
+        if hx is not None:
+            if h0 is not None:
+                raise ValueError("pass the initial state as h0 or hx, not both")
+            h0 = hx
+        D = 2 if self.bidirectional else 1
+        H = self.hidden_size
+        unbatched = input.dim() == 2
+        if input.dim() != 2 and input.dim() != 3:
+            raise ValueError("input must be 3-D, (T, B, I) or (B, T, I) with batch_first, or 2-D (T, I)")
+        if input.shape[-1] != self.input_size:
+            raise ValueError("input must have input_size features in its last dimension")
+        if unbatched:
+            x = input.unsqueeze(1)
+        else:
+            x = input.transpose(0, 1) if self.batch_first else input
+        B = x.shape[1]
+        if h0 is None:
+            h = x.new_zeros([self.num_layers * D, B, H])
+        else:
+            h = h0.unsqueeze(1) if unbatched else h0
+        lens: Optional[Tensor] = None
+        if lengths is not None:
+            lens = lengths.to(x.device)
+        weights = self.num_layers * D * (4 if self.bias else 2)
+        out, h_n = scripting.stack(x, h, self._script_flat[:weights], self._script_flat[weights:],
+                                   self.num_layers, D, self.bias, self.reset_after, lens, self.dropout,
+                                   self.zoneout, self.recurrent_dropout, self.training)
+        if unbatched:
+            return out.squeeze(1), h_n.squeeze(1)
+        return (out.transpose(0, 1) if self.batch_first else out), h_n
+
+
 class GRUCell(nn.Module):
     r"""One GRU step, a drop-in for ``torch.nn.GRUCell``.
 
@@ -597,6 +663,10 @@ class GRUCell(nn.Module):
             h_new = engines.layer_fn(self.last_engine)(x.unsqueeze(0), h, weights, self.reset_after)[1]
         return h_new.squeeze(0) if unbatched else h_new
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """What torch.jit.script compiles in this module's place (ScriptableGRUCell)."""
+        return self if isinstance(self, ScriptableGRUCell) else ScriptableGRUCell.of(self)
+
     @classmethod
     def from_torch(cls, module: nn.GRUCell, engine: str = "auto") -> "GRUCell":
         """An exact copy of a ``torch.nn.GRUCell``."""
@@ -617,3 +687,44 @@ class GRUCell(nn.Module):
         m = nn.GRUCell(self.input_size, self.hidden_size, self.bias, device=p.device, dtype=p.dtype)
         m.load_state_dict(self.state_dict())
         return m
+
+
+class ScriptableGRUCell(GRUCell):
+    """gk.GRUCell whose forward TorchScript compiles (grukit/scripting.py); eagerly, gk.GRUCell's own."""
+
+    __jit_ignored_attributes__ = ["last_engine"]
+
+    @classmethod
+    def of(cls, module: GRUCell) -> "ScriptableGRUCell":
+        new = cls.__new__(cls)
+        new.__dict__.update(module.__dict__)
+        # weight_ih, weight_hh, then bias_ih, bias_hh where there are biases
+        new._script_weights = [w for w in (_read_weight(module, n) for n in (
+            "weight_ih", "weight_hh", "bias_ih", "bias_hh")) if w is not None]
+        return new
+
+    @torch.jit.unused
+    def _eager(self, input: Tensor, hx: Optional[Tensor]) -> Tensor:
+        return GRUCell.forward(self, input, hx)
+
+    def _get_name(self) -> str:
+        return "GRUCell"
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        if not torch.jit.is_scripting():
+            return self._eager(input, hx)
+        if input.dim() != 1 and input.dim() != 2:
+            raise ValueError("input must be 2-D (B, I) or 1-D (I,) unbatched")
+        unbatched = input.dim() == 1
+        x = input.unsqueeze(0) if unbatched else input
+        if hx is None:
+            h = x.new_zeros([x.shape[0], self.hidden_size])
+        else:
+            h = hx.unsqueeze(0) if unbatched else hx
+        b_ih: Optional[Tensor] = None
+        b_hh: Optional[Tensor] = None
+        if len(self._script_weights) == 4:
+            b_ih, b_hh = self._script_weights[2], self._script_weights[3]
+        h_new = scripting.cell(x, h, self._script_weights[0], self._script_weights[1], b_ih, b_hh, None, None,
+                     self.reset_after, None)
+        return h_new.squeeze(0) if unbatched else h_new

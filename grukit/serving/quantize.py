@@ -50,6 +50,11 @@ class QuantizedGRU(GRU):
     ``weight_ih_l{k}_scale`` and the same for ``hh``, and the float32 biases.
     """
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise TypeError("torch.jit.script cannot compile gk.QuantizedGRU (its int8 kernels are grukit's "
+                        "own ops, chosen in Python); torch.jit.trace records it (loading the trace needs "
+                        "grukit imported)")
+
     def __init__(self, gru: GRU) -> None:
         if not isinstance(gru, GRU) or isinstance(gru, QuantizedGRU):
             raise TypeError(f"gru must be a float grukit.GRU, got {_checks.describe(gru)}")
