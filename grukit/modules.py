@@ -333,7 +333,7 @@ class GRU(nn.Module):
     def __prepare_scriptable__(self) -> nn.Module:
         """What torch.jit.script compiles in this module's place: a copy sharing its parameters
         whose forward TorchScript reads (ScriptableGRU, grukit/scripting.py)."""
-        return self if isinstance(self, ScriptableGRU) else ScriptableGRU.of(self)
+        return ScriptableGRU.of(self)  # afresh: the weights as the module holds them now
 
     def _like(self) -> Tensor:
         """The tensor whose dtype and device inputs must have."""
@@ -665,7 +665,7 @@ class GRUCell(nn.Module):
 
     def __prepare_scriptable__(self) -> nn.Module:
         """What torch.jit.script compiles in this module's place (ScriptableGRUCell)."""
-        return self if isinstance(self, ScriptableGRUCell) else ScriptableGRUCell.of(self)
+        return ScriptableGRUCell.of(self)
 
     @classmethod
     def from_torch(cls, module: nn.GRUCell, engine: str = "auto") -> "GRUCell":

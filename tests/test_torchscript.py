@@ -79,6 +79,12 @@ def test_a_model_holding_gk_modules_scripts_as_one_holding_torchs():
     scripted = torch.jit.script(Decoder(cell))
     torch.testing.assert_close(scripted(x), expected)
     torch.testing.assert_close(_saved_and_loaded(scripted)(x), expected)
+    # a model scripted again after a weight of its (now scriptable) GRU was replaced: the new weight
+    model = Tagger(gk.GRU(3, 5), 5).eval()
+    torch.jit.script(model)
+    model.rnn.weight_hh_l0 = torch.nn.Parameter(torch.zeros(15, 5))
+    xs = torch.randn(4, 2, 3)
+    torch.testing.assert_close(torch.jit.script(model)(xs), model(xs))
 
 
 @pytest.mark.parametrize("layers,bidirectional,reset_after,layer_norm,bias,batch_first", [
