@@ -1,5 +1,8 @@
 """The forecast job's season and window when the config leaves them out (grukit/app/seasons.py)."""
 
+import calendar
+import datetime as dt
+
 import numpy as np
 import pytest
 
@@ -351,3 +354,24 @@ def test_the_forecast_job_on_business_days(tmp_path):
                         log=lambda *a: None)
     rows = [line.split(",") for line in open(out).read().split("\n")[1:] if line]
     assert times[-1] == "2019-10-07" and [r[1] for r in rows] == ["2019-10-08", "2019-10-09", "2019-10-10"]
+
+
+def test_month_and_quarter_end_dates_are_months_apart():
+    """pandas' month- and quarter-end frequencies write the last day of each month (2012-01-31,
+    2012-02-29, ...): months apart, so `grukit predict --steps` dates the next ones (before: blank)
+    and a left-out month is put back, as for dates on one day of the month."""
+    from grukit.app.forecast import future_times
+
+    ends = [f"{2011 + k // 12}-{k % 12 + 1:02d}-{calendar.monthrange(2011 + k // 12, k % 12 + 1)[1]}"
+            for k in range(30)]  # 2011-01-31 .. 2013-06-30, 2012 a leap year
+    values = np.random.default_rng(0).normal(size=30)
+    assert seasons.infer_season(ends, values, has_times=True) == (12, "from the time stamps' spacing")
+    assert future_times(ends, 3) == ["2013-07-31", "2013-08-31", "2013-09-30"]
+    assert future_times(ends[:12], 2) == ["2012-01-31", "2012-02-29"]
+    full, index = seasons.complete_steps(ends[:13] + ends[14:])  # February 2012 left out
+    assert full[13] == "2012-02-29" and len(full) == 30 and index[13] == 14
+    quarters = [e.replace("-", "/") for e in ends[2::3]]  # 2011/03/31, 2011/06/30, ...
+    assert seasons.infer_season(quarters, values[:10], has_times=True)[0] == 4
+    assert future_times(quarters, 2) == ["2013/09/30", "2013/12/31"]
+    assert not seasons.month_ends([dt.datetime(2011, 1, 31), dt.datetime(2011, 2, 27)])
+    assert not seasons.month_ends([dt.datetime(2011, 1, 31, 1), dt.datetime(2011, 2, 28, 2)])

@@ -36,6 +36,7 @@ band finds a season in most random walks); else no season (1).
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from typing import Optional
@@ -300,13 +301,22 @@ def positions(times: list[str]) -> Optional[np.ndarray]:
     return None if found is None else found[0]
 
 
+def month_ends(stamps: list) -> bool:
+    """Whether datetimes are each the last day of its month, at one time of day (what pandas'
+    month- and quarter-end frequencies write: 2015-01-31, 2015-02-28, ...): months apart, as
+    dates on one day of the month are."""
+    return len(stamps) >= 2 and len({d.time() for d in stamps}) == 1 and all(
+        d.day == calendar.monthrange(d.year, d.month)[1] for d in stamps)
+
+
 def grid(times: list[str]):
     """The stamps as positions on the axis their spacing is regular on, with a function writing
     the stamp at a position back in the column's style: month counts for quarter and month
-    labels and for dates on one day of the month and one time of day (monthly, quarterly,
-    yearly dates), the numbers themselves (years, decimal years, an index), business days after
-    the first for dates of business days (business_days), seconds after the first for other
-    dates and date-times; None for stamps that are none of these."""
+    labels and for dates on one day of the month, or on the last day of each month (month_ends),
+    and one time of day (monthly, quarterly, yearly dates), the numbers themselves (years,
+    decimal years, an index), business days after the first for dates of business days
+    (business_days), seconds after the first for other dates and date-times; None for stamps
+    that are none of these."""
     labels = label_months(times)
     if labels is not None:
         counts, write = labels
@@ -329,12 +339,15 @@ def grid(times: list[str]):
             return fmt(dt.datetime.combine(day, first.time(), tzinfo=first.tzinfo))
         days = np.array([d.date() for d in stamps], dtype="datetime64[D]")
         return np.busday_count(start, days).astype(np.float64), weekday
-    if len({(d.day, d.time()) for d in stamps}) == 1:  # months apart
+    ends = month_ends(stamps)
+    if ends or len({(d.day, d.time()) for d in stamps}) == 1:  # months apart
 
         def month(p: float) -> str:  # "" for a day that month lacks (the 30th of a February)
             c = int(round(p))
+            year, number = c // 12, c % 12 + 1
             try:
-                return fmt(first.replace(year=c // 12, month=c % 12 + 1))
+                day = calendar.monthrange(year, number)[1] if ends else first.day
+                return fmt(first.replace(year=year, month=number, day=day))
             except ValueError:
                 return ""
         return np.array([d.year * 12 + d.month - 1 for d in stamps], dtype=np.float64), month
