@@ -375,3 +375,37 @@ def test_month_and_quarter_end_dates_are_months_apart():
     assert future_times(quarters, 2) == ["2013/09/30", "2013/12/31"]
     assert not seasons.month_ends([dt.datetime(2011, 1, 31), dt.datetime(2011, 2, 27)])
     assert not seasons.month_ends([dt.datetime(2011, 1, 31, 1), dt.datetime(2011, 2, 28, 2)])
+
+
+@pytest.mark.parametrize("style,after,season", [
+    ("%d-%b-%Y", ["01-May-2013", "01-Jun-2013"], 12),  # spreadsheets, databases
+    ("%d %B %Y", ["01 May 2013", "01 June 2013"], 12),  # full names, though the last is "April"'s
+    ("%b %d, %Y", ["May 01, 2013", "Jun 01, 2013"], 12),
+    ("%B %d %Y %H:%M", ["May 01 2013 00:00", "June 01 2013 00:00"], 12),
+    ("%Y-%b-%d", ["2013-May-01", "2013-Jun-01"], 12),
+    ("%Y%m%d", ["20130501", "20130601"], 12),  # compact ISO (not an index of numbers)
+])
+def test_dates_with_month_names_and_eight_digit_dates(style, after, season):
+    """Dates as exports write them with the month's name, or as eight digits: read as dates (the
+    season from their spacing, `--steps` continuing them in their style), daily ones too."""
+    from grukit.app.forecast import future_times
+
+    months = [dt.date(2010 + k // 12, k % 12 + 1, 1).strftime(style) for k in range(40)]  # .. April 2013
+    values = np.random.default_rng(0).normal(size=40)
+    assert seasons.infer_season(months, values, has_times=True) == (season, "from the time stamps' spacing")
+    assert future_times(months, 2) == after
+    days = [(dt.date(2010, 1, 1) + dt.timedelta(days=k)).strftime(style) for k in range(30)]
+    assert seasons.infer_season(days, values[:30], has_times=True)[0] == 7
+    assert future_times(days, 1) == [dt.date(2010, 1, 31).strftime(style)]
+    full, index = seasons.complete_steps(days[:10] + days[11:])
+    assert full[10] == days[10] and index[10] == 11
+
+
+def test_what_is_not_a_date_with_a_month_name():
+    assert seasons.read_dates(["31-Feb-2015", "01-Mar-2015"]) is None  # no such day
+    assert seasons.read_dates(["01-Foo-2015", "02-Foo-2015"]) is None  # no such month
+    assert seasons.read_dates(["20151301", "20151401"]) is None  # month 13
+    assert seasons.read_dates(["1 jan 2015", "2 jan 2015"])[1](dt.datetime(2015, 1, 3)) == "3 jan 2015"
+    assert seasons.infer_season([str(1950 + k) for k in range(30)], np.zeros(30), True)[0] == 1  # years
+    assert seasons.infer_season([str(k) for k in range(10_000_000, 10_000_030)], np.zeros(30), True) == (
+        1, "from the autocorrelation of the series' changes")  # an index, not dates

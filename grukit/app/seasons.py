@@ -132,7 +132,10 @@ def _from_labels(times: list[str]) -> Optional[int]:
 
 
 def _numbers(times: list[str]) -> Optional[np.ndarray]:
-    """The stamps as numbers (years, decimal years, an index), or None."""
+    """The stamps as numbers (years, decimal years, an index), or None (also for dates written
+    as eight digits, "20150131": read_dates reads those)."""
+    if _compact_dates([s.strip() for s in times]) is not None:
+        return None
     try:
         return np.array([float(s) for s in times])
     except ValueError:
@@ -160,6 +163,8 @@ def spacing(stamps: list) -> Optional[tuple[str, object]]:
 
 
 def _iso_dates(t: list[str]):
+    if all(len(s) == 8 and s.isdigit() for s in t):  # Python reads "20150131" as ISO: _compact_dates
+        return None
     try:
         stamps = [dt.datetime.fromisoformat(s) for s in t]
     except (ValueError, TypeError):
@@ -222,17 +227,88 @@ def _numeric_dates(t: list[str]):
     return stamps, write
 
 
+_CLOCK = r"(?:([ T])(\d{1,2}):(\d{2})(?::(\d{2}))?)?"  # an optional time of day, as in _NUMERIC_DATE
+# 01-Jan-2015, 1 Jan 2015; Jan 1, 2015, January 01 2015; 2015-Jan-01
+_NAMED_DAY_FIRST = re.compile(r"(\d{1,2})([-\s/.])([A-Za-z]{3,9})\2(\d{4})" + _CLOCK)
+_NAMED_MONTH_FIRST = re.compile(r"([A-Za-z]{3,9})( )(\d{1,2})(,? )(\d{4})" + _CLOCK)
+_NAMED_YEAR_FIRST = re.compile(r"(\d{4})([-\s/.])([A-Za-z]{3,9})\2(\d{1,2})" + _CLOCK)
+
+
+def _named_dates(t: list[str]):
+    """Dates whose month is a name ("01-Jan-2015", "1 Jan 2015", "Jan 1, 2015", "2015-Jan-01"; a
+    spreadsheet's or a database's export), optionally with a time of day; written back in the
+    column's style (the month's name as long and in the case the last stamp has it)."""
+    for pattern, (day, name, year) in ((_NAMED_DAY_FIRST, (1, 3, 4)), (_NAMED_MONTH_FIRST, (3, 1, 5)),
+                                       (_NAMED_YEAR_FIRST, (4, 3, 1))):
+        found = [pattern.fullmatch(s) for s in t]
+        if not all(found):
+            continue
+        months = [_month_number(m.group(name)) for m in found]
+        if not all(months):
+            return None
+        clock = pattern.groups - 3  # the group of the clock's separator
+        try:
+            stamps = [dt.datetime(int(m.group(year)), month, int(m.group(day)),
+                                  *(int(m.group(g) or 0) for g in (clock + 1, clock + 2, clock + 3)))
+                      for m, month in zip(found, months, strict=True)]
+        except ValueError:  # a 31st of February
+            return None
+        last = found[-1]
+        word = last.group(name)
+        full = any(len(m.group(name)) > 3 for m in found)  # "May" is both
+        names = FULL_MONTHS if full else [m.capitalize() for m in MONTHS]
+        style = str.upper if word.isupper() else (str.lower if word.islower() else str)
+        pad = any(m.group(day).startswith("0") and len(m.group(day)) == 2 for m in found)
+        spans = {g: last.span(g) for g in (day, name, year)}
+        hour_pad = any((m.group(clock + 1) or "").startswith("0") and len(m.group(clock + 1)) == 2
+                       for m in found)
+
+        def write(d: dt.datetime, last=last, names=names, style=style, pad=pad, spans=spans, day=day,
+                  name=name, year=year, clock=clock, hour_pad=hour_pad) -> str:
+            fields = {day: f"{d.day:02d}" if pad else str(d.day), name: style(names[d.month - 1]),
+                      year: f"{d.year:04d}"}
+            text, at = "", 0
+            date_end = last.end(clock - 1)
+            for g in sorted(fields, key=lambda g: spans[g][0]):
+                text += last.string[at:spans[g][0]] + fields[g]
+                at = spans[g][1]
+            text += last.string[at:date_end]
+            if last.group(clock) is not None:
+                hour = f"{d.hour:02d}" if hour_pad else str(d.hour)
+                text += last.group(clock) + hour + f":{d.minute:02d}"
+                if last.group(clock + 3) is not None:
+                    text += f":{d.second:02d}"
+            return text
+        return stamps, write
+    return None
+
+
+def _compact_dates(t: list[str]):
+    """Dates written as eight digits, year, month, day ("20150131"), or None."""
+    if not all(len(s) == 8 and s.isdigit() for s in t):
+        return None
+    try:
+        stamps = [dt.datetime(int(s[:4]), int(s[4:6]), int(s[6:])) for s in t]
+    except ValueError:
+        return None
+    if not all(1000 <= d.year <= 3000 for d in stamps):
+        return None
+    return stamps, lambda d: f"{d.year:04d}{d.month:02d}{d.day:02d}"
+
+
 def read_dates(times: list[str]):
     """Dates and date-times as datetimes, with a function writing one back in the column's style;
     None for stamps that are not dates. ISO ("2015-01-31", "2015-01-31 13:00", with a time zone)
     and numeric dates with "/", "." or "-" in any of the usual orders ("31/01/2015", "1/31/2015
-    0:00" as spreadsheets write them, "31.01.2015", "2015/01/31"). Day and month are told apart by
+    0:00" as spreadsheets write them, "31.01.2015", "2015/01/31"), dates with the month's name
+    ("31-Jan-2015", "31 January 2015", "Jan 31, 2015", "2015-Jan-31") and eight-digit dates
+    ("20150131"). Day and month are told apart by
     a field above 12, or else by which reading gives stamps that increase at a regular spacing;
     where neither tells (a few stamps, all days 12 or less), the stamps are not read as dates."""
     t = [s.strip() for s in times]
     if not t:
         return None
-    return _iso_dates(t) or _numeric_dates(t)
+    return _iso_dates(t) or _numeric_dates(t) or _named_dates(t) or _compact_dates(t)
 
 
 def _seconds(times: list[str]) -> Optional[np.ndarray]:
