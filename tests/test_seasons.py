@@ -409,3 +409,18 @@ def test_what_is_not_a_date_with_a_month_name():
     assert seasons.infer_season([str(1950 + k) for k in range(30)], np.zeros(30), True)[0] == 1  # years
     assert seasons.infer_season([str(k) for k in range(10_000_000, 10_000_030)], np.zeros(30), True) == (
         1, "from the autocorrelation of the series' changes")  # an index, not dates
+
+
+def test_a_repeated_time_stamp_is_named_as_one():
+    """A stamp given twice (two rows of one day; local hours where the clocks go back) is not out
+    of order: the error says it repeats and what to do, not to sort the file."""
+    hours = [f"2020-10-25 {h:02d}:00" for h in range(24)]
+    repeat = r"data row 4 repeats '2020-10-25 02:00' \(one row per step.*UTC offset"
+    with pytest.raises(ValueError, match=repeat):
+        seasons.check_order(hours[:3] + ["2020-10-25 02:00"] + hours[3:], "load.csv", "time")
+    back = "must increase from row to row; data row 3 has '2020-10-25 00:00' after"
+    with pytest.raises(ValueError, match=back):
+        seasons.check_order(hours[:2] + hours[:1] + hours[2:], "load.csv", "time")
+    offsets = ([f"2020-10-25T0{h}:00+02:00" for h in range(3)]
+               + [f"2020-10-25T0{h}:00+01:00" for h in range(2, 5)])
+    seasons.check_order(offsets, "load.csv", "time")  # 02:00+02:00 then 02:00+01:00: an hour apart

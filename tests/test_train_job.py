@@ -363,8 +363,9 @@ def test_time_stamps_out_of_order_are_errors(tmp_path, swap):
     job = JobConfig()
     job.data.path, job.data.time_column, job.data.target_columns = str(data), "month", ["sales"]
     job.output.dir = str(tmp_path / "run")
-    with pytest.raises(ValueError, match=rf"'month' must increase from row to row; data row 42 has "
-                                         rf"'{months[41]}' after '{months[40]}'"):
+    said = (rf"data row 42 has '{months[41]}' after '{months[40]}' \(sort the rows" if swap == "shuffled"
+            else rf"data row 42 repeats '{months[41]}' \(one row per step")
+    with pytest.raises(ValueError, match=rf"'month' must increase from row to row; {said}"):
         train.run(job, log=lambda *a: None)
     assert not (tmp_path / "run").exists()  # refused before anything was written
     assert list(seasons.positions(["1959Q4", "1960Q1"])) == [1959 * 12 + 9, 1960 * 12]

@@ -468,6 +468,12 @@ def check_order(times: list[str], path: str, column: str) -> None:
     if pos is None or len(pos) < 2:
         return
     back = np.flatnonzero(~(np.diff(pos) > 0))
+    if back.size and pos[back[0] + 1] == pos[back[0]]:
+        i = int(back[0]) + 1
+        raise ValueError(f"{path!r}: the time column {column!r} must increase from row to row; data row "
+                         f"{i + 1} repeats {times[i]!r} (one row per step: sum, average or drop the rows of "
+                         "one stamp; local clock times repeat an hour where the clocks go back, which "
+                         "stamps with their UTC offset, '2020-10-25T02:00+01:00', do not)")
     if back.size:
         i = int(back[0]) + 1
         raise ValueError(f"{path!r}: the time column {column!r} must increase from row to row; data row "
