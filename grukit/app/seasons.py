@@ -19,14 +19,16 @@ A season of 52 on weekly stamps is a year, which is 52.18 weeks long: ``period``
 length for the Fourier terms of ARIMA's season (seasonal naive and Holt-Winters need whole
 steps and keep 52).
 
-Dates may be ISO ("2001-03-01", "2001-03-01 13:00") or numeric as spreadsheets and other
+Dates may be ISO ("2001-03-01", "2001-03-01 13:00"), numeric as spreadsheets and other
 locales write them ("01/03/2001", "3/1/2001 0:00", "01.03.2001", "2001/03/01"; read_dates
-tells day from month by a field above 12 or by which reading is regularly spaced).
-Dates of business days (a stock price's trading days: Monday to Friday, never a Saturday or
-a Sunday, a Friday followed by the Monday) are a step a business day apart: their season is a
-week of 5 steps, a missing weekday (a holiday) is a skipped step, and the stamps after the last
-continue on weekdays. Month labels may also put the month first ("Jan 1987", "January-1987"). Decimal years
-(R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by
+tells day from month by a field above 12 or by which reading is regularly spaced), with the
+month's name ("01-Mar-2001", "Mar 1, 2001") or eight digits ("20010301"). Monthly dates on
+each month's last day (pandas' month-end frequency) are months apart, as those on one day of
+the month are. Dates of business days (a stock price's trading days: Monday to Friday, never a
+Saturday or a Sunday, a Friday followed by the Monday) are a step a business day apart: their
+season is a week of 5 steps, a missing weekday (a holiday) is a skipped step, and the stamps
+after the last continue on weekdays. Month labels may also put the month first ("Jan 1987",
+"January-1987"). Decimal years (R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by
 their gap: 1/12 is monthly, 1/4 quarterly, 1/52 weekly, 1/7 daily. Without usable
 time stamps the autocorrelation decides: the lag in 2 .. n/3 (at most 60) where the
 autocorrelation of the series' changes is highest, when it is a clear peak (above its
