@@ -424,3 +424,21 @@ def test_a_repeated_time_stamp_is_named_as_one():
     offsets = ([f"2020-10-25T0{h}:00+02:00" for h in range(3)]
                + [f"2020-10-25T0{h}:00+01:00" for h in range(2, 5)])
     seasons.check_order(offsets, "load.csv", "time")  # 02:00+02:00 then 02:00+01:00: an hour apart
+
+
+def test_iso_week_labels_are_weeks_apart():
+    """ISO week labels ("2020-W05", "1991 W06"): a season of 52 (a year of 52.18 weeks in ARIMA's
+    Fourier terms), the weeks after the last continued across years of 52 and 53 weeks, in the
+    column's style, and a left-out week put back."""
+    from grukit.app.forecast import future_times
+
+    weeks = [f"2019-W{k + 1:02d}" for k in range(52)] + [f"2020-W{k + 1:02d}" for k in range(53)]
+    values = np.random.default_rng(0).normal(size=len(weeks))
+    assert seasons.infer_season(weeks, values, has_times=True) == (52, "from the time stamps' spacing")
+    assert seasons.period(weeks, 52, has_times=True) == pytest.approx(365.25 / 7)
+    assert future_times(weeks, 2) == ["2021-W01", "2021-W02"]  # 2020 has a W53
+    assert future_times(weeks[:52], 1) == ["2020-W01"]  # 2019 has none
+    assert future_times(["1991 w5", "1991 w6", "1991 w7"], 1) == ["1991 w8"]
+    full, index = seasons.complete_steps(weeks[:60] + weeks[61:])
+    assert full[60] == "2020-W09" and index[60] == 61
+    assert seasons.week_labels(["2019-W53", "2020-W01"]) is None  # 2019 has no W53

@@ -371,8 +371,10 @@ def test_time_stamps_out_of_order_are_errors(tmp_path, swap):
     assert list(seasons.positions(["1959Q4", "1960Q1"])) == [1959 * 12 + 9, 1960 * 12]
     assert list(seasons.positions(["1987 Jan", "1987 Feb"])) == [1987 * 12, 1987 * 12 + 1]
     assert list(seasons.positions(["2001-01-01", "2001-01-02T12:00"])) == [0, 1.5 * 86400]
-    assert seasons.positions(["1991 W06", "1991 W07"]) is None  # not read: not checked
-    seasons.check_order(["1991 W07", "1991 W06"], "x.csv", "week")
+    assert list(seasons.positions(["1991 W06", "1991 W07"])) == [103838, 103839]  # ISO weeks
+    with pytest.raises(ValueError, match="data row 2 has '1991 W06' after '1991 W07'"):
+        seasons.check_order(["1991 W07", "1991 W06"], "x.csv", "week")
+    seasons.check_order(["a", "c", "b"], "x.csv", "label")  # not read as times: not checked
 
 
 def test_cli_reports_user_errors_plainly(tmp_path):

@@ -28,8 +28,9 @@ the month are. Dates of business days (a stock price's trading days: Monday to F
 Saturday or a Sunday, a Friday followed by the Monday) are a step a business day apart: their
 season is a week of 5 steps, a missing weekday (a holiday) is a skipped step, and the stamps
 after the last continue on weekdays. Month labels may also put the month first ("Jan 1987",
-"January-1987"). Decimal years (R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by
-their gap: 1/12 is monthly, 1/4 quarterly, 1/52 weekly, 1/7 daily. Without usable
+"January-1987"); ISO week labels ("2020-W05") are weeks apart across years of 52 and 53
+weeks. Decimal years (R's ``time()`` of a ``ts``: 1949.0833 for February 1949) are read by their
+gap: 1/12 is monthly, 1/4 quarterly, 1/52 weekly, 1/7 daily. Without usable
 time stamps the autocorrelation decides: the lag in 2 .. n/3 (at most 60) where the
 autocorrelation of the series' changes is highest, when it is a clear peak (above its
 neighbours and above 3/sqrt(n): with some 60 lags tried, the usual 2/sqrt(n) white-noise
@@ -387,15 +388,38 @@ def month_ends(stamps: list) -> bool:
         d.day == calendar.monthrange(d.year, d.month)[1] for d in stamps)
 
 
+_WEEK = re.compile(r"(\d{4})(\s*-?\s*)([wW])(\d{1,2})")  # ISO weeks: "2020-W05", "1991 W06", "2020w5"
+
+
+def week_labels(times: list[str]):
+    """ISO week labels as week counts (the Monday of each week over 7), with a function writing a
+    count back in the column's style; None for other stamps or a week its year lacks (W53)."""
+    found = [_WEEK.fullmatch(s.strip()) for s in times]
+    if not found or not all(found):
+        return None
+    try:
+        counts = [(dt.date.fromisocalendar(int(m.group(1)), int(m.group(4)), 1).toordinal() - 1) // 7
+                  for m in found]
+    except ValueError:
+        return None
+    last = found[-1]
+    width = 2 if any(m.group(4).startswith("0") for m in found) else 1
+
+    def write(c: int) -> str:
+        year, week, _ = dt.date.fromordinal(c * 7 + 1).isocalendar()
+        return f"{year}{last.group(2)}{last.group(3)}{week:0{width}d}"
+    return counts, write
+
+
 def grid(times: list[str]):
     """The stamps as positions on the axis their spacing is regular on, with a function writing
     the stamp at a position back in the column's style: month counts for quarter and month
     labels and for dates on one day of the month, or on the last day of each month (month_ends),
-    and one time of day (monthly, quarterly, yearly dates), the numbers themselves (years,
-    decimal years, an index), business days after the first for dates of business days
-    (business_days), seconds after the first for other dates and date-times; None for stamps
-    that are none of these."""
-    labels = label_months(times)
+    and one time of day (monthly, quarterly, yearly dates); week counts for ISO week labels
+    ("2020-W05", week_labels); the numbers themselves (years, decimal years, an index); business
+    days after the first for dates of business days (business_days); seconds after the first for
+    other dates and date-times; None for stamps that are none of these."""
+    labels = label_months(times) or week_labels(times)
     if labels is not None:
         counts, write = labels
         return np.array(counts, dtype=np.float64), lambda p: write(int(round(p)))
