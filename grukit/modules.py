@@ -725,6 +725,6 @@ class ScriptableGRUCell(GRUCell):
         b_hh: Optional[Tensor] = None
         if len(self._script_weights) == 4:
             b_ih, b_hh = self._script_weights[2], self._script_weights[3]
-        h_new = scripting.cell(x, h, self._script_weights[0], self._script_weights[1], b_ih, b_hh, None, None,
-                     self.reset_after, None)
+        h_new = scripting.cell(x, h, self._script_weights[0], self._script_weights[1], b_ih, b_hh, None,
+                               None, self.reset_after, None)
         return h_new.squeeze(0) if unbatched else h_new

@@ -8,13 +8,13 @@ itself (modules.ScriptableGRU, modules.ScriptableGRUCell) that shares its parame
 forward TorchScript compiles: the functions below, the GRU math of grukit/reference.py written in
 the subset TorchScript reads (both conventions, layers, directions, lengths, layer norm; in
 training, dropout between layers, zoneout and recurrent dropout drawn as the reference draws
-them, so that one seed gives engine="reference"'s outputs). Called eagerly, the copy runs the module's
-own forward (every engine and argument). ``torch.jit.script`` leaves the copy in the eager model
+them, so that one seed gives engine="reference"'s outputs). Called eagerly, the copy runs the
+module's own forward (every engine and argument). ``torch.jit.script`` leaves the copy in the eager model
 it was given (it writes the hook's answer back into the parent's modules); the copy is an
 instance of gk.GRU (gk.GRUCell), with the same parameters, so the eager model computes as before.
 
-What the compiled forward takes is torch's signature: ``(input, hx)`` for the cell and
-``(input, h0, lengths, hx, resets)`` for the GRU, tensors only (a PackedSequence is not a
+What the compiled forward takes: ``(input, hx)`` for the cell (torch's signature) and
+``(input, h0, lengths, hx, resets)`` for the GRU (gk.GRU's), tensors only (a PackedSequence is not a
 tensor: scripted code passes the padded batch and ``lengths``); ``resets`` is refused there.
 """
 
@@ -69,15 +69,15 @@ def cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor
     return (1 - z) * n + z * h
 
 
-def layer(x: Tensor, h: Tensor, w: List[Tensor], has_bias: bool, gains: List[Tensor], reset_after: bool,
-          reverse: bool, lengths: Optional[Tensor], keep: Optional[Tensor], h_mask: Optional[Tensor]
+def layer(x: Tensor, h: Tensor, w: List[Tensor], gains: List[Tensor], reset_after: bool, reverse: bool,
+          lengths: Optional[Tensor], keep: Optional[Tensor], h_mask: Optional[Tensor]
           ) -> Tuple[Tensor, Tensor]:
     """One layer-direction over time (reference.gru_layer): x (T, B, I), h (B, H) -> (T, B, H), (B, H).
-    w: [w_ih, w_hh] (+ [b_ih, b_hh] with has_bias); gains: [] or [ln_ih, ln_hh]; keep: (T, B, H) zoneout
+    w: [w_ih, w_hh] or [w_ih, w_hh, b_ih, b_hh]; gains: [] or [ln_ih, ln_hh]; keep: (T, B, H) zoneout
     shares; rows past their length give zeros and keep their state."""
     b_ih: Optional[Tensor] = None
     b_hh: Optional[Tensor] = None
-    if has_bias:
+    if len(w) == 4:
         b_ih, b_hh = w[2], w[3]
     ln_ih: Optional[Tensor] = None
     ln_hh: Optional[Tensor] = None
@@ -121,9 +121,8 @@ def stack(x: Tensor, h0: Tensor, flat: List[Tensor], gains: List[Tensor], num_la
             if recurrent_dropout > 0 and training:
                 kept = 1 - recurrent_dropout
                 h_mask = torch.bernoulli(h0.new_full([h0.shape[1], H], kept)) / kept
-            g: List[Tensor] = gains[2 * k:2 * k + 2] if len(gains) > 0 else []
-            out, h_last = layer(inp, h0[k], flat[per * k:per * k + per], has_bias, g, reset_after, d == 1,
-                                lengths, keep, h_mask)
+            out, h_last = layer(inp, h0[k], flat[per * k:per * k + per], gains[2 * k:2 * k + 2], reset_after,
+                                d == 1, lengths, keep, h_mask)
             outs.append(out)
             h_n.append(h_last)
         inp = outs[0] if directions == 1 else torch.cat(outs, 2)

@@ -327,14 +327,15 @@ def test_business_days_are_a_week_of_five_steps():
     seasons.check_order(holidays, "s.csv", "date")
     with pytest.raises(ValueError, match="must increase from row to row"):
         seasons.check_order([holidays[1], holidays[0], *holidays[2:]], "s.csv", "date")
+    assert seasons.business_days(times) and seasons.business_days(holidays)
     # not business days: calendar days, a Saturday among weekdays, weekly Mondays, too few
     days = [str(np.datetime64("2019-01-01") + k) for k in range(30)]
-    assert seasons.business_days(days) is None and seasons.infer_season(days, values[:30], True)[0] == 7
-    assert seasons.business_days([*times[:4], "2019-01-05", *times[4:20]]) is None
+    assert not seasons.business_days(days) and seasons.infer_season(days, values[:30], True)[0] == 7
+    assert not seasons.business_days([*times[:4], "2019-01-05", *times[4:20]])
     mondays = [str(np.datetime64("2019-01-07") + 7 * k) for k in range(30)]
-    assert seasons.business_days(mondays) is None
+    assert not seasons.business_days(mondays)
     assert seasons.infer_season(mondays, values[:30], True)[0] == 52
-    assert seasons.business_days(times[:9]) is None
+    assert not seasons.business_days(times[:9])
 
 
 def test_the_forecast_job_on_business_days(tmp_path):

@@ -153,9 +153,9 @@ def test_scripted_cell_equals_the_eager_one(reset_after, bias):
 def test_what_a_scripted_gru_refuses_and_what_cannot_be_scripted():
     gru = torch.jit.script(gk.GRU(3, 5))
     x = torch.randn(4, 2, 3)
-    with pytest.raises(Exception, match="resets are not available in a scripted gk.GRU"):
+    with pytest.raises(torch.jit.Error, match="resets are not available in a scripted gk.GRU"):
         gru(x, resets=torch.zeros(4, 2, dtype=torch.bool))
-    with pytest.raises(Exception, match="input_size features"):
+    with pytest.raises(torch.jit.Error, match="input_size features"):
         gru(torch.randn(4, 2, 7))
     with pytest.raises(TypeError, match="torch.jit.script cannot compile gk.MinGRU.*torch.jit.trace"):
         torch.jit.script(Tagger(gk.MinGRU(3, 5), 5))

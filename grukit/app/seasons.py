@@ -127,7 +127,7 @@ def _from_labels(times: list[str]) -> Optional[int]:
     if labels is not None:
         return 4 if "q" in times[-1].lower() else 12
     t = [s.strip().lower() for s in times]
-    if all(re.fullmatch(r"\d{4}\s*-?\s*w\d{1,2}", s) for s in t):
+    if week_labels(times) is not None:
         return 52
     if all(re.fullmatch(r"\d{4}-\d{2}", s) for s in t):
         return 12
@@ -244,46 +244,47 @@ def _named_dates(t: list[str]):
     for pattern, (day, name, year) in ((_NAMED_DAY_FIRST, (1, 3, 4)), (_NAMED_MONTH_FIRST, (3, 1, 5)),
                                        (_NAMED_YEAR_FIRST, (4, 3, 1))):
         found = [pattern.fullmatch(s) for s in t]
-        if not all(found):
-            continue
-        months = [_month_number(m.group(name)) for m in found]
-        if not all(months):
-            return None
-        clock = pattern.groups - 3  # the group of the clock's separator
-        try:
-            stamps = [dt.datetime(int(m.group(year)), month, int(m.group(day)),
-                                  *(int(m.group(g) or 0) for g in (clock + 1, clock + 2, clock + 3)))
-                      for m, month in zip(found, months, strict=True)]
-        except ValueError:  # a 31st of February
-            return None
-        last = found[-1]
-        word = last.group(name)
-        full = any(len(m.group(name)) > 3 for m in found)  # "May" is both
-        names = FULL_MONTHS if full else [m.capitalize() for m in MONTHS]
-        style = str.upper if word.isupper() else (str.lower if word.islower() else str)
-        pad = any(m.group(day).startswith("0") and len(m.group(day)) == 2 for m in found)
-        spans = {g: last.span(g) for g in (day, name, year)}
-        hour_pad = any((m.group(clock + 1) or "").startswith("0") and len(m.group(clock + 1)) == 2
-                       for m in found)
-
-        def write(d: dt.datetime, last=last, names=names, style=style, pad=pad, spans=spans, day=day,
-                  name=name, year=year, clock=clock, hour_pad=hour_pad) -> str:
-            fields = {day: f"{d.day:02d}" if pad else str(d.day), name: style(names[d.month - 1]),
-                      year: f"{d.year:04d}"}
-            text, at = "", 0
-            date_end = last.end(clock - 1)
-            for g in sorted(fields, key=lambda g: spans[g][0]):
-                text += last.string[at:spans[g][0]] + fields[g]
-                at = spans[g][1]
-            text += last.string[at:date_end]
-            if last.group(clock) is not None:
-                hour = f"{d.hour:02d}" if hour_pad else str(d.hour)
-                text += last.group(clock) + hour + f":{d.minute:02d}"
-                if last.group(clock + 3) is not None:
-                    text += f":{d.second:02d}"
-            return text
-        return stamps, write
+        if all(found):
+            return _named_reading(found, day, name, year, pattern.groups - 3)
     return None
+
+
+def _named_reading(found: list, day: int, name: int, year: int, clock: int):
+    """_named_dates' reading of one layout's matches: day, name, year and clock are the groups of
+    the day, the month's name, the year and the clock's separator."""
+    months = [_month_number(m.group(name)) for m in found]
+    if not all(months):
+        return None
+    try:
+        stamps = [dt.datetime(int(m.group(year)), month, int(m.group(day)),
+                              *(int(m.group(g) or 0) for g in (clock + 1, clock + 2, clock + 3)))
+                  for m, month in zip(found, months, strict=True)]
+    except ValueError:  # a 31st of February
+        return None
+    last = found[-1]
+    word = last.group(name)
+    full = any(len(m.group(name)) > 3 for m in found)  # "May" is both
+    names = FULL_MONTHS if full else [m.capitalize() for m in MONTHS]
+    style = str.upper if word.isupper() else (str.lower if word.islower() else str)
+    pad = any(m.group(day).startswith("0") and len(m.group(day)) == 2 for m in found)
+    spans = {g: last.span(g) for g in (day, name, year)}
+    hour_pad = any((m.group(clock + 1) or "").startswith("0") and len(m.group(clock + 1)) == 2
+                   for m in found)
+
+    def write(d: dt.datetime) -> str:
+        fields = {day: f"{d.day:02d}" if pad else str(d.day), name: style(names[d.month - 1]),
+                  year: f"{d.year:04d}"}
+        text, at = "", 0
+        for g in sorted(fields, key=lambda g: spans[g][0]):  # the last stamp's separators between
+            text += last.string[at:spans[g][0]] + fields[g]
+            at = spans[g][1]
+        if last.group(clock) is not None:
+            hour = f"{d.hour:02d}" if hour_pad else str(d.hour)
+            text += last.group(clock) + hour + f":{d.minute:02d}"
+            if last.group(clock + 3) is not None:
+                text += f":{d.second:02d}"
+        return text
+    return stamps, write
 
 
 def _compact_dates(t: list[str]):
@@ -343,7 +344,7 @@ def _from_stamps(times: list[str]) -> Optional[int]:
         if 1000 <= nums.min() and nums.max() <= 3000:  # decimal years
             return _match(gap, _BY_YEARS)
         return None
-    if business_days(times) is not None:
+    if business_days(times):
         return 5
     seconds = _seconds(times)
     if seconds is None or (np.diff(seconds) <= 0).any():
@@ -351,25 +352,22 @@ def _from_stamps(times: list[str]) -> Optional[int]:
     return _match(float(np.median(np.diff(seconds))) / 86400, _BY_DAYS)
 
 
-def business_days(times: list[str]):
-    """(the stamps, their writer) where they are dates of business days: at least 10 of them, read
-    as dates (read_dates), all at one time of day, none on a Saturday or a Sunday, increasing, most
-    of them (the median gap) one business day after the one before; else None. Daily data with
-    its weekends (a gap of one calendar day from Friday to Saturday) is not business days."""
-    if len(times) < 10:
-        return None
-    read = read_dates(times)
-    if read is None:
-        return None
-    stamps, write = read
-    if len({d.time() for d in stamps}) != 1 or any(d.weekday() >= 5 for d in stamps):
-        return None
+def business_days(times: list[str]) -> bool:
+    """Whether the stamps are dates of business days (read_dates, then weekdays_apart)."""
+    read = read_dates(times) if len(times) >= 10 else None
+    return read is not None and weekdays_apart(read[0])
+
+
+def weekdays_apart(stamps: list) -> bool:
+    """Whether datetimes are business days: at least 10, all at one time of day, none on a Saturday
+    or a Sunday, increasing, most of them (the median gap) one business day after the one before.
+    Daily data with its weekends (a gap of one calendar day from Friday to Saturday) is not."""
+    if len(stamps) < 10 or len({d.time() for d in stamps}) != 1 or any(d.weekday() >= 5 for d in stamps):
+        return False
     days = np.array([d.date() for d in stamps], dtype="datetime64[D]")
     if (np.diff(days) <= np.timedelta64(0, "D")).any():
-        return None
-    if np.median(np.busday_count(days[:-1], days[1:])) != 1:
-        return None
-    return stamps, write
+        return False
+    return bool(np.median(np.busday_count(days[:-1], days[1:])) == 1)
 
 
 def positions(times: list[str]) -> Optional[np.ndarray]:
@@ -417,7 +415,7 @@ def grid(times: list[str]):
     labels and for dates on one day of the month, or on the last day of each month (month_ends),
     and one time of day (monthly, quarterly, yearly dates); week counts for ISO week labels
     ("2020-W05", week_labels); the numbers themselves (years, decimal years, an index); business
-    days after the first for dates of business days (business_days); seconds after the first for
+    days after the first for dates of business days (weekdays_apart); seconds after the first for
     other dates and date-times; None for stamps that are none of these."""
     labels = label_months(times) or week_labels(times)
     if labels is not None:
@@ -433,7 +431,7 @@ def grid(times: list[str]):
         return None
     stamps, fmt = read
     first = stamps[0]
-    if business_days(times) is not None:  # business days after the first
+    if weekdays_apart(stamps):  # business days after the first
         start = np.datetime64(first.date(), "D")
 
         def weekday(p: float) -> str:
@@ -539,7 +537,7 @@ def infer_season(times: list[str], values: np.ndarray, has_times: bool) -> tuple
     """(the season in steps, how it was found) for a series whose config gives none."""
     season = _from_stamps(times) if has_times else None
     if season is not None:
-        if season == 5 and business_days(times) is not None:
+        if season == 5:  # no spacing or label gives 5 but business days (_from_stamps)
             return season, "from the time stamps' spacing: business days, a week of 5"
         return season, "from the time stamps' spacing"
     return from_autocorrelation(values), "from the autocorrelation of the series' changes"
