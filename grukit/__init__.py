@@ -22,7 +22,9 @@ from .seeding import set_seed
 from .serving.quantize import QuantizedGRU, quantize
 from .serving.stream import Stream, stream
 from .training import architect, callbacks, initializers, layers, losses, optimizers, regularizers, utils
+from .training.layers import Input
 from .training.loading import load
+from .training.model import Model
 from .training.sequential import Sequential
 
 __version__ = "0.1.0"
@@ -33,7 +35,7 @@ for _module in (architect, callbacks, export, initializers, interop, layers, los
                 utils):
     _sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
 
-__all__ = ["GRU", "GRUCell", "InputDTypeError", "InputError", "MinGRU",
+__all__ = ["GRU", "GRUCell", "Input", "InputDTypeError", "InputError", "MinGRU", "Model",
            "QuantizedGRU", "Sequential", "Stream", "architect", "callbacks",
            "engine_info", "export", "initializers", "interop", "layers", "load", "losses", "optimizers",
            "quantize", "reference", "regularizers", "set_seed", "stream", "utils", "__version__"]

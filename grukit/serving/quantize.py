@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from .. import _checks, engines, reference
 from ..modules import GRU
-from ..training.sequential import Sequential
+from ..training.model import Model
 
 
 def quantize_rows(w: Tensor) -> tuple[Tensor, Tensor]:
@@ -192,7 +192,7 @@ def quantize(model: nn.Module, dtype: Any = torch.qint8) -> nn.Module:
         for m in out.modules():
             if isinstance(m, GRU):
                 m.engine = "auto"  # the step engine for inference (grukit/steps.py), else the reference
-            elif isinstance(m, Sequential):
+            elif isinstance(m, Model):  # Sequential or functional
                 m.compute_dtype = torch.bfloat16
         return out
     if isinstance(out, GRU):

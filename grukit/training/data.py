@@ -107,7 +107,7 @@ class Batches:
 
     def __init__(self, x: Any, y: Any, batch_size: int, shuffle: bool, need_y: bool, role: str = "",
                  shard: Optional[tuple[int, int]] = None, sample_weight: Any = None,
-                 steps: Optional[int] = None) -> None:
+                 steps: Optional[int] = None, inputs: int = 1) -> None:
         self.loader: Optional[Iterable] = None
         self.one_shot = False  # a generator or other iterator: read once, never restarted
         self.device = torch.device("cpu")  # where the batches go (fit, evaluate, predict set it)
@@ -115,6 +115,7 @@ class Batches:
         self.sw: Optional[Tensor] = None
         self.class_weight: Optional[dict] = None  # per-batch class weights (loaders and generators)
         self.need_y, self.role = need_y, role
+        self.inputs = inputs  # a functional model's inputs: x is a tuple of that many tensors
         self.steps = steps
         self._pass: Optional[Iterator] = None  # the pass that the next draw continues
         self._peeked: list = []  # a generator's first batch, read to build the model
@@ -132,22 +133,39 @@ class Batches:
                 x, batch_size=batch_size, shuffle=shuffle and not streamed)
             self.x = self.y = None
             return
-        self.x = as_tensor("x" + role, x)
+        self.x = self._x(x, "x" + role)
         self.y = None if y is None else as_tensor("y" + role, y)
         if need_y and self.y is None:
             raise ValueError(f"y{role} is required: fit and evaluate need targets")
-        if self.y is not None and self.y.shape[0] != self.x.shape[0]:
+        n = rows(self.x)
+        if self.y is not None and self.y.shape[0] != n:
             raise ValueError(f"x{role} and y{role} must have the same number of samples, got "
-                             f"{self.x.shape[0]} and {self.y.shape[0]}")
+                             f"{n} and {self.y.shape[0]}")
         if sample_weight is not None:
             self.sw = as_tensor("sample_weight" + role, sample_weight).float()
-            if self.sw.dim() > 2 or self.sw.shape[0] != self.x.shape[0]:
-                raise ValueError(f"sample_weight{role} must have shape ({self.x.shape[0]},) or "
-                                 f"({self.x.shape[0]}, T): one weight per sample or per step, got "
+            if self.sw.dim() > 2 or self.sw.shape[0] != n:
+                raise ValueError(f"sample_weight{role} must have shape ({n},) or "
+                                 f"({n}, T): one weight per sample or per step, got "
                                  f"{tuple(self.sw.shape)}")
             if bool((self.sw < 0).any()):
                 raise ValueError(f"sample_weight{role} must not be negative, got min {float(self.sw.min())}")
         self.batch_size, self.shuffle = batch_size, shuffle
+
+    def _x(self, x: Any, name: str) -> Any:
+        """x as a tensor, or for a model of several inputs a tuple of them, one per input,
+        with as many samples each."""
+        if self.inputs == 1:
+            if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], (np.ndarray, Tensor)):
+                x = x[0]  # [x]: a list of one array per input, as Keras takes it
+            return as_tensor(name, x)
+        if not isinstance(x, (list, tuple)) or len(x) != self.inputs:
+            raise ValueError(f"{name} must be a list of {self.inputs} arrays, one per input of the model "
+                             f"(in its inputs' order), got {_checks.describe(x)}")
+        parts = tuple(as_tensor(f"{name}[{i}]", v) for i, v in enumerate(x))
+        if len({t.shape[0] for t in parts}) > 1:
+            raise ValueError(f"{name}'s arrays must have the same number of samples, got "
+                             f"{[t.shape[0] for t in parts]}")
+        return parts
 
     def distribute(self, shard: tuple[int, int], data: Any, batch_size: int, shuffle: bool) -> None:
         """Under torchrun: arrays and tensors are split batch by batch (``shard``); a Dataset
@@ -185,7 +203,7 @@ class Batches:
                 return len(self.loader)  # type: ignore[arg-type]
             except TypeError:  # an IterableDataset without a length: unknown until it stops
                 return None
-        return math.ceil(self.x.shape[0] / self.batch_size)
+        return math.ceil(rows(self.x) / self.batch_size)
 
     def restart(self) -> None:
         """The next draw starts a new pass (a generator goes on where it is)."""
@@ -195,7 +213,7 @@ class Batches:
         """One epoch's (x, y, sample_weight) batches on ``self.device``; y and sample_weight
         may be None."""
         for xb, yb, swb in self._epoch():
-            yield (placement.move(xb, self.device), placement.move(yb, self.device),
+            yield (_move(xb, self.device), placement.move(yb, self.device),
                    placement.move(swb, self.device))
 
     def _epoch(self) -> Iterator[tuple[Tensor, Optional[Tensor], Optional[Tensor]]]:
@@ -225,7 +243,7 @@ class Batches:
             for item in items:
                 yield self._unpack(item)
             return
-        n = self.x.shape[0]
+        n = rows(self.x)
         order = torch.randperm(n) if self.shuffle else None
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
@@ -236,7 +254,7 @@ class Batches:
                     continue
                 self.global_rows = len(idx)  # for fit's weighting of this process's gradient
                 idx = torch.tensor_split(idx, world)[rank]
-            yield (self.x[idx], None if self.y is None else self.y[idx],
+            yield (take(self.x, idx), None if self.y is None else self.y[idx],
                    None if self.sw is None else self.sw[idx])
 
     def _unpack(self, item: Any) -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
@@ -251,9 +269,9 @@ class Batches:
         if not 1 <= len(item) <= 3 or (self.need_y and len(item) == 1):
             raise ValueError(f"{source} for grukit must yield (x, y) pairs or (x, y, sample_weight) "
                              f"triples{'' if self.need_y else ' (or x alone)'}, got {len(item)} items")
-        xb = as_tensor("x batch", item[0])
+        xb = self._x(item[0], "x batch")
         if self.shard is not None:  # a DistributedSampler gives every process as many rows
-            self.global_rows = xb.shape[0] * self.shard[1]
+            self.global_rows = rows(xb) * self.shard[1]
         yb = as_tensor("y batch", item[1]) if len(item) > 1 and item[1] is not None else None
         sw = as_tensor("sample_weight batch", item[2]).float() if len(item) == 3 else None
         if self.class_weight is not None and yb is not None:
@@ -264,15 +282,29 @@ class Batches:
     def first_x(self) -> Tensor:
         """The first batch's first row (to build a model from), drawing nothing away."""
         if self.loader is None:
-            return self.x[:1]
+            return take(self.x, slice(0, 1))
         if self.one_shot:
             if not self._peeked:
                 try:
                     self._peeked.append(next(self.loader))  # type: ignore[call-overload]
                 except StopIteration:
                     raise ValueError(f"the generator given as x{self.role} yielded no batch") from None
-            return self._unpack(self._peeked[0])[0][:1]
-        return next(self._drawn())[0][:1]
+            return take(self._unpack(self._peeked[0])[0], slice(0, 1))
+        return take(next(self._drawn())[0], slice(0, 1))
+
+
+def rows(x: Any) -> int:
+    """The samples of x: a tensor, or a tuple of them (a model of several inputs)."""
+    return x[0].shape[0] if isinstance(x, tuple) else x.shape[0]
+
+
+def take(x: Any, idx: Any) -> Any:
+    """Rows idx (indices or a slice) of x: a tensor, or a tuple of them."""
+    return tuple(t[idx] for t in x) if isinstance(x, tuple) else x[idx]
+
+
+def _move(x: Any, device: torch.device) -> Any:
+    return tuple(placement.move(t, device) for t in x) if isinstance(x, tuple) else placement.move(x, device)
 
 
 def _is_generator(x: Any) -> bool:

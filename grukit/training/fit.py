@@ -21,7 +21,15 @@ from torch.utils.data import DataLoader, Dataset
 from .. import _checks
 from . import callbacks as cbks
 from . import checkpoint, distributed, losses
-from .data import Batches, _is_generator, check_class_weight, class_sample_weights, weights_product
+from .data import (
+    Batches,
+    _is_generator,
+    check_class_weight,
+    class_sample_weights,
+    rows,
+    take,
+    weights_product,
+)
 
 
 class Logs:
@@ -63,24 +71,24 @@ class Logs:
 def prepare(x: Any, y: Any, batch_size: int, shuffle: bool, validation_split: float, validation_data: Any,
             sample_weight: Any, class_weight: Any = None, steps_per_epoch: Optional[int] = None,
             validation_steps: Optional[int] = None, validation_batch_size: Optional[int] = None,
-            ) -> tuple[Batches, Optional[Batches]]:
+            inputs: int = 1) -> tuple[Batches, Optional[Batches]]:
     """The training batches, and the validation batches (validation_data, or the last
     ``validation_split`` of the samples, taken before shuffling as Keras does).
     ``class_weight`` weighs the training samples only (after the split), as in Keras."""
     if not 0.0 <= float(validation_split) < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     train = Batches(x, y, batch_size, shuffle, need_y=True, sample_weight=sample_weight,
-                    steps=steps_per_epoch)
+                    steps=steps_per_epoch, inputs=inputs)
     val = None
     val_batch = validation_batch_size or batch_size
     if validation_data is not None:
         if isinstance(validation_data, (Dataset, DataLoader)) or _is_generator(validation_data):
             val = Batches(validation_data, None, val_batch, False, need_y=True, role=" (validation)",
-                          steps=validation_steps)
+                          steps=validation_steps, inputs=inputs)
         elif isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
             vx, vy, *vw = validation_data
             val = Batches(vx, vy, val_batch, False, need_y=True, role=" (validation)",
-                          sample_weight=vw[0] if vw else None, steps=validation_steps)
+                          sample_weight=vw[0] if vw else None, steps=validation_steps, inputs=inputs)
         else:
             raise TypeError("validation_data must be a pair (x_val, y_val), a triple (x_val, y_val, "
                             "sample_weight_val), a Dataset/DataLoader or a generator of batches, got "
@@ -88,15 +96,15 @@ def prepare(x: Any, y: Any, batch_size: int, shuffle: bool, validation_split: fl
     elif validation_split:
         if train.loader is not None:
             raise ValueError("validation_split needs array or tensor data; pass validation_data instead")
-        n_val = int(train.x.shape[0] * validation_split)
-        if n_val == 0 or n_val == train.x.shape[0]:
-            raise ValueError(f"validation_split={validation_split} leaves no samples on one side of "
-                             f"{train.x.shape[0]}")
-        cut, sw = train.x.shape[0] - n_val, train.sw
-        val = Batches(train.x[cut:], train.y[cut:], val_batch, False, need_y=True,
-                      sample_weight=None if sw is None else sw[cut:], steps=validation_steps)
-        train = Batches(train.x[:cut], train.y[:cut], batch_size, shuffle, need_y=True,
-                        sample_weight=None if sw is None else sw[:cut], steps=steps_per_epoch)
+        n = rows(train.x)
+        n_val = int(n * validation_split)
+        if n_val == 0 or n_val == n:
+            raise ValueError(f"validation_split={validation_split} leaves no samples on one side of {n}")
+        cut, sw = n - n_val, train.sw
+        val = Batches(take(train.x, slice(cut, None)), train.y[cut:], val_batch, False, need_y=True,
+                      sample_weight=None if sw is None else sw[cut:], steps=validation_steps, inputs=inputs)
+        train = Batches(take(train.x, slice(None, cut)), train.y[:cut], batch_size, shuffle, need_y=True,
+                        sample_weight=None if sw is None else sw[:cut], steps=steps_per_epoch, inputs=inputs)
     if class_weight is not None:
         if train.loader is not None:  # weighed batch by batch as they are drawn
             train.class_weight = check_class_weight(class_weight)
@@ -147,11 +155,11 @@ def train_epoch(model: Any, runner: nn.Module, optimizer: torch.optim.Optimizer,
             if shard is None:
                 (loss + penalty).backward()
             else:  # DDP averages gradients over processes; weigh each by its share of the rows
-                (loss * (xw.shape[0] * shard[1] / train.global_rows) + penalty).backward()
+                (loss * (rows(xw) * shard[1] / train.global_rows) + penalty).backward()
             loss = loss.detach() + penalty
             optimizer.step()
-            rows = xw.shape[0] if tbptt is None else xw.shape[0] * xw.shape[1] / xb.shape[1]
-            logs.add(model, loss, pred.detach(), yw, rows, out_mask)
+            n = rows(xw) if tbptt is None else xw.shape[0] * xw.shape[1] / xb.shape[1]
+            logs.add(model, loss, pred.detach(), yw, n, out_mask)
         batch_logs = logs.values()  # one dict that every callback sees (and may change)
         for cb in callbacks:
             cb.on_train_batch_end(step, batch_logs)
@@ -171,7 +179,7 @@ def evaluate(model: Any, batches: Batches) -> dict[str, float]:
     with torch.no_grad():
         for xb, yb, swb in batches:
             pred, mask = model(xb, return_mask=True)
-            logs.add(model, model.loss_fn(yb, pred, mask, swb) + model.penalty(), pred, yb, xb.shape[0], mask)
+            logs.add(model, model.loss_fn(yb, pred, mask, swb) + model.penalty(), pred, yb, rows(xb), mask)
     return logs.values()
 
 
@@ -209,6 +217,8 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
     batch_size = _checks.batch_size(batch_size)
     if tbptt is not None:
         tbptt = _checks.positive_int("tbptt", tbptt)
+        if model.input_count() > 1:
+            raise ValueError("tbptt cuts one input into windows: a model of several inputs cannot take it")
         if not any(getattr(layer, "stateful", False) for layer in model.modules()):
             raise ValueError("tbptt needs a stateful GRU layer (layers.GRU(units, stateful=True, "
                              "return_sequences=True)) to carry the state from one window to the next")
@@ -221,7 +231,8 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
     train, val = prepare(x, y, batch_size, shuffle, validation_split, validation_data, sample_weight,
                          class_weight, _checks.optional_positive_int("steps_per_epoch", steps_per_epoch),
                          _checks.optional_positive_int("validation_steps", validation_steps),
-                         _checks.optional_positive_int("validation_batch_size", validation_batch_size))
+                         _checks.optional_positive_int("validation_batch_size", validation_batch_size),
+                         model.input_count())
     validate_after = _validation_epochs(validation_freq, initial_epoch, epochs, val)
     if val is not None and val.one_shot and val.steps is None and len(validate_after) > 1 and resume is None:
         raise ValueError(f"validation_data is a generator, which can be read once, and fit would validate "

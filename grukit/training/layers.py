@@ -69,6 +69,18 @@ def keras_variable_groups(module: nn.Module) -> list[list[nn.Parameter]]:
     return groups
 
 
+# How a layer called on a graph's tensor makes its node: functional.call, registered by
+# training/functional.py, which builds on this module (and is imported with grukit)
+FUNCTIONAL_CALL: list[Any] = []
+
+
+def _symbolic(value: Any) -> bool:
+    """Whether a layer's argument stands for a graph's tensor (functional.KerasTensor, layers.Input)."""
+    if isinstance(value, (list, tuple)):
+        return any(getattr(v, "_keras_symbolic", False) for v in value)
+    return getattr(value, "_keras_symbolic", False)
+
+
 def split_weights(weights: Any, counts: list[int]) -> list[list[Any]]:
     """A flat list of weights cut into consecutive parts of ``counts`` arrays."""
     starts = [sum(counts[:i]) for i in range(len(counts))]
@@ -114,6 +126,17 @@ class Layer(nn.Module):
 
     def call(self, x: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
         raise NotImplementedError
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``layer(x, mask)`` on tensors: (output, mask), the layer's forward. ``layer(x)`` on a
+        layers.Input or another layer's output in a graph (Keras' functional API): the
+        output(s) as KerasTensors (training/functional.py), for gk.Model(inputs, outputs)."""
+        if (args and _symbolic(args[0])) or _symbolic(kwargs.get("initial_state")) or (
+                not args and _symbolic(kwargs.get("x", kwargs.get("inputs")))):
+            if not args:
+                args = (kwargs.pop("x") if "x" in kwargs else kwargs.pop("inputs"),)
+            return FUNCTIONAL_CALL[0](self, *args, **kwargs)
+        return super().__call__(*args, **kwargs)
 
     # Keras' initializers and regularizers: ``kernel_initializer``, ``recurrent_regularizer`` ...
 
@@ -226,6 +249,29 @@ class Layer(nn.Module):
             raise ValueError(f"{what} needs a built layer: its weights are made on the first call "
                              "(or when a Sequential model starts with layers.Input / input_shape)")
 
+    @property
+    def output(self) -> Any:
+        """Keras' ``layer.output``: in a functional graph, what this layer's one call gave (a
+        KerasTensor, or a list of them), e.g. for ``gk.Model(inputs, layer.output)``, a model of
+        the features it computes."""
+        tensors = self._only_node("output").tensors
+        return tensors[0] if len(tensors) == 1 else list(tensors)
+
+    @property
+    def input(self) -> Any:
+        """Keras' ``layer.input``: in a functional graph, what this layer's one call read."""
+        return self._only_node("input").x
+
+    def _only_node(self, what: str) -> Any:
+        nodes = self.__dict__.get("_keras_nodes", [])
+        if not nodes:  # never called on a graph's tensors: no such attribute (hasattr is False)
+            raise AttributeError(f"{type(self).__name__}.{what}: the layer has not been called in a "
+                                 "functional graph")
+        if len(nodes) != 1:
+            raise ValueError(f"{type(self).__name__}.{what} is the {what} of the layer's one call in a "
+                             f"functional graph; it has been called on symbolic tensors {len(nodes)} times")
+        return nodes[0]
+
     def reset_states(self) -> None:
         """Forget carried state (stateful layers)."""
 
@@ -236,9 +282,13 @@ class Layer(nn.Module):
 
 class Input(Layer):
     """Declares the shape of one sample, ``shape=(T, F)`` or ``(T,)`` for token ids, so
-    that a Sequential model is built when it is made: ``layers.Input((None, 8))``.
+    that a Sequential model is built when it is made: ``layers.Input((None, 8))``. In
+    Keras' functional API it stands for the data: layers called on it make the graph that
+    ``gk.Model(inputs, outputs)`` runs (training/functional.py).
     ``batch_size`` fixes the batch, as Keras' does: stateful layers then start from
     zeros of that many rows and refuse another batch size until reset_states()."""
+
+    _keras_symbolic = True  # calling a layer on it makes a functional graph (training/functional.py)
 
     def __init__(self, shape: tuple, dtype: str = "float32", batch_size: Optional[int] = None,
                  name: Optional[str] = None) -> None:
@@ -1090,9 +1140,164 @@ class Bidirectional(Layer):
                    None if backward is None else GRU(**backward))
 
 
+class _Merge(Layer):
+    """Keras' merge layers, for functional models (gk.Model): a list of tensors of one shape
+    made into one, element by element. A step is real where it is real in every input that
+    has a mask (Keras' rule)."""
+
+    fewest, most = 2, None  # how many inputs the layer takes
+
+    def __init__(self, **keras: Any) -> None:
+        super().__init__(**keras)
+        self.built = True
+
+    def _check(self, x: Any) -> list[Tensor]:
+        kind = type(self).__name__
+        if not isinstance(x, (list, tuple)) or not all(isinstance(t, Tensor) for t in x):
+            raise TypeError(f"{kind} takes a list of tensors (layers' outputs in a functional model), got "
+                            f"{_checks.describe(x)}")
+        if len(x) < self.fewest or (self.most is not None and len(x) > self.most):
+            want = self.fewest if self.most == self.fewest else f"at least {self.fewest}"
+            raise ValueError(f"{kind} takes {want} tensors, got {len(x)}")
+        return list(x)
+
+    def _same_shapes(self, x: list[Tensor]) -> None:
+        if any(t.shape != x[0].shape for t in x):
+            raise ValueError(f"{type(self).__name__} needs inputs of one shape, got "
+                             f"{[tuple(t.shape) for t in x]}")
+
+    @staticmethod
+    def _masks(mask: Any) -> Mask:
+        found = [m for m in (mask or []) if m is not None]
+        return functools.reduce(torch.logical_and, found) if found else None
+
+    def call(self, x: Any, mask: Any) -> tuple[Tensor, Mask]:
+        x = self._check(x)
+        self._same_shapes(x)
+        return self.combine(x), self._masks(mask)
+
+    def combine(self, x: list[Tensor]) -> Tensor:
+        raise NotImplementedError
+
+
+class Add(_Merge):
+    """Keras' Add: the sum of the inputs."""
+
+    def combine(self, x: list[Tensor]) -> Tensor:
+        return functools.reduce(torch.add, x)
+
+
+class Subtract(_Merge):
+    """Keras' Subtract: the first input minus the second."""
+
+    fewest = most = 2
+
+    def combine(self, x: list[Tensor]) -> Tensor:
+        return x[0] - x[1]
+
+
+class Multiply(_Merge):
+    """Keras' Multiply: the product of the inputs."""
+
+    def combine(self, x: list[Tensor]) -> Tensor:
+        return functools.reduce(torch.mul, x)
+
+
+class Average(_Merge):
+    """Keras' Average: the mean of the inputs."""
+
+    def combine(self, x: list[Tensor]) -> Tensor:
+        return functools.reduce(torch.add, x) / len(x)
+
+
+class Maximum(_Merge):
+    """Keras' Maximum: the largest of the inputs, element by element."""
+
+    def combine(self, x: list[Tensor]) -> Tensor:
+        return functools.reduce(torch.maximum, x)
+
+
+class Minimum(_Merge):
+    """Keras' Minimum: the smallest of the inputs, element by element."""
+
+    def combine(self, x: list[Tensor]) -> Tensor:
+        return functools.reduce(torch.minimum, x)
+
+
+class Concatenate(_Merge):
+    """Keras' Concatenate: the inputs joined along ``axis`` (default -1, the features; their
+    other axes must agree). Joined along the time axis (1, of 3-D inputs) their masks are
+    joined too (an input without one: all real); otherwise a step is real where it is real
+    in every input that has a mask."""
+
+    def __init__(self, axis: int = -1, **keras: Any) -> None:
+        super().__init__(**keras)
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
+            raise ValueError(f"axis must be a nonzero int (axis 0 is the batch), got {axis!r}")
+        self.axis = axis
+
+    def call(self, x: Any, mask: Any) -> tuple[Tensor, Mask]:
+        x = self._check(x)
+        dims = {t.dim() for t in x}
+        if len(dims) != 1 or not -x[0].dim() <= self.axis < x[0].dim():
+            raise ValueError(f"Concatenate(axis={self.axis}) needs inputs with one number of axes that "
+                             f"include it, got shapes {[tuple(t.shape) for t in x]}")
+        axis = self.axis % x[0].dim()
+        if any(t.shape[:axis] + t.shape[axis + 1:] != x[0].shape[:axis] + x[0].shape[axis + 1:] for t in x):
+            raise ValueError(f"Concatenate(axis={self.axis}) needs inputs that agree on every other axis, "
+                             f"got shapes {[tuple(t.shape) for t in x]}")
+        out = torch.cat(x, dim=axis)
+        if mask is None:
+            return out, None
+        if axis == 1 and x[0].dim() == 3:  # joined in time: so are the masks
+            full = [m if m is not None else torch.ones(t.shape[:2], dtype=torch.bool, device=t.device)
+                    for t, m in zip(x, mask, strict=True)]
+            return out, torch.cat(full, dim=1)
+        return out, self._masks(mask)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"axis": self.axis}
+
+
+def add(inputs: list, **keras: Any) -> Any:
+    """Keras' ``layers.add(inputs)``: ``Add()(inputs)``."""
+    return Add(**keras)(inputs)
+
+
+def subtract(inputs: list, **keras: Any) -> Any:
+    """Keras' ``layers.subtract(inputs)``: ``Subtract()(inputs)``."""
+    return Subtract(**keras)(inputs)
+
+
+def multiply(inputs: list, **keras: Any) -> Any:
+    """Keras' ``layers.multiply(inputs)``: ``Multiply()(inputs)``."""
+    return Multiply(**keras)(inputs)
+
+
+def average(inputs: list, **keras: Any) -> Any:
+    """Keras' ``layers.average(inputs)``: ``Average()(inputs)``."""
+    return Average(**keras)(inputs)
+
+
+def maximum(inputs: list, **keras: Any) -> Any:
+    """Keras' ``layers.maximum(inputs)``: ``Maximum()(inputs)``."""
+    return Maximum(**keras)(inputs)
+
+
+def minimum(inputs: list, **keras: Any) -> Any:
+    """Keras' ``layers.minimum(inputs)``: ``Minimum()(inputs)``."""
+    return Minimum(**keras)(inputs)
+
+
+def concatenate(inputs: list, axis: int = -1, **keras: Any) -> Any:
+    """Keras' ``layers.concatenate(inputs, axis=-1)``: ``Concatenate(axis)(inputs)``."""
+    return Concatenate(axis, **keras)(inputs)
+
+
 LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GlobalAveragePooling1D,
                                   GlobalMaxPooling1D, RepeatVector, TimeDistributed, GRU, MinGRU,
-                                  Bidirectional, Flatten, Activation, Conv1D, MaxPooling1D, GRUCell, RNN)}
+                                  Bidirectional, Flatten, Activation, Conv1D, MaxPooling1D, GRUCell, RNN,
+                                  Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
 
 
 def from_config(name: str, config: dict[str, Any]) -> Layer:

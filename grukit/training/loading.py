@@ -6,12 +6,13 @@ from typing import Any
 
 import torch
 
-from . import checkpoint, optimizers, placement
+from . import checkpoint, functional, optimizers, placement
 from . import layers as L
-from .sequential import MODEL_FILES, Sequential
+from .model import MODEL_FILES, Model
+from .sequential import Sequential
 
 
-def load(path: str, device: Any = "auto") -> Sequential:
+def load(path: str, device: Any = "auto") -> Model:
     """Read a model written by ``model.save``: layers, weights and compile settings. The
     file holds no device: the model goes to ``device`` ("auto": a GPU when there is one;
     "cpu", "cuda", "cuda:N"), wherever it was saved. A ``.keras`` file that Keras wrote is
@@ -48,9 +49,14 @@ def _build(config: Any, tensors: dict, path: str, device: str = "auto") -> Any:
         raise ValueError(f"path {path!r} was written by a newer grukit (format version {config['version']})")
     spec = config["model"]
     _check_sizes(spec, tensors, path)
-    model = Sequential([L.from_config(item["class_name"], item["config"]) for item in spec["layers"]],
-                       device=device)
-    if spec.get("input_spec"):
+    layers = [L.from_config(item["class_name"], item["config"]) for item in spec["layers"]]
+    if "graph" in spec:  # a functional model: the graph replayed on the layers
+        inputs, outputs = functional.rebuild(layers, spec["graph"])
+        model: Model = Model(inputs, outputs, device=device)
+        model.build_from(None)
+    else:
+        model = Sequential(layers, device=device)
+    if "graph" not in spec and spec.get("input_spec"):
         dtype = torch.long if spec["input_spec"]["dtype"].startswith("int") else torch.float32
         stored = spec["input_spec"]["shape"]  # _check_sizes bounded its length where weights depend on it
         shape = [model.build_steps(stored[0] if len(stored) > 1 else None), *stored[1:]]

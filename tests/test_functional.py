@@ -1,0 +1,308 @@
+"""Keras' functional API: gk.Model(inputs, outputs) over layers called on layers.Input, held
+against Keras itself on the same weights (a seq2seq graph with a shared Embedding, a
+bidirectional encoder's states joined as the decoder's initial state, merge layers), against
+Sequential, through save and load, and with the errors a user meets."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import grukit as gk
+from grukit import layers as gl
+
+keras = pytest.importorskip("keras")  # a dev dependency: installed by `make test`
+
+
+def _seq2seq(lib, decoder_steps=4):
+    """Encoder and decoder share an Embedding; the encoder's two final states, joined, start
+    the decoder; the decoder's steps get the encoder's pooled sequence added to each."""
+    L = keras.layers if lib == "keras" else gl
+    ids = "int32" if lib == "keras" else "int64"
+    enc_in = L.Input((None,), dtype=ids, name="enc_in")
+    dec_in = L.Input((decoder_steps,), dtype=ids, name="dec_in")
+    emb = L.Embedding(20, 6, mask_zero=True, name="emb")
+    encoder = L.Bidirectional(L.GRU(5, return_sequences=True, return_state=True), name="enc")
+    seq, h_f, h_b = encoder(emb(enc_in))
+    state = L.Concatenate(name="cat")([h_f, h_b])
+    # Keras 3 drops the Embedding's mask when a layer is called with a second tensor
+    # (initial_state), unlike Keras 2 and unlike its own eager call given mask=: grukit keeps
+    # it, and the Keras model here is given it explicitly
+    extra = {"mask": keras.ops.not_equal(dec_in, 0)} if lib == "keras" else {}
+    dec = L.GRU(10, return_sequences=True, name="dec")(emb(dec_in), initial_state=state, **extra)
+    pooled = L.Dense(10, name="proj")(L.GlobalAveragePooling1D(name="pool")(seq))
+    mixed = L.Add(name="add")([dec, L.RepeatVector(decoder_steps, name="rep")(pooled)])
+    out = L.Dense(20, activation="softmax", name="out")(mixed)
+    return (keras.Model if lib == "keras" else gk.Model)([enc_in, dec_in], out)
+
+
+def _same_weights(theirs, ours, seed=1):
+    rng = np.random.default_rng(seed)
+    for w in theirs.weights:
+        w.assign(rng.normal(0, 0.5, size=w.shape).astype("float32"))
+    for layer in theirs.layers:
+        if layer.get_weights():
+            ours.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def _data(pad_decoder=True):
+    rng = np.random.default_rng(4)
+    xe = rng.integers(1, 20, (6, 7))
+    xe[0, 4:] = 0  # padding at the end, at the start, and a row of one real step
+    xe[1, :2] = 0
+    xe[2, 1:] = 0
+    xd = rng.integers(1, 20, (6, 4))
+    if pad_decoder:
+        xd[3, 2:] = 0
+    return xe, xd, rng.integers(0, 20, (6, 4))
+
+
+def test_a_seq2seq_graph_computes_what_keras_computes():
+    keras.utils.set_random_seed(0)
+    theirs, ours = _seq2seq("keras"), _seq2seq("grukit")
+    _same_weights(theirs, ours)
+    xe, xd, _ = _data()
+    want = np.asarray(theirs.predict([xe, xd], verbose=0))
+    got = ours.predict([xe, xd])
+    assert got.shape == (6, 4, 20)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    # called on tensors, as a torch module: the same
+    with torch.no_grad():
+        called = ours([torch.as_tensor(xe), torch.as_tensor(xd)])
+    np.testing.assert_allclose(called.numpy(), want, rtol=0, atol=1e-5)
+    assert [la.name for la in ours.layers] == ["enc_in", "dec_in", "emb", "enc", "cat", "dec", "pool", "proj",
+                                               "rep", "add", "out"]
+    assert len([la for la in ours.layers if la.name == "emb"]) == 1  # shared: one layer, one set of weights
+
+
+def test_a_functional_model_trains_as_keras_epoch_by_epoch():
+    keras.utils.set_random_seed(0)
+    theirs, ours = _seq2seq("keras"), _seq2seq("grukit")
+    _same_weights(theirs, ours, seed=2)
+    xe, xd, y = _data(pad_decoder=False)  # Keras 3 masks no decoder step of this graph's loss
+    theirs.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    ours.compile(optimizer="sgd", learning_rate=0.5, loss="sparse_categorical_crossentropy")
+    h_k = theirs.fit([xe, xd], y, batch_size=3, epochs=3, shuffle=False, verbose=0,
+                     validation_data=([xe[:2], xd[:2]], y[:2]))
+    h_o = ours.fit([xe, xd], y, batch_size=3, epochs=3, shuffle=False, verbose=0,
+                   validation_data=([xe[:2], xd[:2]], y[:2]))
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(h_o.history[key], h_k.history[key], rtol=1e-4)
+    assert h_o.history["loss"][-1] < h_o.history["loss"][0]
+    np.testing.assert_allclose(ours.predict([xe, xd]), np.asarray(theirs.predict([xe, xd], verbose=0)),
+                               atol=1e-4)
+    assert ours.evaluate([xe, xd], y) == pytest.approx(theirs.evaluate([xe, xd], y, verbose=0), rel=1e-4)
+
+
+def test_a_functional_chain_is_the_sequential_model_of_its_layers():
+    ids = np.random.default_rng(0).integers(0, 30, (40, 9))
+    y = (ids.sum(1) > 135).astype("float32")
+
+    def layers():
+        gk.set_seed(3)
+        return [gl.Embedding(30, 8, mask_zero=True), gl.GRU(6), gl.Dense(1, activation="sigmoid")]
+
+    seq = gk.Sequential([gl.Input((9,), dtype="int64"), *layers()])
+    first, second, third = layers()
+    inputs = gl.Input((9,), dtype="int64")
+    model = gk.Model(inputs, third(second(first(inputs))))
+    model.set_weights(seq.get_weights())
+    histories = []
+    for m in (seq, model):
+        gk.set_seed(5)
+        m.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+        histories.append(m.fit(ids, y, epochs=3, batch_size=8, validation_split=0.25, verbose=0).history)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-5)
+    np.testing.assert_allclose(model.predict(ids), seq.predict(ids), atol=1e-6)
+    assert model.count_params() == seq.count_params() == 30 * 8 + 3 * 6 * (8 + 6 + 2) + 7
+
+
+def test_save_and_load_keep_the_graph_weights_and_compile_settings(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _seq2seq("grukit")
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    xe, xd, y = _data()
+    model.fit([xe, xd], y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.grukit")
+    back = gk.load(tmp_path / "m.grukit")
+    assert isinstance(back, gk.Model) and not isinstance(back, gk.Sequential)
+    np.testing.assert_array_equal(back.predict([xe, xd]), model.predict([xe, xd]))
+    assert [la.name for la in back.layers] == [la.name for la in model.layers]
+    assert back.compiled and back.loss_name == "sparse_categorical_crossentropy"
+    back.fit([xe, xd], y, epochs=1, verbose=0)  # trains on
+    with pytest.warns(UserWarning, match="Keras files of Sequential models only"):
+        model.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(gk.load(tmp_path / "m.keras").predict([xe, xd]), model.predict([xe, xd]))
+
+
+def test_shapes_summary_and_the_free_time_axis():
+    inputs = gl.Input((None, 3))
+    seq, state = gl.GRU(4, return_sequences=True, return_state=True)(inputs)
+    assert seq.shape == (None, None, 4) and state.shape == (None, 4) and seq.dtype == "float32"
+    halved = gl.Conv1D(2, 3, strides=2)(seq)
+    assert halved.shape == (None, None, 2)
+    fixed = gl.RepeatVector(5)(state)
+    assert fixed.shape == (None, 5, 4)
+    joined = gl.concatenate([fixed, gl.Dense(4)(fixed)], axis=1)
+    assert joined.shape == (None, 10, 4)
+    model = gk.Model(inputs, [gl.GlobalMaxPooling1D()(joined), state])
+    text = model.summary()
+    assert "gru (GRU)" in text and "(None, None, 4), (None, 4)" in text
+    assert "concatenate (Concatenate)" in text and "repeat_vector, dense" in text
+    assert f"total params: {model.count_params():,}" in text
+    outs = model.predict(np.random.default_rng(0).random((3, 11, 3)))
+    assert isinstance(outs, list) and [o.shape for o in outs] == [(3, 4), (3, 4)]
+    assert len(model.inputs) == 1 and model.inputs[0].shape == (None, None, 3)
+    assert [t.shape for t in model.outputs] == [(None, 4), (None, 4)]
+    # a Dense after a Flatten needs the length: refused while the graph is made, not at fit
+    with pytest.raises(ValueError, match="needs it declared in layers.Input"):
+        gl.Dense(1)(gl.Flatten()(gl.Input((None, 3))))
+    declared = gl.Input((8, 3))
+    assert gl.Dense(1)(gl.Flatten()(declared)).shape == (None, 1)
+
+
+def test_masks_travel_the_graph_and_merge_as_keras():
+    ids = gl.Input((5,), dtype="int64")
+    a = gl.Embedding(10, 3, mask_zero=True)(ids)
+    features = gl.Input((5, 2))
+    b = gl.Dense(3)(features)  # no mask
+    x = np.array([[1, 2, 0, 0, 0], [3, 0, 4, 5, 6]])
+    for merge in (gl.Add(), gl.Subtract(), gl.Multiply(), gl.Average(), gl.Maximum(), gl.Minimum()):
+        ta, tb = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+        mask = torch.as_tensor(x != 0)
+        out, out_mask = merge([ta, tb], [mask, None])
+        want = {"Add": ta + tb, "Subtract": ta - tb, "Multiply": ta * tb, "Average": (ta + tb) / 2,
+                "Maximum": torch.maximum(ta, tb), "Minimum": torch.minimum(ta, tb)}[type(merge).__name__]
+        torch.testing.assert_close(out, want, rtol=0, atol=0)
+        assert torch.equal(out_mask, mask)
+    # joined in time, the masks are joined too (an input without one: all real)
+    out, out_mask = gl.Concatenate(axis=1)([torch.zeros(2, 5, 3), torch.zeros(2, 2, 3)],
+                                          [torch.as_tensor(x != 0), None])
+    assert out.shape == (2, 7, 3)
+    assert out_mask.tolist() == [[True, True, False, False, False, True, True],
+                                 [True, False, True, True, True, True, True]]
+    # a masked sequence through a merge to a GRU: the GRU skips the masked steps
+    merged = gl.add([a, b])
+    model = gk.Model([ids, features], gl.GRU(4)(merged))
+    rng = np.random.default_rng(0)
+    feats = rng.random((2, 5, 2)).astype("float32")
+    full = model.predict([x, feats])
+    x2, feats2 = x.copy(), feats.copy()
+    x2[0, 2:] = 0
+    feats2[0, 2:] = 7.0  # what the masked steps hold does not matter
+    np.testing.assert_allclose(model.predict([x2, feats2]), full, atol=1e-6)
+
+
+def test_several_inputs_take_lists_datasets_and_generators():
+    a, b = gl.Input((6, 2)), gl.Input((3,))
+    out = gl.Dense(1)(gl.concatenate([gl.GRU(4)(a), gl.Dense(4)(b)]))
+    model = gk.Model([a, b], out)
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    xa, xb, y = rng.random((20, 6, 2)), rng.random((20, 3)), rng.random((20, 1))
+    gk.set_seed(0)
+    arrays = model.fit([xa, xb], y, epochs=2, batch_size=5, shuffle=False, verbose=0).history["loss"]
+
+    def batches():
+        for i in range(0, 20, 5):
+            yield (xa[i:i + 5], xb[i:i + 5]), y[i:i + 5]
+
+    model2 = gk.Model([a, b], out)  # a second model of the same layers: the same weights
+    assert model2.layers[2] is model.layers[2]
+    model2.compile("adam", "mse")
+    assert model2.evaluate(batches()) == pytest.approx(model.evaluate([xa, xb], y), rel=1e-6)
+    ds = torch.utils.data.TensorDataset(torch.as_tensor(xa).float(), torch.as_tensor(xb).float(),
+                                        torch.as_tensor(y).float())
+    loader = torch.utils.data.DataLoader(ds, batch_size=5)
+    assert model.evaluate((((p, q), t) for p, q, t in loader)) == pytest.approx(
+        model.evaluate([xa, xb], y), rel=1e-6)
+    model.fit(batches(), epochs=1, verbose=0, validation_data=([xa, xb], y))
+    assert len(arrays) == 2 and model.predict([xa, xb]).shape == (20, 1)
+    with pytest.raises(ValueError, match="x must be a list of 2 arrays, one per input"):
+        model.fit(xa, y, verbose=0)
+    with pytest.raises(ValueError, match=r"x's arrays must have the same number of samples, got \[20, 19\]"):
+        model.fit([xa, xb[:19]], y, verbose=0)
+    with pytest.raises(ValueError, match="x must be a list of 2 inputs"):
+        model([torch.zeros(1, 6, 2)])
+    with pytest.raises(ValueError, match="tbptt cuts one input"):
+        model.fit([xa, xb], y, tbptt=2, verbose=0)
+
+
+def test_what_a_functional_model_refuses_names_the_fix():
+    with pytest.raises(TypeError, match="gk.Model takes inputs and outputs"):
+        gk.Model()
+    inputs, other = gl.Input((None, 2)), gl.Input((None, 2))
+    out = gl.Dense(1)(gl.GRU(3)(gl.add([inputs, other])))
+    with pytest.raises(ValueError, match="outputs depend on a layers.Input that is not in inputs"):
+        gk.Model(inputs, out)
+    with pytest.raises(TypeError, match="inputs must be layers.Input objects"):
+        gk.Model(np.zeros(3), out)
+    with pytest.raises(TypeError, match="outputs must be layer outputs"):
+        gk.Model([inputs, other], np.zeros(3))
+    two = gk.Model([inputs, other], [out, out])
+    two.compile("adam", "mse")
+    with pytest.raises(ValueError, match="trains and scores a model of one output; this one has 2"):
+        two.fit([np.zeros((2, 3, 2))] * 2, np.zeros((2, 1)), verbose=0)
+    with pytest.raises(TypeError, match="takes no mask="):
+        gl.GRU(3)(inputs, mask=np.ones((1, 2)))
+    with pytest.raises(TypeError, match="got an unexpected keyword argument 'training'"):
+        gl.GRU(3)(inputs, training=True)
+    with pytest.raises(TypeError, match="layers.Input is where a functional model starts"):
+        gl.Input((2,))(inputs)
+    with pytest.raises(TypeError, match="a KerasTensor has no value"):
+        bool(gl.GRU(3)(inputs))
+    with pytest.raises(ValueError, match="Subtract takes 2 tensors, got 3"):
+        gl.subtract([inputs, inputs, inputs])
+    with pytest.raises(ValueError, match="Concatenate.* needs inputs that agree on every other axis"):
+        gl.concatenate([gl.Input((4, 2)), gl.Input((5, 2))])
+    with pytest.raises(TypeError, match="Add takes a list of tensors"):
+        gk.Sequential([gl.Input((3, 2)), gl.Add()])
+    with pytest.raises(ValueError, match="axis must be a nonzero int"):
+        gl.Concatenate(axis=0)
+    with pytest.raises(AttributeError):  # a Sequential has no graph of Inputs
+        _ = gk.Sequential([gl.Dense(1)]).inputs
+
+
+def test_bfloat16_and_int8_serving_take_a_functional_model():
+    inputs = gl.Input((None, 4))
+    model = gk.Model(inputs, gl.Dense(2)(gl.GRU(8)(inputs)))
+    x = np.random.default_rng(0).random((3, 7, 4)).astype("float32")
+    want = model.predict(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for dtype, tol in ((torch.bfloat16, 0.05), (torch.qint8, 0.05)):
+            got = gk.quantize(model, dtype).predict(x)
+            assert got.dtype == np.float32
+            np.testing.assert_allclose(got, want, atol=tol)
+
+
+def test_a_layers_output_makes_a_feature_model_and_gk_input_is_layers_input():
+    assert gk.Input is gl.Input
+    inputs = gk.Input((None, 3))
+    gru = gl.GRU(4, return_sequences=True, name="features")
+    model = gk.Model(inputs, gl.Dense(1)(gl.GlobalAveragePooling1D()(gru(inputs))), name="regressor")
+    features = gk.Model(model.input, model.get_layer("features").output)
+    x = np.random.default_rng(0).random((2, 5, 3)).astype("float32")
+    with torch.no_grad():
+        want, _ = model.get_layer("features")(torch.as_tensor(x), None)
+    np.testing.assert_allclose(features.predict(x), want.numpy(), atol=1e-6)
+    assert gru.input.shape == (None, None, 3) and gru.input.node.layer is inputs
+    assert model.output.shape == (None, 1) and model.name == "regressor"
+    assert not hasattr(gl.GRU(2), "output")  # never called in a graph
+    gru(gk.Input((None, 3)))
+    with pytest.raises(ValueError, match="called on symbolic tensors 2 times"):
+        _ = gru.output
+    with pytest.raises(TypeError, match="a model is not called on a functional graph's tensors"):
+        model(gk.Input((None, 3)))
+
+
+def test_an_input_the_outputs_do_not_read_is_taken_and_saved(tmp_path):
+    used, unused = gk.Input((None, 2)), gk.Input((3,))
+    model = gk.Model([used, unused], gl.Dense(1)(gl.GRU(3)(used)))
+    x = [np.ones((2, 4, 2), "float32"), np.zeros((2, 3), "float32")]
+    model.save(tmp_path / "m.grukit")
+    back = gk.load(tmp_path / "m.grukit")
+    assert back.input_count() == 2
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
