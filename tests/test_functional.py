@@ -306,3 +306,49 @@ def test_an_input_the_outputs_do_not_read_is_taken_and_saved(tmp_path):
     back = gk.load(tmp_path / "m.grukit")
     assert back.input_count() == 2
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
+
+
+def test_a_keras_functional_model_file_loads_with_its_graph_weights_and_masks(tmp_path):
+    keras.utils.set_random_seed(0)
+    theirs = _seq2seq("keras")
+    _same_weights(theirs, _seq2seq("grukit"), seed=3)
+    theirs.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    theirs.save(tmp_path / "s2s.keras")
+    ours = gk.load(tmp_path / "s2s.keras")
+    assert type(ours) is gk.Model and ours.compiled and ours.loss_name == "sparse_categorical_crossentropy"
+    xe, xd, y = _data()
+    np.testing.assert_allclose(ours.predict([xe, xd]), np.asarray(theirs.predict([xe, xd], verbose=0)),
+                               rtol=0, atol=1e-5)
+    assert [la.name for la in ours.layers][:3] == ["enc_in", "dec_in", "emb"]
+
+    # Keras' own way, no explicit mask: Keras 3 runs the decoder (called with initial_state)
+    # without its mask, and the file says so; two GRUs of one size in two branches take their
+    # own weights (the weights file names them by kind, in the config's order)
+    enc_in, dec_in = keras.Input((None,), dtype="int32"), keras.Input((None,), dtype="int32")
+    emb = keras.layers.Embedding(20, 6, mask_zero=True)
+    _, h = keras.layers.GRU(5, return_state=True)(emb(enc_in))
+    started = keras.layers.GRU(5, return_sequences=True)(emb(dec_in), initial_state=h)
+    plain = keras.layers.GRU(5, return_sequences=True)(emb(dec_in))
+    k2 = keras.Model([enc_in, dec_in], keras.layers.Dense(3)(keras.layers.concatenate([started, plain])))
+    rng = np.random.default_rng(4)
+    for w in k2.weights:
+        w.assign(rng.normal(0, 0.5, size=w.shape).astype("float32"))
+    k2.save(tmp_path / "plain.keras")
+    o2 = gk.interop.load_keras(tmp_path / "plain.keras")
+    np.testing.assert_allclose(o2.predict([xe, xd]), np.asarray(k2.predict([xe, xd], verbose=0)),
+                               rtol=0, atol=1e-5)
+    dec_nodes = [n for n in o2.graph.nodes if isinstance(n.layer, gl.GRU) and n.initial_state is not None]
+    assert [n.masked for n in dec_nodes] == [False]
+    o2.save(tmp_path / "plain.grukit")  # kept through grukit's own file
+    np.testing.assert_array_equal(gk.load(tmp_path / "plain.grukit").predict([xe, xd]), o2.predict([xe, xd]))
+
+
+def test_keras_functional_files_grukit_cannot_hold_are_refused_by_name(tmp_path):
+    inputs = keras.Input((None, 3))
+    shifted = keras.ops.add(keras.layers.GRU(4, return_sequences=True)(inputs), 1.0)
+    keras.Model(inputs, keras.layers.Dense(1)(shifted)).save(tmp_path / "op.keras")
+    with pytest.raises(ValueError, match="computes 'Add' between its layers"):
+        gk.load(tmp_path / "op.keras")
+    keras.Model(inputs, keras.layers.LSTM(2)(inputs)).save(tmp_path / "lstm.keras")
+    with pytest.raises(ValueError, match="Keras layer 'LSTM' has no grukit counterpart"):
+        gk.load(tmp_path / "lstm.keras")

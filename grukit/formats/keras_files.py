@@ -1,5 +1,6 @@
 """Keras 3 model files: ``.keras`` (a zip of config.json and model.weights.h5) and
-``.weights.h5``, read into a grukit ``Sequential`` and written back.
+``.weights.h5``, read into a grukit ``Sequential`` and written back; a functional Keras
+model's file is read into a ``gk.Model`` (``_functional_from_keras``).
 
 Read with h5py alone: Keras itself is not needed to load or save. Supported
 layers: InputLayer, Embedding, Masking, GRU, Bidirectional(GRU), Dense, Dropout, Conv1D,
@@ -25,10 +26,11 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import _checks
-from ..training import checkpoint, optimizers
+from ..training import checkpoint, functional, optimizers
 from ..training import layers as L
 from ..training import sequential as sequential_module
 from ..training.loading import check_sizes
+from ..training.model import Model
 from ..training.sequential import Sequential
 
 PathLike = Union[str, Path]
@@ -50,9 +52,12 @@ _KINDS = {L.GRU: "gru", L.Dense: "dense", L.Embedding: "embedding", L.Masking: "
           L.Conv1D: "conv1d", L.Flatten: "flatten",
           L.Activation: "activation", L.MaxPooling1D: "max_pooling1d",
           L.GlobalAveragePooling1D: "global_average_pooling1d", L.GlobalMaxPooling1D: "global_max_pooling1d",
-          L.RepeatVector: "repeat_vector"}
+          L.RepeatVector: "repeat_vector", L.Add: "add", L.Subtract: "subtract", L.Multiply: "multiply",
+          L.Average: "average", L.Maximum: "maximum", L.Minimum: "minimum", L.Concatenate: "concatenate"}
+_MERGES = {c.__name__: c for c in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)}
 _HELD = ("InputLayer, Embedding, Masking, GRU, Bidirectional, Dense, Dropout, Conv1D, MaxPooling1D, Flatten, "
-         "Activation, GlobalAveragePooling1D, GlobalMaxPooling1D, RepeatVector")
+         "Activation, GlobalAveragePooling1D, GlobalMaxPooling1D, RepeatVector; in functional models also "
+         "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum")
 
 
 def _kind(layer: L.Layer) -> str:
@@ -196,6 +201,10 @@ def _layer_kind_from_keras(entry: dict) -> Optional[L.Layer]:
         return L.GlobalAveragePooling1D() if cls == "GlobalAveragePooling1D" else L.GlobalMaxPooling1D()
     if cls == "RepeatVector":
         return L.RepeatVector(cfg["n"])
+    if cls in _MERGES:
+        return _MERGES[cls]()
+    if cls == "Concatenate":
+        return L.Concatenate(cfg.get("axis", -1))
     if cls == "Bidirectional":
         inner = _layer_from_keras(cfg["layer"])
         if not isinstance(inner, L.GRU):
@@ -277,9 +286,10 @@ def _layer_to_keras(layer: L.Layer, name: str) -> dict:
 
 # ------------------------------------------------------------------ public
 
-def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Sequential:
-    """A grukit Sequential from a Keras 3 ``.keras`` file (architecture and weights), or
-    the weights of a ``.weights.h5`` file loaded into ``model`` (built, same layers)."""
+def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Model:
+    """A grukit Sequential (or, from a Keras functional model, a gk.Model) from a Keras 3
+    ``.keras`` file (architecture and weights), or the weights of a ``.weights.h5`` file loaded
+    into ``model`` (built, same layers)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no Keras file at {str(path)!r}")
@@ -302,8 +312,11 @@ def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Sequential
             weights = z.read("model.weights.h5")
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path.name} is not a readable .keras file: {exc}") from None
+    if config.get("class_name") == "Functional":
+        return _functional_from_keras(config, weights, path)
     if config.get("class_name") != "Sequential":
-        raise ValueError(f"only Sequential Keras models can be read, got {config.get('class_name')!r}")
+        raise ValueError(f"only Sequential and functional Keras models can be read, got "
+                         f"{config.get('class_name')!r}")
     entries = config["config"]["layers"]
     check_sizes(entries, _largest_dimension(weights), str(path))  # before anything is allocated
     layers = [_layer_from_keras(e) for e in entries]
@@ -314,6 +327,100 @@ def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Sequential
         layers.insert(0, L.Input(tuple(shape[1:])))
     model = Sequential(layers)
     _read_weights(model, _auto_names(model), io.BytesIO(weights))
+    if config.get("compile_config"):
+        _compile_from_keras(model, config["compile_config"], path.name)
+    return model
+
+
+# Keras layers whose node in a functional graph lists the mask it was given ("mask" in its kwargs):
+# a node of theirs without one ran without a mask (Keras 3 gives none to a layer called with a
+# second tensor, such as a GRU's initial_state), and grukit's node then takes none either
+_MASK_ARGUMENT = (L.GRU, L.Bidirectional, L.GlobalAveragePooling1D)
+
+
+def _functional_from_keras(config: dict, weights: bytes, path: Path) -> Model:
+    """A gk.Model from a Keras functional model's config.json and weights: its layers (named as
+    in Keras), the graph replayed node by node (shared layers, initial_state, merges), the weights
+    read under Keras' kind names in the config's layer order. Keras' NotEqual operations (the
+    masks of Embedding(mask_zero=True), which grukit computes itself) are the only operations
+    taken that are not layers."""
+    cfg = config["config"]
+    entries = cfg["layers"]
+    ops = {e["name"] for e in entries if not str(e.get("module", "")).startswith("keras.layers")}
+    for e in entries:
+        if e["name"] in ops and e.get("class_name") != "NotEqual":
+            raise ValueError(f"{path.name}: the Keras model computes {e.get('class_name')!r} between its "
+                             f"layers (a keras.ops operation); grukit reads functional models of layers "
+                             f"({_HELD})")
+    kept = [e for e in entries if e["name"] not in ops]
+    check_sizes(kept, _largest_dimension(weights), str(path))  # before anything is allocated
+    layers = {}
+    for e in kept:
+        layers[e["name"]] = _layer_from_keras(e)
+        layers[e["name"]].name = e["name"]
+    made: dict[tuple[str, int], list[Any]] = {(name, 0): [functional.source(layer)]
+                                              for name, layer in layers.items() if isinstance(layer, L.Input)}
+    pending = [(e["name"], i, node) for e in kept if not isinstance(layers[e["name"]], L.Input)
+               for i, node in enumerate(e.get("inbound_nodes") or [])]
+
+    def tensor(value: Any) -> Any:
+        if isinstance(value, list):
+            return [tensor(v) for v in value]
+        if not (isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"):
+            raise ValueError(f"{path.name}: a layer of the Keras model is called with {value!r}, which "
+                             "grukit does not take (layer calls on layers' outputs only)")
+        name, node, index = value["config"]["keras_history"]
+        if name in ops:
+            raise ValueError(f"{path.name}: the output of Keras operation {name!r} is read as data")
+        return made[(name, node)][index]  # a KeyError: not made yet
+
+    while pending:
+        left = []
+        for name, i, node in pending:
+            args, kwargs = node.get("args") or [], node.get("kwargs") or {}
+            unknown = sorted(set(kwargs) - {"initial_state", "mask", "training"})
+            if len(args) != 1 or unknown or kwargs.get("training"):
+                raise ValueError(f"{path.name}: layer {name!r} is called with {len(args)} positional "
+                                 f"arguments and keywords {sorted(kwargs)}; grukit takes one input (or a "
+                                 "list), initial_state, and the mask and training=False Keras records")
+            try:
+                x = tensor(args[0])
+                state = None if kwargs.get("initial_state") is None else tensor(kwargs["initial_state"])
+            except KeyError:
+                left.append((name, i, node))
+                continue
+            layer = layers[name]
+            masked = "mask" in kwargs or not isinstance(layer, _MASK_ARGUMENT)
+            out = layer(x, initial_state=state, _masked=masked)
+            made[(name, i)] = out if isinstance(out, list) else [out]
+        if len(left) == len(pending):
+            raise ValueError(f"{path.name}: the Keras model's graph reads layers' outputs it never makes "
+                             f"(layer {left[0][0]!r})")
+        pending = left
+
+    def refs(value: Any) -> Any:
+        if value and isinstance(value[0], list):
+            return [refs(v) for v in value]
+        name, node, index = value
+        return made[(name, node)][index]
+
+    inputs, outputs = refs(cfg["input_layers"]), refs(cfg["output_layers"])
+    model = Model([v.node.layer for v in (inputs if isinstance(inputs, list) else [inputs])], outputs,
+                  name=cfg.get("name"))
+    names, seen = {}, {}  # Keras' weights file: each layer under its kind, numbered in the config's order
+    for e in kept:
+        kind = _kind(layers[e["name"]])
+        count = seen.get(kind, 0)
+        seen[kind] = count + 1
+        names[e["name"]] = kind if count == 0 else f"{kind}_{count}"
+    h5py = _h5py()
+    with h5py.File(io.BytesIO(weights), "r") as f:
+        for name, layer in layers.items():
+            if layer.keras_variables():
+                if "layers" not in f or names[name] not in f["layers"]:
+                    raise ValueError(f"{path.name}: layer {name!r} is {names[name]!r} in a Keras weights "
+                                     "file, but the file has no such layer")
+                _set_layer_vars(layer, f["layers"][names[name]], f"layer {name!r}")
     if config.get("compile_config"):
         _compile_from_keras(model, config["compile_config"], path.name)
     return model

@@ -40,10 +40,13 @@ _made = itertools.count()  # the order in which nodes are made
 
 class Node:
     """One call of a layer in a graph: the layer, what it read (``x``: one KerasTensor or a
-    list of them; ``initial_state``: None, one or a list) and how many outputs it gave."""
+    list of them; ``initial_state``: None, one or a list), how many outputs it gave, and
+    whether x's mask reaches it (``masked``: False only for nodes read from a Keras file
+    whose layer Keras 3 called without one: formats/keras_files.py)."""
 
-    def __init__(self, layer: L.Layer, x: Any, initial_state: Any, outputs: int) -> None:
+    def __init__(self, layer: L.Layer, x: Any, initial_state: Any, outputs: int, masked: bool = True) -> None:
         self.layer, self.x, self.initial_state, self.outputs = layer, x, initial_state, outputs
+        self.masked = masked
         self.order = next(_made)
         self.tensors: list[KerasTensor] = []  # its outputs, once made
 
@@ -161,9 +164,10 @@ def split(layer: L.Layer, out: Any, mask: Optional[Tensor]) -> list[tuple[Tensor
             for t in out]
 
 
-def call(layer: L.Layer, x: Any, mask: Any = None, initial_state: Any = None,
+def call(layer: L.Layer, x: Any, mask: Any = None, initial_state: Any = None, _masked: bool = True,
          **unknown: Any) -> Union[KerasTensor, list[KerasTensor]]:
-    """``layer(x)`` in a functional model: the node, run on the probes; its output(s)."""
+    """``layer(x)`` in a functional model: the node, run on the probes; its output(s).
+    ``_masked=False`` (for files Keras wrote): x's mask does not reach this layer."""
     what = f"{type(layer).__name__}"
     if unknown:
         raise TypeError(f"{what}() called in a functional model got an unexpected keyword argument "
@@ -183,6 +187,7 @@ def call(layer: L.Layer, x: Any, mask: Any = None, initial_state: Any = None,
         with torch.no_grad():
             for k in range(len(PROBE_STEPS)):
                 value, masks = _values(xs, k)
+                masks = masks if _masked else None
                 kwargs = {} if states is None else {"initial_state": _values(states, k)[0]}
                 try:
                     out, out_mask = layer(cast_for(layer, value), masks, **kwargs)
@@ -195,7 +200,7 @@ def call(layer: L.Layer, x: Any, mask: Any = None, initial_state: Any = None,
         for m, was in flags:
             m.training = was
         layer.reset_states()  # a stateful layer starts its real calls from zeros
-    node = Node(layer, xs, states, len(results[0]))
+    node = Node(layer, xs, states, len(results[0]), masked=_masked)
     outputs = [KerasTensor(node, i, [r[i][0] for r in results], [r[i][1] for r in results])
                for i in range(node.outputs)]
     node.tensors = outputs
@@ -275,6 +280,7 @@ class Graph:
                 values[id(node)] = [(inputs[self.input_position(node.layer)], None)]
                 continue
             x, mask = read(node.x)
+            mask = mask if node.masked else None
             kwargs = {} if node.initial_state is None else {"initial_state": read(node.initial_state)[0]}
             out, out_mask = node.layer(cast_for(node.layer, x), mask, **kwargs)
             values[id(node)] = split(node.layer, out, out_mask)
@@ -287,8 +293,9 @@ class Graph:
         def refs(v: Any) -> Any:
             return None if v is None else [self.ref(t) for t in v] if isinstance(v, list) else self.ref(v)
 
-        return {"nodes": [{"layer": index[id(n.layer)], "x": refs(n.x),
-                           "initial_state": refs(n.initial_state)} for n in self.nodes],
+        nodes = [{"layer": index[id(n.layer)], "x": refs(n.x), "initial_state": refs(n.initial_state),
+                  **({} if n.masked else {"masked": False})} for n in self.nodes]
+        return {"nodes": nodes,
                 "inputs": [index[id(la)] for la in self.inputs],
                 "outputs": refs(self.outputs[0] if self.single_output else self.outputs)}
 
@@ -321,6 +328,6 @@ def rebuild(layers: list[L.Layer], config: dict[str, Any]) -> tuple[list[L.Input
             made.append([source(layer)])
             continue
         state = resolve(spec["initial_state"])
-        out = call(layer, resolve(spec["x"]), **({} if state is None else {"initial_state": state}))
+        out = call(layer, resolve(spec["x"]), initial_state=state, _masked=spec.get("masked", True))
         made.append(out if isinstance(out, list) else [out])
     return [layers[i] for i in config["inputs"]], resolve(config["outputs"])
