@@ -132,8 +132,7 @@ def test_save_and_load_keep_the_graph_weights_and_compile_settings(tmp_path):
     assert [la.name for la in back.layers] == [la.name for la in model.layers]
     assert back.compiled and back.loss_name == "sparse_categorical_crossentropy"
     back.fit([xe, xd], y, epochs=1, verbose=0)  # trains on
-    with pytest.warns(UserWarning, match="Keras files of Sequential models only"):
-        model.save(tmp_path / "m.keras")
+    model.save(tmp_path / "m.keras")  # a Keras file (test below), with grukit's own inside
     np.testing.assert_array_equal(gk.load(tmp_path / "m.keras").predict([xe, xd]), model.predict([xe, xd]))
 
 
@@ -352,3 +351,40 @@ def test_keras_functional_files_grukit_cannot_hold_are_refused_by_name(tmp_path)
     keras.Model(inputs, keras.layers.LSTM(2)(inputs)).save(tmp_path / "lstm.keras")
     with pytest.raises(ValueError, match="Keras layer 'LSTM' has no grukit counterpart"):
         gk.load(tmp_path / "lstm.keras")
+
+
+def test_a_functional_model_saved_as_keras_loads_in_keras(tmp_path):
+    gk.set_seed(0)
+    ours = _seq2seq("grukit")
+    ours.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    xe, xd, _ = _data()  # a padded decoder: Keras gets its mask written out (NotEqual, as Keras writes one)
+    ours.save(tmp_path / "s2s.keras")
+    theirs = keras.models.load_model(tmp_path / "s2s.keras")
+    np.testing.assert_allclose(np.asarray(theirs.predict([xe, xd], verbose=0)), ours.predict([xe, xd]),
+                               rtol=0, atol=1e-5)
+    assert type(theirs.optimizer).__name__ == "Adam"
+    # two GRUs of one size in two branches, and a Dense shared by both: each weight where Keras
+    # looks for it (its weights file numbers layers in its own order of the graph)
+    a, b = gk.Input((None, 3)), gk.Input((None, 3))
+    g1, g2, shared = gl.GRU(4), gl.GRU(4), gl.Dense(4)
+    out = gl.Dense(1)(gl.concatenate([shared(g2(b)), shared(g1(a)), gl.add([g1(b), g2(a)])]))
+    model = gk.Model([a, b], out)
+    model.save(tmp_path / "branches.keras")
+    theirs = keras.models.load_model(tmp_path / "branches.keras")
+    rng = np.random.default_rng(0)
+    xa, xb = rng.random((5, 6, 3)).astype("float32"), rng.random((5, 6, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(theirs.predict([xa, xb], verbose=0)), model.predict([xa, xb]),
+                               rtol=0, atol=1e-5)
+    # weights alone, both ways
+    for w in theirs.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32"))
+    theirs.save_weights(tmp_path / "k.weights.h5")
+    model.load_weights(tmp_path / "k.weights.h5")
+    np.testing.assert_allclose(model.predict([xa, xb]), np.asarray(theirs.predict([xa, xb], verbose=0)),
+                               rtol=0, atol=1e-5)
+    # a masked decoder whose mask Keras 3 cannot be given as it writes one: grukit's own file
+    feats, state_in = gk.Input((None, 2)), gk.Input((4,))
+    masked = gl.GRU(4, return_sequences=True)(gl.Masking()(feats), initial_state=state_in)
+    with pytest.warns(UserWarning, match="Keras 3 would run it without the mask"):
+        gk.Model([feats, state_in], masked).save(tmp_path / "masked.keras")
+    assert isinstance(gk.load(tmp_path / "masked.keras"), gk.Model)

@@ -30,7 +30,7 @@ from ..training import checkpoint, functional, optimizers
 from ..training import layers as L
 from ..training import sequential as sequential_module
 from ..training.loading import check_sizes
-from ..training.model import Model
+from ..training.model import Model, display_names
 from ..training.sequential import Sequential
 
 PathLike = Union[str, Path]
@@ -64,13 +64,13 @@ def _kind(layer: L.Layer) -> str:
     return _KINDS[type(layer)]
 
 
-def _auto_names(model: Sequential) -> list[str]:
+def _auto_names(layers: Any) -> list[str]:
     """The names under which Keras 3 files keep each layer's variables: the layer kind,
-    numbered from the second of a kind on (gru, gru_1, dense, ...), whatever the
-    layers' own names in config.json."""
+    numbered from the second of a kind on (gru, gru_1, dense, ...) in the model's layer
+    order, whatever the layers' own names in config.json."""
     seen: dict[str, int] = {}
     names = []
-    for layer in model.layers:
+    for layer in layers:
         if type(layer) not in _KINDS:
             raise ValueError(f"{type(layer).__name__} is not among the layers grukit reads and writes in "
                              f"Keras files ({_HELD})")
@@ -95,11 +95,11 @@ def _set_layer_vars(layer: L.Layer, group: Any, where: str) -> None:
                               where)
 
 
-def _write_weights(model: Sequential, names: list[str], target: Any) -> None:
+def _write_weights(layers: Any, names: list[str], target: Any) -> None:
     h5py = _h5py()
     with h5py.File(target, "w") as f:
         top = f.create_group("layers")
-        for layer, name in zip(model.layers, names, strict=True):
+        for layer, name in zip(layers, names, strict=True):
             if isinstance(layer, L.Input):
                 continue
             group = top.create_group(name)
@@ -128,12 +128,12 @@ def _largest_dimension(weights: bytes) -> int:
     return found[0]
 
 
-def _read_weights(model: Sequential, names: list[str], source: Any) -> None:
+def _read_weights(layers: Any, names: list[str], source: Any) -> None:
     h5py = _h5py()
     with h5py.File(source, "r") as f:
         if "layers" not in f:
             raise ValueError("the file holds no Keras layer weights (no 'layers' group)")
-        for i, (layer, name) in enumerate(zip(model.layers, names, strict=True)):
+        for i, (layer, name) in enumerate(zip(layers, names, strict=True)):
             if not layer.keras_variables():
                 continue
             if name not in f["layers"]:
@@ -276,6 +276,10 @@ def _layer_to_keras(layer: L.Layer, name: str) -> dict:
         return entry(type(layer).__name__, {"data_format": "channels_last", "keepdims": False})
     if isinstance(layer, L.RepeatVector):
         return entry("RepeatVector", {"n": layer.n})
+    if isinstance(layer, L.Concatenate):
+        return entry("Concatenate", {"axis": layer.axis})
+    if type(layer) in _MERGES.values():
+        return entry(type(layer).__name__, {})
     if isinstance(layer, L.Bidirectional):  # its inner GRU's settings are Keras' forward layer's
         cfg = {"merge_mode": layer.merge_mode, "layer": _layer_to_keras(layer.layer, "forward_" + name)}
         if layer.backward_layer is not None:
@@ -286,7 +290,7 @@ def _layer_to_keras(layer: L.Layer, name: str) -> dict:
 
 # ------------------------------------------------------------------ public
 
-def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Model:
+def load_keras(path: PathLike, model: Optional[Model] = None) -> Model:
     """A grukit Sequential (or, from a Keras functional model, a gk.Model) from a Keras 3
     ``.keras`` file (architecture and weights), or the weights of a ``.weights.h5`` file loaded
     into ``model`` (built, same layers)."""
@@ -294,13 +298,14 @@ def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Model:
     if not path.is_file():
         raise FileNotFoundError(f"no Keras file at {str(path)!r}")
     if path.name.endswith(".weights.h5"):
-        if not isinstance(model, Sequential):
-            raise TypeError("model must be a built grukit.Sequential to load a .weights.h5 file into "
-                            f"(it holds weights, not layers), got {_checks.describe(model)}")
+        if not isinstance(model, Model):
+            raise TypeError("model must be a built grukit.Sequential or gk.Model to load a .weights.h5 "
+                            f"file into (it holds weights, not layers), got {_checks.describe(model)}")
         if model.input_spec is None:
             raise ValueError("model must be built before loading weights: call it on data or start it "
                              "with layers.Input(shape)")
-        _read_weights(model, _auto_names(model), path)
+        layers = _keras_layers(model)
+        _read_weights(layers, _auto_names(layers), path)
         return model
     if path.suffix != ".keras":
         raise ValueError(f"path must end in .keras or .weights.h5, got {path.name!r}")
@@ -326,7 +331,7 @@ def load_keras(path: PathLike, model: Optional[Sequential] = None) -> Model:
             raise ValueError("the Keras model was never built (no input shape); build it before saving")
         layers.insert(0, L.Input(tuple(shape[1:])))
     model = Sequential(layers)
-    _read_weights(model, _auto_names(model), io.BytesIO(weights))
+    _read_weights(model.layers, _auto_names(model.layers), io.BytesIO(weights))
     if config.get("compile_config"):
         _compile_from_keras(model, config["compile_config"], path.name)
     return model
@@ -431,7 +436,7 @@ _KERAS_OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": 
                      "adagrad": "Adagrad", "adamax": "Adamax", "nadam": "Nadam", "adadelta": "Adadelta"}
 
 
-def _compile_to_keras(model: Sequential) -> Optional[dict]:
+def _compile_to_keras(model: Model) -> Optional[dict]:
     """Keras' compile_config for a model compiled with names Keras knows (so that Keras'
     load_model gives it compiled), else None."""
     cfg = getattr(model, "compile_config", None) if model.compiled else None
@@ -448,7 +453,7 @@ def _compile_to_keras(model: Sequential) -> Optional[dict]:
             "steps_per_execution": 1, "jit_compile": False}
 
 
-def _compile_from_keras(model: Sequential, cc: Any, where: str) -> None:
+def _compile_from_keras(model: Model, cc: Any, where: str) -> None:
     """Compile ``model`` as a Keras file's compile_config says, where grukit has the same
     optimizer, loss and metrics; else leave it uncompiled, with a warning that says why."""
     def name(item: Any) -> Any:
@@ -473,34 +478,42 @@ def _compile_from_keras(model: Sequential, cc: Any, where: str) -> None:
                       "model.compile before fit", stacklevel=3)
 
 
-def save_keras(model: Sequential, path: PathLike, grukit: Optional[bytes] = None) -> Path:
-    """Write ``model`` as a Keras 3 ``.keras`` file (loadable by ``keras.models.load_model``)
-    or its weights as ``.weights.h5`` (for ``keras_model.load_weights``). Atomic.
-    ``grukit``: grukit's own file of the model (``model.save`` gives it), stored in the
-    ``.keras`` zip as one more member, which Keras leaves alone and gk.load reads."""
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model must be a grukit.Sequential, got {_checks.describe(model)}")
+def save_keras(model: Model, path: PathLike, grukit: Optional[bytes] = None) -> Path:
+    """Write ``model`` (a Sequential or a functional gk.Model) as a Keras 3 ``.keras`` file
+    (loadable by ``keras.models.load_model``) or its weights as ``.weights.h5`` (for
+    ``keras_model.load_weights``). Atomic. ``grukit``: grukit's own file of the model
+    (``model.save`` gives it), stored in the ``.keras`` zip as one more member, which Keras
+    leaves alone and gk.load reads."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a grukit.Sequential or gk.Model, got {_checks.describe(model)}")
     if model.input_spec is None:
         raise ValueError("model must be built before saving: call it on data or start it with "
                          "layers.Input(shape)")
     path = Path(path)
-    names = _auto_names(model)
+    layers = _keras_layers(model)
+    names = _auto_names(layers)
     if not (path.suffix == ".keras" or path.name.endswith(".weights.h5")):
         raise ValueError(f"path must end in .keras or .weights.h5, got {path.name!r}")
-    buffer = io.BytesIO()
-    _write_weights(model, names, buffer)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     if path.suffix == ".keras":
-        layers = [_layer_to_keras(layer, name) for layer, name in zip(model.layers, names, strict=True)]
-        if not isinstance(model.layers[0], L.Input):
-            shape, dtype = model.input_spec
-            layers.insert(0, _layer_to_keras(L.Input(tuple([None] + shape[1:]), dtype=dtype), "input_layer"))
-        config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
-                  "config": {"name": "sequential", "trainable": True, "dtype": "float32", "layers": layers}}
+        if model.graph is not None:
+            config = _functional_to_keras(model, layers)
+        else:
+            entries = [_layer_to_keras(layer, name) for layer, name in zip(layers, names, strict=True)]
+            if not isinstance(layers[0], L.Input):
+                shape, dtype = model.input_spec
+                entries.insert(0, _layer_to_keras(L.Input(tuple([None] + shape[1:]), dtype=dtype),
+                                                  "input_layer"))
+            config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
+                      "config": {"name": "sequential", "trainable": True, "dtype": "float32",
+                                 "layers": entries}}
         compiled = _compile_to_keras(model)
         if compiled is not None:
             config["compile_config"] = compiled
+    buffer = io.BytesIO()
+    _write_weights(layers, names, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix == ".keras":
         meta = {"keras_version": _KERAS_VERSION, "date_saved": "", "producer": "grukit"}
         with zipfile.ZipFile(tmp, "w") as z:
             z.writestr("metadata.json", json.dumps(meta))
@@ -512,6 +525,115 @@ def save_keras(model: Sequential, path: PathLike, grukit: Optional[bytes] = None
         tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
     return path
+
+
+def _keras_layers(model: Model) -> list[L.Layer]:
+    """The model's layers in the order Keras 3 keeps them (its weights file numbers them so):
+    a Sequential's as they stand; a functional model's as Keras orders a graph's operations,
+    by their depth below the outputs (deepest first), then by when a depth-first walk from the
+    outputs first reaches them (keras.src.ops.function.map_graph)."""
+    graph = model.graph
+    if graph is None:
+        return list(model.layers)
+
+    def parents(node: functional.Node) -> list[functional.Node]:
+        return [t.node for t in node.inbound()]  # x, then initial_state: Keras' order of arguments
+
+    walked: set[int] = set()
+    after: list[functional.Node] = []
+    first: dict[int, int] = {}
+
+    def walk(node: functional.Node) -> None:
+        if id(node) in walked:
+            return
+        first.setdefault(id(node.layer), len(first))
+        for parent in parents(node):
+            walk(parent)
+        walked.add(id(node))
+        after.append(node)
+
+    for t in graph.outputs:
+        walk(t.node)
+    node_depth: dict[int, int] = {}
+    layer_depth: dict[int, int] = {}
+    for node in reversed(after):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = node_depth[id(node)] = depth
+        for parent in parents(node):
+            node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    for layer in graph.inputs:  # an Input the outputs do not read
+        layer_depth.setdefault(id(layer), 0)
+        first.setdefault(id(layer), -1)
+    return sorted(graph.layers, key=lambda la: (-layer_depth[id(la)], first[id(la)]))
+
+
+def _functional_to_keras(model: Model, layers: list[L.Layer]) -> dict:
+    """Keras 3's config.json of a functional model: each layer with the nodes it makes (its
+    inputs as Keras tensors: [layer name, node, output]), the inputs and outputs. A decoder's
+    mask, which Keras 3 does not pass to a layer called with initial_state, is written as
+    Keras writes one given explicitly: a NotEqual(ids, 0) operation, where it comes from an
+    Embedding(mask_zero=True) of an Input; any other mask there is refused."""
+    graph = model.graph
+    names = display_names(graph.layers)
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"layer names must be unique in a Keras file, got {sorted(names.values())}")
+    index: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    for node in graph.nodes:
+        index[id(node)] = counts.get(id(node.layer), 0)
+        counts[id(node.layer)] = index[id(node)] + 1
+
+    def ref(t: functional.KerasTensor) -> dict:
+        history = [names[id(t.node.layer)], index[id(t.node)], t.index]
+        return {"class_name": "__keras_tensor__", "config": {
+            "shape": list(t.shape), "dtype": "int32" if t.dtype == "int64" else "float32",
+            "keras_history": history}}
+
+    def refs(value: Any) -> Any:
+        return [ref(t) for t in value] if isinstance(value, list) else ref(value)
+
+    ops: list[dict] = []
+
+    def explicit_mask(node: functional.Node) -> Optional[dict]:
+        """Keras' mask argument for a node that takes its input's mask but that Keras 3 would call
+        without one (a layer given initial_state), or None where Keras passes it on itself."""
+        x = node.x
+        if node.initial_state is None or not node.masked or isinstance(x, list) or x.masks[0] is None:
+            return None
+        source = x.node
+        if not (isinstance(source.layer, L.Embedding) and isinstance(source.x, functional.KerasTensor)
+                and isinstance(source.x.node.layer, L.Input)):
+            raise ValueError(f"layer {names[id(node.layer)]!r} is called with initial_state on a masked "
+                             "sequence whose mask does not come straight from an Embedding(mask_zero=True) "
+                             "of an Input: Keras 3 would run it without the mask")
+        name = f"{names[id(node.layer)]}_mask"  # not Keras' own op names (not_equal, ...): those it makes
+        ops.append({"module": "keras.src.ops.numpy", "class_name": "NotEqual", "config": {"name": name},
+                    "registered_name": "NotEqual", "name": name,
+                    "inbound_nodes": [{"args": [ref(source.x), 0], "kwargs": {}}]})
+        return {"class_name": "__keras_tensor__", "config": {"shape": list(source.x.shape), "dtype": "bool",
+                                                             "keras_history": [name, 0, 0]}}
+
+    entries = []
+    for layer in layers:
+        entry = _layer_to_keras(layer, names[id(layer)])
+        nodes = []
+        for node in (n for n in graph.nodes if n.layer is layer and n.x is not None):
+            kwargs: dict[str, Any] = {}
+            if node.initial_state is not None:
+                kwargs["initial_state"] = refs(node.initial_state)
+            mask = explicit_mask(node)
+            if mask is not None:
+                kwargs["mask"] = mask
+            nodes.append({"args": [refs(node.x)], "kwargs": kwargs})
+        entries.append({**entry, "name": names[id(layer)], "inbound_nodes": nodes})
+    inputs = [[names[id(la)], 0, 0] for la in graph.inputs]
+    outputs = [ref(t)["config"]["keras_history"] for t in graph.outputs]
+    return {"module": "keras.src.models.functional", "class_name": "Functional",
+            "registered_name": "Functional", "config": {"name": model.name or "functional", "trainable": True,
+                       "layers": entries + ops,  # Keras makes each node once what it reads is made
+                       "input_layers": inputs[0] if len(inputs) == 1 else inputs,
+                       "output_layers": outputs[0] if graph.single_output else outputs},
+            "build_config": {"input_shape": None}}
 
 
 # Sequential.save_weights / load_weights with a ".weights.h5" path write and read Keras 3's file,

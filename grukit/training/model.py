@@ -540,9 +540,7 @@ class Model(nn.Module):
         suffix = os.path.splitext(str(path))[1]
         data = checkpoint.model_bytes(self, extra, training)
         why = "; model.save('m.keras') writes a Keras file"
-        if self.graph is not None:
-            why = ": grukit writes Keras files of Sequential models only"
-        elif suffix in MODEL_FILES:  # ".keras": a Keras file, with grukit's own inside it
+        if suffix in MODEL_FILES:  # ".keras": a Keras file, with grukit's own inside it
             try:
                 MODEL_FILES[suffix][0](self, path, data)
                 return
