@@ -388,3 +388,57 @@ def test_a_functional_model_saved_as_keras_loads_in_keras(tmp_path):
     with pytest.warns(UserWarning, match="Keras 3 would run it without the mask"):
         gk.Model([feats, state_in], masked).save(tmp_path / "masked.keras")
     assert isinstance(gk.load(tmp_path / "masked.keras"), gk.Model)
+
+
+def _attention_seq2seq(lib, kind, **options):
+    """A decoder reading its encoder's steps through attention; the two joined, per step."""
+    L = keras.layers if lib == "keras" else gl
+    ids = "int32" if lib == "keras" else "int64"
+    enc_in, dec_in = L.Input((None,), dtype=ids, name="enc_in"), L.Input((None,), dtype=ids, name="dec_in")
+    emb = L.Embedding(20, 6, mask_zero=True, name="emb")
+    enc_seq, state = L.GRU(8, return_sequences=True, return_state=True, name="enc")(emb(enc_in))
+    extra = {"mask": keras.ops.not_equal(dec_in, 0)} if lib == "keras" else {}  # as in _seq2seq
+    dec_seq = L.GRU(8, return_sequences=True, name="dec")(emb(dec_in), initial_state=state, **extra)
+    context = getattr(L, kind)(name="att", **options)([dec_seq, enc_seq])
+    out = L.Dense(20, activation="softmax", name="out")(L.Concatenate(name="cat")([dec_seq, context]))
+    return (keras.Model if lib == "keras" else gk.Model)([enc_in, dec_in], out)
+
+
+@pytest.mark.parametrize("kind,options", [("Attention", {}), ("Attention", {"use_scale": True}),
+                                          ("Attention", {"score_mode": "concat", "use_scale": True}),
+                                          ("AdditiveAttention", {}),
+                                          ("AdditiveAttention", {"use_scale": False})])
+def test_attention_layers_compute_and_train_as_keras(tmp_path, kind, options):
+    keras.utils.set_random_seed(0)
+    theirs, ours = _attention_seq2seq("keras", kind, **options), _attention_seq2seq("grukit", kind, **options)
+    _same_weights(theirs, ours, seed=5)
+    xe, xd, y = _data()  # padded encoder and decoder: the value's masked steps get no weight
+    np.testing.assert_allclose(ours.predict([xe, xd]), np.asarray(theirs.predict([xe, xd], verbose=0)),
+                               rtol=0, atol=1e-5)
+    theirs.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    ours.compile(optimizer="sgd", learning_rate=0.5, loss="sparse_categorical_crossentropy")
+    h_k = theirs.fit([xe, xd], y, batch_size=3, epochs=2, shuffle=False, verbose=0)
+    h_o = ours.fit([xe, xd], y, batch_size=3, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(h_o.history["loss"], h_k.history["loss"], rtol=1e-5)
+    ours.save(tmp_path / "att.keras")  # and through Keras' file, both ways
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(tmp_path / "att.keras").predict(
+        [xe, xd], verbose=0)), ours.predict([xe, xd]), rtol=0, atol=1e-5)
+    theirs.save(tmp_path / "theirs.keras")
+    np.testing.assert_allclose(gk.load(tmp_path / "theirs.keras").predict([xe, xd]),
+                               np.asarray(theirs.predict([xe, xd], verbose=0)), rtol=0, atol=1e-5)
+
+
+def test_attention_masks_and_errors():
+    query, value = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+    value_mask = torch.tensor([[True, True, False, False, False], [True] * 5])
+    query_mask = torch.tensor([[True, False, True], [True, True, True]])
+    out, mask = gl.Attention()([query, value], [query_mask, value_mask])
+    weights = torch.softmax(query[0] @ value[0, :2].T, dim=-1)  # row 0 reads its two real values only
+    torch.testing.assert_close(out[0, 0], weights[0] @ value[0, :2])
+    assert torch.equal(out[0, 1], torch.zeros(4)) and torch.equal(mask, query_mask)
+    with pytest.raises(TypeError, match=r"Attention takes a list \[query, value\] or \[query, value, key\]"):
+        gl.Attention()(query, None)
+    with pytest.raises(ValueError, match="needs query and key of one feature size"):
+        gl.Attention()([query, torch.randn(2, 5, 3)], None)
+    with pytest.raises(ValueError, match="score_mode must be one of"):
+        gl.Attention(score_mode="general")

@@ -53,11 +53,12 @@ _KINDS = {L.GRU: "gru", L.Dense: "dense", L.Embedding: "embedding", L.Masking: "
           L.Activation: "activation", L.MaxPooling1D: "max_pooling1d",
           L.GlobalAveragePooling1D: "global_average_pooling1d", L.GlobalMaxPooling1D: "global_max_pooling1d",
           L.RepeatVector: "repeat_vector", L.Add: "add", L.Subtract: "subtract", L.Multiply: "multiply",
-          L.Average: "average", L.Maximum: "maximum", L.Minimum: "minimum", L.Concatenate: "concatenate"}
+          L.Average: "average", L.Maximum: "maximum", L.Minimum: "minimum", L.Concatenate: "concatenate",
+          L.Attention: "attention", L.AdditiveAttention: "additive_attention"}
 _MERGES = {c.__name__: c for c in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)}
 _HELD = ("InputLayer, Embedding, Masking, GRU, Bidirectional, Dense, Dropout, Conv1D, MaxPooling1D, Flatten, "
          "Activation, GlobalAveragePooling1D, GlobalMaxPooling1D, RepeatVector; in functional models also "
-         "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum")
+         "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Attention, AdditiveAttention")
 
 
 def _kind(layer: L.Layer) -> str:
@@ -205,6 +206,10 @@ def _layer_kind_from_keras(entry: dict) -> Optional[L.Layer]:
         return _MERGES[cls]()
     if cls == "Concatenate":
         return L.Concatenate(cfg.get("axis", -1))
+    if cls == "Attention":
+        return L.Attention(cfg.get("use_scale", False), cfg.get("score_mode", "dot"), cfg.get("dropout", 0.0))
+    if cls == "AdditiveAttention":
+        return L.AdditiveAttention(cfg.get("use_scale", True), cfg.get("dropout", 0.0))
     if cls == "Bidirectional":
         inner = _layer_from_keras(cfg["layer"])
         if not isinstance(inner, L.GRU):
@@ -278,6 +283,12 @@ def _layer_to_keras(layer: L.Layer, name: str) -> dict:
         return entry("RepeatVector", {"n": layer.n})
     if isinstance(layer, L.Concatenate):
         return entry("Concatenate", {"axis": layer.axis})
+    if isinstance(layer, L.AdditiveAttention):
+        return entry("AdditiveAttention", {"use_scale": layer.use_scale, "dropout": layer.dropout,
+                                           "seed": None})
+    if isinstance(layer, L.Attention):
+        return entry("Attention", {"use_scale": layer.use_scale, "score_mode": layer.score_mode,
+                                   "dropout": layer.dropout, "seed": None})
     if type(layer) in _MERGES.values():
         return entry(type(layer).__name__, {})
     if isinstance(layer, L.Bidirectional):  # its inner GRU's settings are Keras' forward layer's
@@ -340,7 +351,8 @@ def load_keras(path: PathLike, model: Optional[Model] = None) -> Model:
 # Keras layers whose node in a functional graph lists the mask it was given ("mask" in its kwargs):
 # a node of theirs without one ran without a mask (Keras 3 gives none to a layer called with a
 # second tensor, such as a GRU's initial_state), and grukit's node then takes none either
-_MASK_ARGUMENT = (L.GRU, L.Bidirectional, L.GlobalAveragePooling1D)
+_MASK_ARGUMENT = (L.GRU, L.Bidirectional, L.GlobalAveragePooling1D)  # (an Attention's list of masks is
+# not listed, and Keras passes it at run time)
 
 
 def _functional_from_keras(config: dict, weights: bytes, path: Path) -> Model:
@@ -383,11 +395,14 @@ def _functional_from_keras(config: dict, weights: bytes, path: Path) -> Model:
         left = []
         for name, i, node in pending:
             args, kwargs = node.get("args") or [], node.get("kwargs") or {}
-            unknown = sorted(set(kwargs) - {"initial_state", "mask", "training"})
-            if len(args) != 1 or unknown or kwargs.get("training"):
+            unknown = sorted(set(kwargs) - {"initial_state", "mask", "training", "return_attention_scores",
+                                            "use_causal_mask"})
+            if len(args) != 1 or unknown or any(kwargs.get(k) for k in ("training", "return_attention_scores",
+                                                                       "use_causal_mask")):
                 raise ValueError(f"{path.name}: layer {name!r} is called with {len(args)} positional "
                                  f"arguments and keywords {sorted(kwargs)}; grukit takes one input (or a "
-                                 "list), initial_state, and the mask and training=False Keras records")
+                                 "list), initial_state, and the mask and training=False Keras records "
+                                 "(not return_attention_scores or use_causal_mask)")
             try:
                 x = tensor(args[0])
                 state = None if kwargs.get("initial_state") is None else tensor(kwargs["initial_state"])

@@ -36,7 +36,7 @@ def _copy_into(params: list, values: list, where: str, kind: str, shown: Optiona
                          f"{kind} parameters {[tuple(p.shape) for p in params]}")
     with torch.no_grad():
         for p, v in zip(params, values, strict=True):
-            p.copy_(torch.from_numpy(np.ascontiguousarray(v)))
+            p.copy_(torch.from_numpy(np.ascontiguousarray(v)).reshape(p.shape))  # a scalar too (0-d)
 
 
 def count_params(module: nn.Module, trainable: Optional[bool] = None) -> int:
@@ -181,7 +181,7 @@ class Layer(nn.Module):
 
     def forward(self, x: Tensor, mask: Mask = None, **kwargs: Any) -> tuple[Any, Mask]:
         if not self.built:
-            self.build(tuple(x.shape))
+            self.build(tuple(x.shape) if isinstance(x, Tensor) else [tuple(t.shape) for t in x])
             self.built = True
             self.trainable = self._trainable  # the weights made by build follow it
         return self.call(x, mask, **kwargs)
@@ -1259,6 +1259,101 @@ class Concatenate(_Merge):
         return {"axis": self.axis}
 
 
+class Attention(Layer):
+    """Keras' Attention: Luong's dot-product attention, for functional models (a decoder's
+    steps reading an encoder's). Called on [query (B, Tq, dim), value (B, Tv, dim)] or
+    [query, value, key (B, Tv, dim)] (the key is the value if left out): scores = query . key
+    (times a learned scalar with ``use_scale``), or with ``score_mode="concat"`` a learned
+    scalar times the sum of tanh(query + key) over the features; a softmax over the value's
+    steps (its masked steps left out), ``dropout`` on those weights in training; the output
+    (B, Tq, dim) is the weighted sum of the values, zero at the query's masked steps, which
+    stay masked."""
+
+    def __init__(self, use_scale: bool = False, score_mode: str = "dot", dropout: float = 0.0,
+                 **keras: Any) -> None:
+        super().__init__(**keras)
+        self.use_scale = _checks.boolean("use_scale", use_scale)
+        self.score_mode = _checks.choice("score_mode", score_mode, ("dot", "concat"))
+        self.dropout = _checks.probability("dropout", dropout)
+        self.scale = nn.Parameter(torch.ones(())) if self.use_scale else None  # Keras' "ones"
+        self.concat_score_weight = nn.Parameter(torch.ones(())) if score_mode == "concat" else None
+        self.built = True
+
+    def _parts(self, x: Any, mask: Any) -> tuple[Tensor, Tensor, Tensor, Mask, Mask]:
+        kind = type(self).__name__
+        if not (isinstance(x, (list, tuple)) and 2 <= len(x) <= 3 and all(isinstance(t, Tensor) for t in x)):
+            raise TypeError(f"{kind} takes a list [query, value] or [query, value, key] of tensors, got "
+                            f"{_checks.describe(x)}")
+        query, value = x[0], x[1]
+        key = x[2] if len(x) == 3 else value
+        if (query.dim() != 3 or value.dim() != 3 or key.dim() != 3 or key.shape[:2] != value.shape[:2]
+                or query.shape[0] != value.shape[0]):
+            raise ValueError(f"{kind} needs query (batch, Tq, dim) and value and key (batch, Tv, dim), got "
+                             f"shapes {[tuple(t.shape) for t in x]}")
+        masks = list(mask) if mask else [None, None]
+        return query, value, key, masks[0], masks[1]
+
+    def scores(self, query: Tensor, key: Tensor) -> Tensor:
+        if self.score_mode == "dot":
+            found = query @ key.transpose(1, 2)
+            return found * self.scale if self.scale is not None else found
+        joined = query[:, :, None, :] + key[:, None, :, :]
+        if self.scale is not None:
+            joined = self.scale * joined
+        return self.concat_score_weight * torch.tanh(joined).sum(-1)
+
+    def call(self, x: Any, mask: Any) -> tuple[Tensor, Mask]:
+        query, value, key, query_mask, value_mask = self._parts(x, mask)
+        if query.shape[-1] != key.shape[-1]:
+            raise ValueError(f"{type(self).__name__} needs query and key of one feature size, got "
+                             f"{query.shape[-1]} and {key.shape[-1]}")
+        scores = self.scores(query, key)
+        if value_mask is not None:  # Keras' way: a large negative number at the masked steps
+            scores = torch.where(value_mask[:, None, :], scores, scores - 1e9)
+        weights = F.dropout(torch.softmax(scores, dim=-1), self.dropout, self.training)
+        out = weights @ value
+        if query_mask is not None:
+            out = torch.where(query_mask[..., None], out, torch.zeros_like(out))
+        return out, query_mask
+
+    def keras_tensors(self) -> list[list[tuple[str, Tensor]]]:
+        found = [("scale", self.scale)] if self.scale is not None else []
+        if self.concat_score_weight is not None:
+            found.append(("concat_score_weight", self.concat_score_weight))
+        return [found] if found else []
+
+    def set_keras_variables(self, variables: dict[str, list[Any]], where: str) -> None:
+        arrays = [np.asarray(a) for a in variables["vars"]]
+        _copy_into(list(self.parameters()), arrays, where, type(self).__name__, [a.shape for a in arrays])
+
+    def get_config(self) -> dict[str, Any]:
+        return {"use_scale": self.use_scale, "score_mode": self.score_mode, "dropout": self.dropout}
+
+
+class AdditiveAttention(Attention):
+    """Keras' AdditiveAttention: Bahdanau's attention, for functional models. As Attention, with
+    scores = the sum over the features of scale * tanh(query + key), ``scale`` a learned vector
+    of the feature size (``use_scale``, the default; Keras' glorot-uniform start)."""
+
+    def __init__(self, use_scale: bool = True, dropout: float = 0.0, **keras: Any) -> None:
+        super().__init__(use_scale=False, dropout=dropout, **keras)
+        self.use_scale = _checks.boolean("use_scale", use_scale)
+        self.built = not self.use_scale  # the scale's size comes from the first call
+
+    def build(self, input_shape: Any) -> None:
+        dim = input_shape[0][-1]
+        limit = math.sqrt(3.0 / dim)  # glorot-uniform of a vector: fan in = fan out = dim
+        self.scale = nn.Parameter(torch.empty(dim).uniform_(-limit, limit))
+        self.built = True
+
+    def scores(self, query: Tensor, key: Tensor) -> Tensor:
+        joined = torch.tanh(query[:, :, None, :] + key[:, None, :, :])
+        return (joined * self.scale if self.scale is not None else joined).sum(-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"use_scale": self.use_scale, "dropout": self.dropout}
+
+
 def add(inputs: list, **keras: Any) -> Any:
     """Keras' ``layers.add(inputs)``: ``Add()(inputs)``."""
     return Add(**keras)(inputs)
@@ -1297,7 +1392,8 @@ def concatenate(inputs: list, axis: int = -1, **keras: Any) -> Any:
 LAYERS = {c.__name__: c for c in (Input, Embedding, Masking, Dense, Dropout, GlobalAveragePooling1D,
                                   GlobalMaxPooling1D, RepeatVector, TimeDistributed, GRU, MinGRU,
                                   Bidirectional, Flatten, Activation, Conv1D, MaxPooling1D, GRUCell, RNN,
-                                  Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
+                                  Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Attention,
+                                  AdditiveAttention)}
 
 
 def from_config(name: str, config: dict[str, Any]) -> Layer:
