@@ -442,3 +442,29 @@ def test_attention_masks_and_errors():
         gl.Attention()([query, torch.randn(2, 5, 3)], None)
     with pytest.raises(ValueError, match="score_mode must be one of"):
         gl.Attention(score_mode="general")
+
+
+def test_inputs_by_name_and_the_shapes_an_input_expects():
+    """Keras' own functional tests: inputs passed by name (calls, fit, predict) and a clear error
+    for data of another shape than an Input declares."""
+    a, b = gk.Input((3,), name="a"), gk.Input((None, 2), name="b")
+    model = gk.Model([a, b], gl.Dense(1)(gl.concatenate([gl.Dense(4)(a), gl.GRU(4)(b)])))
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    xa, xb, y = rng.random((8, 3)), rng.random((8, 5, 2)), rng.random((8, 1))
+    want = model.predict([xa, xb])
+    np.testing.assert_array_equal(model.predict({"b": xb, "a": xa}), want)
+    with torch.no_grad():
+        np.testing.assert_allclose(model({"a": xa, "b": xb}).numpy(), want, atol=1e-6)
+    model.fit({"a": xa, "b": xb}, y, epochs=1, verbose=0, validation_split=0.25)
+    with pytest.warns(UserWarning, match=r"no input of the model is named, left out: \['c'\]"):
+        model.predict({"a": xa, "b": xb, "c": xa})
+    with pytest.raises(ValueError, match=r"needs a key for each of the model's inputs .* \['a', 'b'\]"):
+        model.predict({"a": xa})
+    with pytest.raises(ValueError, match=r"input a of the model expected shape=\(None, 3\), found"):
+        model([np.zeros((2, 4)), np.zeros((2, 5, 2))])
+    with pytest.raises(ValueError, match=r"input b of the model expected shape=\(None, None, 2\), found"):
+        model([np.zeros((2, 3)), np.zeros((2, 5))])
+    first, second = gk.Input((3,)), gk.Input((3,))
+    with pytest.raises(ValueError, match=r"the inputs are named \[None, None\]"):
+        gk.Model([first, second], gl.add([first, second]))({"a": xa, "b": xa})

@@ -6,6 +6,7 @@ split among processes under torchrun."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections import abc
 from typing import Any, Iterable, Iterator, Optional
 
@@ -107,7 +108,7 @@ class Batches:
 
     def __init__(self, x: Any, y: Any, batch_size: int, shuffle: bool, need_y: bool, role: str = "",
                  shard: Optional[tuple[int, int]] = None, sample_weight: Any = None,
-                 steps: Optional[int] = None, inputs: int = 1) -> None:
+                 steps: Optional[int] = None, inputs: Any = 1) -> None:
         self.loader: Optional[Iterable] = None
         self.one_shot = False  # a generator or other iterator: read once, never restarted
         self.device = torch.device("cpu")  # where the batches go (fit, evaluate, predict set it)
@@ -115,7 +116,10 @@ class Batches:
         self.sw: Optional[Tensor] = None
         self.class_weight: Optional[dict] = None  # per-batch class weights (loaders and generators)
         self.need_y, self.role = need_y, role
-        self.inputs = inputs  # a functional model's inputs: x is a tuple of that many tensors
+        # a functional model's inputs: x is a tuple of that many tensors; given as their names (a
+        # list), x may be a dict by the names too
+        self.input_names = list(inputs) if isinstance(inputs, (list, tuple)) else None
+        self.inputs = len(inputs) if isinstance(inputs, (list, tuple)) else inputs
         self.steps = steps
         self._pass: Optional[Iterator] = None  # the pass that the next draw continues
         self._peeked: list = []  # a generator's first batch, read to build the model
@@ -154,6 +158,8 @@ class Batches:
     def _x(self, x: Any, name: str) -> Any:
         """x as a tensor, or for a model of several inputs a tuple of them, one per input,
         with as many samples each."""
+        if isinstance(x, dict) and self.input_names is not None:
+            x = by_name(x, self.input_names, name)
         if self.inputs == 1:
             if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], (np.ndarray, Tensor)):
                 x = x[0]  # [x]: a list of one array per input, as Keras takes it
@@ -291,6 +297,19 @@ class Batches:
                     raise ValueError(f"the generator given as x{self.role} yielded no batch") from None
             return take(self._unpack(self._peeked[0])[0], slice(0, 1))
         return take(next(self._drawn())[0], slice(0, 1))
+
+
+def by_name(x: dict, names: list, what: str) -> list:
+    """A dict of inputs by the model's Input names as the list in their order (Keras' way of
+    passing inputs by name); a key no Input has is left out, with Keras' warning."""
+    missing = [n for n in names if n not in x]
+    if None in names or missing:
+        raise ValueError(f"{what} as a dict needs a key for each of the model's inputs by its name "
+                         f"(layers.Input(..., name=...)); the inputs are named {names}, got keys {sorted(x)}")
+    extra = sorted(k for k in x if k not in names)
+    if extra:
+        warnings.warn(f"{what} has keys no input of the model is named, left out: {extra}", stacklevel=4)
+    return [x[n] for n in names]
 
 
 def rows(x: Any) -> int:

@@ -232,7 +232,7 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, verbose: Un
                          class_weight, _checks.optional_positive_int("steps_per_epoch", steps_per_epoch),
                          _checks.optional_positive_int("validation_steps", validation_steps),
                          _checks.optional_positive_int("validation_batch_size", validation_batch_size),
-                         model.input_count())
+                         model._inputs())
     validate_after = _validation_epochs(validation_freq, initial_epoch, epochs, val)
     if val is not None and val.one_shot and val.steps is None and len(validate_after) > 1 and resume is None:
         raise ValueError(f"validation_data is a generator, which can be read once, and fit would validate "

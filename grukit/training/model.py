@@ -26,7 +26,7 @@ from . import callbacks as cbks
 from . import checkpoint, functional, losses, optimizers, placement
 from . import fit as fit_loop
 from . import layers as L
-from .data import Batches
+from .data import Batches, by_name
 
 OPTIMIZERS = {  # name -> (class, Keras' default learning rate, extra arguments)
     "adam": (torch.optim.Adam, 1e-3, {"eps": 1e-7}),
@@ -118,6 +118,11 @@ class Model(nn.Module):
         """How many inputs the model takes (a functional model's Inputs; 1 for a Sequential)."""
         return 1 if self.graph is None else len(self.graph.inputs)
 
+    def _inputs(self) -> Any:
+        """What the data helpers take as ``inputs``: a functional model's Input names (x may be a
+        list in their order, or a dict by them), else 1."""
+        return 1 if self.graph is None else [layer.name for layer in self.graph.inputs]
+
     @property
     def input(self) -> Any:
         """Keras' ``model.input``: the input tensor (a list of them for several inputs)."""
@@ -169,12 +174,21 @@ class Model(nn.Module):
             raise ValueError("a functional model takes no mask: its masks come from its Embedding("
                              "mask_zero=True) and Masking layers")
         n = len(graph.inputs)
+        if isinstance(x, dict):
+            x = by_name(x, [layer.name for layer in graph.inputs], "x")
         one = isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], (np.ndarray, Tensor))
         parts = list(x) if isinstance(x, (list, tuple)) and (n > 1 or one) else [x]
         if len(parts) != n:
             raise ValueError(f"x must be a list of {n} inputs (one per layers.Input, in inputs' order), got "
                              f"{len(parts)}")
-        outs = graph.run([self._as_input(p) for p in parts])
+        tensors = [self._as_input(p) for p in parts]
+        for i, (t, layer) in enumerate(zip(tensors, graph.inputs, strict=True)):
+            want = (None, *layer.shape)
+            if t.dim() != len(want) or any(w not in (None, d) for w, d in zip(want, t.shape, strict=True)):
+                shown = "(" + ", ".join("None" if d is None else str(d) for d in want) + ")"
+                raise ValueError(f"input {layer.name or i} of the model expected shape={shown}, found "
+                                 f"shape={tuple(t.shape)}")
+        outs = graph.run(tensors)
         values = [self._as_output(t) for t, _ in outs]
         if graph.single_output:
             return (values[0], outs[0][1]) if return_mask else values[0]
@@ -350,7 +364,7 @@ class Model(nn.Module):
         self._require_compiled("evaluate")
         batches = Batches(x, y, _checks.batch_size(batch_size), False, need_y=True,
                           sample_weight=sample_weight, steps=_checks.optional_positive_int("steps", steps),
-                          inputs=self.input_count())
+                          inputs=self._inputs())
         self.build_from(batches.first_x())
         batches.device = self.device
         logs = fit_loop.evaluate(self, batches)
@@ -372,7 +386,7 @@ class Model(nn.Module):
         metrics, as evaluate returns them) of that step, computed before it."""
         self._require_compiled("train_on_batch")
         batch = fit_loop.prepare(x, y, _ONE_BATCH, False, 0.0, None, sample_weight, class_weight,
-                                 inputs=self.input_count())[0]
+                                 inputs=self._inputs())[0]
         self.build_from(batch.first_x())
         batch.device = self.device
         self.train()
@@ -424,7 +438,7 @@ class Model(nn.Module):
         """Model outputs for x, as a NumPy array (batched; eval mode, no gradients). x as fit
         takes it (a generator may yield x alone); ``steps``: that many batches only."""
         batches = Batches(x, None, _checks.batch_size(batch_size), False, need_y=False,
-                          steps=_checks.optional_positive_int("steps", steps), inputs=self.input_count())
+                          steps=_checks.optional_positive_int("steps", steps), inputs=self._inputs())
         self.build_from(batches.first_x())
         batches.device = self.device
         self.eval()
