@@ -468,3 +468,32 @@ def test_inputs_by_name_and_the_shapes_an_input_expects():
     first, second = gk.Input((3,)), gk.Input((3,))
     with pytest.raises(ValueError, match=r"the inputs are named \[None, None\]"):
         gk.Model([first, second], gl.add([first, second]))({"a": xa, "b": xa})
+
+
+def test_inference_models_of_a_trained_seq2seq_decode_step_by_step_as_the_training_model():
+    """Keras' seq2seq guide: after training, an encoder model and a one-step decoder model are
+    built from the trained layers (new Inputs for the token and the state); decoding step by
+    step, fed the same tokens, gives what the training model gives at once."""
+    gk.set_seed(0)
+    enc_in, dec_in = gk.Input((None,), dtype="int64"), gk.Input((None,), dtype="int64")
+    emb = gl.Embedding(12, 8, mask_zero=True)
+    _, state = gl.GRU(16, return_state=True)(emb(enc_in))
+    decoder_gru = gl.GRU(16, return_sequences=True, return_state=True)
+    dense = gl.Dense(12, activation="softmax")
+    seq, _ = decoder_gru(emb(dec_in), initial_state=state)
+    training = gk.Model([enc_in, dec_in], dense(seq))
+    training.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    src, dec_x = rng.integers(1, 12, (30, 6)), rng.integers(1, 12, (30, 5))
+    src[:4, 4:] = 0
+    training.fit([src, dec_x], rng.integers(0, 12, (30, 5)), epochs=2, verbose=0)
+    encoder = gk.Model(enc_in, state)
+    token, state_in = gk.Input((1,), dtype="int64"), gk.Input((16,))
+    step_seq, step_state = decoder_gru(emb(token), initial_state=state_in)
+    decoder = gk.Model([token, state_in], [dense(step_seq), step_state])
+    h, steps = encoder.predict(src), []
+    for t in range(5):
+        probs, h = decoder.predict([dec_x[:, t:t + 1], h])
+        steps.append(probs[:, 0])
+    np.testing.assert_allclose(np.stack(steps, 1), training.predict([src, dec_x]), rtol=0, atol=1e-5)
+    assert decoder.count_params() == 12 * 8 + 3 * 16 * (8 + 16 + 2) + 16 * 12 + 12  # the shared weights
