@@ -497,3 +497,23 @@ def test_inference_models_of_a_trained_seq2seq_decode_step_by_step_as_the_traini
         steps.append(probs[:, 0])
     np.testing.assert_allclose(np.stack(steps, 1), training.predict([src, dec_x]), rtol=0, atol=1e-5)
     assert decoder.count_params() == 12 * 8 + 3 * 16 * (8 + 16 + 2) + 16 * 12 + 12  # the shared weights
+
+
+def test_a_model_cut_from_a_graphs_middle_reads_fresh_inputs_as_keras():
+    """Keras' functional slicing test: inputs taken from a graph's middle become fresh Inputs of
+    their shapes, the layers between are the same layers (the same weights)."""
+    inputs = gk.Input((None, 2), name="input")
+    x1 = gl.Dense(3, name="dense1")(inputs)
+    x2 = gl.GRU(4, return_sequences=True, name="gru")(x1)
+    outputs = gl.Dense(5, name="dense3")(x2)
+    full = gk.Model(inputs, outputs)
+    tail = gk.Model(x2, outputs)
+    assert len(tail.layers) == 2 and isinstance(tail.layers[0], gl.Input) and tail.layers[1].name == "dense3"
+    middle = gk.Model(full.get_layer("gru").input, outputs)
+    assert [type(la).__name__ for la in middle.layers] == ["Input", "GRU", "Dense"]
+    assert middle.layers[1] is full.get_layer("gru")
+    x = np.random.default_rng(0).random((3, 6, 2)).astype("float32")
+    with torch.no_grad():
+        hidden, _ = full.get_layer("dense1")(torch.as_tensor(x), None)
+    np.testing.assert_allclose(middle.predict(hidden.numpy()), full.predict(x), rtol=0, atol=1e-6)
+    assert gk.Model(x1, x2).inputs[0].shape == (None, None, 3)

@@ -308,6 +308,52 @@ def _input_layer(value: Any) -> L.Input:
     raise TypeError(f"inputs must be layers.Input objects (or a list of them), got {_checks.describe(value)}")
 
 
+def cut(inputs: Any, outputs: Any) -> tuple[Any, Any]:
+    """Keras' functional slicing: a model whose inputs are tensors from a graph's middle (say
+    ``layer.input``) reads them from fresh Inputs of their shapes, and the layers between are
+    called again on those (the same layers, so the same weights; a cut tensor's mask is not
+    kept, as in Keras). Inputs that are already Inputs are kept; (inputs, outputs) to build on."""
+    given = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    if all(not isinstance(v, KerasTensor) or isinstance(v.node.layer, L.Input) for v in given):
+        return inputs, outputs
+    fresh: dict[tuple[int, int], KerasTensor] = {}
+    new_inputs = []
+    for v in given:
+        if isinstance(v, KerasTensor) and not isinstance(v.node.layer, L.Input):
+            shape = v.shape[1:]
+            made = source(L.Input(shape, dtype="int64" if v.dtype == "int64" else "float32"))
+            fresh[(id(v.node), v.index)] = made
+            new_inputs.append(made.node.layer)
+        else:
+            new_inputs.append(v)
+    outs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    needed: dict[int, Node] = {}
+    todo = [t for t in outs if isinstance(t, KerasTensor)]
+    while todo:
+        t = todo.pop()
+        if (id(t.node), t.index) in fresh or id(t.node) in needed:
+            continue
+        needed[id(t.node)] = t.node
+        todo.extend(t.node.inbound())
+    made_by: dict[int, list[KerasTensor]] = {}
+
+    def mapped(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, list):
+            return [mapped(t) for t in v]
+        key = (id(v.node), v.index)
+        return fresh[key] if key in fresh else made_by.get(id(v.node), v.node.tensors)[v.index]
+
+    for node in sorted(needed.values(), key=lambda n: n.order):
+        if node.x is None:  # an Input the outputs read besides the cut
+            continue
+        out = call(node.layer, mapped(node.x), initial_state=mapped(node.initial_state), _masked=node.masked)
+        made_by[id(node)] = out if isinstance(out, list) else [out]
+    new_outputs = [mapped(t) if isinstance(t, KerasTensor) else t for t in outs]
+    return new_inputs, (new_outputs if isinstance(outputs, (list, tuple)) else new_outputs[0])
+
+
 def rebuild(layers: list[L.Layer], config: dict[str, Any]) -> tuple[list[L.Input], Any]:
     """Replay a graph's config on fresh layers: (inputs, outputs) for gk.Model."""
     made: list[list[KerasTensor]] = []

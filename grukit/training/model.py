@@ -96,7 +96,7 @@ class Model(nn.Module):
             raise TypeError("gk.Model takes inputs and outputs: layers.Input objects and the outputs of "
                             "layers called on them (Keras' functional API); a stack of layers is "
                             "gk.Sequential([...]); a model with its own forward is a torch.nn.Module")
-        self.graph = functional.Graph(inputs, outputs)
+        self.graph = functional.Graph(*functional.cut(inputs, outputs))
         for layer in self.graph.layers:
             self.layers.append(layer)
         first = self.graph.inputs[0]
