@@ -3,6 +3,7 @@ against Keras itself on the same weights (a seq2seq graph with a shared Embeddin
 bidirectional encoder's states joined as the decoder's initial state, merge layers), against
 Sequential, through save and load, and with the errors a user meets."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -264,7 +265,7 @@ def test_what_a_functional_model_refuses_names_the_fix():
         _ = gk.Sequential([gl.Dense(1)]).inputs
 
 
-def test_bfloat16_and_int8_serving_take_a_functional_model():
+def test_bfloat16_and_int8_serving_take_a_functional_model(tmp_path):
     inputs = gl.Input((None, 4))
     model = gk.Model(inputs, gl.Dense(2)(gl.GRU(8)(inputs)))
     x = np.random.default_rng(0).random((3, 7, 4)).astype("float32")
@@ -275,6 +276,10 @@ def test_bfloat16_and_int8_serving_take_a_functional_model():
             got = gk.quantize(model, dtype).predict(x)
             assert got.dtype == np.float32
             np.testing.assert_allclose(got, want, atol=tol)
+    copied = copy.deepcopy(model)  # as gk.quantize copies: the copy's graph runs and saves its own layers
+    copied.save(tmp_path / "copy.grukit")
+    np.testing.assert_array_equal(gk.load(tmp_path / "copy.grukit").predict(x), want)
+    assert all(a is not b for a, b in zip(copied.layers, model.layers, strict=True))
 
 
 def test_a_layers_output_makes_a_feature_model_and_gk_input_is_layers_input():

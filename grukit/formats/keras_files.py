@@ -1,15 +1,17 @@
 """Keras 3 model files: ``.keras`` (a zip of config.json and model.weights.h5) and
-``.weights.h5``, read into a grukit ``Sequential`` and written back; a functional Keras
-model's file is read into a ``gk.Model`` (``_functional_from_keras``).
+``.weights.h5``, read into a grukit ``Sequential`` or, for a Keras functional model, a
+``gk.Model`` (``_functional_from_keras``), and written back (``_functional_to_keras``).
 
 Read with h5py alone: Keras itself is not needed to load or save. Supported
 layers: InputLayer, Embedding, Masking, GRU, Bidirectional(GRU), Dense, Dropout, Conv1D,
-MaxPooling1D, Flatten, Activation, GlobalAveragePooling1D, GlobalMaxPooling1D, RepeatVector.
+MaxPooling1D, Flatten, Activation, GlobalAveragePooling1D, GlobalMaxPooling1D, RepeatVector;
+in functional models also the merge layers, Attention and AdditiveAttention.
 GRU weights are converted as in :mod:`grukit.formats.interop` (gate blocks z, r, h <->
 r, z, n); a Keras file read and written back holds the same numbers, bit for bit.
 
 In a weights file each layer's variables sit under ``layers/<kind>`` numbered in
-layer order (gru, gru_1, dense, ...; ``.../cell/vars/0..2`` for a GRU,
+layer order (a functional model's: the order Keras keeps its graph's operations in,
+``_keras_layers``) (gru, gru_1, dense, ...; ``.../cell/vars/0..2`` for a GRU,
 ``forward_layer``/``backward_layer`` inside a Bidirectional), whatever the layers'
 own names, in ``.keras`` and ``.weights.h5`` files alike.
 """
@@ -427,20 +429,8 @@ def _functional_from_keras(config: dict, weights: bytes, path: Path) -> Model:
     inputs, outputs = refs(cfg["input_layers"]), refs(cfg["output_layers"])
     model = Model([v.node.layer for v in (inputs if isinstance(inputs, list) else [inputs])], outputs,
                   name=cfg.get("name"))
-    names, seen = {}, {}  # Keras' weights file: each layer under its kind, numbered in the config's order
-    for e in kept:
-        kind = _kind(layers[e["name"]])
-        count = seen.get(kind, 0)
-        seen[kind] = count + 1
-        names[e["name"]] = kind if count == 0 else f"{kind}_{count}"
-    h5py = _h5py()
-    with h5py.File(io.BytesIO(weights), "r") as f:
-        for name, layer in layers.items():
-            if layer.keras_variables():
-                if "layers" not in f or names[name] not in f["layers"]:
-                    raise ValueError(f"{path.name}: layer {name!r} is {names[name]!r} in a Keras weights "
-                                     "file, but the file has no such layer")
-                _set_layer_vars(layer, f["layers"][names[name]], f"layer {name!r}")
+    ordered = [layers[e["name"]] for e in kept]  # Keras' weights file numbers them in the config's order
+    _read_weights(ordered, _auto_names(ordered), io.BytesIO(weights))
     if config.get("compile_config"):
         _compile_from_keras(model, config["compile_config"], path.name)
     return model

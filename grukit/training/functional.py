@@ -113,13 +113,6 @@ def source(layer: L.Input) -> KerasTensor:
     return found
 
 
-def is_symbolic(value: Any) -> bool:
-    """Whether a layer's argument is a graph's tensor (a KerasTensor, an Input, or a list with one)."""
-    if isinstance(value, (KerasTensor, L.Input)):
-        return True
-    return isinstance(value, (list, tuple)) and any(isinstance(v, (KerasTensor, L.Input)) for v in value)
-
-
 def _symbolic(name: str, value: Any) -> Union[KerasTensor, list[KerasTensor]]:
     if isinstance(value, L.Input):
         return source(value)
@@ -137,11 +130,17 @@ def _flat(value: Any) -> list[KerasTensor]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def _joined(pairs: list[tuple[Any, Any]]) -> tuple[list, Any]:
+    """(tensor, mask) pairs of a list input as the layer reads them: the tensors, and the masks
+    (None where no tensor has one)."""
+    masks = [m for _, m in pairs]
+    return [t for t, _ in pairs], (None if all(m is None for m in masks) else masks)
+
+
 def _values(value: Any, k: int) -> Any:
-    """Probe k of a KerasTensor (or a list of them), and its mask (a list of masks: None if all are)."""
+    """Probe k of a KerasTensor (or a list of them), and its mask."""
     if isinstance(value, list):
-        masks = [v.masks[k] for v in value]
-        return [v.probes[k] for v in value], (None if all(m is None for m in masks) else masks)
+        return _joined([(v.probes[k], v.masks[k]) for v in value])
     return value.probes[k], value.masks[k]
 
 
@@ -245,39 +244,29 @@ class Graph:
                 reached[id(node)] = node
                 todo.extend(t.node for t in node.inbound())
         self.nodes = sorted(reached.values(), key=lambda n: n.order)
-        given = {id(layer) for layer in self.inputs}
+        # (ids key only dicts made and used at once: a deep copy of the model, gk.quantize's, has others)
+        input_index = {id(layer): i for i, layer in enumerate(self.inputs)}
         for node in self.nodes:
-            if isinstance(node.layer, L.Input) and id(node.layer) not in given:
+            if isinstance(node.layer, L.Input) and id(node.layer) not in input_index:
                 raise ValueError(f"outputs depend on a layers.Input that is not in inputs "
                                  f"(shape {node.layer.shape}): pass every Input the outputs read")
-        first = {id(layer): i for i, layer in enumerate(self.inputs)}
-        self.nodes.sort(key=lambda n: (first.get(id(n.layer), len(first)), n.order))  # the inputs first
-        self.layers: list[L.Layer] = []
-        for node in self.nodes:
-            if all(node.layer is not la for la in self.layers):
-                self.layers.append(node.layer)
-        self.position = {id(node): i for i, node in enumerate(self.nodes)}
-
-    def ref(self, t: KerasTensor) -> list[int]:
-        return [self.position[id(t.node)], t.index]
-
-    def input_position(self, layer: L.Input) -> int:
-        return next(i for i, la in enumerate(self.inputs) if la is layer)
+        last = len(self.inputs)
+        self.nodes.sort(key=lambda n: (input_index.get(id(n.layer), last), n.order))  # the inputs first
+        self.layers = list({id(node.layer): node.layer for node in self.nodes}.values())  # first use
 
     def run(self, inputs: list[Tensor]) -> list[tuple[Tensor, Optional[Tensor]]]:
         """The outputs (and their masks) for one tensor per Input."""
         values: dict[int, list[tuple[Tensor, Optional[Tensor]]]] = {}
+        input_index = {id(layer): i for i, layer in enumerate(self.inputs)}
 
         def read(v: Any) -> tuple[Any, Any]:
             if isinstance(v, list):
-                pairs = [values[id(t.node)][t.index] for t in v]
-                masks = [m for _, m in pairs]
-                return [t for t, _ in pairs], (None if all(m is None for m in masks) else masks)
+                return _joined([values[id(t.node)][t.index] for t in v])
             return values[id(v.node)][v.index]
 
         for node in self.nodes:
             if node.x is None:  # an Input
-                values[id(node)] = [(inputs[self.input_position(node.layer)], None)]
+                values[id(node)] = [(inputs[input_index[id(node.layer)]], None)]
                 continue
             x, mask = read(node.x)
             mask = mask if node.masked else None
@@ -289,9 +278,13 @@ class Graph:
     def config(self) -> dict[str, Any]:
         """The graph by positions (layers in ``self.layers``' order, nodes in ``self.nodes``')."""
         index = {id(la): i for i, la in enumerate(self.layers)}
+        position = {id(node): i for i, node in enumerate(self.nodes)}
+
+        def ref(t: KerasTensor) -> list[int]:
+            return [position[id(t.node)], t.index]
 
         def refs(v: Any) -> Any:
-            return None if v is None else [self.ref(t) for t in v] if isinstance(v, list) else self.ref(v)
+            return None if v is None else [ref(t) for t in v] if isinstance(v, list) else ref(v)
 
         nodes = [{"layer": index[id(n.layer)], "x": refs(n.x), "initial_state": refs(n.initial_state),
                   **({} if n.masked else {"masked": False})} for n in self.nodes]

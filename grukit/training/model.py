@@ -69,9 +69,9 @@ class Model(nn.Module):
         >>> model.predict(np.random.rand(4, 9, 3)).shape
         (4, 1)
 
-    A model of several inputs takes x as a list (one array per Input, in ``inputs``' order) in
-    fit, evaluate, predict and calls; one of several outputs gives a list of them when called
-    or predicted (fit and evaluate train a model of one output).
+    A model of several inputs takes x as a list (one array per Input, in ``inputs``' order) or a
+    dict by the Inputs' names in fit, evaluate, predict and calls; one of several outputs gives
+    a list of them when called or predicted (fit and evaluate train a model of one output).
     """
 
     _functional = True  # a graph of layers.Input and layer outputs (Sequential: a stack of layers)
